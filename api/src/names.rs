@@ -1,0 +1,234 @@
+//! Well-known names: labels, annotations, finalizers, Secret types, condition types and reasons.
+//!
+//! Values are upstream's where upstream has one, so objects written by slipway read the same to
+//! tools built for Cluster API (clusterctl, Argo CD, dashboards).
+
+/// Labels.
+pub mod labels {
+    /// Name of the Cluster an object belongs to; set on every child object and Secret.
+    pub const CLUSTER_NAME: &str = "cluster.x-k8s.io/cluster-name";
+    /// Present (empty value) on control-plane Machines.
+    pub const CONTROL_PLANE: &str = "cluster.x-k8s.io/control-plane";
+    /// Name of the control plane owning a Machine.
+    pub const CONTROL_PLANE_NAME: &str = "cluster.x-k8s.io/control-plane-name";
+    /// Name of the MachineSet owning a Machine.
+    pub const MACHINE_SET_NAME: &str = "cluster.x-k8s.io/set-name";
+    /// Name of the MachineDeployment owning a MachineSet or Machine.
+    pub const MACHINE_DEPLOYMENT_NAME: &str = "cluster.x-k8s.io/deployment-name";
+    /// Hash of a MachineDeployment template; one MachineSet per revision.
+    pub const MACHINE_TEMPLATE_HASH: &str = "machine-template-hash";
+    /// Marks infrastructure managed outside Cluster API; providers skip such objects.
+    pub const MANAGED_BY: &str = "cluster.x-k8s.io/managed-by";
+    /// Prefix of the contract label on provider CRDs: `cluster.x-k8s.io/v1beta2: v1beta2`.
+    pub const CONTRACT_V1BETA2: &str = "cluster.x-k8s.io/v1beta2";
+    /// Cluster manager label on registry objects (SIG-Multicluster ClusterProfile).
+    pub const CLUSTER_MANAGER: &str = "x-k8s.io/cluster-manager";
+    /// Region label copied from a Cluster onto registry objects.
+    pub const REGION: &str = "topology.kubernetes.io/region";
+}
+
+/// Annotations.
+pub mod annotations {
+    /// Pauses reconciliation of the annotated object (any value).
+    pub const PAUSED: &str = "cluster.x-k8s.io/paused";
+    /// Cluster name on objects that cannot carry the label.
+    pub const CLUSTER_NAME: &str = "cluster.x-k8s.io/cluster-name";
+    /// MachineDeployment revision of a MachineSet.
+    pub const REVISION: &str = "machinedeployment.clusters.x-k8s.io/revision";
+    /// Desired replicas of the owning MachineDeployment, recorded on its MachineSets.
+    pub const DESIRED_REPLICAS: &str = "machinedeployment.clusters.x-k8s.io/desired-replicas";
+    /// Maximum replicas (desired + maxSurge) recorded on MachineSets.
+    pub const MAX_REPLICAS: &str = "machinedeployment.clusters.x-k8s.io/max-replicas";
+    /// Marks a Machine for deletion first when its set scales down.
+    pub const DELETE_MACHINE: &str = "cluster.x-k8s.io/delete-machine";
+    /// Asks for a Machine to be remediated.
+    pub const REMEDIATE_MACHINE: &str = "cluster.x-k8s.io/remediate-machine";
+    /// Excludes a Machine from health-check remediation.
+    pub const SKIP_REMEDIATION: &str = "cluster.x-k8s.io/skip-remediation";
+}
+
+/// Finalizers, one per reconciler.
+pub mod finalizers {
+    /// Cluster reconciler.
+    pub const CLUSTER: &str = "cluster.cluster.x-k8s.io";
+    /// Machine reconciler.
+    pub const MACHINE: &str = "machine.cluster.x-k8s.io";
+    /// MachineSet reconciler.
+    pub const MACHINE_SET: &str = "cluster.x-k8s.io/machineset";
+    /// MachineDeployment reconciler.
+    pub const MACHINE_DEPLOYMENT: &str = "cluster.x-k8s.io/machinedeployment";
+    /// KubeadmControlPlane reconciler.
+    pub const KUBEADM_CONTROL_PLANE: &str = "kubeadm.controlplane.cluster.x-k8s.io";
+    /// KubeadmConfig reconciler.
+    pub const KUBEADM_CONFIG: &str = "kubeadmconfig.bootstrap.cluster.x-k8s.io";
+    /// AWS infrastructure reconcilers (CAPA's names).
+    pub const AWS_CLUSTER: &str = "awscluster.infrastructure.cluster.x-k8s.io";
+    /// AWS machine reconciler.
+    pub const AWS_MACHINE: &str = "awsmachine.infrastructure.cluster.x-k8s.io";
+    /// EKS control plane reconciler.
+    pub const AWS_MANAGED_CONTROL_PLANE: &str =
+        "awsmanagedcontrolplane.controlplane.cluster.x-k8s.io";
+    /// kind cluster reconciler.
+    pub const KIND_CLUSTER: &str = "kindcluster.infrastructure.cluster.x-k8s.io";
+    /// kind machine reconciler.
+    pub const KIND_MACHINE: &str = "kindmachine.infrastructure.cluster.x-k8s.io";
+    /// In-memory cluster reconciler.
+    pub const IN_MEMORY_CLUSTER: &str = "inmemorycluster.infrastructure.cluster.x-k8s.io";
+    /// In-memory machine reconciler.
+    pub const IN_MEMORY_MACHINE: &str = "inmemorymachine.infrastructure.cluster.x-k8s.io";
+    /// Registry reconciler (deregisters before a Cluster goes).
+    pub const REGISTRY: &str = "registry.slipway.dev";
+}
+
+/// Secret types and key names.
+pub mod secrets {
+    /// Type of Secrets Cluster API writes (PKI, kubeconfig, bootstrap data).
+    pub const CLUSTER_SECRET_TYPE: &str = "cluster.x-k8s.io/secret";
+    /// Key holding a kubeconfig or bootstrap data.
+    pub const VALUE_KEY: &str = "value";
+    /// Key holding the bootstrap data format.
+    pub const FORMAT_KEY: &str = "format";
+    /// Certificate key in PKI Secrets.
+    pub const TLS_CRT: &str = "tls.crt";
+    /// Private key in PKI Secrets.
+    pub const TLS_KEY: &str = "tls.key";
+    /// Suffix of the cluster CA Secret.
+    pub const CA_SUFFIX: &str = "ca";
+    /// Suffix of the etcd CA Secret.
+    pub const ETCD_SUFFIX: &str = "etcd";
+    /// Suffix of the front-proxy CA Secret.
+    pub const PROXY_SUFFIX: &str = "proxy";
+    /// Suffix of the service-account key Secret.
+    pub const SA_SUFFIX: &str = "sa";
+    /// Suffix of the admin kubeconfig Secret.
+    pub const KUBECONFIG_SUFFIX: &str = "kubeconfig";
+
+    /// `<cluster>-<suffix>`, the upstream naming of per-cluster Secrets.
+    pub fn name(cluster: &str, suffix: &str) -> String {
+        format!("{cluster}-{suffix}")
+    }
+}
+
+/// Condition types (v1beta2).
+pub mod conditions {
+    /// Summary: the object is fully usable.
+    pub const AVAILABLE: &str = "Available";
+    /// Summary for machines and provider objects.
+    pub const READY: &str = "Ready";
+    /// The object matches its desired spec.
+    pub const UP_TO_DATE: &str = "UpToDate";
+    /// Reconciliation is paused.
+    pub const PAUSED: &str = "Paused";
+    /// The object is being deleted.
+    pub const DELETING: &str = "Deleting";
+    /// Infrastructure (cluster or machine) is ready.
+    pub const INFRASTRUCTURE_READY: &str = "InfrastructureReady";
+    /// Bootstrap data is ready.
+    pub const BOOTSTRAP_CONFIG_READY: &str = "BootstrapConfigReady";
+    /// The control plane has been initialized.
+    pub const CONTROL_PLANE_INITIALIZED: &str = "ControlPlaneInitialized";
+    /// The control plane is available.
+    pub const CONTROL_PLANE_AVAILABLE: &str = "ControlPlaneAvailable";
+    /// Workers are available.
+    pub const WORKERS_AVAILABLE: &str = "WorkersAvailable";
+    /// Control-plane machines are Ready.
+    pub const CONTROL_PLANE_MACHINES_READY: &str = "ControlPlaneMachinesReady";
+    /// Worker machines are Ready.
+    pub const WORKER_MACHINES_READY: &str = "WorkerMachinesReady";
+    /// Machines of a set are Ready.
+    pub const MACHINES_READY: &str = "MachinesReady";
+    /// Machines of a set are up to date.
+    pub const MACHINES_UP_TO_DATE: &str = "MachinesUpToDate";
+    /// The Node of a Machine is Ready.
+    pub const NODE_READY: &str = "NodeReady";
+    /// The Node of a Machine is healthy.
+    pub const NODE_HEALTHY: &str = "NodeHealthy";
+    /// A rollout is in progress.
+    pub const ROLLING_OUT: &str = "RollingOut";
+    /// Scaling up.
+    pub const SCALING_UP: &str = "ScalingUp";
+    /// Scaling down.
+    pub const SCALING_DOWN: &str = "ScalingDown";
+    /// A KubeadmControlPlane is initialized.
+    pub const INITIALIZED: &str = "Initialized";
+    /// Cluster certificates exist.
+    pub const CERTIFICATES_AVAILABLE: &str = "CertificatesAvailable";
+    /// A KubeadmConfig's bootstrap Secret exists.
+    pub const DATA_SECRET_AVAILABLE: &str = "DataSecretAvailable";
+    /// The management plane can reach the workload cluster.
+    pub const REMOTE_CONNECTION_PROBE: &str = "RemoteConnectionProbe";
+    /// ClusterProfile: the cluster's control plane answers health probes.
+    pub const CONTROL_PLANE_HEALTHY: &str = "ControlPlaneHealthy";
+    /// ClusterProfile: the cluster has joined the inventory.
+    pub const JOINED: &str = "Joined";
+    /// MachineHealthCheck: remediation is allowed.
+    pub const REMEDIATION_ALLOWED: &str = "RemediationAllowed";
+}
+
+/// Condition reasons.
+pub mod reasons {
+    /// Reconciliation is paused.
+    pub const PAUSED: &str = "Paused";
+    /// Reconciliation is not paused.
+    pub const NOT_PAUSED: &str = "NotPaused";
+    /// Generic success.
+    pub const READY: &str = "Ready";
+    /// Generic not-ready.
+    pub const NOT_READY: &str = "NotReady";
+    /// Available summary true.
+    pub const AVAILABLE: &str = "Available";
+    /// Available summary false.
+    pub const NOT_AVAILABLE: &str = "NotAvailable";
+    /// Up to date.
+    pub const UP_TO_DATE: &str = "UpToDate";
+    /// Not up to date.
+    pub const NOT_UP_TO_DATE: &str = "NotUpToDate";
+    /// Waiting for the infrastructure cluster to be provisioned.
+    pub const WAITING_FOR_INFRASTRUCTURE: &str = "WaitingForInfrastructure";
+    /// Waiting for the control plane to be initialized.
+    pub const WAITING_FOR_CONTROL_PLANE: &str = "WaitingForControlPlaneInitialization";
+    /// Waiting for bootstrap data.
+    pub const WAITING_FOR_BOOTSTRAP_DATA: &str = "WaitingForBootstrapData";
+    /// Waiting for the cluster's infrastructure before creating machines.
+    pub const WAITING_FOR_CLUSTER_INFRASTRUCTURE: &str = "WaitingForClusterInfrastructureReady";
+    /// Waiting for a Node with the machine's providerID.
+    pub const WAITING_FOR_NODE_REF: &str = "WaitingForNodeRef";
+    /// A referenced object does not exist.
+    pub const REFERENCE_NOT_FOUND: &str = "RefNotFound";
+    /// A provider tool, credential or endpoint is missing.
+    pub const PROVIDER_UNAVAILABLE: &str = "ProviderUnavailable";
+    /// The provider rejected the spec; no retry helps.
+    pub const PROVIDER_TERMINAL_ERROR: &str = "ProviderTerminalError";
+    /// A transient provider error; retried with backoff.
+    pub const PROVIDER_TRANSIENT_ERROR: &str = "ProviderTransientError";
+    /// Something was provisioned.
+    pub const PROVISIONED: &str = "Provisioned";
+    /// Provisioning in progress.
+    pub const PROVISIONING: &str = "Provisioning";
+    /// Deletion in progress.
+    pub const DELETING: &str = "Deleting";
+    /// Not being deleted.
+    pub const NOT_DELETING: &str = "NotDeleting";
+    /// Waiting for workers to be deleted.
+    pub const WAITING_FOR_WORKERS_DELETION: &str = "WaitingForWorkersDeletion";
+    /// Waiting for the control plane to be deleted.
+    pub const WAITING_FOR_CONTROL_PLANE_DELETION: &str = "WaitingForControlPlaneDeletion";
+    /// Waiting for the infrastructure to be deleted.
+    pub const WAITING_FOR_INFRASTRUCTURE_DELETION: &str = "WaitingForInfrastructureDeletion";
+    /// Deletion finished.
+    pub const DELETION_COMPLETED: &str = "DeletionCompleted";
+    /// A workload cluster is reachable and healthy.
+    pub const HEALTHY: &str = "Healthy";
+    /// A workload cluster answers but reports unhealthy.
+    pub const UNHEALTHY: &str = "Unhealthy";
+    /// A workload cluster cannot be reached.
+    pub const UNREACHABLE: &str = "Unreachable";
+    /// A workload cluster refuses the registry's credentials.
+    pub const UNAUTHORIZED: &str = "Unauthorized";
+    /// kind: a machine cannot be added to an existing kind cluster.
+    pub const UNSUPPORTED_SCALING: &str = "UnsupportedScaling";
+    /// kind: the change needs the kind cluster to be recreated.
+    pub const RECREATE_REQUIRED: &str = "RecreateRequired";
+    /// ClusterClass topology is not supported by slipway.
+    pub const TOPOLOGY_UNSUPPORTED: &str = "TopologyUnsupported";
+}

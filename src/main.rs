@@ -1,0 +1,8 @@
+//! slipway: the binary. CLI wiring only; the work lives in the workspace crates.
+#![forbid(unsafe_code)]
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::run()
+}
