@@ -23,6 +23,7 @@ use crate::common::{Condition, ObjectMeta, TemplateStatus};
     plural = "kubeadmconfigs",
     namespaced,
     status = "KubeadmConfigStatus",
+    shortname = "kc",
     category = "cluster-api",
     label("cluster.x-k8s.io/v1beta2", "v1beta2"),
     printcolumn(

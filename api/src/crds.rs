@@ -51,3 +51,13 @@ pub fn all_yaml() -> String {
 pub fn file_name(crd: &CustomResourceDefinition) -> String {
     format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural)
 }
+
+/// Writes every CRD to `dir/<file_name>`; returns how many were written.
+pub fn write_dir(dir: &std::path::Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let crds = all();
+    for crd in &crds {
+        std::fs::write(dir.join(file_name(crd)), to_yaml(crd))?;
+    }
+    Ok(crds.len())
+}

@@ -1,0 +1,233 @@
+//! The CRDs: committed copy equals the code, every kind is covered, and each CRD carries the
+//! subresources, columns, names and labels `kubectl` and core rely on.
+
+use std::{collections::BTreeSet, path::PathBuf};
+
+use slipway_api::crds;
+
+fn crd_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/crd")
+}
+
+#[test]
+fn committed_crds_equal_the_generated_ones() {
+    let mut expected = BTreeSet::new();
+    for crd in crds::all() {
+        let file = crds::file_name(&crd);
+        let path = crd_dir().join(&file);
+        let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{} missing ({e}); run `cargo run -- crds --output-dir config/crd`",
+                path.display()
+            )
+        });
+        assert!(
+            committed == crds::to_yaml(&crd),
+            "{file} drifted from the code; run `cargo run -- crds --output-dir config/crd` and commit"
+        );
+        expected.insert(file);
+    }
+    let present: BTreeSet<String> = std::fs::read_dir(crd_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(present, expected, "config/crd holds files no CRD generates");
+}
+
+#[test]
+fn every_kind_of_the_api_is_served() {
+    let kinds: BTreeSet<(String, String, String)> = crds::all()
+        .into_iter()
+        .map(|c| {
+            (
+                c.spec.group.clone(),
+                c.spec.versions[0].name.clone(),
+                c.spec.names.kind.clone(),
+            )
+        })
+        .collect();
+    let want = [
+        ("cluster.x-k8s.io", "v1beta2", "Cluster"),
+        ("cluster.x-k8s.io", "v1beta2", "Machine"),
+        ("cluster.x-k8s.io", "v1beta2", "MachineSet"),
+        ("cluster.x-k8s.io", "v1beta2", "MachineDeployment"),
+        ("cluster.x-k8s.io", "v1beta2", "MachineHealthCheck"),
+        ("bootstrap.cluster.x-k8s.io", "v1beta2", "KubeadmConfig"),
+        (
+            "bootstrap.cluster.x-k8s.io",
+            "v1beta2",
+            "KubeadmConfigTemplate",
+        ),
+        (
+            "controlplane.cluster.x-k8s.io",
+            "v1beta2",
+            "KubeadmControlPlane",
+        ),
+        (
+            "controlplane.cluster.x-k8s.io",
+            "v1beta2",
+            "AWSManagedControlPlane",
+        ),
+        ("infrastructure.cluster.x-k8s.io", "v1beta2", "AWSCluster"),
+        ("infrastructure.cluster.x-k8s.io", "v1beta2", "AWSMachine"),
+        (
+            "infrastructure.cluster.x-k8s.io",
+            "v1beta2",
+            "AWSMachineTemplate",
+        ),
+        ("infrastructure.cluster.x-k8s.io", "v1alpha1", "KindCluster"),
+        ("infrastructure.cluster.x-k8s.io", "v1alpha1", "KindMachine"),
+        (
+            "infrastructure.cluster.x-k8s.io",
+            "v1alpha1",
+            "KindMachineTemplate",
+        ),
+        (
+            "infrastructure.cluster.x-k8s.io",
+            "v1alpha1",
+            "InMemoryCluster",
+        ),
+        (
+            "infrastructure.cluster.x-k8s.io",
+            "v1alpha1",
+            "InMemoryMachine",
+        ),
+        (
+            "infrastructure.cluster.x-k8s.io",
+            "v1alpha1",
+            "InMemoryMachineTemplate",
+        ),
+        ("multicluster.x-k8s.io", "v1alpha1", "ClusterProfile"),
+        ("core.kubefed.io", "v1beta1", "KubeFedCluster"),
+    ];
+    let want: BTreeSet<(String, String, String)> = want
+        .iter()
+        .map(|(g, v, k)| (g.to_string(), v.to_string(), k.to_string()))
+        .collect();
+    assert_eq!(kinds, want);
+}
+
+#[test]
+fn each_crd_has_status_subresource_short_names_and_the_cluster_api_category() {
+    for crd in crds::all() {
+        let kind = &crd.spec.names.kind;
+        assert_eq!(crd.spec.scope, "Namespaced", "{kind}");
+        let v = &crd.spec.versions[0];
+        assert!(v.served && v.storage, "{kind} served and stored");
+        assert!(
+            v.subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some(),
+            "{kind} status subresource"
+        );
+        assert!(
+            !crd.spec
+                .names
+                .short_names
+                .clone()
+                .unwrap_or_default()
+                .is_empty(),
+            "{kind} short names"
+        );
+        assert_eq!(
+            crd.spec.names.categories.clone().unwrap_or_default(),
+            vec!["cluster-api"],
+            "{kind} category"
+        );
+        let columns: Vec<String> = v
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.clone())
+            .collect();
+        assert!(
+            columns.contains(&"Age".to_string()),
+            "{kind} has an Age column: {columns:?}"
+        );
+    }
+}
+
+#[test]
+fn provider_crds_carry_the_contract_label_with_their_versions() {
+    for crd in crds::all() {
+        let group = crd.spec.group.as_str();
+        let kind = &crd.spec.names.kind;
+        let label = crd
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("cluster.x-k8s.io/v1beta2"));
+        let is_provider = matches!(
+            group,
+            "infrastructure.cluster.x-k8s.io"
+                | "bootstrap.cluster.x-k8s.io"
+                | "controlplane.cluster.x-k8s.io"
+        );
+        if is_provider {
+            let versions: Vec<&str> = crd.spec.versions.iter().map(|v| v.name.as_str()).collect();
+            assert_eq!(
+                label.map(String::as_str),
+                Some(versions.join("_").as_str()),
+                "{kind}"
+            );
+        } else {
+            assert!(label.is_none(), "{kind} is not a provider kind");
+        }
+    }
+}
+
+fn columns_of(kind: &str) -> Vec<(String, String)> {
+    let crd = crds::all()
+        .into_iter()
+        .find(|c| c.spec.names.kind == kind)
+        .unwrap();
+    crd.spec.versions[0]
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| (c.name.clone(), c.json_path.clone()))
+        .collect()
+}
+
+#[test]
+fn cluster_and_machine_printer_columns_are_upstreams() {
+    let cluster = columns_of("Cluster");
+    for (name, path) in [
+        ("Phase", ".status.phase"),
+        ("Age", ".metadata.creationTimestamp"),
+        ("Version", ".status.controlPlane.versions[0].version"),
+        (
+            "Available",
+            ".status.conditions[?(@.type==\"Available\")].status",
+        ),
+    ] {
+        assert!(
+            cluster.contains(&(name.into(), path.into())),
+            "Cluster {name}: {cluster:?}"
+        );
+    }
+    let machine = columns_of("Machine");
+    for (name, path) in [
+        ("Cluster", ".spec.clusterName"),
+        ("Node Name", ".status.nodeRef.name"),
+        ("Provider ID", ".spec.providerID"),
+        ("Phase", ".status.phase"),
+        ("Version", ".spec.version"),
+    ] {
+        assert!(
+            machine.contains(&(name.into(), path.into())),
+            "Machine {name}: {machine:?}"
+        );
+    }
+}
+
+#[test]
+fn all_yaml_is_one_document_per_crd() {
+    let all = crds::all_yaml();
+    assert_eq!(all.matches("---\n").count(), crds::all().len());
+    assert_eq!(
+        all.matches("kind: CustomResourceDefinition").count(),
+        crds::all().len()
+    );
+}
