@@ -1,8 +1,9 @@
 //! Command-line interface: parses arguments and dispatches to the crates.
 
-use std::process::ExitCode;
+use std::{collections::BTreeMap, io::Read, path::PathBuf, process::ExitCode};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use slipway_controller::generate::{self, Infrastructure, vars};
 
 #[derive(Parser)]
 #[command(
@@ -21,28 +22,155 @@ enum Command {
     Crds {
         /// Write one file per CRD into this directory instead (as committed under config/crd/).
         #[arg(long, value_name = "DIR")]
-        output_dir: Option<std::path::PathBuf>,
+        output_dir: Option<PathBuf>,
     },
+    /// Generate manifests (clusterctl-compatible).
+    #[command(subcommand)]
+    Generate(GenerateCommand),
+}
+
+#[derive(Subcommand)]
+enum GenerateCommand {
+    /// Print the manifests of a workload cluster: `slipway generate cluster NAME | kubectl apply -f -`.
+    Cluster(GenerateClusterArgs),
+}
+
+#[derive(Args)]
+struct GenerateClusterArgs {
+    /// Name of the cluster (a DNS label).
+    name: String,
+    /// Infrastructure provider: aws, aws-eks, kind or in-memory.
+    #[arg(short = 'i', long, default_value = "in-memory", value_parser = parse_infrastructure)]
+    infrastructure: Infrastructure,
+    /// Flavor of the provider's template (default: its default flavor).
+    #[arg(short = 'f', long)]
+    flavor: Option<String>,
+    /// Kubernetes version, e.g. v1.31.0 (variable KUBERNETES_VERSION).
+    #[arg(long)]
+    kubernetes_version: Option<String>,
+    /// Control-plane machines (variable CONTROL_PLANE_MACHINE_COUNT, default 1).
+    #[arg(long)]
+    control_plane_machine_count: Option<u32>,
+    /// Worker machines (variable WORKER_MACHINE_COUNT, default 0).
+    #[arg(long)]
+    worker_machine_count: Option<u32>,
+    /// Namespace of the objects (variable NAMESPACE, default "default").
+    #[arg(short = 'n', long)]
+    target_namespace: Option<String>,
+    /// A label for the Cluster, key=value; repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Use a clusterctl-style template (`${VAR}`, `${VAR:=default}`) from FILE, or - for stdin.
+    #[arg(long, value_name = "FILE")]
+    from: Option<String>,
+    /// Print the variables the template takes, and exit.
+    #[arg(long)]
+    list_variables: bool,
+    /// Write the manifests to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    write_to: Option<PathBuf>,
+    /// Config file with NAME: value variables (default $XDG_CONFIG_HOME/slipway/config.yaml or
+    /// ~/.config/slipway/config.yaml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn parse_infrastructure(s: &str) -> Result<Infrastructure, String> {
+    Infrastructure::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Infrastructure::ALL.iter().map(|i| i.name()).collect();
+        format!(
+            "unknown infrastructure {s:?}; available: {}",
+            names.join(", ")
+        )
+    })
 }
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Crds { output_dir: None } => {
             print!("{}", slipway_api::crds::all_yaml());
-            ExitCode::SUCCESS
+            Ok(())
         }
         Command::Crds {
             output_dir: Some(dir),
-        } => match slipway_api::crds::write_dir(&dir) {
-            Ok(n) => {
-                eprintln!("wrote {n} CRDs to {}", dir.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: writing CRDs to {}: {e}", dir.display());
-                ExitCode::FAILURE
-            }
-        },
+        } => slipway_api::crds::write_dir(&dir)
+            .map(|n| eprintln!("wrote {n} CRDs to {}", dir.display()))
+            .map_err(|e| anyhow::anyhow!("writing CRDs to {}: {e}", dir.display())),
+        Command::Generate(GenerateCommand::Cluster(args)) => generate_cluster(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn generate_cluster(args: GenerateClusterArgs) -> anyhow::Result<()> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let (config_path, explicit) = match &args.config {
+        Some(p) => (Some(p.clone()), true),
+        None => (vars::default_config_path(&env), false),
+    };
+    let config = match &config_path {
+        Some(p) => vars::read_config(p, explicit)?,
+        None => BTreeMap::new(),
+    };
+    let config_hint = config_path.map_or_else(
+        || "no config file: HOME is not set".into(),
+        |p| p.display().to_string(),
+    );
+
+    let mut flags = BTreeMap::new();
+    flags.insert("CLUSTER_NAME".to_string(), args.name.clone());
+    let mut set = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            flags.insert(k.to_string(), v);
+        }
+    };
+    set("NAMESPACE", args.target_namespace.clone());
+    set("KUBERNETES_VERSION", args.kubernetes_version.clone());
+    set(
+        "CONTROL_PLANE_MACHINE_COUNT",
+        args.control_plane_machine_count.map(|n| n.to_string()),
+    );
+    set(
+        "WORKER_MACHINE_COUNT",
+        args.worker_machine_count.map(|n| n.to_string()),
+    );
+
+    let from = match args.from.as_deref() {
+        None => None,
+        Some("-") => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| anyhow::anyhow!("--from -: reading stdin: {e}"))?;
+            Some(s)
+        }
+        Some(path) => {
+            Some(std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--from {path}: {e}"))?)
+        }
+    };
+    let request = generate::Request {
+        infrastructure: args.infrastructure,
+        flavor: args.flavor.clone(),
+        from,
+        labels: args.labels.clone(),
+        sources: vars::Sources { flags, env, config },
+        config_hint,
+    };
+    if args.list_variables {
+        print!("{}", generate::list_variables(&request)?);
+        return Ok(());
+    }
+    let manifests = generate::generate(&request)?;
+    match &args.write_to {
+        Some(path) => std::fs::write(path, manifests)
+            .map_err(|e| anyhow::anyhow!("--write-to {}: {e}", path.display()))?,
+        None => print!("{manifests}"),
+    }
+    Ok(())
 }

@@ -571,3 +571,60 @@ pub struct AwsMachineTemplateResource {
     /// Spec of created AWSMachines.
     pub spec: AwsMachineSpec,
 }
+
+/// Desired state of an AWSManagedCluster: the infrastructure cluster of an EKS cluster. It owns
+/// nothing in AWS; it mirrors the AWSManagedControlPlane's endpoint, as in CAPA.
+#[skip_serializing_none]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "infrastructure.cluster.x-k8s.io",
+    version = "v1beta2",
+    kind = "AWSManagedCluster",
+    plural = "awsmanagedclusters",
+    namespaced,
+    status = "AwsManagedClusterStatus",
+    shortname = "awsmc",
+    category = "cluster-api",
+    label("cluster.x-k8s.io/v1beta2", "v1beta2"),
+    printcolumn(
+        name = "Cluster",
+        type_ = "string",
+        json_path = ".metadata.labels['cluster\\.x-k8s\\.io/cluster-name']"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Endpoint",
+        type_ = "string",
+        json_path = ".spec.controlPlaneEndpoint.host",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsManagedClusterSpec {
+    /// Endpoint of the EKS API server; copied from the AWSManagedControlPlane.
+    pub control_plane_endpoint: Option<ApiEndpoint>,
+}
+
+/// Observed state of an AWSManagedCluster.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsManagedClusterStatus {
+    /// Contract flag `provisioned`.
+    pub initialization: Option<ProvisionedInitialization>,
+    /// Failure domains of the EKS cluster.
+    pub failure_domains: Option<Vec<FailureDomain>>,
+    /// v1beta2 conditions.
+    pub conditions: Option<Vec<Condition>>,
+    /// Generation last reconciled.
+    pub observed_generation: Option<i64>,
+}

@@ -23,6 +23,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         AWSCluster::crd(),
         AWSMachine::crd(),
         AWSMachineTemplate::crd(),
+        AWSManagedCluster::crd(),
         KindCluster::crd(),
         KindMachine::crd(),
         KindMachineTemplate::crd(),

@@ -19,7 +19,7 @@ pub mod machine;
 pub mod names;
 pub mod registry;
 
-pub use aws::{AWSCluster, AWSMachine, AWSMachineTemplate};
+pub use aws::{AWSCluster, AWSMachine, AWSMachineTemplate, AWSManagedCluster};
 pub use bootstrap::{KubeadmConfig, KubeadmConfigTemplate};
 pub use cluster::Cluster;
 pub use controlplane::{AWSManagedControlPlane, KubeadmControlPlane};

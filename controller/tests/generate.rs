@@ -1,0 +1,417 @@
+//! `generate cluster` for every provider and flavor: complete sets whose every object passes the
+//! CRD schemas and CEL rules with nothing pruned; clear errors and no output on bad input.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use slipway_api::crds;
+use slipway_apiserver::schema;
+use slipway_controller::generate::{
+    self, GenerateError, Infrastructure, Request, objects, vars::Sources,
+};
+
+fn request(infra: Infrastructure, flavor: Option<&str>, vars: &[(&str, &str)]) -> Request {
+    let mut flags: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    flags
+        .entry("CLUSTER_NAME".into())
+        .or_insert_with(|| "demo".into());
+    Request {
+        infrastructure: infra,
+        flavor: flavor.map(str::to_string),
+        from: None,
+        labels: vec![],
+        sources: Sources {
+            flags,
+            ..Default::default()
+        },
+        config_hint: "/nonexistent/config.yaml".into(),
+    }
+}
+
+fn required_vars(infra: Infrastructure) -> Vec<(&'static str, &'static str)> {
+    match infra {
+        Infrastructure::Aws | Infrastructure::AwsEks => vec![
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_SSH_KEY_NAME", "ops"),
+            ("KUBERNETES_VERSION", "v1.31.0"),
+        ],
+        _ => vec![],
+    }
+}
+
+/// Validates one object against its CRD; returns the kind.
+fn assert_valid(obj: &Value) -> String {
+    let kind = obj["kind"].as_str().unwrap().to_string();
+    let api_version = obj["apiVersion"].as_str().unwrap();
+    let (group, version) = api_version.split_once('/').unwrap();
+    let crd = crds::all()
+        .into_iter()
+        .find(|c| c.spec.group == group && c.spec.names.kind == kind)
+        .unwrap_or_else(|| panic!("no CRD serves {api_version} {kind}"));
+    let s = schema::version_schema(&crd, version)
+        .unwrap_or_else(|| panic!("{kind}: version {version} not served"));
+    let pruned = schema::unknown_fields(&s, obj);
+    assert!(
+        pruned.is_empty(),
+        "{kind}: the schema would prune {pruned:?}"
+    );
+    if let Err(errs) = schema::admit(&s, obj, None) {
+        panic!(
+            "{kind} rejected: {:#?}",
+            errs.iter().map(ToString::to_string).collect::<Vec<_>>()
+        );
+    }
+    kind
+}
+
+fn kinds_of(out: &str) -> Vec<String> {
+    objects(out).unwrap().iter().map(assert_valid).collect()
+}
+
+#[test]
+fn every_flavor_renders_a_complete_valid_set() {
+    for infra in Infrastructure::ALL {
+        for flavor in infra.flavors() {
+            let workers: &[&str] = if infra == Infrastructure::AwsEks {
+                &["0"]
+            } else {
+                &["0", "2"]
+            };
+            for w in workers {
+                let mut vars = required_vars(infra);
+                vars.push(("WORKER_MACHINE_COUNT", w));
+                vars.push(("CONTROL_PLANE_MACHINE_COUNT", "3"));
+                let out = generate::generate(&request(infra, Some(flavor), &vars))
+                    .unwrap_or_else(|e| panic!("{} {flavor} workers={w}: {e}", infra.name()));
+                let kinds = kinds_of(&out);
+                let (infra_cluster, machine_template) = match infra {
+                    Infrastructure::Aws => ("AWSCluster", "AWSMachineTemplate"),
+                    Infrastructure::AwsEks => ("AWSManagedCluster", ""),
+                    Infrastructure::Kind => ("KindCluster", "KindMachineTemplate"),
+                    Infrastructure::InMemory => ("InMemoryCluster", "InMemoryMachineTemplate"),
+                };
+                let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
+                assert_eq!(count("Cluster"), 1, "{kinds:?}");
+                assert_eq!(count(infra_cluster), 1, "{kinds:?}");
+                if infra == Infrastructure::AwsEks {
+                    assert_eq!(count("AWSManagedControlPlane"), 1, "{kinds:?}");
+                    continue;
+                }
+                assert_eq!(count("KubeadmControlPlane"), 1, "{kinds:?}");
+                let with_workers = *w != "0";
+                assert_eq!(
+                    count(machine_template),
+                    1 + usize::from(with_workers),
+                    "{kinds:?}"
+                );
+                assert_eq!(
+                    count("MachineDeployment"),
+                    usize::from(with_workers),
+                    "{kinds:?}"
+                );
+                assert_eq!(
+                    count("KubeadmConfigTemplate"),
+                    usize::from(with_workers),
+                    "{kinds:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn demo_in_memory_set_carries_counts_version_and_references_that_resolve() {
+    let vars = [
+        ("CONTROL_PLANE_MACHINE_COUNT", "3"),
+        ("WORKER_MACHINE_COUNT", "2"),
+        ("KUBERNETES_VERSION", "v1.31.0"),
+    ];
+    let mut req = request(Infrastructure::InMemory, None, &vars);
+    req.labels = vec![
+        "environment=prod".into(),
+        "topology.kubernetes.io/region=eu-west-1".into(),
+    ];
+    let docs = objects(&generate::generate(&req).unwrap()).unwrap();
+    let by_kind_name: BTreeMap<(String, String), &Value> = docs
+        .iter()
+        .map(|d| {
+            (
+                (
+                    d["kind"].as_str().unwrap().into(),
+                    d["metadata"]["name"].as_str().unwrap().into(),
+                ),
+                d,
+            )
+        })
+        .collect();
+    let get = |kind: &str, name: &str| {
+        by_kind_name
+            .get(&(kind.into(), name.into()))
+            .copied()
+            .unwrap_or_else(|| panic!("{kind}/{name}"))
+    };
+    let cluster = get("Cluster", "demo");
+    assert_eq!(cluster["metadata"]["labels"]["environment"], "prod");
+    assert_eq!(
+        cluster["metadata"]["labels"]["topology.kubernetes.io/region"],
+        "eu-west-1"
+    );
+    let resolve = |r: &Value| get(r["kind"].as_str().unwrap(), r["name"].as_str().unwrap());
+    let kcp = resolve(&cluster["spec"]["controlPlaneRef"]);
+    resolve(&cluster["spec"]["infrastructureRef"]);
+    assert_eq!(kcp["spec"]["replicas"], 3);
+    assert_eq!(kcp["spec"]["version"], "v1.31.0");
+    resolve(&kcp["spec"]["machineTemplate"]["spec"]["infrastructureRef"]);
+    let md = get("MachineDeployment", "demo-md-0");
+    assert_eq!(md["spec"]["replicas"], 2);
+    resolve(&md["spec"]["template"]["spec"]["infrastructureRef"]);
+    resolve(&md["spec"]["template"]["spec"]["bootstrap"]["configRef"]);
+    for d in &docs {
+        assert_eq!(d["metadata"]["namespace"], "default");
+        assert_eq!(
+            d["metadata"]["labels"]["cluster.x-k8s.io/cluster-name"],
+            "demo"
+        );
+    }
+}
+
+#[test]
+fn aws_without_region_and_key_lists_every_missing_variable_and_renders_nothing() {
+    let err = generate::generate(&request(
+        Infrastructure::Aws,
+        None,
+        &[("KUBERNETES_VERSION", "v1.31.0")],
+    ))
+    .unwrap_err();
+    match &err {
+        GenerateError::MissingVariables { names, .. } => {
+            assert_eq!(names, &["AWS_REGION", "AWS_SSH_KEY_NAME"])
+        }
+        other => panic!("{other}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("AWS_REGION") && msg.contains("/nonexistent/config.yaml"),
+        "{msg}"
+    );
+    let err = generate::generate(&request(Infrastructure::Aws, None, &[])).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("KUBERNETES_VERSION, AWS_REGION, AWS_SSH_KEY_NAME"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_names_counts_and_flavors_are_refused_with_the_variable_named() {
+    let table: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("CLUSTER_NAME", "Demo_1")],
+            "CLUSTER_NAME=\"Demo_1\": must be a DNS label",
+        ),
+        (
+            &[("CLUSTER_NAME", "a.b")],
+            "CLUSTER_NAME=\"a.b\": must be a DNS label",
+        ),
+        (
+            &[("NAMESPACE", "kube system")],
+            "NAMESPACE=\"kube system\": must be a DNS label",
+        ),
+        (
+            &[("CONTROL_PLANE_MACHINE_COUNT", "2")],
+            "CONTROL_PLANE_MACHINE_COUNT=\"2\": must be odd",
+        ),
+        (
+            &[("WORKER_MACHINE_COUNT", "-1")],
+            "WORKER_MACHINE_COUNT=\"-1\"",
+        ),
+        (
+            &[("KUBERNETES_VERSION", "1.31")],
+            "KUBERNETES_VERSION=\"1.31\": must be a Kubernetes version",
+        ),
+        (
+            &[("POD_CIDR", "10.0.0.0/99")],
+            "POD_CIDR=\"10.0.0.0/99\": must be a CIDR block",
+        ),
+        (
+            &[("IN_MEMORY_VM_STARTUP_SECONDS", "soon")],
+            "IN_MEMORY_VM_STARTUP_SECONDS=\"soon\"",
+        ),
+    ];
+    for (vars, want) in table {
+        let err = generate::generate(&request(Infrastructure::InMemory, None, vars))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{vars:?}: {err}");
+    }
+    let err = generate::generate(&request(
+        Infrastructure::Aws,
+        Some("nope"),
+        &required_vars(Infrastructure::Aws),
+    ))
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--flavor \"nope\": the aws provider has no such flavor; available: default"
+    );
+    let mut req = request(Infrastructure::InMemory, None, &[]);
+    req.labels = vec!["bad label=x".into()];
+    assert!(
+        generate::generate(&req)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--label \"bad label=x\"")
+    );
+}
+
+#[test]
+fn hostile_values_cannot_break_the_yaml() {
+    let hostile = "x\"\n: {evil: [1, 2}\n---\nkind: Secret #";
+    let mut vars = required_vars(Infrastructure::Aws);
+    vars.retain(|(k, _)| *k != "AWS_SSH_KEY_NAME");
+    vars.push(("AWS_SSH_KEY_NAME", hostile));
+    vars.push(("AWS_NODE_MACHINE_TYPE", "{{ x }}"));
+    vars.push(("WORKER_MACHINE_COUNT", "1"));
+    let out = generate::generate(&request(Infrastructure::Aws, None, &vars)).unwrap();
+    let docs = objects(&out).unwrap();
+    let aws = docs.iter().find(|d| d["kind"] == "AWSCluster").unwrap();
+    assert_eq!(
+        aws["spec"]["sshKeyName"], hostile,
+        "value survives verbatim"
+    );
+    assert!(
+        docs.iter().all(|d| d["kind"] != "Secret"),
+        "no document injected"
+    );
+    let md_tmpl = docs
+        .iter()
+        .find(|d| d["kind"] == "AWSMachineTemplate" && d["metadata"]["name"] == "demo-md-0")
+        .unwrap();
+    assert_eq!(
+        md_tmpl["spec"]["template"]["spec"]["instanceType"],
+        "{{ x }}"
+    );
+}
+
+#[test]
+fn eks_workers_are_refused_until_node_groups_exist() {
+    let mut vars = required_vars(Infrastructure::AwsEks);
+    vars.push(("WORKER_MACHINE_COUNT", "2"));
+    let err = generate::generate(&request(Infrastructure::AwsEks, None, &vars))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("aws-eks") && err.contains("--worker-machine-count 0"),
+        "{err}"
+    );
+    let out = generate::generate(&request(
+        Infrastructure::AwsEks,
+        None,
+        &required_vars(Infrastructure::AwsEks),
+    ))
+    .unwrap();
+    let cp = objects(&out)
+        .unwrap()
+        .into_iter()
+        .find(|d| d["kind"] == "AWSManagedControlPlane")
+        .unwrap();
+    assert_eq!(cp["spec"]["version"], "v1.31");
+    assert_eq!(cp["spec"]["eksClusterName"], "default_demo");
+}
+
+#[test]
+fn list_variables_separates_required_from_optional_with_defaults() {
+    let out = generate::list_variables(&request(Infrastructure::Aws, None, &[])).unwrap();
+    let (required, optional) = out.split_once("Optional Variables:").unwrap();
+    for name in [
+        "AWS_REGION",
+        "AWS_SSH_KEY_NAME",
+        "KUBERNETES_VERSION",
+        "CLUSTER_NAME",
+    ] {
+        assert!(
+            required.contains(&format!("- {name}\n")),
+            "{name} required:\n{out}"
+        );
+    }
+    assert!(
+        optional.contains("AWS_NODE_MACHINE_TYPE")
+            && optional.contains("(defaults to \"t3.large\")"),
+        "{out}"
+    );
+    let faulty =
+        generate::list_variables(&request(Infrastructure::InMemory, Some("faulty"), &[])).unwrap();
+    assert!(faulty.contains("IN_MEMORY_FAULT_MESSAGE"));
+}
+
+const FROM: &str = "apiVersion: cluster.x-k8s.io/v1beta2
+kind: Cluster
+metadata:
+  name: ${CLUSTER_NAME}
+  namespace: ${NAMESPACE:=default}
+spec:
+  clusterNetwork:
+    pods:
+      cidrBlocks: [\"${POD_CIDR:-192.168.0.0/16}\"]
+---
+apiVersion: infrastructure.cluster.x-k8s.io/v1alpha1
+kind: InMemoryCluster
+metadata:
+  name: ${CLUSTER_NAME}
+  namespace: ${NAMESPACE:=default}
+spec: {}
+";
+
+#[test]
+fn from_template_substitutes_lists_and_reports_missing_variables() {
+    let mut req = request(Infrastructure::InMemory, None, &[]);
+    req.from = Some(FROM.into());
+    let out = generate::generate(&req).unwrap();
+    assert_eq!(kinds_of(&out), vec!["Cluster", "InMemoryCluster"]);
+    assert!(out.contains("name: demo\n") && out.contains("192.168.0.0/16"));
+
+    let listed = generate::list_variables(&req).unwrap();
+    assert!(
+        listed.contains("Required Variables:\n  - CLUSTER_NAME\n"),
+        "{listed}"
+    );
+    assert!(listed.contains("(defaults to \"default\")"), "{listed}");
+
+    req.from = Some(format!(
+        "{FROM}---\nkind: X\napiVersion: v1\nmetadata: {{name: ${{NEEDED}}-${{ALSO}}}}\n"
+    ));
+    let err = generate::generate(&req).unwrap_err().to_string();
+    assert!(err.starts_with("missing variables: NEEDED, ALSO"), "{err}");
+}
+
+#[test]
+fn from_template_gets_labels_on_the_cluster_and_refuses_broken_output() {
+    let mut req = request(Infrastructure::InMemory, None, &[]);
+    req.from = Some(FROM.into());
+    req.labels = vec!["environment=staging".into()];
+    let docs = objects(&generate::generate(&req).unwrap()).unwrap();
+    assert_eq!(docs[0]["metadata"]["labels"]["environment"], "staging");
+    assert!(docs[1]["metadata"].get("labels").is_none());
+    docs.iter().for_each(|d| {
+        assert_valid(d);
+    });
+
+    req.labels.clear();
+    req.sources
+        .flags
+        .insert("POD_CIDR".into(), "a\"]\n  broken: [".into());
+    let err = generate::generate(&req).unwrap_err().to_string();
+    assert!(err.starts_with("--from template: not valid YAML"), "{err}");
+    req.sources
+        .flags
+        .insert("CLUSTER_NAME".into(), "UPPER".into());
+    assert!(
+        generate::generate(&req)
+            .unwrap_err()
+            .to_string()
+            .starts_with("CLUSTER_NAME=\"UPPER\"")
+    );
+}
