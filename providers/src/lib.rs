@@ -1,1 +1,93 @@
+//! The infrastructure provider contract: the [`InfrastructureProvider`] trait, its outcomes and
+//! [`ProviderError`]. Implementations (aws, kind, in-memory) live in submodules of their own
+//! issues.
+//!
+//! A provider turns a provider object (e.g. an AWSCluster) into real infrastructure and reports
+//! what it made. It never writes Kubernetes status: the generic reconcilers in `controller` do,
+//! from the outcome the provider returns. Every call is idempotent: it first looks for what it
+//! may already have made (deterministic names, ownership tags), so a crash at any point and a
+//! re-run never duplicates or leaks a resource.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod outcome;
+
+use std::{future::Future, sync::Arc};
+
+pub use error::ProviderError;
+pub use outcome::{
+    BootstrapData, BootstrapFormat, ClusterOutcome, ClusterReady, Deletion, MachineOutcome,
+    MachineReady, Progress,
+};
+use slipway_api::{cluster::Cluster, machine::Machine};
+
+/// What a provider sees when reconciling its infrastructure cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterScope<C> {
+    /// The owning Cluster API Cluster.
+    pub cluster: Arc<Cluster>,
+    /// The provider's cluster object, e.g. an AWSCluster.
+    pub infra: Arc<C>,
+}
+
+/// What a provider sees when reconciling one infrastructure machine.
+#[derive(Clone, Debug)]
+pub struct MachineScope<C, M> {
+    /// The owning Cluster API Cluster.
+    pub cluster: Arc<Cluster>,
+    /// The provider's cluster object of that Cluster.
+    pub infra_cluster: Arc<C>,
+    /// The owning Machine.
+    pub machine: Arc<Machine>,
+    /// The provider's machine object, e.g. an AWSMachine.
+    pub infra: Arc<M>,
+}
+
+impl<C, M> MachineScope<C, M> {
+    /// Whether the Machine is a control-plane machine (label `cluster.x-k8s.io/control-plane`).
+    pub fn is_control_plane(&self) -> bool {
+        self.machine
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(slipway_api::names::labels::CONTROL_PLANE))
+    }
+}
+
+/// An infrastructure provider. Associated types name its cluster and machine kinds; the generic
+/// reconcilers read and write those through the contract fields.
+pub trait InfrastructureProvider: Send + Sync + 'static {
+    /// Infrastructure cluster kind, e.g. AWSCluster.
+    type Cluster: Send + Sync + 'static;
+    /// Infrastructure machine kind, e.g. AWSMachine.
+    type Machine: Send + Sync + 'static;
+
+    /// Short provider name for conditions, metrics and logs (`aws`, `kind`, `in-memory`).
+    fn name(&self) -> &'static str;
+
+    /// Creates or adopts the cluster infrastructure; reports progress or readiness.
+    fn reconcile_cluster(
+        &self,
+        scope: &ClusterScope<Self::Cluster>,
+    ) -> impl Future<Output = Result<ClusterOutcome, ProviderError>> + Send;
+
+    /// Tears the cluster infrastructure down; `Gone` only once nothing is left.
+    fn delete_cluster(
+        &self,
+        scope: &ClusterScope<Self::Cluster>,
+    ) -> impl Future<Output = Result<Deletion, ProviderError>> + Send;
+
+    /// Creates or adopts one machine from its bootstrap data; reports progress or readiness.
+    fn reconcile_machine(
+        &self,
+        scope: &MachineScope<Self::Cluster, Self::Machine>,
+        bootstrap: &BootstrapData,
+    ) -> impl Future<Output = Result<MachineOutcome, ProviderError>> + Send;
+
+    /// Deletes one machine; `Gone` only once it is really gone.
+    fn delete_machine(
+        &self,
+        scope: &MachineScope<Self::Cluster, Self::Machine>,
+    ) -> impl Future<Output = Result<Deletion, ProviderError>> + Send;
+}
