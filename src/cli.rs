@@ -12,6 +12,9 @@ use slipway_controller::generate::{self, Infrastructure, vars};
     about = "Cluster-API-style cluster lifecycle provisioner"
 )]
 struct Cli {
+    /// Log format on stderr: text or json. The level comes from RUST_LOG (default info).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -87,6 +90,7 @@ fn parse_infrastructure(s: &str) -> Result<Infrastructure, String> {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(&cli.log_format);
     let result = match cli.command {
         Command::Crds { output_dir: None } => {
             print!("{}", slipway_api::crds::all_yaml());
@@ -105,6 +109,19 @@ pub fn run() -> ExitCode {
             eprintln!("Error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }
 

@@ -35,29 +35,23 @@ fn parse(template: &str) -> Vec<Piece<'_>> {
             .unwrap_or(inner.len());
         let name = &inner[..name_len];
         let op = &inner[name_len..];
-        let reference = if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-            None
-        } else if op.is_empty() {
-            Some(Reference {
-                name: name.into(),
-                default: None,
-                default_if_empty: false,
-            })
-        } else if let Some(d) = op.strip_prefix(":=").or_else(|| op.strip_prefix(":-")) {
-            Some(Reference {
-                name: name.into(),
-                default: Some(d.into()),
-                default_if_empty: true,
-            })
-        } else if let Some(d) = op.strip_prefix('=').or_else(|| op.strip_prefix('-')) {
-            Some(Reference {
-                name: name.into(),
-                default: Some(d.into()),
-                default_if_empty: false,
-            })
-        } else {
-            None
-        };
+        let form: Option<(Option<&str>, bool)> =
+            if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+                None
+            } else if op.is_empty() {
+                Some((None, false))
+            } else if let Some(d) = op.strip_prefix(":=").or_else(|| op.strip_prefix(":-")) {
+                Some((Some(d), true))
+            } else {
+                op.strip_prefix('=')
+                    .or_else(|| op.strip_prefix('-'))
+                    .map(|d| (Some(d), false))
+            };
+        let reference = form.map(|(default, default_if_empty)| Reference {
+            name: name.into(),
+            default: default.map(Into::into),
+            default_if_empty,
+        });
         match reference {
             Some(r) => {
                 pieces.push(Piece::Text(&rest[..start]));
