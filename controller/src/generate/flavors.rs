@@ -122,72 +122,50 @@ impl Infrastructure {
             ),
         ];
         match self {
-            Self::Aws => v.extend([
-                var("AWS_REGION", None, "AWS region, e.g. eu-west-1", Check::Any),
-                var(
-                    "AWS_SSH_KEY_NAME",
-                    None,
-                    "EC2 key pair for the instances (empty: none)",
-                    Check::Any,
-                ),
-                var(
-                    "AWS_CONTROL_PLANE_MACHINE_TYPE",
-                    Some("t3.large"),
-                    "instance type of control-plane machines",
-                    Check::Any,
-                ),
-                var(
-                    "AWS_NODE_MACHINE_TYPE",
-                    Some("t3.large"),
-                    "instance type of worker machines",
-                    Check::Any,
-                ),
-                var(
-                    "AWS_VPC_CIDR",
-                    Some("10.0.0.0/16"),
-                    "CIDR of the managed VPC",
-                    Check::Cidr,
-                ),
-                var(
-                    "AWS_CONTROL_PLANE_IAM_INSTANCE_PROFILE",
-                    Some("control-plane.cluster-api-provider-aws.sigs.k8s.io"),
-                    "IAM instance profile of control-plane machines",
-                    Check::Any,
-                ),
-                var(
-                    "AWS_NODE_IAM_INSTANCE_PROFILE",
-                    Some("nodes.cluster-api-provider-aws.sigs.k8s.io"),
-                    "IAM instance profile of workers",
-                    Check::Any,
-                ),
-                var(
-                    "AWS_AMI_ID",
-                    Some(""),
-                    "AMI of every machine (empty: looked up by name)",
-                    Check::Any,
-                ),
-            ]),
-            Self::AwsEks => v.extend([
-                var("AWS_REGION", None, "AWS region, e.g. eu-west-1", Check::Any),
-                var(
-                    "AWS_SSH_KEY_NAME",
-                    None,
-                    "EC2 key pair for the bastion and nodes (empty: none)",
-                    Check::Any,
-                ),
-                var(
-                    "AWS_VPC_CIDR",
-                    Some("10.0.0.0/16"),
-                    "CIDR of the managed VPC",
-                    Check::Cidr,
-                ),
-                var(
+            Self::Aws => {
+                v.extend(aws_common());
+                v.extend([
+                    var(
+                        "AWS_CONTROL_PLANE_MACHINE_TYPE",
+                        Some("t3.large"),
+                        "instance type of control-plane machines",
+                        Check::Any,
+                    ),
+                    var(
+                        "AWS_NODE_MACHINE_TYPE",
+                        Some("t3.large"),
+                        "instance type of worker machines",
+                        Check::Any,
+                    ),
+                    var(
+                        "AWS_CONTROL_PLANE_IAM_INSTANCE_PROFILE",
+                        Some("control-plane.cluster-api-provider-aws.sigs.k8s.io"),
+                        "IAM instance profile of control-plane machines",
+                        Check::Any,
+                    ),
+                    var(
+                        "AWS_NODE_IAM_INSTANCE_PROFILE",
+                        Some("nodes.cluster-api-provider-aws.sigs.k8s.io"),
+                        "IAM instance profile of workers",
+                        Check::Any,
+                    ),
+                    var(
+                        "AWS_AMI_ID",
+                        Some(""),
+                        "AMI of every machine (empty: looked up by name)",
+                        Check::Any,
+                    ),
+                ]);
+            }
+            Self::AwsEks => {
+                v.extend(aws_common());
+                v.push(var(
                     "AWS_EKS_ROLE_NAME",
                     Some("eks-controlplane.cluster-api-provider-aws.sigs.k8s.io"),
                     "IAM role of the EKS control plane",
                     Check::Any,
-                ),
-            ]),
+                ));
+            }
             Self::Kind => v.extend([
                 var(
                     "KIND_NODE_IMAGE",
@@ -235,6 +213,25 @@ impl Infrastructure {
         }
         v
     }
+}
+
+/// Variables both AWS flavors take.
+fn aws_common() -> [VarSpec; 3] {
+    [
+        var("AWS_REGION", None, "AWS region, e.g. eu-west-1", Check::Any),
+        var(
+            "AWS_SSH_KEY_NAME",
+            None,
+            "EC2 key pair for the machines (empty: none)",
+            Check::Any,
+        ),
+        var(
+            "AWS_VPC_CIDR",
+            Some("10.0.0.0/16"),
+            "CIDR of the managed VPC",
+            Check::Cidr,
+        ),
+    ]
 }
 
 /// Kubernetes version of simulated and kind clusters when none is given.
