@@ -1,9 +1,17 @@
 //! slipway's embedded Kubernetes-compatible API server.
 //!
-//! Today this crate holds the piece every other part needs first: [`schema`], validation of
-//! custom objects against CRD schemas exactly as kube-apiserver admits them. The HTTP server,
-//! storage and watch come with the management-plane issue.
+//! Served to the real `kubectl` and kube-rs unmodified: HTTPS with bearer-token and client-
+//! certificate auth, discovery, CRUD with Kubernetes semantics, watch, tables, CRDs with
+//! structural-schema validation and CEL rules. Storage is SQLite (or memory for tests).
+//! Wherever a client behaves differently against it than against kube-apiserver, that is a bug
+//! here.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod catalog;
+pub mod error;
+pub mod fields;
 pub mod schema;
+pub mod selector;
+pub mod store;
+pub mod table;

@@ -1,0 +1,464 @@
+//! The resources the server serves: the built-in kinds slipway needs, and every version of
+//! every established CustomResourceDefinition.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, RwLock},
+};
+
+use serde_json::{Value, json};
+
+/// A printer column (CRD `additionalPrinterColumns` shape).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    /// Header.
+    pub name: String,
+    /// string, integer, number, boolean or date.
+    pub type_: String,
+    /// JSONPath of the value (`.metadata.name` style).
+    pub json_path: String,
+    /// Column description.
+    pub description: String,
+    /// 0 for the default view, higher for `-o wide`.
+    pub priority: i64,
+}
+
+/// The scale subresource paths.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scale {
+    /// `.spec.replicas`.
+    pub spec_replicas_path: String,
+    /// `.status.replicas`.
+    pub status_replicas_path: String,
+    /// `.status.selector`.
+    pub label_selector_path: Option<String>,
+}
+
+/// One served resource at one version.
+#[derive(Clone, Debug)]
+pub struct Resource {
+    /// API group ("" for core).
+    pub group: String,
+    /// Version.
+    pub version: String,
+    /// Plural (the path segment).
+    pub plural: String,
+    /// Singular.
+    pub singular: String,
+    /// Kind.
+    pub kind: String,
+    /// List kind.
+    pub list_kind: String,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// Short names.
+    pub short_names: Vec<String>,
+    /// Categories.
+    pub categories: Vec<String>,
+    /// Has a status subresource.
+    pub status: bool,
+    /// Scale subresource.
+    pub scale: Option<Scale>,
+    /// `openAPIV3Schema` (custom resources only).
+    pub schema: Option<Value>,
+    /// Printer columns after Name.
+    pub columns: Vec<Column>,
+    /// Served from a CRD.
+    pub custom: bool,
+    /// The version objects are stored at (the CRD's storage version).
+    pub storage_version: String,
+}
+
+impl Resource {
+    /// `group/plural`, the storage identity shared by every version.
+    pub fn gr(&self) -> String {
+        format!("{}/{}", self.group, self.plural)
+    }
+
+    /// `group/version`, or `version` for core.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The APIResource entries of discovery for this resource and its subresources.
+    pub fn discovery(&self) -> Vec<Value> {
+        let mut out = vec![json!({
+            "name": self.plural, "singularName": self.singular, "namespaced": self.namespaced, "kind": self.kind,
+            "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+            "shortNames": self.short_names, "categories": self.categories,
+            "storageVersionHash": format!("{:x}", fxhash(&self.gr())),
+        })];
+        if self.status {
+            out.push(json!({"name": format!("{}/status", self.plural), "singularName": "", "namespaced": self.namespaced,
+                            "kind": self.kind, "verbs": ["get", "patch", "update"]}));
+        }
+        if self.scale.is_some() {
+            out.push(json!({"name": format!("{}/scale", self.plural), "singularName": "", "namespaced": self.namespaced,
+                            "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+        }
+        out
+    }
+}
+
+fn fxhash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+fn col(name: &str, type_: &str, json_path: &str) -> Column {
+    Column {
+        name: name.into(),
+        type_: type_.into(),
+        json_path: json_path.into(),
+        description: String::new(),
+        priority: 0,
+    }
+}
+
+fn age() -> Column {
+    col("Age", "date", ".metadata.creationTimestamp")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn builtin(
+    group: &str,
+    version: &str,
+    plural: &str,
+    kind: &str,
+    namespaced: bool,
+    short: &[&str],
+    status: bool,
+    columns: Vec<Column>,
+) -> Resource {
+    Resource {
+        group: group.into(),
+        version: version.into(),
+        plural: plural.into(),
+        singular: kind.to_lowercase(),
+        kind: kind.into(),
+        list_kind: format!("{kind}List"),
+        namespaced,
+        short_names: short.iter().map(|s| s.to_string()).collect(),
+        categories: vec![],
+        status,
+        scale: None,
+        schema: None,
+        columns,
+        custom: false,
+        storage_version: version.into(),
+    }
+}
+
+fn builtins() -> Vec<Resource> {
+    vec![
+        builtin(
+            "",
+            "v1",
+            "namespaces",
+            "Namespace",
+            false,
+            &["ns"],
+            true,
+            vec![col("Status", "string", ".status.phase"), age()],
+        ),
+        builtin(
+            "",
+            "v1",
+            "secrets",
+            "Secret",
+            true,
+            &[],
+            false,
+            vec![
+                col("Type", "string", ".type"),
+                col("Data", "integer", ".data"),
+                age(),
+            ],
+        ),
+        builtin(
+            "",
+            "v1",
+            "configmaps",
+            "ConfigMap",
+            true,
+            &["cm"],
+            false,
+            vec![col("Data", "integer", ".data"), age()],
+        ),
+        builtin(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            true,
+            &["sa"],
+            false,
+            vec![age()],
+        ),
+        builtin(
+            "",
+            "v1",
+            "events",
+            "Event",
+            true,
+            &["ev"],
+            false,
+            vec![
+                col("Type", "string", ".type"),
+                col("Reason", "string", ".reason"),
+                col("Object", "string", ".involvedObject.name"),
+                col("Message", "string", ".message"),
+                age(),
+            ],
+        ),
+        builtin(
+            "",
+            "v1",
+            "nodes",
+            "Node",
+            false,
+            &["no"],
+            true,
+            vec![
+                col(
+                    "Status",
+                    "string",
+                    ".status.conditions[?(@.type==\"Ready\")].status",
+                ),
+                age(),
+                col("Version", "string", ".status.nodeInfo.kubeletVersion"),
+            ],
+        ),
+        builtin(
+            "coordination.k8s.io",
+            "v1",
+            "leases",
+            "Lease",
+            true,
+            &[],
+            false,
+            vec![col("Holder", "string", ".spec.holderIdentity"), age()],
+        ),
+        builtin(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "Event",
+            true,
+            &["ev"],
+            false,
+            vec![
+                col("Type", "string", ".type"),
+                col("Reason", "string", ".reason"),
+                col("Object", "string", ".regarding.name"),
+                col("Note", "string", ".note"),
+                age(),
+            ],
+        ),
+        builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            false,
+            &["crd", "crds"],
+            true,
+            vec![col("Created At", "date", ".metadata.creationTimestamp")],
+        ),
+    ]
+}
+
+/// Every served resource.
+pub struct Catalog {
+    inner: RwLock<BTreeMap<(String, String, String), Arc<Resource>>>,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Catalog {
+    /// The built-in resources.
+    pub fn new() -> Self {
+        let map = builtins()
+            .into_iter()
+            .map(|r| {
+                (
+                    (r.group.clone(), r.version.clone(), r.plural.clone()),
+                    Arc::new(r),
+                )
+            })
+            .collect();
+        Self {
+            inner: RwLock::new(map),
+        }
+    }
+
+    fn read(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, BTreeMap<(String, String, String), Arc<Resource>>> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The resource at `group/version/plural`.
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<Arc<Resource>> {
+        self.read()
+            .get(&(group.into(), version.into(), plural.into()))
+            .cloned()
+    }
+
+    /// The resource serving `kind` in `group/version`.
+    pub fn find_kind(&self, group: &str, version: &str, kind: &str) -> Option<Arc<Resource>> {
+        self.read()
+            .values()
+            .find(|r| r.group == group && r.version == version && r.kind == kind)
+            .cloned()
+    }
+
+    /// Every served resource.
+    pub fn all(&self) -> Vec<Arc<Resource>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// Groups with their versions, preferred (storage) version first.
+    pub fn groups(&self) -> BTreeMap<String, Vec<String>> {
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in self.read().values() {
+            let versions = groups.entry(r.group.clone()).or_default();
+            if !versions.contains(&r.version) {
+                if r.version == r.storage_version {
+                    versions.insert(0, r.version.clone());
+                } else {
+                    versions.push(r.version.clone());
+                }
+            }
+        }
+        groups
+    }
+
+    /// Serves every served version of a CRD (replacing what it served before).
+    pub fn register_crd(&self, crd: &Value) -> Result<(), String> {
+        let resources = resources_of_crd(crd)?;
+        let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(first) = resources.first() {
+            let gr = first.gr();
+            map.retain(|_, r| !(r.custom && r.gr() == gr));
+        }
+        for r in resources {
+            map.insert(
+                (r.group.clone(), r.version.clone(), r.plural.clone()),
+                Arc::new(r),
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops serving a CRD's resources.
+    pub fn unregister(&self, group: &str, plural: &str) {
+        let gr = format!("{group}/{plural}");
+        self.inner
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, r| !(r.custom && r.gr() == gr));
+    }
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The resources a CRD defines, one per served version.
+pub fn resources_of_crd(crd: &Value) -> Result<Vec<Resource>, String> {
+    let spec = crd.get("spec").ok_or("spec: Required value")?;
+    let s = |p: &str| spec.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let group = s("/group").ok_or("spec.group: Required value")?;
+    let plural = s("/names/plural").ok_or("spec.names.plural: Required value")?;
+    let kind = s("/names/kind").ok_or("spec.names.kind: Required value")?;
+    let singular = s("/names/singular").unwrap_or_else(|| kind.to_lowercase());
+    let list_kind = s("/names/listKind").unwrap_or_else(|| format!("{kind}List"));
+    let namespaced = match s("/scope").as_deref() {
+        Some("Namespaced") => true,
+        Some("Cluster") => false,
+        other => {
+            return Err(format!(
+                "spec.scope: Unsupported value: {other:?}: supported values: \"Cluster\", \"Namespaced\""
+            ));
+        }
+    };
+    let versions = spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .ok_or("spec.versions: Required value")?;
+    let storage_version = versions
+        .iter()
+        .find(|v| v["storage"] == true)
+        .and_then(|v| v["name"].as_str())
+        .ok_or(
+            "spec.versions: Invalid value: must have exactly one version marked as storage version",
+        )?
+        .to_string();
+    let mut out = Vec::new();
+    for v in versions.iter().filter(|v| v["served"] == true) {
+        let version = v["name"]
+            .as_str()
+            .ok_or("spec.versions[].name: Required value")?
+            .to_string();
+        let scale = v.pointer("/subresources/scale").map(|sc| Scale {
+            spec_replicas_path: sc["specReplicasPath"]
+                .as_str()
+                .unwrap_or(".spec.replicas")
+                .into(),
+            status_replicas_path: sc["statusReplicasPath"]
+                .as_str()
+                .unwrap_or(".status.replicas")
+                .into(),
+            label_selector_path: sc["labelSelectorPath"].as_str().map(str::to_string),
+        });
+        let columns = v
+            .get("additionalPrinterColumns")
+            .and_then(Value::as_array)
+            .map(|cols| {
+                cols.iter()
+                    .map(|c| Column {
+                        name: c["name"].as_str().unwrap_or_default().into(),
+                        type_: c["type"].as_str().unwrap_or("string").into(),
+                        json_path: c["jsonPath"].as_str().unwrap_or_default().into(),
+                        description: c["description"].as_str().unwrap_or_default().into(),
+                        priority: c["priority"].as_i64().unwrap_or(0),
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![age()]);
+        out.push(Resource {
+            group: group.clone(),
+            version,
+            plural: plural.clone(),
+            singular: singular.clone(),
+            kind: kind.clone(),
+            list_kind: list_kind.clone(),
+            namespaced,
+            short_names: strs(&spec["names"]["shortNames"]),
+            categories: strs(&spec["names"]["categories"]),
+            status: v.pointer("/subresources/status").is_some(),
+            scale,
+            schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+            columns,
+            custom: true,
+            storage_version: storage_version.clone(),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,593 @@
+//! Object storage: every object of every resource, one monotonic resourceVersion, and the
+//! event history watches resume from.
+//!
+//! Contract:
+//! - Writes are compare-and-set ([`Store::commit`]): the caller reads, computes the new object
+//!   outside the lock, and commits with the resourceVersion it read; a concurrent writer makes
+//!   the commit fail with [`StoreError::Conflict`].
+//! - A commit is acknowledged only after SQLite (WAL, `synchronous=NORMAL`) has it, so a
+//!   SIGKILL loses nothing acknowledged; objects come back with the same resourceVersions.
+//! - Every commit appends one event; the last `history` events are kept (in memory and in
+//!   SQLite) so a watch can resume from any resourceVersion still in that window, across
+//!   restarts. Older ones get [`StoreError::Gone`] (HTTP 410).
+//! - All objects are also held in memory (parsed), so reads never touch the disk.
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+/// Identity of a stored object: `group/plural` of its resource, namespace ("" for
+/// cluster-scoped) and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjKey {
+    /// `group/plural`, e.g. `/secrets` or `cluster.x-k8s.io/clusters`.
+    pub gr: String,
+    /// Namespace, "" when cluster-scoped.
+    pub ns: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ObjKey {
+    /// Builds a key.
+    pub fn new(gr: &str, ns: &str, name: &str) -> Self {
+        Self {
+            gr: gr.into(),
+            ns: ns.into(),
+            name: name.into(),
+        }
+    }
+}
+
+/// A stored object and the resourceVersion of its last write.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// resourceVersion of the last write.
+    pub rv: u64,
+    /// The object, with `metadata.resourceVersion` set to `rv`.
+    pub obj: Arc<Value>,
+}
+
+/// Watch event types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// Created.
+    Added,
+    /// Updated.
+    Modified,
+    /// Deleted; the object is its last state.
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+
+    fn code(self) -> i64 {
+        match self {
+            Self::Added => 0,
+            Self::Modified => 1,
+            Self::Deleted => 2,
+        }
+    }
+
+    fn from_code(c: i64) -> Self {
+        match c {
+            0 => Self::Added,
+            1 => Self::Modified,
+            _ => Self::Deleted,
+        }
+    }
+}
+
+/// One committed change.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// resourceVersion of the change.
+    pub rv: u64,
+    /// What happened.
+    pub kind: EventType,
+    /// Which object.
+    pub key: ObjKey,
+    /// The object after the change (before it, for deletions), with `rv` set.
+    pub obj: Arc<Value>,
+}
+
+/// What a commit expects to find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// The object must not exist.
+    Absent,
+    /// The object must exist at this resourceVersion.
+    At(u64),
+}
+
+/// What a commit does.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// Store this object.
+    Put(Value),
+    /// Remove the object.
+    Delete,
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object changed (or appeared, or vanished) since it was read.
+    #[error(
+        "the object has been modified; please apply your changes to the latest version and try again"
+    )]
+    Conflict,
+    /// The requested resourceVersion is older than the history window.
+    #[error("too old resource version: {requested} ({oldest})")]
+    Gone {
+        /// Requested resourceVersion.
+        requested: u64,
+        /// Oldest resourceVersion a watch can start from.
+        oldest: u64,
+    },
+    /// SQLite failed.
+    #[error("storage: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A stored object does not parse.
+    #[error("storage: corrupt object: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+impl StoreError {
+    /// Whether retrying the same request may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Conflict)
+    }
+}
+
+struct Inner {
+    rv: u64,
+    objects: BTreeMap<ObjKey, Entry>,
+    history: VecDeque<Arc<Event>>,
+    /// Lowest resourceVersion from which a watch can resume.
+    oldest: u64,
+    db: Option<rusqlite::Connection>,
+    writes_since_trim: u32,
+}
+
+/// The store. Cheap to share behind an `Arc`.
+pub struct Store {
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<Arc<Event>>,
+    history_cap: usize,
+}
+
+/// Default number of events kept for watch resumption.
+pub const DEFAULT_HISTORY: usize = 10_000;
+
+impl Store {
+    /// A store held only in memory (tests, simulated workload clusters).
+    pub fn in_memory() -> Self {
+        Self::with_db(None, DEFAULT_HISTORY).expect("an in-memory store cannot fail to open")
+    }
+
+    /// A persistent store in the SQLite file `path`, created if absent.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = rusqlite::Connection::open(path)?;
+        db.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=NORMAL;
+             PRAGMA busy_timeout=5000;
+             CREATE TABLE IF NOT EXISTS objects (gr TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL,
+                 rv INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (gr, ns, name)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS events (rv INTEGER PRIMARY KEY, type INTEGER NOT NULL, gr TEXT NOT NULL,
+                 ns TEXT NOT NULL, name TEXT NOT NULL, body BLOB NOT NULL);",
+        )?;
+        Self::with_db(Some(db), DEFAULT_HISTORY)
+    }
+
+    fn with_db(db: Option<rusqlite::Connection>, history_cap: usize) -> Result<Self, StoreError> {
+        let mut objects = BTreeMap::new();
+        let mut history = VecDeque::new();
+        let mut rv = 0;
+        if let Some(db) = &db {
+            let mut stmt = db.prepare("SELECT gr, ns, name, rv, body FROM objects")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    ObjKey {
+                        gr: r.get(0)?,
+                        ns: r.get(1)?,
+                        name: r.get(2)?,
+                    },
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                ))
+            })?;
+            for row in rows {
+                let (key, obj_rv, body) = row?;
+                let obj: Value = serde_json::from_slice(&body)?;
+                rv = rv.max(obj_rv as u64);
+                objects.insert(
+                    key,
+                    Entry {
+                        rv: obj_rv as u64,
+                        obj: Arc::new(obj),
+                    },
+                );
+            }
+            let mut stmt = db.prepare(
+                "SELECT rv, type, gr, ns, name, body FROM events ORDER BY rv DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([history_cap as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    ObjKey {
+                        gr: r.get(2)?,
+                        ns: r.get(3)?,
+                        name: r.get(4)?,
+                    },
+                    r.get::<_, Vec<u8>>(5)?,
+                ))
+            })?;
+            for row in rows {
+                let (ev_rv, ty, key, body) = row?;
+                rv = rv.max(ev_rv as u64);
+                let obj: Value = serde_json::from_slice(&body)?;
+                history.push_front(Arc::new(Event {
+                    rv: ev_rv as u64,
+                    kind: EventType::from_code(ty),
+                    key,
+                    obj: Arc::new(obj),
+                }));
+            }
+        }
+        // A watch may resume from the resourceVersion just before the oldest kept event; with no
+        // history, only from now.
+        let oldest = history.front().map_or(rv, |e| e.rv - 1);
+        let (tx, _) = broadcast::channel(4096);
+        Ok(Self {
+            inner: Mutex::new(Inner {
+                rv,
+                objects,
+                history,
+                oldest,
+                db,
+                writes_since_trim: 0,
+            }),
+            tx,
+            history_cap,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (commits are all-or-nothing).
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The newest resourceVersion.
+    pub fn current_rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// One object.
+    pub fn get(&self, key: &ObjKey) -> Option<Entry> {
+        self.lock().objects.get(key).cloned()
+    }
+
+    /// Every object of one resource (in `ns`, or all namespaces), in key order, and the
+    /// resourceVersion the snapshot is consistent with.
+    pub fn list(&self, gr: &str, ns: Option<&str>) -> (u64, Vec<(ObjKey, Entry)>) {
+        let inner = self.lock();
+        let start = ObjKey::new(gr, ns.unwrap_or(""), "");
+        let items = inner
+            .objects
+            .range(start..)
+            .take_while(|(k, _)| k.gr == gr && ns.is_none_or(|n| k.ns == n))
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        (inner.rv, items)
+    }
+
+    /// Number of objects of every resource.
+    pub fn len(&self) -> usize {
+        self.lock().objects.len()
+    }
+
+    /// Whether the store holds no object.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies one change if the precondition holds; returns the stored entry (`None` for a
+    /// deletion). `metadata.resourceVersion` of a stored object is set here.
+    pub fn commit(
+        &self,
+        key: &ObjKey,
+        pre: Precondition,
+        change: Change,
+    ) -> Result<Option<Entry>, StoreError> {
+        let mut inner = self.lock();
+        let current = inner.objects.get(key).map(|e| e.rv);
+        match (pre, current) {
+            (Precondition::Absent, None) => {}
+            (Precondition::At(want), Some(have)) if want == have => {}
+            _ => return Err(StoreError::Conflict),
+        }
+        let rv = inner.rv + 1;
+        let (kind, obj) = match change {
+            Change::Put(mut obj) => {
+                if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+                }
+                (
+                    if current.is_some() {
+                        EventType::Modified
+                    } else {
+                        EventType::Added
+                    },
+                    Arc::new(obj),
+                )
+            }
+            Change::Delete => {
+                let mut last = (*inner.objects[key].obj).clone();
+                if let Some(meta) = last.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+                }
+                (EventType::Deleted, Arc::new(last))
+            }
+        };
+        if let Some(db) = &inner.db {
+            persist(db, key, rv, kind, &obj)?;
+        }
+        inner.rv = rv;
+        let entry = Entry {
+            rv,
+            obj: obj.clone(),
+        };
+        match kind {
+            EventType::Deleted => {
+                inner.objects.remove(key);
+            }
+            _ => {
+                inner.objects.insert(key.clone(), entry.clone());
+            }
+        }
+        let event = Arc::new(Event {
+            rv,
+            kind,
+            key: key.clone(),
+            obj,
+        });
+        inner.history.push_back(event.clone());
+        while inner.history.len() > self.history_cap {
+            if let Some(e) = inner.history.pop_front() {
+                inner.oldest = e.rv;
+            }
+        }
+        inner.writes_since_trim += 1;
+        if inner.writes_since_trim >= 1000 {
+            inner.writes_since_trim = 0;
+            let keep_from = inner.oldest;
+            if let Some(db) = &inner.db {
+                db.execute("DELETE FROM events WHERE rv <= ?1", [keep_from as i64])?;
+            }
+        }
+        // Sent under the lock, so subscribers see events in resourceVersion order with no gap.
+        let _ = self.tx.send(event);
+        Ok((kind != EventType::Deleted).then_some(entry))
+    }
+
+    /// Events after `since` still in the history, and a receiver for every later one.
+    /// `since` older than the history window is [`StoreError::Gone`].
+    pub fn watch_from(
+        &self,
+        since: u64,
+    ) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), StoreError> {
+        let inner = self.lock();
+        if since < inner.oldest {
+            return Err(StoreError::Gone {
+                requested: since,
+                oldest: inner.oldest,
+            });
+        }
+        let backlog = inner
+            .history
+            .iter()
+            .filter(|e| e.rv > since)
+            .cloned()
+            .collect();
+        Ok((backlog, self.tx.subscribe()))
+    }
+
+    /// A snapshot of one resource's objects plus a receiver for every later event: a watch
+    /// that starts "now" with synthetic ADDED events.
+    pub fn watch_now(
+        &self,
+        gr: &str,
+        ns: Option<&str>,
+    ) -> (u64, Vec<(ObjKey, Entry)>, broadcast::Receiver<Arc<Event>>) {
+        let inner = self.lock();
+        let rx = self.tx.subscribe();
+        let start = ObjKey::new(gr, ns.unwrap_or(""), "");
+        let items = inner
+            .objects
+            .range(start..)
+            .take_while(|(k, _)| k.gr == gr && ns.is_none_or(|n| k.ns == n))
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        (inner.rv, items, rx)
+    }
+}
+
+fn persist(
+    db: &rusqlite::Connection,
+    key: &ObjKey,
+    rv: u64,
+    kind: EventType,
+    obj: &Value,
+) -> Result<(), StoreError> {
+    let body = serde_json::to_vec(obj)?;
+    let tx = db.unchecked_transaction()?;
+    match kind {
+        EventType::Deleted => {
+            tx.prepare_cached("DELETE FROM objects WHERE gr = ?1 AND ns = ?2 AND name = ?3")?
+                .execute((&key.gr, &key.ns, &key.name))?;
+        }
+        _ => {
+            tx.prepare_cached("INSERT OR REPLACE INTO objects (gr, ns, name, rv, body) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute((&key.gr, &key.ns, &key.name, rv as i64, &body))?;
+        }
+    }
+    tx.prepare_cached(
+        "INSERT INTO events (rv, type, gr, ns, name, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute((rv as i64, kind.code(), &key.gr, &key.ns, &key.name, &body))?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn obj(name: &str, v: i64) -> Value {
+        json!({"metadata": {"name": name}, "spec": {"v": v}})
+    }
+
+    #[test]
+    fn commits_are_compare_and_set_with_one_monotonic_resource_version() {
+        let s = Store::in_memory();
+        let k = ObjKey::new("/configmaps", "default", "a");
+        let e1 = s
+            .commit(&k, Precondition::Absent, Change::Put(obj("a", 1)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(e1.rv, 1);
+        assert_eq!(e1.obj["metadata"]["resourceVersion"], "1");
+        assert!(matches!(
+            s.commit(&k, Precondition::Absent, Change::Put(obj("a", 2))),
+            Err(StoreError::Conflict)
+        ));
+        assert!(matches!(
+            s.commit(&k, Precondition::At(7), Change::Put(obj("a", 2))),
+            Err(StoreError::Conflict)
+        ));
+        let e2 = s
+            .commit(&k, Precondition::At(1), Change::Put(obj("a", 2)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(e2.rv, 2);
+        let k2 = ObjKey::new("/configmaps", "other", "b");
+        s.commit(&k2, Precondition::Absent, Change::Put(obj("b", 1)))
+            .unwrap();
+        assert_eq!(s.list("/configmaps", Some("default")).1.len(), 1);
+        assert_eq!(s.list("/configmaps", None).1.len(), 2);
+        assert_eq!(s.list("/secrets", None).1.len(), 0);
+        assert!(
+            s.commit(&k, Precondition::At(2), Change::Delete)
+                .unwrap()
+                .is_none()
+        );
+        assert!(s.get(&k).is_none());
+        assert_eq!(s.current_rv(), 4);
+    }
+
+    #[test]
+    fn watch_resumes_from_history_and_older_versions_are_gone() {
+        let s = Store {
+            history_cap: 3,
+            ..Store::in_memory()
+        };
+        let k = ObjKey::new("/configmaps", "default", "a");
+        s.commit(&k, Precondition::Absent, Change::Put(obj("a", 1)))
+            .unwrap();
+        for rv in 1..5 {
+            s.commit(
+                &k,
+                Precondition::At(rv),
+                Change::Put(obj("a", rv as i64 + 1)),
+            )
+            .unwrap();
+        }
+        // History holds rv 3, 4, 5: resumable from 2 onwards.
+        let (backlog, _) = s.watch_from(2).unwrap();
+        assert_eq!(
+            backlog.iter().map(|e| e.rv).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        assert!(matches!(
+            s.watch_from(1),
+            Err(StoreError::Gone {
+                requested: 1,
+                oldest: 2
+            })
+        ));
+        let (backlog, mut rx) = s.watch_from(5).unwrap();
+        assert!(backlog.is_empty());
+        s.commit(&k, Precondition::At(5), Change::Delete).unwrap();
+        let ev = rx.try_recv().unwrap();
+        assert_eq!((ev.rv, ev.kind), (6, EventType::Deleted));
+        assert_eq!(
+            ev.obj["spec"]["v"], 5,
+            "a DELETED event carries the last state"
+        );
+    }
+
+    #[test]
+    fn a_reopened_file_has_every_object_with_its_resource_version_and_the_history() {
+        let dir = std::env::temp_dir().join(format!(
+            "slipway-store-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db.sqlite");
+        let _ = std::fs::remove_file(&path);
+        {
+            let s = Store::open(&path).unwrap();
+            for i in 0..50 {
+                let k = ObjKey::new("g/things", "ns", &format!("o{i}"));
+                s.commit(
+                    &k,
+                    Precondition::Absent,
+                    Change::Put(obj(&format!("o{i}"), i)),
+                )
+                .unwrap();
+            }
+            let k = ObjKey::new("g/things", "ns", "o0");
+            s.commit(&k, Precondition::At(1), Change::Delete).unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.current_rv(), 51);
+        assert_eq!(s.len(), 49);
+        let e = s.get(&ObjKey::new("g/things", "ns", "o7")).unwrap();
+        assert_eq!(
+            (e.rv, e.obj["metadata"]["resourceVersion"].as_str()),
+            (8, Some("8"))
+        );
+        let (backlog, _) = s.watch_from(49).unwrap();
+        assert_eq!(
+            backlog.iter().map(|e| (e.rv, e.kind)).collect::<Vec<_>>(),
+            vec![(50, EventType::Added), (51, EventType::Deleted)]
+        );
+        let k = ObjKey::new("g/things", "ns", "new");
+        assert_eq!(
+            s.commit(&k, Precondition::Absent, Change::Put(obj("new", 0)))
+                .unwrap()
+                .unwrap()
+                .rv,
+            52
+        );
+    }
+}
