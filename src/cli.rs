@@ -27,9 +27,28 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         output_dir: Option<PathBuf>,
     },
+    /// Run an embedded management plane (Kubernetes-compatible API server) on this machine.
+    Up(UpArgs),
     /// Generate manifests (clusterctl-compatible).
     #[command(subcommand)]
     Generate(GenerateCommand),
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// Where state, certificates, token and kubeconfig live (default $XDG_DATA_HOME/slipway or
+    /// ~/.local/share/slipway).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Port to listen on; 0 picks a free port (the kubeconfig carries the real one).
+    #[arg(long, default_value_t = 6443)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    address: std::net::IpAddr,
+    /// Do not run the controllers in-process (run `slipway controller` separately).
+    #[arg(long)]
+    no_controller: bool,
 }
 
 #[derive(Subcommand)]
@@ -102,6 +121,7 @@ pub fn run() -> ExitCode {
             .map(|n| eprintln!("wrote {n} CRDs to {}", dir.display()))
             .map_err(|e| anyhow::anyhow!("writing CRDs to {}: {e}", dir.display())),
         Command::Generate(GenerateCommand::Cluster(args)) => generate_cluster(args),
+        Command::Up(args) => up(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -190,4 +210,54 @@ fn generate_cluster(args: GenerateClusterArgs) -> anyhow::Result<()> {
         None => print!("{manifests}"),
     }
     Ok(())
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return Ok(PathBuf::from(x).join("slipway"));
+    }
+    let home = std::env::var_os("HOME").ok_or_else(|| {
+        anyhow::anyhow!("--data-dir is required when neither XDG_DATA_HOME nor HOME is set")
+    })?;
+    Ok(PathBuf::from(home).join(".local/share/slipway"))
+}
+
+fn up(args: UpArgs) -> anyhow::Result<()> {
+    let data_dir = match args.data_dir {
+        Some(d) => d,
+        None => default_data_dir()?,
+    };
+    let crds = slipway_api::crds::all()
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let plane = slipway_apiserver::plane::Plane::start(slipway_apiserver::plane::Options {
+            data_dir: Some(data_dir.clone()),
+            address: args.address,
+            port: args.port,
+            crds,
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the management plane in {}: {e}", data_dir.display()))?;
+        tracing::info!(url = %plane.url(), data_dir = %data_dir.display(), "management plane serving");
+        if !args.no_controller {
+            tracing::warn!("the controllers are not part of this build yet; serving the management plane only");
+        }
+        println!("export KUBECONFIG={}", plane.kubeconfig_path.display());
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        plane.shutdown().await;
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

@@ -8,10 +8,19 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod catalog;
+pub mod discovery;
 pub mod error;
 pub mod fields;
+pub mod meta;
+pub mod patch;
+pub mod plane;
+pub mod request;
 pub mod schema;
 pub mod selector;
+pub mod server;
 pub mod store;
 pub mod table;
+pub mod tls;
+pub mod watch;

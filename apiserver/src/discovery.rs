@@ -1,0 +1,195 @@
+//! Discovery and OpenAPI: `/version`, `/api`, `/apis`, the per-group-version resource lists,
+//! and `/openapi/v3` with a schema per kind (tagged `x-kubernetes-group-version-kind`) and a
+//! path per resource, which is what kubectl consults to choose server-side field validation
+//! and the patch type of client-side apply.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::catalog::{Catalog, Resource};
+
+/// The Kubernetes version the server reports (kubectl warns beyond one minor of skew).
+pub const KUBERNETES_MINOR: &str = "33";
+
+/// `/version`.
+pub fn version() -> Value {
+    json!({
+        "major": "1", "minor": KUBERNETES_MINOR,
+        "gitVersion": format!("v1.{KUBERNETES_MINOR}.0-slipway.{}", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "", "gitTreeState": "clean", "buildDate": "", "goVersion": "none",
+        "compiler": "rustc", "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+    })
+}
+
+/// `/api`.
+pub fn api_versions(server_address: &str) -> Value {
+    json!({"kind": "APIVersions", "versions": ["v1"],
+           "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]})
+}
+
+fn group_entry(name: &str, versions: &[String]) -> Value {
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
+    json!({"name": name, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
+}
+
+/// `/apis`.
+pub fn api_groups(catalog: &Catalog) -> Value {
+    let groups: Vec<Value> = catalog
+        .groups()
+        .iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, vs)| group_entry(g, vs))
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `/apis/{group}`.
+pub fn api_group(catalog: &Catalog, group: &str) -> Option<Value> {
+    let groups = catalog.groups();
+    let vs = groups.get(group)?;
+    let mut g = group_entry(group, vs);
+    g["kind"] = json!("APIGroup");
+    g["apiVersion"] = json!("v1");
+    Some(g)
+}
+
+/// `/api/v1` and `/apis/{group}/{version}`.
+pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Value> {
+    let resources: Vec<Value> = catalog
+        .all()
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .flat_map(|r| r.discovery())
+        .collect();
+    if resources.is_empty() {
+        return None;
+    }
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
+}
+
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+/// `/openapi/v3`: one entry per group-version.
+pub fn openapi_root(catalog: &Catalog) -> Value {
+    let mut paths = BTreeMap::new();
+    for r in catalog.all() {
+        let p = gv_path(&r.group, &r.version);
+        let hash = format!("{:016X}", catalog_hash(catalog, &r.group, &r.version));
+        paths.insert(
+            p.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+fn catalog_hash(catalog: &Catalog, group: &str, version: &str) -> u64 {
+    let doc = openapi_gv(catalog, group, version)
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    doc.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+fn schema_name(r: &Resource) -> String {
+    let group = if r.group.is_empty() {
+        "io.k8s.api.core".to_string()
+    } else {
+        r.group.split('.').rev().collect::<Vec<_>>().join(".")
+    };
+    format!("{group}.{}.{}", r.version, r.kind)
+}
+
+/// `/openapi/v3/{api/v1 | apis/group/version}`.
+pub fn openapi_gv(catalog: &Catalog, group: &str, version: &str) -> Option<Value> {
+    let resources: Vec<_> = catalog
+        .all()
+        .into_iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
+    if resources.is_empty() {
+        return None;
+    }
+    let mut schemas = serde_json::Map::new();
+    let mut paths = serde_json::Map::new();
+    for r in &resources {
+        let gvk = json!([{"group": r.group, "version": r.version, "kind": r.kind}]);
+        let mut s = r.schema.clone().unwrap_or_else(
+            || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+        );
+        s["x-kubernetes-group-version-kind"] = gvk.clone();
+        let name = schema_name(r);
+        schemas.insert(name.clone(), s);
+        let mut content_types = vec![
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/apply-patch+yaml",
+        ];
+        if !r.custom {
+            content_types.push("application/strategic-merge-patch+json");
+        }
+        let body = |types: &[&str]| {
+            let content: serde_json::Map<String, Value> = types
+                .iter()
+                .map(|t| {
+                    (
+                        t.to_string(),
+                        json!({"schema": {"$ref": format!("#/components/schemas/{name}")}}),
+                    )
+                })
+                .collect();
+            json!({"content": content})
+        };
+        let params = json!([
+            {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            {"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}},
+        ]);
+        let ok = json!({"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}}});
+        let op = |action: &str, req: Option<Value>| {
+            let mut o = json!({"x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk[0], "parameters": params, "responses": ok});
+            if let Some(b) = req {
+                o["requestBody"] = b;
+            }
+            o
+        };
+        let base = if r.namespaced {
+            format!(
+                "/{}/namespaces/{{namespace}}/{}",
+                gv_path(&r.group, &r.version),
+                r.plural
+            )
+        } else {
+            format!("/{}/{}", gv_path(&r.group, &r.version), r.plural)
+        };
+        paths.insert(base.clone(), json!({"get": op("list", None), "post": op("post", Some(body(&["*/*"]))), "delete": op("deletecollection", None)}));
+        paths.insert(format!("{base}/{{name}}"), json!({
+            "get": op("get", None), "put": op("put", Some(body(&["*/*"]))), "patch": op("patch", Some(body(&content_types))), "delete": op("delete", None),
+        }));
+        if r.status {
+            paths.insert(format!("{base}/{{name}}/status"), json!({"get": op("get", None), "put": op("put", Some(body(&["*/*"]))), "patch": op("patch", Some(body(&content_types)))}));
+        }
+    }
+    Some(
+        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": format!("v1.{KUBERNETES_MINOR}.0")}, "paths": paths, "components": {"schemas": schemas}}),
+    )
+}

@@ -1,0 +1,408 @@
+//! The HTTPS server: TLS with optional client certificates, bearer-token auth, and dispatch to
+//! discovery, OpenAPI, health and the resource verbs.
+//!
+//! Authentication: a client certificate signed by the client CA (CN = user, O = groups), or
+//! `Authorization: Bearer <token>` with a configured token. Anything else gets 401 with a
+//! Status body. `/healthz`, `/livez`, `/readyz` and `/version` are open, as kube-apiserver's
+//! default RBAC makes them. Every authenticated user may do everything (no RBAC).
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+
+use axum::body::Body;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tokio_rustls::TlsAcceptor;
+
+use crate::{
+    api::{Api, Call, Part},
+    discovery,
+    error::ApiError,
+    request::{self, Query},
+    tls::{self, CertKey},
+    watch as watch_stream,
+};
+
+/// Who is calling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// User name.
+    pub user: String,
+    /// Groups.
+    pub groups: Vec<String>,
+}
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Serving certificate.
+    pub serving: CertKey,
+    /// PEM of the CA client certificates must chain to.
+    pub client_ca_pem: String,
+    /// Accepted bearer tokens and the user each stands for.
+    pub tokens: Vec<(String, String)>,
+}
+
+/// A running server.
+pub struct Server {
+    /// The address it listens on (with the real port).
+    pub addr: SocketAddr,
+    /// Its state.
+    pub api: Arc<Api>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Stops accepting, closes every connection (watches end) and waits for the accept loop.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+struct Shared {
+    api: Arc<Api>,
+    tokens: Vec<(String, String)>,
+    address: String,
+}
+
+/// Binds and serves until [`Server::shutdown`].
+pub async fn serve(api: Arc<Api>, config: Config) -> std::io::Result<Server> {
+    let tls_config = tls::server_config(&config.serving, &config.client_ca_pem)
+        .map_err(std::io::Error::other)?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        api: api.clone(),
+        tokens: config.tokens,
+        address: addr.to_string(),
+    });
+    let acceptor = TlsAcceptor::from(tls_config);
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut conns = JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let _ = stream.set_nodelay(true);
+                    let (acceptor, shared) = (acceptor.clone(), shared.clone());
+                    conns.spawn(async move {
+                        let Ok(tls) = acceptor.accept(stream).await else { return };
+                        let peer = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| tls::identity_of(c));
+                        let peer = peer.map(|(user, groups)| Identity { user, groups });
+                        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                            let (shared, peer) = (shared.clone(), peer.clone());
+                            async move { Ok::<_, Infallible>(handle(shared, peer, req).await) }
+                        });
+                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tls), svc).await;
+                    });
+                }
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        }
+        conns.abort_all();
+    });
+    Ok(Server {
+        addr,
+        api,
+        stop,
+        task,
+    })
+}
+
+fn json_response(code: u16, v: &Value) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(v).expect("json")))
+        .expect("valid response")
+}
+
+fn error_response(e: ApiError) -> Response<Body> {
+    json_response(e.code, &e.status())
+}
+
+fn authenticate(shared: &Shared, peer: Option<Identity>, headers: &HeaderMap) -> Option<Identity> {
+    if let Some(token) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        // Compare every token in full so the time taken does not reveal a matching prefix.
+        let mut found = None;
+        for (t, user) in &shared.tokens {
+            let same = t.len() == token.len()
+                && t.bytes()
+                    .zip(token.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0;
+            if same {
+                found = Some(Identity {
+                    user: user.clone(),
+                    groups: vec!["system:masters".into()],
+                });
+            }
+        }
+        return found;
+    }
+    peer
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    peer: Option<Identity>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let query = Query::parse(parts.uri.query());
+    let method = parts.method.clone();
+    match path.as_str() {
+        "/healthz" | "/livez" | "/readyz" => return Response::new(Body::from("ok")),
+        "/version" => return json_response(200, &discovery::version()),
+        _ => {}
+    }
+    let Some(identity) = authenticate(&shared, peer, &parts.headers) else {
+        return error_response(ApiError::unauthorized());
+    };
+    let bytes = match axum::body::to_bytes(Body::new(body), 64 << 20).await {
+        Ok(b) => b,
+        Err(e) => return error_response(ApiError::bad_request(format!("reading the body: {e}"))),
+    };
+    let result = route(
+        &shared,
+        &identity,
+        &method,
+        &path,
+        &query,
+        &parts.headers,
+        &bytes,
+    )
+    .await;
+    tracing::debug!(%method, %path, user = %identity.user, "request");
+    result.unwrap_or_else(error_response)
+}
+
+async fn route(
+    shared: &Shared,
+    _identity: &Identity,
+    method: &Method,
+    path: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    let api = &shared.api;
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let not_found = || ApiError::no_route("the server could not find the requested resource");
+    if *method == Method::GET {
+        match segs.as_slice() {
+            ["api"] => {
+                return Ok(json_response(
+                    200,
+                    &discovery::api_versions(&shared.address),
+                ));
+            }
+            ["apis"] => return Ok(json_response(200, &discovery::api_groups(&api.catalog))),
+            ["api", v] => {
+                return discovery::resource_list(&api.catalog, "", v)
+                    .map(|r| json_response(200, &r))
+                    .ok_or_else(not_found);
+            }
+            ["apis", g] => {
+                return discovery::api_group(&api.catalog, g)
+                    .map(|r| json_response(200, &r))
+                    .ok_or_else(not_found);
+            }
+            ["apis", g, v] => {
+                return discovery::resource_list(&api.catalog, g, v)
+                    .map(|r| json_response(200, &r))
+                    .ok_or_else(not_found);
+            }
+            ["openapi", "v3"] => {
+                return Ok(json_response(200, &discovery::openapi_root(&api.catalog)));
+            }
+            ["openapi", "v3", "api", v] => {
+                return discovery::openapi_gv(&api.catalog, "", v)
+                    .map(|r| json_response(200, &r))
+                    .ok_or_else(not_found);
+            }
+            ["openapi", "v3", "apis", g, v] => {
+                return discovery::openapi_gv(&api.catalog, g, v)
+                    .map(|r| json_response(200, &r))
+                    .ok_or_else(not_found);
+            }
+            _ => {}
+        }
+    }
+    let target = request::parse(path).ok_or_else(not_found)?;
+    let res = api
+        .catalog
+        .find(&target.group, &target.version, &target.plural)
+        .ok_or_else(not_found)?;
+    let accept_table = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"));
+    let user_agent = headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown");
+    let call = Call {
+        res: res.clone(),
+        target: &target,
+        query,
+        default_manager: user_agent
+            .split('/')
+            .next()
+            .unwrap_or("unknown")
+            .to_string(),
+    };
+    let part = match target.sub.as_deref() {
+        None => Part::Main,
+        Some("status") if res.status => Part::Status,
+        Some("scale") if res.scale.is_some() => return scale(api, &call, method, headers, body),
+        Some(_) => return Err(not_found()),
+    };
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let parse_body = || -> Result<Value, ApiError> {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding the body: {e}")))
+    };
+    let one = |v: Value| -> Value {
+        if accept_table && v["kind"] != "Status" {
+            crate::table::table(
+                &res,
+                &[&v],
+                crate::table::IncludeObject::parse(query.get("includeObject")),
+                json!({"resourceVersion": v["metadata"]["resourceVersion"]}),
+            )
+        } else {
+            v
+        }
+    };
+    match (method.clone(), target.name.as_deref()) {
+        (Method::GET, None) if query.flag("watch") => {
+            let rx = watch_stream::start(api.clone(), res.clone(), &target, query, accept_table)?;
+            let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+            Ok(Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .header("transfer-encoding", "chunked")
+                .body(Body::from_stream(stream))
+                .expect("valid response"))
+        }
+        (Method::GET, None) => Ok(json_response(200, &api.list(&call, accept_table)?)),
+        (Method::GET, Some(name)) => Ok(json_response(200, &one(api.get(&call, name)?))),
+        (Method::POST, None) => Ok(json_response(201, &api.create(&call, parse_body()?)?)),
+        (Method::PUT, Some(name)) => Ok(json_response(
+            200,
+            &api.update(&call, name, parse_body()?, part)?,
+        )),
+        (Method::PATCH, Some(name)) => {
+            let (code, v) = api.patch(&call, name, content_type, body, part)?;
+            Ok(json_response(code, &v))
+        }
+        (Method::DELETE, Some(name)) => {
+            let options = if body.is_empty() {
+                json!({})
+            } else {
+                parse_body()?
+            };
+            Ok(json_response(200, &api.delete(&call, name, &options)?))
+        }
+        (Method::DELETE, None) => {
+            let options = if body.is_empty() {
+                json!({})
+            } else {
+                parse_body()?
+            };
+            Ok(json_response(200, &api.delete_collection(&call, &options)?))
+        }
+        (m, _) => Err(ApiError::method_not_supported(m.as_str(), &res.plural)),
+    }
+}
+
+/// The scale subresource (autoscaling/v1 Scale) over the resource's replica paths.
+fn scale(
+    api: &Arc<Api>,
+    call: &Call<'_>,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    let name =
+        call.target.name.clone().ok_or_else(|| {
+            ApiError::no_route("the server could not find the requested resource")
+        })?;
+    let sc = call.res.scale.clone().expect("checked by the caller");
+    let to_ptr = |p: &str| p.replace('.', "/");
+    let view = |obj: &Value| {
+        json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+               "metadata": {"name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"], "uid": obj["metadata"]["uid"],
+                            "resourceVersion": obj["metadata"]["resourceVersion"], "creationTimestamp": obj["metadata"]["creationTimestamp"]},
+               "spec": {"replicas": obj.pointer(&to_ptr(&sc.spec_replicas_path)).cloned().unwrap_or(json!(0))},
+               "status": {"replicas": obj.pointer(&to_ptr(&sc.status_replicas_path)).cloned().unwrap_or(json!(0)),
+                          "selector": sc.label_selector_path.as_ref().and_then(|p| obj.pointer(&to_ptr(p)).cloned()).unwrap_or(json!(""))}})
+    };
+    let current = api.get(call, &name)?;
+    if *method == Method::GET {
+        return Ok(json_response(200, &view(&current)));
+    }
+    let mut desired = view(&current);
+    let patch: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding the body: {e}")))?;
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    match (method.clone(), ct.split(';').next().unwrap_or("")) {
+        (Method::PUT, _) => desired = patch,
+        (Method::PATCH, "application/json-patch+json") => {
+            crate::patch::json(&mut desired, &patch).map_err(ApiError::bad_request)?
+        }
+        (Method::PATCH, _) => crate::patch::merge(&mut desired, &patch),
+        (m, _) => return Err(ApiError::method_not_supported(m.as_str(), "scale")),
+    }
+    let replicas = desired
+        .pointer("/spec/replicas")
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("spec.replicas is required"))?;
+    let mut merge = json!({});
+    let mut node = &mut merge;
+    let path: Vec<&str> = sc
+        .spec_replicas_path
+        .trim_start_matches('.')
+        .split('.')
+        .collect();
+    for (i, seg) in path.iter().enumerate() {
+        node[*seg] = if i + 1 == path.len() {
+            replicas.clone()
+        } else {
+            json!({})
+        };
+        node = &mut node[*seg];
+    }
+    let (_, updated) = api.patch(
+        call,
+        &name,
+        "application/merge-patch+json",
+        &serde_json::to_vec(&merge).expect("json"),
+        Part::Main,
+    )?;
+    Ok(json_response(200, &view(&updated)))
+}

@@ -1,0 +1,168 @@
+//! Watch: a stream of `{"type", "object"}` lines for one resource (optionally one namespace,
+//! selectors), starting with synthetic ADDED events when no resourceVersion is given, or
+//! replaying the history after the given one (410 Gone when it is older than the history).
+//! Bookmarks carry the last resourceVersion seen when `allowWatchBookmarks` is set. A watcher
+//! that falls behind the broadcast gets an ERROR 410 and must re-watch, as from kube-apiserver.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+
+use crate::{
+    api::{Api, at_version},
+    catalog::Resource,
+    error::ApiError,
+    request::{Query, Target},
+    selector::{FieldSelector, LabelSelector},
+    store::{Event, EventType},
+    table::{self, IncludeObject},
+};
+
+/// How often a bookmark is sent to watchers that allow them.
+pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
+
+struct Filter {
+    gr: String,
+    ns: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn matches(&self, e: &Event) -> bool {
+        e.key.gr == self.gr
+            && self.ns.as_ref().is_none_or(|n| &e.key.ns == n)
+            && self.labels.matches_object(&e.obj)
+            && self.fields.matches_object(&e.obj)
+    }
+}
+
+/// Starts a watch; the receiver yields the response body chunks.
+pub fn start(
+    api: Arc<Api>,
+    res: Arc<Resource>,
+    target: &Target,
+    query: &Query,
+    as_table: bool,
+) -> Result<mpsc::Receiver<Result<Bytes, std::io::Error>>, ApiError> {
+    let filter = Filter {
+        gr: res.gr(),
+        ns: if res.namespaced {
+            target.namespace.clone()
+        } else {
+            None
+        },
+        labels: LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
+            .map_err(ApiError::bad_request)?,
+        fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))
+            .map_err(ApiError::bad_request)?,
+    };
+    let bookmarks = query.flag("allowWatchBookmarks");
+    let timeout = Duration::from_secs(
+        query
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(1800),
+    );
+    let include = IncludeObject::parse(query.get("includeObject"));
+
+    let (initial, mut rx, mut last_rv) = match query.get("resourceVersion").filter(|rv| *rv != "0")
+    {
+        Some(rv) => {
+            let since: u64 = rv
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?;
+            let (backlog, rx) = api.store.watch_from(since)?;
+            let events: Vec<(EventType, Arc<Value>, u64)> = backlog
+                .iter()
+                .filter(|e| filter.matches(e))
+                .map(|e| (e.kind, e.obj.clone(), e.rv))
+                .collect();
+            let last = backlog.last().map_or(since, |e| e.rv);
+            (events, rx, last)
+        }
+        None => {
+            let (rv, items, rx) = api.store.watch_now(&filter.gr, filter.ns.as_deref());
+            let events = items
+                .into_iter()
+                .filter(|(_, e)| {
+                    filter.labels.matches_object(&e.obj) && filter.fields.matches_object(&e.obj)
+                })
+                .map(|(_, e)| (EventType::Added, e.obj, e.rv))
+                .collect();
+            (events, rx, rv)
+        }
+    };
+
+    let (tx, out) = mpsc::channel(256);
+    tokio::spawn(async move {
+        let mut first_table = true;
+        let encode = |kind: &str, obj: &Value, first: &mut bool| -> Bytes {
+            let object = if as_table && kind != "BOOKMARK" && kind != "ERROR" {
+                let mut t = table::table(
+                    &res,
+                    &[obj],
+                    include,
+                    json!({"resourceVersion": obj["metadata"]["resourceVersion"]}),
+                );
+                if !*first {
+                    t.as_object_mut()
+                        .expect("table")
+                        .remove("columnDefinitions");
+                }
+                *first = false;
+                t
+            } else {
+                obj.clone()
+            };
+            let mut line =
+                serde_json::to_vec(&json!({"type": kind, "object": object})).expect("json");
+            line.push(b'\n');
+            Bytes::from(line)
+        };
+        for (kind, obj, _) in &initial {
+            if tx
+                .send(Ok(encode(
+                    kind.as_str(),
+                    &at_version(&res, obj),
+                    &mut first_table,
+                )))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return,
+                _ = ticker.tick(), if bookmarks => {
+                    let b = json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": {"resourceVersion": last_rv.to_string()}});
+                    if tx.send(Ok(encode("BOOKMARK", &b, &mut first_table))).await.is_err() { return; }
+                }
+                _ = tx.closed() => return,
+                ev = rx.recv() => match ev {
+                    Ok(e) => {
+                        if e.rv <= last_rv { continue; }
+                        last_rv = e.rv;
+                        if !filter.matches(&e) { continue; }
+                        if tx.send(Ok(encode(e.kind.as_str(), &at_version(&res, &e.obj), &mut first_table))).await.is_err() { return; }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        let status = ApiError::gone(format!("too old resource version: {last_rv}: the watcher fell behind")).status();
+                        let _ = tx.send(Ok(encode("ERROR", &status, &mut first_table))).await;
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        }
+    });
+    Ok(out)
+}
