@@ -223,8 +223,7 @@ impl Api {
                     return Err(invalid(
                         &call.res,
                         "",
-                        "metadata.name",
-                        "Required value: name or generateName is required",
+                        schema::FieldError::required("metadata.name"),
                     ));
                 }
             }
@@ -261,8 +260,11 @@ impl Api {
                 return Err(invalid(
                     &call.res,
                     name,
-                    "metadata.resourceVersion",
-                    "Invalid value: 0x0: must be specified for an update",
+                    schema::FieldError::invalid(
+                        "metadata.resourceVersion",
+                        json!("0x0"),
+                        "must be specified for an update",
+                    ),
                 ));
             }
             Some(rv) if rv != old.rv.to_string() => {
@@ -301,8 +303,7 @@ impl Api {
             return Err(invalid(
                 &call.res,
                 name,
-                "fieldManager",
-                "Required value: is required for apply patch",
+                schema::FieldError::required("fieldManager"),
             ));
         }
         let key = call.key(name);
@@ -671,9 +672,11 @@ impl Api {
                         return Err(invalid(
                             res,
                             &name,
-                            "metadata.finalizers",
-                            &format!(
-                                "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{\"{added}\"}}"
+                            schema::FieldError::forbidden(
+                                "metadata.finalizers",
+                                format!(
+                                    "no new finalizers can be added if the object is being deleted, found new finalizers []string{{\"{added}\"}}"
+                                ),
                             ),
                         ));
                     }
@@ -711,11 +714,26 @@ impl Api {
             return Err(invalid(
                 res,
                 &name,
-                "metadata.name",
-                &format!("Invalid value: \"{name}\": {reason}"),
+                schema::FieldError::invalid("metadata.name", json!(name), reason),
             ));
         }
         if let Some(schema) = &res.schema {
+            if call.query.get("fieldValidation") == Some("Strict") {
+                let unknown = schema::unknown_fields(schema, &new);
+                if !unknown.is_empty() {
+                    let list: Vec<String> = unknown
+                        .iter()
+                        .map(|f| format!("unknown field \"{f}\""))
+                        .collect();
+                    return Err(ApiError::bad_request(format!(
+                        "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                        res.kind,
+                        res.version,
+                        res.kind,
+                        list.join(", ")
+                    )));
+                }
+            }
             let managed_fields = new["metadata"].get("managedFields").cloned();
             new = schema::admit(schema, &new, old)
                 .map_err(|errs| ApiError::invalid(&res.kind, &res.group, &name, &errs))?;
@@ -809,12 +827,14 @@ impl Api {
                 })?;
                 let want = format!("{}.{}", first.plural, first.group);
                 if meta_str(new, "name") != Some(want.as_str()) {
+                    let name = meta_str(new, "name").unwrap_or("").to_string();
                     return Err(invalid(
                         res,
-                        meta_str(new, "name").unwrap_or(""),
-                        "metadata.name",
-                        &format!(
-                            "Invalid value: must be spec.names.plural+\".\"+spec.group ({want})"
+                        &name,
+                        schema::FieldError::invalid(
+                            "metadata.name",
+                            json!(name),
+                            format!("must be spec.names.plural+\".\"+spec.group ({want})"),
                         ),
                     ));
                 }
@@ -901,27 +921,8 @@ fn sub(part: Part) -> &'static str {
     if part == Part::Status { "status" } else { "" }
 }
 
-fn invalid(res: &Resource, name: &str, field: &str, detail: &str) -> ApiError {
-    let (error_type, rest) = detail.split_once(": ").unwrap_or(("Invalid value", detail));
-    let e = schema::FieldError {
-        field: field.to_string(),
-        error_type: match error_type {
-            "Required value" => schema::ErrorType::Required,
-            _ => schema::ErrorType::Invalid,
-        },
-        bad_value: None,
-        detail: rest.to_string(),
-    };
-    let mut api = ApiError::invalid(&res.kind, &res.group, name, &[e]);
-    api.message = format!(
-        "{} \"{name}\" is invalid: {field}: {detail}",
-        if res.group.is_empty() {
-            res.kind.clone()
-        } else {
-            format!("{}.{}", res.kind, res.group)
-        }
-    );
-    api
+fn invalid(res: &Resource, name: &str, error: schema::FieldError) -> ApiError {
+    ApiError::invalid(&res.kind, &res.group, name, &[error])
 }
 
 fn schema_error(field: &str, detail: &str) -> schema::FieldError {

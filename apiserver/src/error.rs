@@ -81,7 +81,7 @@ impl ApiError {
     pub fn invalid(kind: &str, group: &str, name: &str, errors: &[FieldError]) -> Self {
         let causes: Vec<Value> = errors
             .iter()
-            .map(|e| json!({"reason": e.reason(), "message": e.to_string(), "field": e.field}))
+            .map(|e| json!({"reason": e.reason(), "message": e.message(), "field": e.field}))
             .collect();
         let joined = errors.iter().map(ToString::to_string).collect::<Vec<_>>();
         let list = if joined.len() == 1 {

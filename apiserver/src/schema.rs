@@ -29,6 +29,8 @@ pub enum ErrorType {
     TooMany,
     /// A field the schema does not know (reported in strict mode; otherwise pruned).
     Unknown,
+    /// A change that is not allowed.
+    Forbidden,
 }
 
 /// One field error.
@@ -63,32 +65,64 @@ impl FieldError {
             ErrorType::TooLong => "FieldValueTooLong",
             ErrorType::TooMany => "FieldValueTooMany",
             ErrorType::Unknown => "FieldValueInvalid",
+            ErrorType::Forbidden => "FieldValueForbidden",
         }
     }
-}
 
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// The error without the field path, as kube-apiserver puts it in `details.causes[].message`.
+    pub fn message(&self) -> String {
         let bad = self
             .bad_value
             .as_ref()
             .map(|v| v.to_string())
             .unwrap_or_default();
         match self.error_type {
-            ErrorType::Required => write!(f, "{}: Required value", self.field),
-            ErrorType::Invalid => {
-                write!(f, "{}: Invalid value: {}: {}", self.field, bad, self.detail)
-            }
-            ErrorType::NotSupported => {
-                write!(
-                    f,
-                    "{}: Unsupported value: {}: {}",
-                    self.field, bad, self.detail
-                )
-            }
-            ErrorType::TooLong => write!(f, "{}: Too long: {}", self.field, self.detail),
-            ErrorType::TooMany => write!(f, "{}: Too many: {}", self.field, self.detail),
-            ErrorType::Unknown => write!(f, "unknown field \"{}\"", self.field),
+            ErrorType::Required => "Required value".into(),
+            ErrorType::Invalid => format!("Invalid value: {bad}: {}", self.detail),
+            ErrorType::NotSupported => format!("Unsupported value: {bad}: {}", self.detail),
+            ErrorType::TooLong => format!("Too long: {}", self.detail),
+            ErrorType::TooMany => format!("Too many: {}", self.detail),
+            ErrorType::Unknown => format!("unknown field \"{}\"", self.field),
+            ErrorType::Forbidden => format!("Forbidden: {}", self.detail),
+        }
+    }
+
+    /// A Forbidden error.
+    pub fn forbidden(field: &str, detail: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            error_type: ErrorType::Forbidden,
+            bad_value: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// An Invalid error.
+    pub fn invalid(field: &str, bad_value: Value, detail: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            error_type: ErrorType::Invalid,
+            bad_value: Some(bad_value),
+            detail: detail.into(),
+        }
+    }
+
+    /// A Required error.
+    pub fn required(field: &str) -> Self {
+        Self {
+            field: field.into(),
+            error_type: ErrorType::Required,
+            bad_value: None,
+            detail: String::new(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.error_type {
+            ErrorType::Unknown => f.write_str(&self.message()),
+            _ => write!(f, "{}: {}", self.field, self.message()),
         }
     }
 }

@@ -163,6 +163,9 @@ struct Inner {
     writes_since_trim: u32,
 }
 
+/// Events a watch replays, and the receiver of every later one.
+pub type Backlog = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
+
 /// The store. Cheap to share behind an `Arc`.
 pub struct Store {
     inner: Mutex<Inner>,
@@ -388,10 +391,7 @@ impl Store {
 
     /// Events after `since` still in the history, and a receiver for every later one.
     /// `since` older than the history window is [`StoreError::Gone`].
-    pub fn watch_from(
-        &self,
-        since: u64,
-    ) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), StoreError> {
+    pub fn watch_from(&self, since: u64) -> Result<Backlog, StoreError> {
         let inner = self.lock();
         if since < inner.oldest {
             return Err(StoreError::Gone {

@@ -206,7 +206,10 @@ fn index<'a>(v: &'a Value, inner: &str) -> Vec<&'a Value> {
                             .first()
                             .is_some_and(|x| match x {
                                 Value::String(s) => s == want,
-                                other => other.to_string() == want,
+                                other => {
+                                    let rendered = other.to_string();
+                                    rendered == want
+                                }
                             })
                     })
                     .collect()

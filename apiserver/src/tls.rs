@@ -9,9 +9,7 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::{
-    RootCertStore, ServerConfig,
-    pki_types::{CertificateDer, PrivateKeyDer},
-    server::WebPkiClientVerifier,
+    RootCertStore, ServerConfig, pki_types::CertificateDer, server::WebPkiClientVerifier,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -212,7 +210,7 @@ pub fn server_config(serving: &CertKey, client_ca: &str) -> Result<Arc<ServerCon
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs(&serving.cert_pem)?, PrivateKeyDer::from(key))?;
+        .with_single_cert(certs(&serving.cert_pem)?, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
