@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod discovery;
 pub mod error;
 pub mod fields;
+pub mod gc;
 pub mod meta;
 pub mod patch;
 pub mod plane;

@@ -80,6 +80,7 @@ pub struct Plane {
     pub kubeconfig: String,
     /// The CA (also trusted for client certificates).
     pub ca: CertKey,
+    gc: tokio::task::JoinHandle<()>,
     _temp: Option<TempDir>,
 }
 
@@ -144,6 +145,7 @@ impl Plane {
             client_ca_pem: ca.cert_pem.clone(),
             tokens: vec![(token.clone(), "admin".into())],
         };
+        let gc = crate::gc::spawn(api.clone());
         let server = server::serve(api, config).await.map_err(io(&dir))?;
         let kubeconfig = kubeconfig(&server.addr, &ca.cert_pem, &token);
         let kubeconfig_path = dir.join("kubeconfig");
@@ -154,6 +156,7 @@ impl Plane {
             kubeconfig_path,
             kubeconfig,
             ca,
+            gc,
             _temp: temp,
         })
     }
@@ -165,6 +168,7 @@ impl Plane {
 
     /// Stops the server.
     pub async fn shutdown(self) {
+        self.gc.abort();
         self.server.shutdown().await;
     }
 }

@@ -300,6 +300,15 @@ impl Store {
         (inner.rv, items)
     }
 
+    /// Every object of every resource.
+    pub fn all(&self) -> Vec<(ObjKey, Entry)> {
+        self.lock()
+            .objects
+            .iter()
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect()
+    }
+
     /// Number of objects of every resource.
     pub fn len(&self) -> usize {
         self.lock().objects.len()

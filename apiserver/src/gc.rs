@@ -1,0 +1,223 @@
+//! Garbage collection by ownerReferences, and namespace deletion.
+//!
+//! A sweep looks at every object and converges, so missed or repeated triggers are harmless:
+//! - background: an object whose owners are all gone is deleted; references to owners that are
+//!   gone are dropped while another owner remains;
+//! - foreground: an owner being deleted with the `foregroundDeletion` finalizer gets its
+//!   dependents deleted, and the finalizer goes once no dependent with `blockOwnerDeletion`
+//!   is left;
+//! - orphan: an owner being deleted with the `orphan` finalizer has its references removed from
+//!   its dependents, then the finalizer goes;
+//! - a namespace being deleted has every object in it deleted, then its `kubernetes` finalizer
+//!   goes and the namespace with it.
+//!
+//! Sweeps run after any deletion-related event (debounced) and every [`SWEEP_INTERVAL`].
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+
+use crate::{
+    api::{Api, Call, Part},
+    meta::{deleting, finalizers, meta_str, set_finalizers},
+    request::{Query, Target},
+    store::{Entry, EventType, ObjKey},
+};
+
+/// Period of the safety-net sweep.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Runs the collector until the task is aborted.
+pub fn spawn(api: Arc<Api>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Ok((_, mut rx)) = api.store.watch_from(api.store.current_rv()) else {
+            return;
+        };
+        let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => sweep(&api),
+                ev = rx.recv() => match ev {
+                    Ok(e) if e.kind == EventType::Deleted || deleting(&e.obj) => {
+                        // Let a burst of deletions settle into one sweep.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        while rx.try_recv().is_ok() {}
+                        sweep(&api);
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => sweep(&api),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    })
+}
+
+fn owner_uids(obj: &Value) -> Vec<(String, bool)> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| {
+                    Some((
+                        r["uid"].as_str()?.to_string(),
+                        r["blockOwnerDeletion"].as_bool().unwrap_or(false),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One pass over every object.
+pub fn sweep(api: &Api) {
+    let all = api.store.all();
+    let by_uid: HashMap<String, &(ObjKey, Entry)> = all
+        .iter()
+        .filter_map(|o| meta_str(&o.1.obj, "uid").map(|u| (u.to_string(), o)))
+        .collect();
+
+    let mut dependents: HashMap<&str, Vec<&(ObjKey, Entry)>> = HashMap::new();
+    for o in &all {
+        for (uid, _) in owner_uids(&o.1.obj) {
+            if let Some((owner_uid, _)) = by_uid.get_key_value(uid.as_str()) {
+                dependents.entry(owner_uid.as_str()).or_default().push(o);
+            }
+        }
+    }
+
+    for (key, entry) in &all {
+        let obj = &entry.obj;
+        let owners = owner_uids(obj);
+        if !owners.is_empty() && !deleting(obj) {
+            let gone: HashSet<&str> = owners
+                .iter()
+                .map(|(u, _)| u.as_str())
+                .filter(|u| !by_uid.contains_key(*u))
+                .collect();
+            if gone.len() == owners.len() {
+                delete(api, key, "Background");
+                continue;
+            } else if !gone.is_empty() {
+                edit(api, key, |o| drop_owner_refs(o, &gone));
+            }
+        }
+        if !deleting(obj) {
+            continue;
+        }
+        let uid = meta_str(obj, "uid").unwrap_or_default();
+        let deps = dependents.get(uid).cloned().unwrap_or_default();
+        let fins = finalizers(obj);
+        if fins.iter().any(|f| f == "orphan") {
+            for (dk, _) in &deps {
+                edit(api, dk, |o| drop_owner_refs(o, &HashSet::from([uid])));
+            }
+            edit(api, key, |o| remove_finalizer(o, "orphan"));
+        } else if fins.iter().any(|f| f == "foregroundDeletion") {
+            for (dk, de) in &deps {
+                if !deleting(&de.obj) {
+                    delete(api, dk, "Foreground");
+                }
+            }
+            let blocking = deps
+                .iter()
+                .any(|(_, de)| owner_uids(&de.obj).iter().any(|(u, b)| u == uid && *b));
+            if !blocking {
+                edit(api, key, |o| remove_finalizer(o, "foregroundDeletion"));
+            }
+        }
+        if key.gr == "/namespaces" {
+            let name = &key.name;
+            let contents: Vec<&(ObjKey, Entry)> =
+                all.iter().filter(|(k, _)| &k.ns == name).collect();
+            for (ck, ce) in &contents {
+                if !deleting(&ce.obj) {
+                    delete(api, ck, "Background");
+                }
+            }
+            if contents.is_empty() {
+                edit(api, key, |o| {
+                    o["spec"]["finalizers"] = json!([]);
+                });
+            }
+        }
+    }
+}
+
+fn drop_owner_refs(obj: &mut Value, uids: &HashSet<&str>) {
+    if let Some(refs) = obj
+        .pointer_mut("/metadata/ownerReferences")
+        .and_then(Value::as_array_mut)
+    {
+        refs.retain(|r| r["uid"].as_str().is_none_or(|u| !uids.contains(u)));
+    }
+}
+
+fn remove_finalizer(obj: &mut Value, name: &str) {
+    let f: Vec<String> = finalizers(obj).into_iter().filter(|f| f != name).collect();
+    set_finalizers(obj, &f);
+}
+
+fn call_for<'a>(
+    api: &Api,
+    key: &ObjKey,
+    target: &'a mut Option<Target>,
+    query: &'a Query,
+) -> Option<Call<'a>> {
+    let (group, plural) = key.gr.split_once('/')?;
+    let res = api
+        .catalog
+        .all()
+        .into_iter()
+        .find(|r| r.group == group && r.plural == plural && r.version == r.storage_version)?;
+    *target = Some(Target {
+        group: group.into(),
+        version: res.version.clone(),
+        namespace: (!key.ns.is_empty()).then(|| key.ns.clone()),
+        plural: plural.into(),
+        name: Some(key.name.clone()),
+        sub: None,
+    });
+    Some(Call {
+        res,
+        target: target.as_ref().expect("set above"),
+        query,
+        default_manager: "garbage-collector".into(),
+    })
+}
+
+fn delete(api: &Api, key: &ObjKey, policy: &str) {
+    let query = Query::default();
+    let mut target = None;
+    if let Some(call) = call_for(api, key, &mut target, &query)
+        && let Err(e) = api.delete(&call, &key.name, &json!({"propagationPolicy": policy}))
+        && e.code != 404
+    {
+        tracing::debug!(name = %key.name, error = %e.message, "garbage collector: delete failed; the next sweep retries");
+    }
+}
+
+fn edit(api: &Api, key: &ObjKey, f: impl FnOnce(&mut Value)) {
+    let Some(entry) = api.store.get(key) else {
+        return;
+    };
+    let mut obj = (*entry.obj).clone();
+    f(&mut obj);
+    if obj == *entry.obj {
+        return;
+    }
+    let query = Query::default();
+    let mut target = None;
+    if let Some(call) = call_for(api, key, &mut target, &query) {
+        // Namespace finalizers live in spec; a status-less write of the main resource carries them.
+        if let Err(e) = api.update(&call, &key.name, obj, Part::Main)
+            && e.code != 404
+        {
+            tracing::debug!(name = %key.name, error = %e.message, "garbage collector: update failed; the next sweep retries");
+        }
+    }
+}
