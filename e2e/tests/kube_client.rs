@@ -1,0 +1,151 @@
+//! kube-rs against the embedded plane: a watcher keeps delivering across a server restart, and
+//! a reflector store converges on the server's state.
+
+use std::{collections::BTreeSet, net::IpAddr, path::PathBuf, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{
+    Api, Client, Config,
+    api::{DeleteParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+    runtime::{WatchStreamExt, reflector, watcher},
+};
+use slipway_apiserver::plane::{Options, Plane};
+use tokio::sync::mpsc;
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::env::temp_dir().join(format!("slipway-kube-{tag}-{}-{nanos}", std::process::id()))
+}
+
+async fn plane(dir: Option<PathBuf>, port: u16) -> Plane {
+    let address: IpAddr = "127.0.0.1".parse().unwrap();
+    Plane::start(Options {
+        data_dir: dir,
+        address,
+        port,
+        crds: vec![],
+    })
+    .await
+    .expect("plane starts")
+}
+
+async fn client(plane: &Plane) -> Client {
+    let kc = Kubeconfig::from_yaml(&plane.kubeconfig).unwrap();
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+fn configmap(name: &str) -> ConfigMap {
+    serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "data": {"k": name}}))
+        .unwrap()
+}
+
+async fn next_name(rx: &mut mpsc::UnboundedReceiver<String>, want: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("watcher never delivered {want}"));
+        if got.as_deref() == Some(want) {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_keeps_delivering_across_a_server_restart() {
+    let dir = temp_dir("restart");
+    let first = plane(Some(dir.clone()), 0).await;
+    let port = first.server.addr.port();
+    let c = client(&first).await;
+    let api: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let watch = tokio::spawn(async move {
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .applied_objects()
+            .boxed();
+        while let Some(item) = stream.next().await {
+            if let Ok(cm) = item {
+                let _ = tx.send(cm.metadata.name.unwrap_or_default());
+            }
+        }
+    });
+
+    let api: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    api.create(&PostParams::default(), &configmap("before"))
+        .await
+        .unwrap();
+    next_name(&mut rx, "before").await;
+
+    first.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = plane(Some(dir.clone()), port).await;
+    let api2: Api<ConfigMap> = Api::namespaced(client(&second).await, "default");
+    api2.create(&PostParams::default(), &configmap("after"))
+        .await
+        .unwrap();
+    next_name(&mut rx, "after").await;
+
+    watch.abort();
+    second.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflector_store_converges_on_creates_and_deletes() {
+    let p = plane(None, 0).await;
+    let api: Api<ConfigMap> = Api::namespaced(client(&p).await, "default");
+    for i in 0..30 {
+        api.create(&PostParams::default(), &configmap(&format!("cm-{i}")))
+            .await
+            .unwrap();
+    }
+    let (reader, writer) = reflector::store::<ConfigMap>();
+    let stream = reflector(
+        writer,
+        watcher(api.clone(), watcher::Config::default().any_semantic()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let task = tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+    reader.wait_until_ready().await.unwrap();
+
+    for i in 0..10 {
+        api.delete(&format!("cm-{i}"), &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    for i in 30..35 {
+        api.create(&PostParams::default(), &configmap(&format!("cm-{i}")))
+            .await
+            .unwrap();
+    }
+    let want: BTreeSet<String> = (10..35).map(|i| format!("cm-{i}")).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let have: BTreeSet<String> = reader
+            .state()
+            .iter()
+            .filter_map(|c| c.metadata.name.clone())
+            .collect();
+        if have == want {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "store never converged: {have:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    task.abort();
+    p.shutdown().await;
+}
