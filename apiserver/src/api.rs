@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::{
@@ -72,6 +73,17 @@ impl Call<'_> {
     }
 }
 
+/// A stored object's JSON at the requested version: as stored when the versions agree
+/// (serde_json writes keys sorted, so `apiVersion` leads), rewritten otherwise.
+pub fn raw_at_version(res: &Resource, e: &Entry) -> Bytes {
+    let prefix = format!("{{\"apiVersion\":\"{}\",", res.api_version());
+    if e.raw.starts_with(prefix.as_bytes()) {
+        e.raw.clone()
+    } else {
+        Bytes::from(serde_json::to_vec(&at_version(res, &e.value())).expect("json"))
+    }
+}
+
 /// Kubernetes serves an object at the version asked for; with conversion strategy None that is
 /// the stored object with its apiVersion rewritten.
 pub fn at_version(res: &Resource, obj: &Value) -> Value {
@@ -102,7 +114,7 @@ impl Api {
             .list("apiextensions.k8s.io/customresourcedefinitions", None)
             .1
         {
-            if let Err(e) = api.catalog.register_crd(&e.obj) {
+            if let Err(e) = api.catalog.register_crd(&e.value()) {
                 tracing::warn!(error = %e, "stored CRD cannot be served");
             }
         }
@@ -115,11 +127,12 @@ impl Api {
             .store
             .get(&call.key(name))
             .ok_or_else(|| call.not_found(name))?;
-        Ok(at_version(&call.res, &e.obj))
+        Ok(at_version(&call.res, &e.value()))
     }
 
-    /// LIST with selectors and paging.
-    pub fn list(&self, call: &Call<'_>, accept_table: bool) -> Result<Value, ApiError> {
+    /// LIST with selectors and paging; the serialized response body. Items are spliced in
+    /// as stored, without being parsed, unless a table or another version is asked for.
+    pub fn list(&self, call: &Call<'_>, accept_table: bool) -> Result<Bytes, ApiError> {
         let labels = LabelSelector::parse(call.query.get("labelSelector").unwrap_or(""))
             .map_err(ApiError::bad_request)?;
         let fields = FieldSelector::parse(call.query.get("fieldSelector").unwrap_or(""))
@@ -140,45 +153,56 @@ impl Api {
             .and_then(|l| l.parse().ok())
             .filter(|l| *l > 0)
             .unwrap_or(usize::MAX);
-        let mut selected = Vec::new();
-        let mut more = None;
+        let mut selected: Vec<&Entry> = Vec::new();
+        let mut more = false;
+        let mut last: Option<&ObjKey> = None;
         for (k, e) in items.iter().filter(|(k, _)| {
             start_after
                 .as_ref()
                 .is_none_or(|s| (&k.ns, &k.name) > (&s.0, &s.1))
         }) {
-            if !labels.matches_object(&e.obj) || !fields.matches_object(&e.obj) {
+            if !labels.matches_meta(&e.meta) || !fields.matches_meta(&e.meta) {
                 continue;
             }
             if selected.len() == limit {
-                more = Some(k.clone());
+                more = true;
                 break;
             }
-            selected.push((k, e));
+            selected.push(e);
+            last = Some(k);
         }
         let mut metadata = json!({"resourceVersion": rv.to_string()});
-        if more.is_some()
-            && let Some((last, _)) = selected.last()
-        {
+        if more && let Some(last) = last {
             metadata["continue"] = json!(encode_continue(&last.ns, &last.name));
         }
         if accept_table {
             let objs: Vec<Value> = selected
                 .iter()
-                .map(|(_, e)| at_version(&call.res, &e.obj))
+                .map(|e| at_version(&call.res, &e.value()))
                 .collect();
             let refs: Vec<&Value> = objs.iter().collect();
-            return Ok(table::table(
+            let t = table::table(
                 &call.res,
                 &refs,
                 IncludeObject::parse(call.query.get("includeObject")),
                 metadata,
-            ));
+            );
+            return Ok(Bytes::from(serde_json::to_vec(&t).expect("json")));
         }
-        Ok(json!({
-            "kind": call.res.list_kind, "apiVersion": call.res.api_version(), "metadata": metadata,
-            "items": selected.iter().map(|(_, e)| at_version(&call.res, &e.obj)).collect::<Vec<_>>(),
-        }))
+        let head = json!({"kind": call.res.list_kind, "apiVersion": call.res.api_version(), "metadata": metadata}).to_string();
+        let mut out = Vec::with_capacity(
+            head.len() + selected.iter().map(|e| e.raw.len() + 1).sum::<usize>() + 16,
+        );
+        out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+        out.extend_from_slice(b",\"items\":[");
+        for (i, e) in selected.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&raw_at_version(&call.res, e));
+        }
+        out.extend_from_slice(b"]}");
+        Ok(Bytes::from(out))
     }
 
     /// POST.
@@ -277,7 +301,8 @@ impl Api {
             }
             Some(_) => {}
         }
-        let prepared = self.prepare(call, Some(&old.obj), obj, part, None)?;
+        let old_obj = old.value();
+        let prepared = self.prepare(call, Some(&old_obj), obj, part, None)?;
         self.save_or_deleted(call, &key, Some(old.rv), prepared)
     }
 
@@ -311,6 +336,7 @@ impl Api {
         // retries patches that carry no resourceVersion.
         for _ in 0..8 {
             let old = self.store.get(&key);
+            let old_obj = old.as_ref().map(Entry::value);
             let (new, managed) = match (&old, is_apply) {
                 (None, false) => return Err(call.not_found(name)),
                 (None, true) => {
@@ -353,9 +379,9 @@ impl Api {
                         other => return other.map(|o| (201, o.unwrap_or_default())),
                     }
                 }
-                (Some(old), true) => {
+                (Some(_), true) => {
                     let applied = fields::apply(
-                        Some(&old.obj),
+                        old_obj.as_ref(),
                         &patch,
                         &call.manager(),
                         &call.res.api_version(),
@@ -366,7 +392,7 @@ impl Api {
                     (applied.object, Some(applied.managed))
                 }
                 (Some(old), false) => {
-                    let mut target = (*old.obj).clone();
+                    let mut target = old.value();
                     match ct {
                         "application/merge-patch+json" => patch::merge(&mut target, &patch),
                         "application/json-patch+json" => {
@@ -399,7 +425,7 @@ impl Api {
                     "the object has been modified; please apply your changes to the latest version and try again",
                 ));
             }
-            let prepared = self.prepare(call, Some(&old.obj), new, part, managed)?;
+            let prepared = self.prepare(call, old_obj.as_ref(), new, part, managed)?;
             match self.save_or_deleted(call, &key, Some(old.rv), prepared) {
                 Err(e)
                     if e.reason == "Conflict" && meta_str(&patch, "resourceVersion").is_none() =>
@@ -424,7 +450,7 @@ impl Api {
         if let Some(uid) = options
             .pointer("/preconditions/uid")
             .and_then(Value::as_str)
-            && meta_str(&old.obj, "uid") != Some(uid)
+            && old.meta.uid != uid
         {
             return Err(ApiError::conflict(
                 &call.res.plural,
@@ -432,7 +458,7 @@ impl Api {
                 name,
                 &format!(
                     "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta_str(&old.obj, "uid").unwrap_or("")
+                    old.meta.uid
                 ),
             ));
         }
@@ -456,7 +482,7 @@ impl Api {
             .get("propagationPolicy")
             .or_else(|| options.get("propagationPolicy").and_then(Value::as_str))
             .unwrap_or("Background");
-        let mut obj = (*old.obj).clone();
+        let mut obj = old.value();
         let mut fins = finalizers(&obj);
         let extra = match policy {
             "Foreground" => Some("foregroundDeletion"),
@@ -517,13 +543,14 @@ impl Api {
             .map_err(|e| self.store_error(call, name, e))?;
         Ok(at_version(
             &call.res,
-            &e.expect("put returns the entry").obj,
+            &e.expect("put returns the entry").value(),
         ))
     }
 
     /// DELETE of a collection.
     pub fn delete_collection(&self, call: &Call<'_>, options: &Value) -> Result<Value, ApiError> {
-        let list = self.list(call, false)?;
+        let list: Value = serde_json::from_slice(&self.list(call, false)?)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         for item in list["items"].as_array().into_iter().flatten() {
             let name = meta_str(item, "name").unwrap_or_default().to_string();
             let scoped = Target {
@@ -599,7 +626,7 @@ impl Api {
     fn check_namespace(&self, ns: &str) -> Result<(), ApiError> {
         match self.store.get(&ObjKey::new("/namespaces", "", ns)) {
             None => Err(ApiError::not_found("namespaces", "", ns)),
-            Some(e) if deleting(&e.obj) => Err(ApiError {
+            Some(e) if e.meta.deleting => Err(ApiError {
                 code: 403,
                 reason: "Forbidden",
                 message: format!(
@@ -896,11 +923,11 @@ impl Api {
         };
         if call.res.group == "apiextensions.k8s.io"
             && call.res.plural == "customresourcedefinitions"
-            && let Err(e) = self.catalog.register_crd(&stored.obj)
+            && let Err(e) = self.catalog.register_crd(&stored.value())
         {
             tracing::warn!(error = %e, "stored CRD cannot be served");
         }
-        Ok(Some(at_version(&call.res, &stored.obj)))
+        Ok(Some(at_version(&call.res, &stored.value())))
     }
 
     fn save_or_deleted(

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::{
     api::{Api, Call, Part},
-    meta::{deleting, finalizers, meta_str, set_finalizers},
+    meta::{finalizers, set_finalizers},
     request::{Query, Target},
     store::{Entry, EventType, ObjKey},
 };
@@ -42,7 +42,7 @@ pub fn spawn(api: Arc<Api>) -> tokio::task::JoinHandle<()> {
             tokio::select! {
                 _ = ticker.tick() => sweep(&api),
                 ev = rx.recv() => match ev {
-                    Ok(e) if e.kind == EventType::Deleted || deleting(&e.obj) => {
+                    Ok(e) if e.kind == EventType::Deleted || e.entry.meta.deleting => {
                         // Let a burst of deletions settle into one sweep.
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         while rx.try_recv().is_ok() {}
@@ -57,75 +57,55 @@ pub fn spawn(api: Arc<Api>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-fn owner_uids(obj: &Value) -> Vec<(String, bool)> {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .map(|refs| {
-            refs.iter()
-                .filter_map(|r| {
-                    Some((
-                        r["uid"].as_str()?.to_string(),
-                        r["blockOwnerDeletion"].as_bool().unwrap_or(false),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// One pass over every object.
 pub fn sweep(api: &Api) {
     let all = api.store.all();
-    let by_uid: HashMap<String, &(ObjKey, Entry)> = all
-        .iter()
-        .filter_map(|o| meta_str(&o.1.obj, "uid").map(|u| (u.to_string(), o)))
-        .collect();
-
+    let by_uid: HashMap<&str, &(ObjKey, Entry)> =
+        all.iter().map(|o| (o.1.meta.uid.as_str(), o)).collect();
     let mut dependents: HashMap<&str, Vec<&(ObjKey, Entry)>> = HashMap::new();
     for o in &all {
-        for (uid, _) in owner_uids(&o.1.obj) {
+        for (uid, _) in &o.1.meta.owners {
             if let Some((owner_uid, _)) = by_uid.get_key_value(uid.as_str()) {
-                dependents.entry(owner_uid.as_str()).or_default().push(o);
+                dependents.entry(owner_uid).or_default().push(o);
             }
         }
     }
 
     for (key, entry) in &all {
-        let obj = &entry.obj;
-        let owners = owner_uids(obj);
-        if !owners.is_empty() && !deleting(obj) {
-            let gone: HashSet<&str> = owners
+        let meta = &entry.meta;
+        if !meta.owners.is_empty() && !meta.deleting {
+            let gone: HashSet<&str> = meta
+                .owners
                 .iter()
                 .map(|(u, _)| u.as_str())
-                .filter(|u| !by_uid.contains_key(*u))
+                .filter(|u| !by_uid.contains_key(u))
                 .collect();
-            if gone.len() == owners.len() {
+            if gone.len() == meta.owners.len() {
                 delete(api, key, "Background");
                 continue;
             } else if !gone.is_empty() {
                 edit(api, key, |o| drop_owner_refs(o, &gone));
             }
         }
-        if !deleting(obj) {
+        if !meta.deleting {
             continue;
         }
-        let uid = meta_str(obj, "uid").unwrap_or_default();
+        let uid = meta.uid.as_str();
         let deps = dependents.get(uid).cloned().unwrap_or_default();
-        let fins = finalizers(obj);
-        if fins.iter().any(|f| f == "orphan") {
+        if meta.finalizers.iter().any(|f| f == "orphan") {
             for (dk, _) in &deps {
                 edit(api, dk, |o| drop_owner_refs(o, &HashSet::from([uid])));
             }
             edit(api, key, |o| remove_finalizer(o, "orphan"));
-        } else if fins.iter().any(|f| f == "foregroundDeletion") {
+        } else if meta.finalizers.iter().any(|f| f == "foregroundDeletion") {
             for (dk, de) in &deps {
-                if !deleting(&de.obj) {
+                if !de.meta.deleting {
                     delete(api, dk, "Foreground");
                 }
             }
             let blocking = deps
                 .iter()
-                .any(|(_, de)| owner_uids(&de.obj).iter().any(|(u, b)| u == uid && *b));
+                .any(|(_, de)| de.meta.owners.iter().any(|(u, b)| u == uid && *b));
             if !blocking {
                 edit(api, key, |o| remove_finalizer(o, "foregroundDeletion"));
             }
@@ -135,7 +115,7 @@ pub fn sweep(api: &Api) {
             let contents: Vec<&(ObjKey, Entry)> =
                 all.iter().filter(|(k, _)| &k.ns == name).collect();
             for (ck, ce) in &contents {
-                if !deleting(&ce.obj) {
+                if !ce.meta.deleting {
                     delete(api, ck, "Background");
                 }
             }
@@ -205,9 +185,10 @@ fn edit(api: &Api, key: &ObjKey, f: impl FnOnce(&mut Value)) {
     let Some(entry) = api.store.get(key) else {
         return;
     };
-    let mut obj = (*entry.obj).clone();
+    let original = entry.value();
+    let mut obj = original.clone();
     f(&mut obj);
-    if obj == *entry.obj {
+    if obj == original {
         return;
     }
     let query = Query::default();

@@ -63,6 +63,11 @@ impl LabelSelector {
     pub fn matches_object(&self, obj: &Value) -> bool {
         self.0.is_empty() || self.matches(&labels_of(obj))
     }
+
+    /// Whether a stored object's labels match.
+    pub fn matches_meta(&self, meta: &crate::store::Meta) -> bool {
+        self.matches(&meta.labels)
+    }
 }
 
 /// The labels of an object.
@@ -144,6 +149,18 @@ impl FieldSelector {
             reqs.push((field.trim().to_string(), eq, value.trim().to_string()));
         }
         Ok(Self(reqs))
+    }
+
+    /// Whether a stored object matches.
+    pub fn matches_meta(&self, meta: &crate::store::Meta) -> bool {
+        self.0.iter().all(|(field, eq, value)| {
+            let actual = if field == "metadata.name" {
+                &meta.name
+            } else {
+                &meta.namespace
+            };
+            (actual == value) == *eq
+        })
     }
 
     /// Whether the object matches.

@@ -314,7 +314,11 @@ async fn route(
                 .body(Body::from_stream(stream))
                 .expect("valid response"))
         }
-        (Method::GET, None) => Ok(json_response(200, &api.list(&call, accept_table)?)),
+        (Method::GET, None) => Ok(Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(Body::from(api.list(&call, accept_table)?))
+            .expect("valid response")),
         (Method::GET, Some(name)) => Ok(json_response(200, &one(api.get(&call, name)?))),
         (Method::POST, None) => Ok(json_response(201, &api.create(&call, parse_body()?)?)),
         (Method::PUT, Some(name)) => Ok(json_response(

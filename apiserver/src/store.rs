@@ -18,6 +18,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
@@ -44,13 +45,104 @@ impl ObjKey {
     }
 }
 
-/// A stored object and the resourceVersion of its last write.
+/// A stored object: its serialized JSON (shared, never re-serialized on reads) and the
+/// metadata the server itself consults (selectors, garbage collection), so that neither needs
+/// to parse the object.
 #[derive(Clone, Debug)]
 pub struct Entry {
     /// resourceVersion of the last write.
     pub rv: u64,
-    /// The object, with `metadata.resourceVersion` set to `rv`.
-    pub obj: Arc<Value>,
+    /// The object as JSON, with `metadata.resourceVersion` set to `rv`.
+    pub raw: Bytes,
+    /// Metadata summary.
+    pub meta: Arc<Meta>,
+}
+
+impl Entry {
+    fn from_value(rv: u64, obj: &Value) -> Self {
+        let raw = Bytes::from(serde_json::to_vec(obj).expect("a JSON value always serializes"));
+        Self {
+            rv,
+            raw,
+            meta: Arc::new(Meta::of(obj)),
+        }
+    }
+
+    fn from_raw(rv: u64, raw: Vec<u8>) -> Result<Self, StoreError> {
+        let obj: Value = serde_json::from_slice(&raw)?;
+        Ok(Self {
+            rv,
+            raw: Bytes::from(raw),
+            meta: Arc::new(Meta::of(&obj)),
+        })
+    }
+
+    /// The object, parsed.
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.raw).expect("stored objects are valid JSON")
+    }
+}
+
+/// What the server reads from an object's metadata without parsing it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Name.
+    pub name: String,
+    /// Namespace ("" when cluster-scoped).
+    pub namespace: String,
+    /// UID.
+    pub uid: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Owner references: (uid, blockOwnerDeletion).
+    pub owners: Vec<(String, bool)>,
+    /// deletionTimestamp is set.
+    pub deleting: bool,
+    /// Finalizers.
+    pub finalizers: Vec<String>,
+}
+
+impl Meta {
+    /// Extracts the summary from an object.
+    pub fn of(obj: &Value) -> Self {
+        let m = &obj["metadata"];
+        let s = |k: &str| {
+            m.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Self {
+            name: s("name"),
+            namespace: s("namespace"),
+            uid: s("uid"),
+            labels: crate::selector::labels_of(obj),
+            owners: m
+                .get("ownerReferences")
+                .and_then(Value::as_array)
+                .map(|refs| {
+                    refs.iter()
+                        .filter_map(|r| {
+                            Some((
+                                r["uid"].as_str()?.to_string(),
+                                r["blockOwnerDeletion"].as_bool().unwrap_or(false),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            deleting: m.get("deletionTimestamp").is_some_and(|t| !t.is_null()),
+            finalizers: m
+                .get("finalizers")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// Watch event types.
@@ -100,8 +192,8 @@ pub struct Event {
     pub kind: EventType,
     /// Which object.
     pub key: ObjKey,
-    /// The object after the change (before it, for deletions), with `rv` set.
-    pub obj: Arc<Value>,
+    /// The object after the change (its last state, for deletions), with `rv` set.
+    pub entry: Entry,
 }
 
 /// What a commit expects to find.
@@ -204,52 +296,43 @@ impl Store {
         if let Some(db) = &db {
             let mut stmt = db.prepare("SELECT gr, ns, name, rv, body FROM objects")?;
             let rows = stmt.query_map([], |r| {
-                Ok((
-                    ObjKey {
-                        gr: r.get(0)?,
-                        ns: r.get(1)?,
-                        name: r.get(2)?,
-                    },
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Vec<u8>>(4)?,
-                ))
+                let key = ObjKey {
+                    gr: r.get(0)?,
+                    ns: r.get(1)?,
+                    name: r.get(2)?,
+                };
+                Ok((key, r.get::<_, i64>(3)?, r.get::<_, Vec<u8>>(4)?))
             })?;
             for row in rows {
                 let (key, obj_rv, body) = row?;
-                let obj: Value = serde_json::from_slice(&body)?;
                 rv = rv.max(obj_rv as u64);
-                objects.insert(
-                    key,
-                    Entry {
-                        rv: obj_rv as u64,
-                        obj: Arc::new(obj),
-                    },
-                );
+                objects.insert(key, Entry::from_raw(obj_rv as u64, body)?);
             }
             let mut stmt = db.prepare(
                 "SELECT rv, type, gr, ns, name, body FROM events ORDER BY rv DESC LIMIT ?1",
             )?;
             let rows = stmt.query_map([history_cap as i64], |r| {
+                let key = ObjKey {
+                    gr: r.get(2)?,
+                    ns: r.get(3)?,
+                    name: r.get(4)?,
+                };
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
-                    ObjKey {
-                        gr: r.get(2)?,
-                        ns: r.get(3)?,
-                        name: r.get(4)?,
-                    },
+                    key,
                     r.get::<_, Vec<u8>>(5)?,
                 ))
             })?;
             for row in rows {
                 let (ev_rv, ty, key, body) = row?;
                 rv = rv.max(ev_rv as u64);
-                let obj: Value = serde_json::from_slice(&body)?;
+                let entry = Entry::from_raw(ev_rv as u64, body)?;
                 history.push_front(Arc::new(Event {
                     rv: ev_rv as u64,
                     kind: EventType::from_code(ty),
                     key,
-                    obj: Arc::new(obj),
+                    entry,
                 }));
             }
         }
@@ -335,36 +418,25 @@ impl Store {
             _ => return Err(StoreError::Conflict),
         }
         let rv = inner.rv + 1;
-        let (kind, obj) = match change {
-            Change::Put(mut obj) => {
-                if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                    meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
-                }
-                (
-                    if current.is_some() {
-                        EventType::Modified
-                    } else {
-                        EventType::Added
-                    },
-                    Arc::new(obj),
-                )
-            }
-            Change::Delete => {
-                let mut last = (*inner.objects[key].obj).clone();
-                if let Some(meta) = last.get_mut("metadata").and_then(Value::as_object_mut) {
-                    meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
-                }
-                (EventType::Deleted, Arc::new(last))
-            }
+        let (kind, mut obj) = match change {
+            Change::Put(obj) => (
+                if current.is_some() {
+                    EventType::Modified
+                } else {
+                    EventType::Added
+                },
+                obj,
+            ),
+            Change::Delete => (EventType::Deleted, inner.objects[key].value()),
         };
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+        }
+        let entry = Entry::from_value(rv, &obj);
         if let Some(db) = &inner.db {
-            persist(db, key, rv, kind, &obj)?;
+            persist(db, key, rv, kind, &entry.raw)?;
         }
         inner.rv = rv;
-        let entry = Entry {
-            rv,
-            obj: obj.clone(),
-        };
         match kind {
             EventType::Deleted => {
                 inner.objects.remove(key);
@@ -377,7 +449,7 @@ impl Store {
             rv,
             kind,
             key: key.clone(),
-            obj,
+            entry: entry.clone(),
         });
         inner.history.push_back(event.clone());
         while inner.history.len() > self.history_cap {
@@ -442,9 +514,8 @@ fn persist(
     key: &ObjKey,
     rv: u64,
     kind: EventType,
-    obj: &Value,
+    body: &[u8],
 ) -> Result<(), StoreError> {
-    let body = serde_json::to_vec(obj)?;
     let tx = db.unchecked_transaction()?;
     match kind {
         EventType::Deleted => {
@@ -453,13 +524,13 @@ fn persist(
         }
         _ => {
             tx.prepare_cached("INSERT OR REPLACE INTO objects (gr, ns, name, rv, body) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                .execute((&key.gr, &key.ns, &key.name, rv as i64, &body))?;
+                .execute((&key.gr, &key.ns, &key.name, rv as i64, body))?;
         }
     }
     tx.prepare_cached(
         "INSERT INTO events (rv, type, gr, ns, name, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute((rv as i64, kind.code(), &key.gr, &key.ns, &key.name, &body))?;
+    .execute((rv as i64, kind.code(), &key.gr, &key.ns, &key.name, body))?;
     tx.commit()?;
     Ok(())
 }
@@ -483,7 +554,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(e1.rv, 1);
-        assert_eq!(e1.obj["metadata"]["resourceVersion"], "1");
+        assert_eq!(e1.value()["metadata"]["resourceVersion"], "1");
         assert!(matches!(
             s.commit(&k, Precondition::Absent, Change::Put(obj("a", 2))),
             Err(StoreError::Conflict)
@@ -548,7 +619,8 @@ mod tests {
         let ev = rx.try_recv().unwrap();
         assert_eq!((ev.rv, ev.kind), (6, EventType::Deleted));
         assert_eq!(
-            ev.obj["spec"]["v"], 5,
+            ev.entry.value()["spec"]["v"],
+            5,
             "a DELETED event carries the last state"
         );
     }
@@ -582,8 +654,13 @@ mod tests {
         assert_eq!(s.len(), 49);
         let e = s.get(&ObjKey::new("g/things", "ns", "o7")).unwrap();
         assert_eq!(
-            (e.rv, e.obj["metadata"]["resourceVersion"].as_str()),
-            (8, Some("8"))
+            (
+                e.rv,
+                e.value()["metadata"]["resourceVersion"]
+                    .as_str()
+                    .map(str::to_string)
+            ),
+            (8, Some("8".to_string()))
         );
         let (backlog, _) = s.watch_from(49).unwrap();
         assert_eq!(

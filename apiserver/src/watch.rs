@@ -11,12 +11,12 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 
 use crate::{
-    api::{Api, at_version},
+    api::{Api, at_version, raw_at_version},
     catalog::Resource,
     error::ApiError,
     request::{Query, Target},
     selector::{FieldSelector, LabelSelector},
-    store::{Event, EventType},
+    store::{Entry, EventType, ObjKey},
     table::{self, IncludeObject},
 };
 
@@ -31,12 +31,50 @@ struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, e: &Event) -> bool {
-        e.key.gr == self.gr
-            && self.ns.as_ref().is_none_or(|n| &e.key.ns == n)
-            && self.labels.matches_object(&e.obj)
-            && self.fields.matches_object(&e.obj)
+    fn matches(&self, key: &ObjKey, e: &Entry) -> bool {
+        key.gr == self.gr
+            && self.ns.as_ref().is_none_or(|n| &key.ns == n)
+            && self.labels.matches_meta(&e.meta)
+            && self.fields.matches_meta(&e.meta)
     }
+}
+
+/// One watch line. Objects are spliced in as stored unless a table is asked for.
+fn encode(
+    res: &Resource,
+    kind: &str,
+    e: &Entry,
+    table_state: Option<(&mut bool, IncludeObject)>,
+) -> Bytes {
+    let mut line = Vec::with_capacity(e.raw.len() + 40);
+    line.extend_from_slice(format!("{{\"type\":\"{kind}\",\"object\":").as_bytes());
+    match table_state {
+        Some((first, include)) => {
+            let obj = at_version(res, &e.value());
+            let mut t = table::table(
+                res,
+                &[&obj],
+                include,
+                json!({"resourceVersion": obj["metadata"]["resourceVersion"]}),
+            );
+            if !*first {
+                t.as_object_mut()
+                    .expect("table")
+                    .remove("columnDefinitions");
+            }
+            *first = false;
+            line.extend_from_slice(&serde_json::to_vec(&t).expect("json"));
+        }
+        None => line.extend_from_slice(&raw_at_version(res, e)),
+    }
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
+}
+
+fn encode_value(kind: &str, v: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": v})).expect("json");
+    line.push(b'\n');
+    Bytes::from(line)
 }
 
 /// Starts a watch; the receiver yields the response body chunks.
@@ -68,70 +106,51 @@ pub fn start(
     );
     let include = IncludeObject::parse(query.get("includeObject"));
 
-    let (initial, mut rx, mut last_rv) = match query.get("resourceVersion").filter(|rv| *rv != "0")
-    {
-        Some(rv) => {
-            let since: u64 = rv
-                .parse()
-                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?;
-            let (backlog, rx) = api.store.watch_from(since)?;
-            let events: Vec<(EventType, Arc<Value>, u64)> = backlog
-                .iter()
-                .filter(|e| filter.matches(e))
-                .map(|e| (e.kind, e.obj.clone(), e.rv))
-                .collect();
-            let last = backlog.last().map_or(since, |e| e.rv);
-            (events, rx, last)
-        }
-        None => {
-            let (rv, items, rx) = api.store.watch_now(&filter.gr, filter.ns.as_deref());
-            let events = items
-                .into_iter()
-                .filter(|(_, e)| {
-                    filter.labels.matches_object(&e.obj) && filter.fields.matches_object(&e.obj)
-                })
-                .map(|(_, e)| (EventType::Added, e.obj, e.rv))
-                .collect();
-            (events, rx, rv)
-        }
-    };
+    let (initial, mut rx, mut last_rv): (Vec<(EventType, Entry)>, _, u64) =
+        match query.get("resourceVersion").filter(|rv| *rv != "0") {
+            Some(rv) => {
+                let since: u64 = rv.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
+                })?;
+                let (backlog, rx) = api.store.watch_from(since)?;
+                let last = backlog.last().map_or(since, |e| e.rv);
+                let events = backlog
+                    .iter()
+                    .filter(|e| filter.matches(&e.key, &e.entry))
+                    .map(|e| (e.kind, e.entry.clone()))
+                    .collect();
+                (events, rx, last)
+            }
+            None => {
+                let (rv, items, rx) = api.store.watch_now(&filter.gr, filter.ns.as_deref());
+                let events = items
+                    .into_iter()
+                    .filter(|(k, e)| filter.matches(k, e))
+                    .map(|(_, e)| (EventType::Added, e))
+                    .collect();
+                (events, rx, rv)
+            }
+        };
 
     let (tx, out) = mpsc::channel(256);
     tokio::spawn(async move {
         let mut first_table = true;
-        let encode = |kind: &str, obj: &Value, first: &mut bool| -> Bytes {
-            let object = if as_table && kind != "BOOKMARK" && kind != "ERROR" {
-                let mut t = table::table(
+        macro_rules! line {
+            ($kind:expr, $entry:expr) => {
+                encode(
                     &res,
-                    &[obj],
-                    include,
-                    json!({"resourceVersion": obj["metadata"]["resourceVersion"]}),
-                );
-                if !*first {
-                    t.as_object_mut()
-                        .expect("table")
-                        .remove("columnDefinitions");
-                }
-                *first = false;
-                t
-            } else {
-                obj.clone()
+                    $kind,
+                    $entry,
+                    if as_table {
+                        Some((&mut first_table, include))
+                    } else {
+                        None
+                    },
+                )
             };
-            let mut line =
-                serde_json::to_vec(&json!({"type": kind, "object": object})).expect("json");
-            line.push(b'\n');
-            Bytes::from(line)
-        };
-        for (kind, obj, _) in &initial {
-            if tx
-                .send(Ok(encode(
-                    kind.as_str(),
-                    &at_version(&res, obj),
-                    &mut first_table,
-                )))
-                .await
-                .is_err()
-            {
+        }
+        for (kind, entry) in &initial {
+            if tx.send(Ok(line!(kind.as_str(), entry))).await.is_err() {
                 return;
             }
         }
@@ -144,19 +163,19 @@ pub fn start(
                 _ = &mut deadline => return,
                 _ = ticker.tick(), if bookmarks => {
                     let b = json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": {"resourceVersion": last_rv.to_string()}});
-                    if tx.send(Ok(encode("BOOKMARK", &b, &mut first_table))).await.is_err() { return; }
+                    if tx.send(Ok(encode_value("BOOKMARK", &b))).await.is_err() { return; }
                 }
                 _ = tx.closed() => return,
                 ev = rx.recv() => match ev {
                     Ok(e) => {
                         if e.rv <= last_rv { continue; }
                         last_rv = e.rv;
-                        if !filter.matches(&e) { continue; }
-                        if tx.send(Ok(encode(e.kind.as_str(), &at_version(&res, &e.obj), &mut first_table))).await.is_err() { return; }
+                        if !filter.matches(&e.key, &e.entry) { continue; }
+                        if tx.send(Ok(line!(e.kind.as_str(), &e.entry))).await.is_err() { return; }
                     }
                     Err(RecvError::Lagged(_)) => {
                         let status = ApiError::gone(format!("too old resource version: {last_rv}: the watcher fell behind")).status();
-                        let _ = tx.send(Ok(encode("ERROR", &status, &mut first_table))).await;
+                        let _ = tx.send(Ok(encode_value("ERROR", &status))).await;
                         return;
                     }
                     Err(RecvError::Closed) => return,
