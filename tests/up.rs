@@ -487,3 +487,73 @@ fn wrong_credentials_are_refused_and_state_survives_sigkill() {
     );
     assert_eq!(after.matches("cm-").count(), 20);
 }
+
+#[test]
+fn typed_create_commands_and_namespace_deletion() {
+    let up = up("create");
+    up.ok(&["create", "namespace", "team-a"], None);
+    up.ok(
+        &[
+            "create",
+            "configmap",
+            "cfg",
+            "-n",
+            "team-a",
+            "--from-literal=mode=fast",
+        ],
+        None,
+    );
+    up.ok(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "creds",
+            "-n",
+            "team-a",
+            "--from-literal=key=s3cr3t",
+        ],
+        None,
+    );
+    up.ok(&["create", "serviceaccount", "bot", "-n", "team-a"], None);
+    assert_eq!(
+        up.ok(
+            &[
+                "get",
+                "cm",
+                "cfg",
+                "-n",
+                "team-a",
+                "-o",
+                "jsonpath={.data.mode}"
+            ],
+            None
+        ),
+        "fast"
+    );
+    assert_eq!(
+        up.ok(
+            &[
+                "get",
+                "secret",
+                "creds",
+                "-n",
+                "team-a",
+                "-o",
+                "jsonpath={.type} {.data.key}"
+            ],
+            None
+        ),
+        "Opaque czNjcjN0"
+    );
+    let deleted = up.ok(&["delete", "namespace", "team-a", "--timeout=30s"], None);
+    assert!(deleted.contains("deleted"), "{deleted}");
+    assert!(
+        up.fails(&["get", "namespace", "team-a"], None)
+            .contains("NotFound")
+    );
+    assert!(
+        up.fails(&["get", "cm", "cfg", "-n", "team-a"], None)
+            .contains("NotFound")
+    );
+}

@@ -821,7 +821,7 @@ impl Api {
                         data[k] = json!(base64::engine::general_purpose::STANDARD.encode(s));
                     }
                 }
-                if new.get("type").is_none() {
+                if new.get("type").is_none_or(|t| t.as_str() == Some("")) {
                     new["type"] = json!(
                         old.and_then(|o| o.get("type"))
                             .cloned()
@@ -830,7 +830,9 @@ impl Api {
                 }
             }
             ("", "namespaces") => {
-                if new.pointer("/spec/finalizers").is_none() {
+                // As upstream, a new namespace always carries the `kubernetes` finalizer; later
+                // writes keep whatever the namespace controller (here: the GC) left.
+                if old.is_none() || new.pointer("/spec/finalizers").is_none() {
                     new["spec"] = json!({"finalizers": ["kubernetes"]});
                 }
                 let phase = if deleting(new) {

@@ -25,7 +25,7 @@ use crate::{
     api::{Api, Call, Part},
     meta::{finalizers, set_finalizers},
     request::{Query, Target},
-    store::{Entry, EventType, ObjKey},
+    store::{Change, Entry, EventType, ObjKey, Precondition},
 };
 
 /// Period of the safety-net sweep.
@@ -120,9 +120,20 @@ pub fn sweep(api: &Api) {
                 }
             }
             if contents.is_empty() {
-                edit(api, key, |o| {
-                    o["spec"]["finalizers"] = json!([]);
-                });
+                // Clearing spec.finalizers lets the write path remove the namespace; one that
+                // already has none (and no metadata finalizers) is removed here.
+                let spec_empty = entry.value()["spec"]["finalizers"]
+                    .as_array()
+                    .is_none_or(Vec::is_empty);
+                if spec_empty && meta.finalizers.is_empty() {
+                    let _ = api
+                        .store
+                        .commit(key, Precondition::At(entry.rv), Change::Delete);
+                } else {
+                    edit(api, key, |o| {
+                        o["spec"]["finalizers"] = json!([]);
+                    });
+                }
             }
         }
     }

@@ -17,6 +17,7 @@ pub mod gc;
 pub mod meta;
 pub mod patch;
 pub mod plane;
+pub mod proto;
 pub mod request;
 pub mod schema;
 pub mod selector;

@@ -279,15 +279,19 @@ async fn route(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    // Only JSON (and YAML for apply) is spoken; client-go retries a protobuf or CBOR body as
-    // JSON when the server answers 415.
-    if !body.is_empty()
-        && (content_type.starts_with("application/vnd.kubernetes.protobuf")
-            || content_type.starts_with("application/cbor"))
-    {
+    // Bodies are JSON (YAML for apply); protobuf is decoded for the built-in kinds kubectl's
+    // typed create commands send, and CBOR is refused with 415.
+    if !body.is_empty() && content_type.starts_with("application/cbor") {
         return Err(ApiError::unsupported_media_type(content_type));
     }
+    let protobuf = content_type.starts_with("application/vnd.kubernetes.protobuf");
     let parse_body = || -> Result<Value, ApiError> {
+        if protobuf {
+            return crate::proto::decode(body).map_err(|e| ApiError {
+                message: format!("{e} (content type {content_type})"),
+                ..ApiError::unsupported_media_type(content_type)
+            });
+        }
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding the body: {e}")))
     };
