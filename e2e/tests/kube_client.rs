@@ -149,3 +149,80 @@ async fn reflector_store_converges_on_creates_and_deletes() {
     task.abort();
     p.shutdown().await;
 }
+
+fn cert_kubeconfig(plane: &Plane, client: &slipway_apiserver::tls::CertKey) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: p\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: u\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: c\n  context: {{cluster: p, user: u}}\ncurrent-context: c\n",
+        plane.url(),
+        b64(&plane.ca.cert_pem),
+        b64(&client.cert_pem),
+        b64(&client.key_pem)
+    )
+}
+
+async fn client_from(yaml: &str) -> Client {
+    let kc = Kubeconfig::from_yaml(yaml).unwrap();
+    Client::try_from(
+        Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_signed_by_the_ca_authenticate_and_others_do_not() {
+    use slipway_apiserver::tls;
+    let p = plane(None, 0).await;
+    let good = tls::client_cert(&p.ca, "kubernetes-admin", &["kubeadm:cluster-admins"]).unwrap();
+    let api: Api<ConfigMap> =
+        Api::namespaced(client_from(&cert_kubeconfig(&p, &good)).await, "default");
+    api.create(&PostParams::default(), &configmap("by-cert"))
+        .await
+        .expect("a CA-signed client certificate is accepted");
+
+    let other_ca = tls::new_ca("someone-else").unwrap();
+    let bad = tls::client_cert(&other_ca, "mallory", &[]).unwrap();
+    let api: Api<ConfigMap> =
+        Api::namespaced(client_from(&cert_kubeconfig(&p, &bad)).await, "default");
+    let err = api
+        .list(&Default::default())
+        .await
+        .expect_err("a certificate from another CA is refused");
+    let refused = match &err {
+        // Either the TLS handshake refuses the certificate, or the request gets 401.
+        kube::Error::Api(s) => s.code == 401,
+        _ => true,
+    };
+    assert!(refused, "{err:?}");
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_collection_by_label() {
+    let p = plane(None, 0).await;
+    let api: Api<ConfigMap> = Api::namespaced(client(&p).await, "default");
+    for (name, team) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        let mut cm = configmap(name);
+        cm.metadata.labels = Some([("team".to_string(), team.to_string())].into());
+        api.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    api.delete_collection(
+        &DeleteParams::default(),
+        &kube::api::ListParams::default().labels("team=x"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(left, vec!["c".to_string()]);
+    p.shutdown().await;
+}
