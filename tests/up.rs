@@ -557,3 +557,34 @@ fn typed_create_commands_and_namespace_deletion() {
             .contains("NotFound")
     );
 }
+
+#[test]
+fn client_side_apply_of_a_builtin_kind_merges_without_warnings() {
+    let up = up("smp");
+    let v1 = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: smp, namespace: default, labels: {a: \"1\", b: \"2\"}}\ndata: {x: \"1\", y: \"2\"}\n";
+    let v2 = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: smp, namespace: default, labels: {a: \"1\"}}\ndata: {x: \"9\"}\n";
+    up.ok(&["apply", "-f", "-"], Some(v1));
+    let out = up.kubectl(&["apply", "-f", "-"], Some(v2));
+    assert!(
+        out.status.success() && text(&out.stdout).contains("configured"),
+        "{out:?}"
+    );
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        up.ok(
+            &[
+                "get",
+                "cm",
+                "smp",
+                "-o",
+                "jsonpath={.metadata.labels} {.data}"
+            ],
+            None
+        ),
+        r#"{"a":"1"} {"x":"9"}"#
+    );
+}

@@ -132,9 +132,7 @@ pub fn openapi_gv(catalog: &Catalog, group: &str, version: &str) -> Option<Value
     let mut paths = serde_json::Map::new();
     for r in &resources {
         let gvk = json!([{"group": r.group, "version": r.version, "kind": r.kind}]);
-        let mut s = r.schema.clone().unwrap_or_else(
-            || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
-        );
+        let mut s = r.schema.clone().unwrap_or_else(|| builtin_schema(&r.kind));
         s["x-kubernetes-group-version-kind"] = gvk.clone();
         let name = schema_name(r);
         schemas.insert(name.clone(), s);
@@ -192,4 +190,42 @@ pub fn openapi_gv(catalog: &Catalog, group: &str, version: &str) -> Option<Value
     Some(
         json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": format!("v1.{KUBERNETES_MINOR}.0")}, "paths": paths, "components": {"schemas": schemas}}),
     )
+}
+
+/// Published (not enforced) schemas of the built-in kinds: enough structure, with the patch
+/// merge keys of the Kubernetes types, for kubectl to compute strategic merge patches.
+fn builtin_schema(kind: &str) -> Value {
+    let string_map = json!({"type": "object", "additionalProperties": {"type": "string"}});
+    let free = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    let keyed = |key: &str| json!({"type": "array", "items": free, "x-kubernetes-patch-merge-key": key, "x-kubernetes-patch-strategy": "merge"});
+    let meta = json!({"type": "object", "properties": {
+        "name": {"type": "string"}, "namespace": {"type": "string"}, "generateName": {"type": "string"},
+        "uid": {"type": "string"}, "resourceVersion": {"type": "string"}, "generation": {"type": "integer"},
+        "creationTimestamp": {"type": "string"}, "deletionTimestamp": {"type": "string"},
+        "labels": string_map, "annotations": string_map,
+        "finalizers": {"type": "array", "items": {"type": "string"}, "x-kubernetes-patch-strategy": "merge"},
+        "ownerReferences": keyed("uid"), "managedFields": {"type": "array", "items": free},
+    }});
+    let mut props =
+        json!({"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": meta});
+    let extra = match kind {
+        "ConfigMap" => {
+            json!({"data": string_map, "binaryData": string_map, "immutable": {"type": "boolean"}})
+        }
+        "Secret" => {
+            json!({"data": string_map, "stringData": string_map, "type": {"type": "string"}, "immutable": {"type": "boolean"}})
+        }
+        "ServiceAccount" => {
+            json!({"secrets": keyed("name"), "imagePullSecrets": keyed("name"), "automountServiceAccountToken": {"type": "boolean"}})
+        }
+        "Node" => {
+            json!({"spec": {"type": "object", "properties": {"providerID": {"type": "string"}, "taints": keyed("key"), "unschedulable": {"type": "boolean"}}},
+                         "status": {"type": "object", "properties": {"conditions": keyed("type"), "addresses": keyed("type"), "nodeInfo": free}}})
+        }
+        _ => json!({"spec": free, "status": free}),
+    };
+    if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
+    }
+    json!({"type": "object", "properties": props})
 }
