@@ -373,13 +373,7 @@ impl Store {
     /// resourceVersion the snapshot is consistent with.
     pub fn list(&self, gr: &str, ns: Option<&str>) -> (u64, Vec<(ObjKey, Entry)>) {
         let inner = self.lock();
-        let start = ObjKey::new(gr, ns.unwrap_or(""), "");
-        let items = inner
-            .objects
-            .range(start..)
-            .take_while(|(k, _)| k.gr == gr && ns.is_none_or(|n| k.ns == n))
-            .map(|(k, e)| (k.clone(), e.clone()))
-            .collect();
+        let items = scan(&inner, gr, ns);
         (inner.rv, items)
     }
 
@@ -498,15 +492,20 @@ impl Store {
     ) -> (u64, Vec<(ObjKey, Entry)>, broadcast::Receiver<Arc<Event>>) {
         let inner = self.lock();
         let rx = self.tx.subscribe();
-        let start = ObjKey::new(gr, ns.unwrap_or(""), "");
-        let items = inner
-            .objects
-            .range(start..)
-            .take_while(|(k, _)| k.gr == gr && ns.is_none_or(|n| k.ns == n))
-            .map(|(k, e)| (k.clone(), e.clone()))
-            .collect();
+        let items = scan(&inner, gr, ns);
         (inner.rv, items, rx)
     }
+}
+
+/// The objects of one resource (in one namespace, or all), in key order.
+fn scan(inner: &Inner, gr: &str, ns: Option<&str>) -> Vec<(ObjKey, Entry)> {
+    let start = ObjKey::new(gr, ns.unwrap_or(""), "");
+    inner
+        .objects
+        .range(start..)
+        .take_while(|(k, _)| k.gr == gr && ns.is_none_or(|n| k.ns == n))
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect()
 }
 
 fn persist(

@@ -102,18 +102,7 @@ pub fn serving_cert(ca: &CertKey, hosts: &[String]) -> Result<CertKey, TlsError>
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "kube-apiserver");
     params.distinguished_name = dn;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    validity(&mut params, 365);
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &issuer(ca)?)?;
-    Ok(CertKey {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    leaf(ca, params, ExtendedKeyUsagePurpose::ServerAuth)
 }
 
 /// A client certificate: CN = user, O = groups (1 year).
@@ -125,11 +114,20 @@ pub fn client_cert(ca: &CertKey, user: &str, groups: &[&str]) -> Result<CertKey,
         dn.push(DnType::OrganizationName, *g);
     }
     params.distinguished_name = dn;
+    leaf(ca, params, ExtendedKeyUsagePurpose::ClientAuth)
+}
+
+/// Signs a one-year leaf certificate for `usage` with a fresh key.
+fn leaf(
+    ca: &CertKey,
+    mut params: CertificateParams,
+    usage: ExtendedKeyUsagePurpose,
+) -> Result<CertKey, TlsError> {
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
     ];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.extended_key_usages = vec![usage];
     validity(&mut params, 365);
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer(ca)?)?;
