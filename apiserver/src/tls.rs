@@ -213,6 +213,37 @@ pub fn server_config(serving: &CertKey, client_ca: &str) -> Result<Arc<ServerCon
     Ok(Arc::new(config))
 }
 
+/// A new key pair (ECDSA P-256) as PEM: (private PKCS#8, public SPKI), e.g. the
+/// service-account signing key.
+pub fn new_key_pair() -> Result<(String, String), TlsError> {
+    let key = KeyPair::generate()?;
+    Ok((key.serialize_pem(), key.public_key_pem()))
+}
+
+/// `sha256:<hex>` of a certificate's SubjectPublicKeyInfo: kubeadm's `caCertHashes` form.
+pub fn spki_sha256(cert_pem: &str) -> Result<String, TlsError> {
+    let der = certs(cert_pem)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| TlsError::File {
+            path: "certificate".into(),
+            reason: "no certificate in PEM".into(),
+        })?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| TlsError::File {
+        path: "certificate".into(),
+        reason: e.to_string(),
+    })?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.tbs_certificate.subject_pki.raw);
+    Ok(format!(
+        "sha256:{}",
+        digest
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ))
+}
+
 /// User and groups of a client certificate (CN and O).
 pub fn identity_of(der: &[u8]) -> Option<(String, Vec<String>)> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;

@@ -1,7 +1,9 @@
-//! slipway's controllers, and the generator of cluster manifests (`slipway generate cluster`).
+//! slipway's controllers, and the pure pieces they stand on: the cluster generator
+//! (`slipway generate cluster`) and kubeadm bootstrap (PKI, kubeadm configuration, cloud-init).
 //!
-//! The reconcilers arrive with the provisioning issue; today the crate owns the templates.
+//! The reconcilers arrive with the provisioning issue.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bootstrap;
 pub mod generate;
