@@ -6,4 +6,6 @@
 #![deny(missing_docs)]
 
 pub mod bootstrap;
+pub mod conditions;
 pub mod generate;
+pub mod plan;
