@@ -29,6 +29,8 @@ enum Command {
     },
     /// Run an embedded management plane (Kubernetes-compatible API server) on this machine.
     Up(UpArgs),
+    /// Run the controllers against the cluster of KUBECONFIG (or the in-cluster config).
+    Controller,
     /// Generate manifests (clusterctl-compatible).
     #[command(subcommand)]
     Generate(GenerateCommand),
@@ -122,6 +124,7 @@ pub fn run() -> ExitCode {
             .map_err(|e| anyhow::anyhow!("writing CRDs to {}: {e}", dir.display())),
         Command::Generate(GenerateCommand::Cluster(args)) => generate_cluster(args),
         Command::Up(args) => up(args),
+        Command::Controller => controller(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -242,11 +245,20 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("starting the management plane in {}: {e}", data_dir.display()))?;
         tracing::info!(url = %plane.url(), data_dir = %data_dir.display(), "management plane serving");
-        if !args.no_controller {
-            tracing::warn!("the controllers are not part of this build yet; serving the management plane only");
-        }
         println!("export KUBECONFIG={}", plane.kubeconfig_path.display());
+        let controllers = if args.no_controller {
+            None
+        } else {
+            let kubeconfig = kube::config::Kubeconfig::from_yaml(&plane.kubeconfig)?;
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+            let client = kube::Client::try_from(config)?;
+            tracing::info!("controllers running in-process");
+            Some(tokio::spawn(slipway_controller::manager::run(client)))
+        };
         wait_for_signal().await;
+        if let Some(c) = controllers {
+            c.abort();
+        }
         tracing::info!("shutting down");
         plane.shutdown().await;
         Ok::<(), anyhow::Error>(())
@@ -260,4 +272,19 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+fn controller() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default().await.map_err(|e| {
+            anyhow::anyhow!("no cluster to manage: set KUBECONFIG or run in a cluster ({e})")
+        })?;
+        tracing::info!("controllers running");
+        tokio::select! {
+            _ = slipway_controller::manager::run(client) => {}
+            _ = wait_for_signal() => tracing::info!("shutting down"),
+        }
+        Ok(())
+    })
 }

@@ -15,10 +15,25 @@ pub fn merge(target: &mut Value, patch: &Value) {
 }
 
 /// RFC 6902; the error is the failing operation's message.
+///
+/// As in kube-apiserver (whose JSON patch library treats a missing path as null), a `test` for
+/// `null` passes on a missing path; kube-rs's finalizer helper relies on it.
 pub fn json(target: &mut Value, patch: &Value) -> Result<(), String> {
-    let ops: json_patch::Patch =
-        serde_json::from_value(patch.clone()).map_err(|e| format!("invalid JSON patch: {e}"))?;
-    json_patch::patch(target, &ops).map_err(|e| e.to_string())
+    let raw_ops = patch
+        .as_array()
+        .ok_or("invalid JSON patch: expected an array of operations")?;
+    for raw in raw_ops {
+        let missing = raw["path"]
+            .as_str()
+            .is_some_and(|p| target.pointer(p).is_none());
+        if raw["op"] == "test" && raw["value"].is_null() && missing {
+            continue;
+        }
+        let op: json_patch::PatchOperation =
+            serde_json::from_value(raw.clone()).map_err(|e| format!("invalid JSON patch: {e}"))?;
+        json_patch::patch(target, &[op]).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Merge keys of the list fields of built-in kinds.
@@ -152,6 +167,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(!err.is_empty());
+        json(&mut v, &json!([{"op": "test", "path": "/metadata/finalizers", "value": null}, {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}])).unwrap();
+        assert_eq!(
+            v["metadata"]["finalizers"],
+            json!(["f"]),
+            "a test for null passes on a missing path"
+        );
+        assert!(
+            json(
+                &mut v,
+                &json!([{"op": "test", "path": "/metadata/finalizers", "value": null}])
+            )
+            .is_err(),
+            "but not on a present one"
+        );
     }
 
     #[test]

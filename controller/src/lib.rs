@@ -1,11 +1,65 @@
 //! slipway's controllers, and the pure pieces they stand on: the cluster generator
-//! (`slipway generate cluster`) and kubeadm bootstrap (PKI, kubeadm configuration, cloud-init).
+//! (`slipway generate cluster`), kubeadm bootstrap (PKI, kubeadm configuration, cloud-init),
+//! conditions and planning.
 //!
-//! The reconcilers arrive with the provisioning issue.
+//! Reconcilers so far: Cluster ([`cluster`]). [`manager::run`] runs them against a client.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod bootstrap;
+pub mod cluster;
 pub mod conditions;
 pub mod generate;
+pub mod manager;
 pub mod plan;
+pub mod refs;
+
+use jiff::Timestamp;
+use kube::Client;
+
+/// What every reconciler shares.
+pub struct Context {
+    /// Client of the management cluster.
+    pub client: Client,
+    /// Resolver of contract references.
+    pub resolver: refs::Resolver,
+    /// The clock (injected so tests compare exact times).
+    pub clock: Box<dyn Fn() -> Timestamp + Send + Sync>,
+}
+
+impl Context {
+    /// A context with the system clock.
+    pub fn new(client: Client) -> Self {
+        Self {
+            resolver: refs::Resolver::new(client.clone()),
+            client,
+            clock: Box::new(Timestamp::now),
+        }
+    }
+}
+
+/// Reconciler errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("kube: {0}")]
+    Kube(#[from] kube::Error),
+    /// Adding or removing a finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// A reference cannot be followed (its kind is not served, no contract label, ...).
+    #[error("{0}")]
+    Contract(String),
+}
+
+impl Error {
+    /// Whether a retry soon may succeed (API errors other than invalid requests).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Kube(kube::Error::Api(s)) => !matches!(s.code, 400 | 403 | 404 | 422),
+            Self::Kube(_) => true,
+            Self::Finalizer(_) => true,
+            Self::Contract(_) => false,
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The Cluster reconciler against an embedded management plane: owner references, contract
+//! fields, endpoint copy, pause, no hot loop, and ordered deletion.
+
+use std::{net::IpAddr, time::Duration};
+
+use kube::{
+    Api, Client, Config,
+    api::{DynamicObject, Patch, PatchParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+    core::GroupVersionKind,
+    discovery::ApiResource,
+};
+use serde_json::{Value, json};
+use slipway_api::{Cluster, crds};
+use slipway_apiserver::plane::{Options, Plane};
+
+async fn plane() -> Plane {
+    let crds = crds::all()
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap())
+        .collect();
+    Plane::start(Options {
+        data_dir: None,
+        address: "127.0.0.1".parse::<IpAddr>().unwrap(),
+        port: 0,
+        crds,
+    })
+    .await
+    .unwrap()
+}
+
+async fn client(p: &Plane) -> Client {
+    let kc = Kubeconfig::from_yaml(&p.kubeconfig).unwrap();
+    Client::try_from(
+        Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn dynamic(
+    client: &Client,
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+) -> Api<DynamicObject> {
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    Api::namespaced_with(client.clone(), "default", &ar)
+}
+
+async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn condition(c: &Cluster, type_: &str) -> Option<(String, String)> {
+    c.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|x| x.type_ == type_)
+        .map(|x| (x.status.clone(), x.reason.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_order() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let p = plane().await;
+    let c = client(&p).await;
+    let manager = tokio::spawn(slipway_controller::manager::run(c.clone()));
+
+    let infra = dynamic(
+        &c,
+        "infrastructure.cluster.x-k8s.io",
+        "v1alpha1",
+        "InMemoryCluster",
+        "inmemoryclusters",
+    );
+    let kcp = dynamic(
+        &c,
+        "controlplane.cluster.x-k8s.io",
+        "v1beta2",
+        "KubeadmControlPlane",
+        "kubeadmcontrolplanes",
+    );
+    let clusters: Api<Cluster> = Api::namespaced(c.clone(), "default");
+    let obj = |v: Value| serde_json::from_value::<DynamicObject>(v).unwrap();
+    infra.create(&PostParams::default(), &obj(json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1alpha1", "kind": "InMemoryCluster", "metadata": {"name": "c"}, "spec": {}}))).await.unwrap();
+    kcp.create(&PostParams::default(), &obj(json!({"apiVersion": "controlplane.cluster.x-k8s.io/v1beta2", "kind": "KubeadmControlPlane", "metadata": {"name": "c-cp"},
+        "spec": {"replicas": 1, "version": "v1.31.0", "kubeadmConfigSpec": {},
+                 "machineTemplate": {"spec": {"infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "InMemoryMachineTemplate", "name": "t"}}}}}))).await.unwrap();
+    let cluster: Cluster = serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "c"},
+        "spec": {"infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "InMemoryCluster", "name": "c"},
+                 "controlPlaneRef": {"apiGroup": "controlplane.cluster.x-k8s.io", "kind": "KubeadmControlPlane", "name": "c-cp"}}})).unwrap();
+    clusters
+        .create(&PostParams::default(), &cluster)
+        .await
+        .unwrap();
+
+    // Finalizer, owner references, Provisioning.
+    let uid = eventually("the finalizer and Provisioning phase", async || {
+        let got = clusters.get("c").await.ok()?;
+        (got.metadata
+            .finalizers
+            .as_ref()?
+            .contains(&"cluster.cluster.x-k8s.io".to_string())
+            && got.status.as_ref()?.phase.as_deref() == Some("Provisioning"))
+        .then(|| got.metadata.uid.clone().unwrap())
+    })
+    .await;
+    for api in [&infra, &kcp] {
+        let name = if std::ptr::eq(api, &infra) {
+            "c"
+        } else {
+            "c-cp"
+        };
+        eventually("an owner reference", async || {
+            let o = api.get(name).await.ok()?;
+            o.metadata
+                .owner_references?
+                .iter()
+                .any(|r| r.uid == uid && r.kind == "Cluster" && r.controller == Some(true))
+                .then_some(())
+        })
+        .await;
+    }
+    assert_eq!(
+        condition(&clusters.get("c").await.unwrap(), "InfrastructureReady"),
+        Some(("False".into(), "WaitingForInfrastructure".into()))
+    );
+
+    // The provider reports provisioned with an endpoint; the control plane reports initialized.
+    infra
+        .patch(
+            "c",
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"spec": {"controlPlaneEndpoint": {"host": "127.0.0.1", "port": 6443}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    infra
+        .patch_status(
+            "c",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": {"initialization": {"provisioned": true}}})),
+        )
+        .await
+        .unwrap();
+    kcp.patch_status(
+        "c-cp",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": {"initialization": {"controlPlaneInitialized": true}}})),
+    )
+    .await
+    .unwrap();
+    let provisioned = eventually("Provisioned", async || {
+        let got = clusters.get("c").await.ok()?;
+        (got.status.as_ref()?.phase.as_deref() == Some("Provisioned")
+            && condition(&got, "ControlPlaneInitialized")?.0 == "True")
+            .then_some(got)
+    })
+    .await;
+    assert_eq!(
+        provisioned
+            .spec
+            .control_plane_endpoint
+            .as_ref()
+            .unwrap()
+            .port,
+        6443,
+        "endpoint copied from the infrastructure cluster"
+    );
+    assert_eq!(
+        condition(&provisioned, "InfrastructureReady"),
+        Some(("True".into(), "Provisioned".into()))
+    );
+    let init = provisioned
+        .status
+        .as_ref()
+        .unwrap()
+        .initialization
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (
+            init.infrastructure_provisioned,
+            init.control_plane_initialized
+        ),
+        (Some(true), Some(true))
+    );
+
+    // No hot loop: nothing is written while nothing changes.
+    let rv = provisioned.metadata.resource_version.clone();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        clusters.get("c").await.unwrap().metadata.resource_version,
+        rv,
+        "the Cluster was rewritten with nothing changed"
+    );
+
+    // Pause.
+    clusters
+        .patch(
+            "c",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"cluster.x-k8s.io/paused": ""}}})),
+        )
+        .await
+        .unwrap();
+    eventually("Paused", async || {
+        (condition(&clusters.get("c").await.ok()?, "Paused")?.0 == "True").then_some(())
+    })
+    .await;
+    clusters
+        .patch(
+            "c",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"cluster.x-k8s.io/paused": null}}})),
+        )
+        .await
+        .unwrap();
+    eventually("unpaused", async || {
+        (condition(&clusters.get("c").await.ok()?, "Paused")?.0 == "False").then_some(())
+    })
+    .await;
+
+    // Deletion removes the control plane and the infrastructure, then the Cluster.
+    clusters.delete("c", &Default::default()).await.unwrap();
+    eventually("the Cluster to be gone", async || {
+        clusters.get_opt("c").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(kcp.get_opt("c-cp").await.unwrap().is_none());
+    assert!(infra.get_opt("c").await.unwrap().is_none());
+    manager.abort();
+    p.shutdown().await;
+}
