@@ -10,13 +10,6 @@ pub fn now() -> String {
         .to_string()
 }
 
-/// Now with microseconds (`metav1.MicroTime`, e.g. Lease renew times).
-pub fn now_micro() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
-        .to_string()
-}
-
 /// A random RFC 4122 version-4 UUID.
 pub fn uid() -> String {
     let mut b: [u8; 16] = rand::rng().random();

@@ -7,7 +7,7 @@
 //! is honoured and the other `$`-directives (`$setElementOrder`, `$retainKeys`,
 //! `$deleteFromPrimitiveList`) are applied or dropped.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// RFC 7386.
 pub fn merge(target: &mut Value, patch: &Value) {
@@ -120,26 +120,6 @@ fn strip_directives(v: &mut Value) {
         Value::Array(a) => a.iter_mut().for_each(strip_directives),
         _ => {}
     }
-}
-
-/// Removes keys with `null` values, recursively (what a merge-style create leaves behind).
-pub fn drop_nulls(v: &mut Value) {
-    if let Value::Object(m) = v {
-        let keys: Vec<String> = m
-            .iter()
-            .filter(|(_, x)| x.is_null())
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in keys {
-            m.remove(&k);
-        }
-        m.values_mut().for_each(drop_nulls);
-    }
-}
-
-/// An empty object.
-pub fn empty() -> Value {
-    Value::Object(Map::new())
 }
 
 #[cfg(test)]
