@@ -6,7 +6,7 @@
 //! Paused condition. cleanup: workers, then the control plane, then the infrastructure cluster;
 //! the finalizer goes when all are gone.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use kube::{
@@ -367,7 +367,6 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     let name = cluster.name_any();
     let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
     let selector = ListParams::default().labels(&format!("{}={name}", labels::CLUSTER_NAME));
-    let requeue = Action::requeue(Duration::from_secs(2));
     let deleting = |reason: &str, message: String| {
         let mut o = Observed {
             generation: cluster.metadata.generation,
@@ -423,8 +422,9 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
                 workers.len()
             ),
         );
+        let why = d.message.clone();
         write_deleting(&api, cluster, &o, d, ctx).await?;
-        return Ok(requeue);
+        return Err(Error::Waiting(why));
     }
     for (r, reason, what) in [
         (
@@ -448,8 +448,9 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
                 reason,
                 format!("waiting for the {what} {} {} to be deleted", r.kind, r.name),
             );
+            let why = d.message.clone();
             write_deleting(&api, cluster, &o, d, ctx).await?;
-            return Ok(requeue);
+            return Err(Error::Waiting(why));
         }
     }
     Ok(Action::await_change())

@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod conditions;
 pub mod generate;
+pub mod infra_cluster;
 pub mod manager;
 pub mod plan;
 pub mod refs;
@@ -50,6 +51,10 @@ pub enum Error {
     /// A reference cannot be followed (its kind is not served, no contract label, ...).
     #[error("{0}")]
     Contract(String),
+    /// Deletion is waiting for something to go (a cleanup that returned `Ok` would let the
+    /// finalizer go, so waiting is an error that requeues soon).
+    #[error("waiting: {0}")]
+    Waiting(String),
 }
 
 impl Error {
@@ -60,6 +65,7 @@ impl Error {
             Self::Kube(_) => true,
             Self::Finalizer(_) => true,
             Self::Contract(_) => false,
+            Self::Waiting(_) => true,
         }
     }
 }

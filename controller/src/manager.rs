@@ -13,7 +13,12 @@ use slipway_api::{
     KubeadmControlPlane, Machine, MachineDeployment, MachineSet, names::labels,
 };
 
-use crate::{Context, Error, cluster};
+use slipway_providers::{InfrastructureProvider, inmemory::InMemory};
+
+use crate::{
+    Context, Error, cluster,
+    infra_cluster::{self, InfraContext, InfraObject},
+};
 
 /// The Cluster owning an object, by owner reference.
 fn owner_cluster<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
@@ -35,6 +40,12 @@ fn labelled_cluster<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
 }
 
 fn error_policy(cluster: Arc<Cluster>, error: &Error, _: Arc<Context>) -> Action {
+    if let Error::Finalizer(inner) = error
+        && let kube::runtime::finalizer::Error::CleanupFailed(Error::Waiting(why)) = inner.as_ref()
+    {
+        tracing::debug!(cluster = %cluster.name_any(), %why, "deletion waiting");
+        return Action::requeue(Duration::from_secs(1));
+    }
     tracing::warn!(cluster = %cluster.name_any(), %error, "reconcile failed");
     Action::requeue(if error.is_transient() {
         Duration::from_secs(2)
@@ -46,6 +57,55 @@ fn error_policy(cluster: Arc<Cluster>, error: &Error, _: Arc<Context>) -> Action
 /// Runs every controller until the future is dropped.
 pub async fn run(client: Client) {
     let ctx = Arc::new(Context::new(client.clone()));
+    let in_memory = Arc::new(InfraContext {
+        base: ctx.clone(),
+        provider: InMemory,
+    });
+    futures::join!(
+        clusters(client.clone(), ctx),
+        infra_clusters::<InMemory>(client, in_memory)
+    );
+}
+
+fn infra_error_policy<K: ResourceExt>(obj: Arc<K>, error: &Error) -> Action {
+    if let Error::Finalizer(inner) = error
+        && let kube::runtime::finalizer::Error::CleanupFailed(Error::Waiting(_)) = inner.as_ref()
+    {
+        return Action::requeue(Duration::from_secs(1));
+    }
+    tracing::warn!(name = %obj.name_any(), %error, "reconcile failed");
+    Action::requeue(if error.is_transient() {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(30)
+    })
+}
+
+async fn infra_clusters<P>(client: Client, ctx: Arc<InfraContext<P>>)
+where
+    P: InfrastructureProvider,
+    P::Cluster: InfraObject,
+{
+    let wc = watcher::Config::default();
+    Controller::new(Api::<P::Cluster>::all(client.clone()), wc.clone())
+        .watches(Api::<Cluster>::all(client), wc, move |c: Cluster| {
+            // A Cluster's changes (pause, its infrastructureRef) reach its infrastructure cluster.
+            let ns = c.namespace().unwrap_or_default();
+            c.spec
+                .infrastructure_ref
+                .clone()
+                .map(|r| ObjectRef::new(&r.name).within(&ns))
+        })
+        .run(
+            infra_cluster::reconcile::<P>,
+            |o, e, _| infra_error_policy(o, e),
+            ctx,
+        )
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+async fn clusters(client: Client, ctx: Arc<Context>) {
     let wc = watcher::Config::default();
     Controller::new(Api::<Cluster>::all(client.clone()), wc.clone())
         .watches(

@@ -101,7 +101,8 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
     );
     let clusters: Api<Cluster> = Api::namespaced(c.clone(), "default");
     let obj = |v: Value| serde_json::from_value::<DynamicObject>(v).unwrap();
-    infra.create(&PostParams::default(), &obj(json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1alpha1", "kind": "InMemoryCluster", "metadata": {"name": "c"}, "spec": {}}))).await.unwrap();
+    // A simulated provisioning delay makes the Provisioning phase observable.
+    infra.create(&PostParams::default(), &obj(json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1alpha1", "kind": "InMemoryCluster", "metadata": {"name": "c"}, "spec": {"simulation": {"provisioningDelaySeconds": 2}}}))).await.unwrap();
     kcp.create(&PostParams::default(), &obj(json!({"apiVersion": "controlplane.cluster.x-k8s.io/v1beta2", "kind": "KubeadmControlPlane", "metadata": {"name": "c-cp"},
         "spec": {"replicas": 1, "version": "v1.31.0", "kubeadmConfigSpec": {},
                  "machineTemplate": {"spec": {"infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "InMemoryMachineTemplate", "name": "t"}}}}}))).await.unwrap();
@@ -113,7 +114,7 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
         .await
         .unwrap();
 
-    // Finalizer, owner references, Provisioning.
+    // Finalizer, owner references, Provisioning while the simulated delay runs.
     let uid = eventually("the finalizer and Provisioning phase", async || {
         let got = clusters.get("c").await.ok()?;
         (got.metadata
@@ -124,12 +125,7 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
         .then(|| got.metadata.uid.clone().unwrap())
     })
     .await;
-    for api in [&infra, &kcp] {
-        let name = if std::ptr::eq(api, &infra) {
-            "c"
-        } else {
-            "c-cp"
-        };
+    for (api, name) in [(&infra, "c"), (&kcp, "c-cp")] {
         eventually("an owner reference", async || {
             let o = api.get(name).await.ok()?;
             o.metadata
@@ -140,30 +136,45 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
         })
         .await;
     }
-    assert_eq!(
-        condition(&clusters.get("c").await.unwrap(), "InfrastructureReady"),
-        Some(("False".into(), "WaitingForInfrastructure".into()))
-    );
+    let waiting = eventually(
+        "InfrastructureReady mirrored while provisioning",
+        async || {
+            let got = clusters.get("c").await.ok()?;
+            let c = condition(&got, "InfrastructureReady")?;
+            (c.1 == "SimulatedProvisioning").then_some(c)
+        },
+    )
+    .await;
+    assert_eq!(waiting.0, "False");
 
-    // The provider reports provisioned with an endpoint; the control plane reports initialized.
-    infra
-        .patch(
-            "c",
-            &PatchParams::default(),
-            &Patch::Merge(
-                &json!({"spec": {"controlPlaneEndpoint": {"host": "127.0.0.1", "port": 6443}}}),
-            ),
-        )
-        .await
+    // The in-memory provider provisions the infrastructure cluster after its delay.
+    let provisioned_infra = eventually("the in-memory provider to provision", async || {
+        let o = infra.get("c").await.ok()?;
+        (o.data.pointer("/status/initialization/provisioned") == Some(&json!(true))).then_some(o)
+    })
+    .await;
+    assert!(
+        provisioned_infra
+            .metadata
+            .finalizers
+            .as_ref()
+            .unwrap()
+            .contains(&"inmemorycluster.infrastructure.cluster.x-k8s.io".to_string())
+    );
+    assert_eq!(
+        provisioned_infra
+            .data
+            .pointer("/spec/controlPlaneEndpoint/host"),
+        Some(&json!("127.0.0.1"))
+    );
+    let port = provisioned_infra
+        .data
+        .pointer("/spec/controlPlaneEndpoint/port")
+        .and_then(Value::as_i64)
         .unwrap();
-    infra
-        .patch_status(
-            "c",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"status": {"initialization": {"provisioned": true}}})),
-        )
-        .await
-        .unwrap();
+    assert!(port > 0);
+
+    // The control plane (no reconciler yet) reports initialized by hand.
     kcp.patch_status(
         "c-cp",
         &PatchParams::default(),
@@ -179,18 +190,21 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
     })
     .await;
     assert_eq!(
-        provisioned
-            .spec
-            .control_plane_endpoint
-            .as_ref()
-            .unwrap()
-            .port,
-        6443,
+        i64::from(
+            provisioned
+                .spec
+                .control_plane_endpoint
+                .as_ref()
+                .unwrap()
+                .port
+        ),
+        port,
         "endpoint copied from the infrastructure cluster"
     );
     assert_eq!(
         condition(&provisioned, "InfrastructureReady"),
-        Some(("True".into(), "Provisioned".into()))
+        Some(("True".into(), "Provisioned".into())),
+        "mirrored from the provider's Ready"
     );
     let init = provisioned
         .status
@@ -208,12 +222,18 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
     );
 
     // No hot loop: nothing is written while nothing changes.
-    let rv = provisioned.metadata.resource_version.clone();
+    let rv = clusters.get("c").await.unwrap().metadata.resource_version;
+    let infra_rv = infra.get("c").await.unwrap().metadata.resource_version;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         clusters.get("c").await.unwrap().metadata.resource_version,
         rv,
         "the Cluster was rewritten with nothing changed"
+    );
+    assert_eq!(
+        infra.get("c").await.unwrap().metadata.resource_version,
+        infra_rv,
+        "the InMemoryCluster was rewritten with nothing changed"
     );
 
     // Pause.
@@ -242,14 +262,51 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
     })
     .await;
 
-    // Deletion removes the control plane and the infrastructure, then the Cluster.
+    // Deletion: control plane, then infrastructure, then the Cluster. A finalizer on the control
+    // plane holds everything behind it.
+    kcp.patch(
+        "c-cp",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"finalizers": ["test.slipway.dev/hold"]}})),
+    )
+    .await
+    .unwrap();
     clusters.delete("c", &Default::default()).await.unwrap();
+    eventually("the Cluster to wait for its control plane", async || {
+        let got = clusters.get("c").await.ok()?;
+        (condition(&got, "Deleting")? == ("True".into(), "WaitingForControlPlaneDeletion".into()))
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        clusters.get_opt("c").await.unwrap().is_some(),
+        "the Cluster keeps its finalizer while the control plane exists"
+    );
+    assert!(
+        infra
+            .get_opt("c")
+            .await
+            .unwrap()
+            .is_some_and(|o| o.metadata.deletion_timestamp.is_none()),
+        "the infrastructure waits for the control plane"
+    );
+    kcp.patch(
+        "c-cp",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
     eventually("the Cluster to be gone", async || {
         clusters.get_opt("c").await.ok()?.is_none().then_some(())
     })
     .await;
     assert!(kcp.get_opt("c-cp").await.unwrap().is_none());
-    assert!(infra.get_opt("c").await.unwrap().is_none());
+    assert!(
+        infra.get_opt("c").await.unwrap().is_none(),
+        "the infrastructure finalizer was released by its reconciler"
+    );
     manager.abort();
     p.shutdown().await;
 }

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod inmemory;
 mod outcome;
 
 use std::{future::Future, sync::Arc};
@@ -62,6 +63,11 @@ pub trait InfrastructureProvider: Send + Sync + 'static {
     type Cluster: Send + Sync + 'static;
     /// Infrastructure machine kind, e.g. AWSMachine.
     type Machine: Send + Sync + 'static;
+
+    /// Finalizer the generic reconcilers put on the provider's cluster objects.
+    const CLUSTER_FINALIZER: &'static str;
+    /// Finalizer the generic reconcilers put on the provider's machine objects.
+    const MACHINE_FINALIZER: &'static str;
 
     /// Short provider name for conditions, metrics and logs (`aws`, `kind`, `in-memory`).
     fn name(&self) -> &'static str;

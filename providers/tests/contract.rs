@@ -26,6 +26,8 @@ struct Fake {
 impl InfrastructureProvider for Fake {
     type Cluster = InMemoryCluster;
     type Machine = InMemoryMachine;
+    const CLUSTER_FINALIZER: &'static str = "fake.slipway.dev/cluster";
+    const MACHINE_FINALIZER: &'static str = "fake.slipway.dev/machine";
 
     fn name(&self) -> &'static str {
         "fake"

@@ -1,0 +1,243 @@
+//! Infrastructure cluster reconciler, generic over [`InfrastructureProvider`]: finalizer,
+//! owner Cluster lookup, pause, one provider call, and the contract fields written back
+//! (`spec.controlPlaneEndpoint`, `status.initialization.provisioned` (never flipped back),
+//! `status.failureDomains`, the `Ready` condition). Providers never write status; this does, once
+//! per reconcile and only when it changed.
+
+use std::{fmt::Debug, sync::Arc, time::Duration};
+
+use k8s_openapi::NamespaceResourceScope;
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{controller::Action, finalizer},
+};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Map, Value, json};
+use slipway_api::{
+    Cluster,
+    common::Condition,
+    names::{annotations, conditions as ct, reasons},
+};
+use slipway_providers::{
+    ClusterOutcome, ClusterScope, Deletion, InfrastructureProvider, ProviderError,
+};
+
+use crate::{
+    Context, Error,
+    conditions::{self, Status, desired},
+};
+
+/// Context of one provider's infrastructure reconcilers.
+pub struct InfraContext<P> {
+    /// Shared context.
+    pub base: Arc<Context>,
+    /// The provider.
+    pub provider: P,
+}
+
+/// Bounds a provider's cluster kind must meet to be reconciled generically.
+pub trait InfraObject:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+impl<
+    T: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+> InfraObject for T
+{
+}
+
+/// The Cluster owning an object, by owner reference.
+pub fn owner_cluster_name<K: Resource>(obj: &K) -> Option<String> {
+    obj.meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == "Cluster" && o.api_version.starts_with("cluster.x-k8s.io/"))
+        .map(|o| o.name.clone())
+}
+
+/// Entry point: finalizer dispatch.
+pub async fn reconcile<P>(obj: Arc<P::Cluster>, ctx: Arc<InfraContext<P>>) -> Result<Action, Error>
+where
+    P: InfrastructureProvider,
+    P::Cluster: InfraObject,
+{
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<P::Cluster> = Api::namespaced(ctx.base.client.clone(), &ns);
+    finalizer(&api, P::CLUSTER_FINALIZER, obj, |event| async {
+        match event {
+            finalizer::Event::Apply(o) => apply(o.as_ref(), &ctx, &api).await,
+            finalizer::Event::Cleanup(o) => cleanup(o.as_ref(), &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+async fn owner<P: InfrastructureProvider>(
+    obj: &P::Cluster,
+    ctx: &InfraContext<P>,
+) -> Result<Option<Cluster>, Error>
+where
+    P::Cluster: InfraObject,
+{
+    let Some(name) = owner_cluster_name(obj) else {
+        return Ok(None);
+    };
+    let clusters: Api<Cluster> = Api::namespaced(
+        ctx.base.client.clone(),
+        &obj.namespace().unwrap_or_default(),
+    );
+    Ok(clusters.get_opt(&name).await?)
+}
+
+async fn apply<P>(
+    obj: &P::Cluster,
+    ctx: &InfraContext<P>,
+    api: &Api<P::Cluster>,
+) -> Result<Action, Error>
+where
+    P: InfrastructureProvider,
+    P::Cluster: InfraObject,
+{
+    // The contract: nothing happens until a Cluster owns this object.
+    let Some(cluster) = owner(obj, ctx).await? else {
+        return Ok(Action::await_change());
+    };
+    let value = serde_json::to_value(obj).map_err(|e| Error::Contract(e.to_string()))?;
+    let mut status: Map<String, Value> = value
+        .get("status")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut conds: Vec<Condition> = status
+        .get("conditions")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .unwrap_or_default();
+    let generation = obj.meta().generation;
+    let now = (ctx.base.clock)();
+    let paused = cluster.spec.paused.unwrap_or(false)
+        || cluster.annotations().contains_key(annotations::PAUSED)
+        || obj.annotations().contains_key(annotations::PAUSED);
+    let paused_cond = if paused {
+        desired(
+            ct::PAUSED,
+            Status::True,
+            reasons::PAUSED,
+            "reconciliation is paused",
+        )
+    } else {
+        desired(ct::PAUSED, Status::False, reasons::NOT_PAUSED, "")
+    };
+    conditions::set(&mut conds, paused_cond, generation, now);
+    let mut action = Action::await_change();
+    if !paused {
+        let scope = ClusterScope {
+            cluster: Arc::new(cluster),
+            infra: Arc::new(obj.clone()),
+        };
+        let (ready, extra, after) = match ctx.provider.reconcile_cluster(&scope).await {
+            Ok(ClusterOutcome::Provisioning(p)) => (
+                desired(ct::READY, Status::False, &p.reason, p.message),
+                p.status,
+                Some(p.requeue_after),
+            ),
+            Ok(ClusterOutcome::Ready(r)) => {
+                if let Some(ep) = &r.control_plane_endpoint
+                    && value
+                        .pointer("/spec/controlPlaneEndpoint")
+                        .and_then(|v| {
+                            serde_json::from_value::<slipway_api::common::ApiEndpoint>(v.clone())
+                                .ok()
+                        })
+                        .as_ref()
+                        != Some(ep)
+                {
+                    api.patch(
+                        &obj.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&json!({"spec": {"controlPlaneEndpoint": ep}})),
+                    )
+                    .await?;
+                }
+                status.insert("initialization".into(), json!({"provisioned": true}));
+                if !r.failure_domains.is_empty() {
+                    status.insert("failureDomains".into(), json!(r.failure_domains));
+                }
+                (
+                    desired(ct::READY, Status::True, reasons::PROVISIONED, ""),
+                    r.status,
+                    None,
+                )
+            }
+            Err(e) => {
+                let after = retry_after(&e);
+                (
+                    desired(ct::READY, Status::False, e.reason(), e.to_string()),
+                    Value::Null,
+                    after,
+                )
+            }
+        };
+        conditions::set(&mut conds, ready, generation, now);
+        if let Value::Object(m) = extra {
+            status.extend(m);
+        }
+        if let Some(d) = after {
+            action = Action::requeue(d);
+        }
+    }
+    status.insert("conditions".into(), json!(conds));
+    status.insert("observedGeneration".into(), json!(generation));
+    if value.get("status").and_then(Value::as_object) != Some(&status) {
+        api.patch_status(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": status})),
+        )
+        .await?;
+    }
+    Ok(action)
+}
+
+fn retry_after(e: &ProviderError) -> Option<Duration> {
+    if e.is_terminal() {
+        None
+    } else {
+        Some(e.fixed_retry().unwrap_or(Duration::from_secs(5)))
+    }
+}
+
+async fn cleanup<P>(obj: &P::Cluster, ctx: &InfraContext<P>) -> Result<Action, Error>
+where
+    P: InfrastructureProvider,
+    P::Cluster: InfraObject,
+{
+    let cluster = owner(obj, ctx)
+        .await?
+        .unwrap_or_else(|| Cluster::new("", Default::default()));
+    let scope = ClusterScope {
+        cluster: Arc::new(cluster),
+        infra: Arc::new(obj.clone()),
+    };
+    match ctx.provider.delete_cluster(&scope).await {
+        Ok(Deletion::Gone) => Ok(Action::await_change()),
+        Ok(Deletion::InProgress(p)) => Err(Error::Waiting(p.message)),
+        Err(e) => Err(Error::Waiting(format!("deleting the infrastructure: {e}"))),
+    }
+}
