@@ -39,21 +39,6 @@ fn labelled_cluster<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
         .map(|n| ObjectRef::new(n).within(&ns))
 }
 
-fn error_policy(cluster: Arc<Cluster>, error: &Error, _: Arc<Context>) -> Action {
-    if let Error::Finalizer(inner) = error
-        && let kube::runtime::finalizer::Error::CleanupFailed(Error::Waiting(why)) = inner.as_ref()
-    {
-        tracing::debug!(cluster = %cluster.name_any(), %why, "deletion waiting");
-        return Action::requeue(Duration::from_secs(1));
-    }
-    tracing::warn!(cluster = %cluster.name_any(), %error, "reconcile failed");
-    Action::requeue(if error.is_transient() {
-        Duration::from_secs(2)
-    } else {
-        Duration::from_secs(30)
-    })
-}
-
 /// Runs every controller until the future is dropped.
 pub async fn run(client: Client) {
     let ctx = Arc::new(Context::new(client.clone()));
@@ -67,10 +52,13 @@ pub async fn run(client: Client) {
     );
 }
 
-fn infra_error_policy<K: ResourceExt>(obj: Arc<K>, error: &Error) -> Action {
+/// Requeue policy of every controller: a deletion that is waiting retries soon and quietly;
+/// other failures are logged and retried soon when transient, slowly otherwise.
+fn error_policy<K: ResourceExt>(obj: Arc<K>, error: &Error) -> Action {
     if let Error::Finalizer(inner) = error
-        && let kube::runtime::finalizer::Error::CleanupFailed(Error::Waiting(_)) = inner.as_ref()
+        && let kube::runtime::finalizer::Error::CleanupFailed(Error::Waiting(why)) = inner.as_ref()
     {
+        tracing::debug!(name = %obj.name_any(), %why, "deletion waiting");
         return Action::requeue(Duration::from_secs(1));
     }
     tracing::warn!(name = %obj.name_any(), %error, "reconcile failed");
@@ -98,7 +86,7 @@ where
         })
         .run(
             infra_cluster::reconcile::<P>,
-            |o, e, _| infra_error_policy(o, e),
+            |o, e, _| error_policy(o, e),
             ctx,
         )
         .for_each(|_| futures::future::ready(()))
@@ -145,7 +133,7 @@ async fn clusters(client: Client, ctx: Arc<Context>) {
         .watches(Api::<Machine>::all(client.clone()), wc, |o| {
             labelled_cluster(&o)
         })
-        .run(cluster::reconcile, error_policy, ctx)
+        .run(cluster::reconcile, |o, e, _| error_policy(o, e), ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
 }
