@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod conditions;
 pub mod generate;
 pub mod infra_cluster;
+pub mod kcp;
 pub mod manager;
 pub mod plan;
 pub mod refs;

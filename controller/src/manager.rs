@@ -15,9 +15,12 @@ use slipway_api::{
 
 use slipway_providers::{InfrastructureProvider, inmemory::InMemory};
 
+use k8s_openapi::api::core::v1::Secret;
+
 use crate::{
     Context, Error, cluster,
     infra_cluster::{self, InfraContext, InfraObject},
+    kcp,
 };
 
 /// The Cluster owning an object, by owner reference.
@@ -47,8 +50,9 @@ pub async fn run(client: Client) {
         provider: InMemory,
     });
     futures::join!(
-        clusters(client.clone(), ctx),
-        infra_clusters::<InMemory>(client, in_memory)
+        clusters(client.clone(), ctx.clone()),
+        infra_clusters::<InMemory>(client.clone(), in_memory),
+        control_planes(client, ctx)
     );
 }
 
@@ -89,6 +93,23 @@ where
             |o, e, _| error_policy(o, e),
             ctx,
         )
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+async fn control_planes(client: Client, ctx: Arc<Context>) {
+    let wc = watcher::Config::default();
+    Controller::new(Api::<KubeadmControlPlane>::all(client.clone()), wc.clone())
+        .owns(Api::<Secret>::all(client.clone()), wc.clone())
+        .watches(Api::<Cluster>::all(client), wc, |c: Cluster| {
+            // The endpoint and pause of a Cluster reach its control plane.
+            let ns = c.namespace().unwrap_or_default();
+            c.spec
+                .control_plane_ref
+                .clone()
+                .map(|r| ObjectRef::new(&r.name).within(&ns))
+        })
+        .run(kcp::reconcile, |o, e, _| error_policy(o, e), ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
 }

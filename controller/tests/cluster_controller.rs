@@ -310,3 +310,195 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
     manager.abort();
     p.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_certificates_and_kubeconfig_are_created_once() {
+    use base64::Engine;
+    use k8s_openapi::api::core::v1::Secret;
+    let p = plane().await;
+    let c = client(&p).await;
+    let manager = tokio::spawn(slipway_controller::manager::run(c.clone()));
+    let obj = |v: Value| serde_json::from_value::<DynamicObject>(v).unwrap();
+    let infra = dynamic(
+        &c,
+        "infrastructure.cluster.x-k8s.io",
+        "v1alpha1",
+        "InMemoryCluster",
+        "inmemoryclusters",
+    );
+    let kcp = dynamic(
+        &c,
+        "controlplane.cluster.x-k8s.io",
+        "v1beta2",
+        "KubeadmControlPlane",
+        "kubeadmcontrolplanes",
+    );
+    infra.create(&PostParams::default(), &obj(json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1alpha1", "kind": "InMemoryCluster", "metadata": {"name": "pki"}, "spec": {}}))).await.unwrap();
+    kcp.create(&PostParams::default(), &obj(json!({"apiVersion": "controlplane.cluster.x-k8s.io/v1beta2", "kind": "KubeadmControlPlane", "metadata": {"name": "pki-cp"},
+        "spec": {"replicas": 1, "version": "v1.31.0", "kubeadmConfigSpec": {},
+                 "machineTemplate": {"spec": {"infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "InMemoryMachineTemplate", "name": "t"}}}}}))).await.unwrap();
+    let clusters: Api<Cluster> = Api::namespaced(c.clone(), "default");
+    clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "pki"},
+        "spec": {"infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "InMemoryCluster", "name": "pki"},
+                 "controlPlaneRef": {"apiGroup": "controlplane.cluster.x-k8s.io", "kind": "KubeadmControlPlane", "name": "pki-cp"}}})).unwrap()).await.unwrap();
+
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), "default");
+    let kubeconfig = eventually("the kubeconfig Secret", async || {
+        secrets.get_opt("pki-kubeconfig").await.ok()?
+    })
+    .await;
+    let kcp_uid = kcp.get("pki-cp").await.unwrap().metadata.uid.unwrap();
+    let mut versions = Vec::new();
+    for name in [
+        "pki-ca",
+        "pki-etcd",
+        "pki-proxy",
+        "pki-sa",
+        "pki-kubeconfig",
+    ] {
+        let s = secrets.get(name).await.unwrap();
+        assert_eq!(
+            s.type_.as_deref(),
+            Some("cluster.x-k8s.io/secret"),
+            "{name}"
+        );
+        assert_eq!(
+            s.metadata.labels.as_ref().unwrap()["cluster.x-k8s.io/cluster-name"],
+            "pki",
+            "{name}"
+        );
+        assert!(
+            s.metadata
+                .owner_references
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|o| o.uid == kcp_uid && o.controller == Some(true)),
+            "{name}"
+        );
+        versions.push(s.metadata.resource_version.clone());
+    }
+    let ca_pem = String::from_utf8(
+        secrets.get("pki-ca").await.unwrap().data.unwrap()["tls.crt"]
+            .0
+            .clone(),
+    )
+    .unwrap();
+    let kc: Value = serde_saphyr::from_slice(&kubeconfig.data.unwrap()["value"].0).unwrap();
+    let endpoint = clusters
+        .get("pki")
+        .await
+        .unwrap()
+        .spec
+        .control_plane_endpoint
+        .unwrap();
+    assert_eq!(
+        kc["clusters"][0]["cluster"]["server"],
+        format!("https://{}:{}", endpoint.host, endpoint.port)
+    );
+    let decode = |v: &Value| {
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        decode(&kc["clusters"][0]["cluster"]["certificate-authority-data"]),
+        ca_pem,
+        "the kubeconfig trusts the stored CA"
+    );
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok()
+    {
+        let dir = std::env::temp_dir().join(format!("slipway-kcp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.crt"), &ca_pem).unwrap();
+        std::fs::write(
+            dir.join("admin.crt"),
+            decode(&kc["users"][0]["user"]["client-certificate-data"]),
+        )
+        .unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(dir.join("ca.crt"))
+            .arg(dir.join("admin.crt"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the admin certificate chains to the cluster CA: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let status = kcp.get("pki-cp").await.unwrap();
+    let certs = status
+        .data
+        .pointer("/status/conditions")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "CertificatesAvailable")
+        .unwrap()
+        .clone();
+    assert_eq!(certs["status"], "True");
+
+    // Never regenerated: nothing changes across reconciles, and a lost Secret is recreated alone.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (name, rv) in [
+        "pki-ca",
+        "pki-etcd",
+        "pki-proxy",
+        "pki-sa",
+        "pki-kubeconfig",
+    ]
+    .iter()
+    .zip(&versions)
+    {
+        assert_eq!(
+            &secrets.get(name).await.unwrap().metadata.resource_version,
+            rv,
+            "{name} was rewritten"
+        );
+    }
+    secrets
+        .delete("pki-etcd", &Default::default())
+        .await
+        .unwrap();
+    kcp.patch(
+        "pki-cp",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"annotations": {"nudge": "1"}}})),
+    )
+    .await
+    .unwrap();
+    eventually("the etcd CA to come back", async || {
+        secrets.get_opt("pki-etcd").await.ok()?
+    })
+    .await;
+    let ca_after = String::from_utf8(
+        secrets.get("pki-ca").await.unwrap().data.unwrap()["tls.crt"]
+            .0
+            .clone(),
+    )
+    .unwrap();
+    assert_eq!(ca_after, ca_pem, "the cluster CA is untouched");
+
+    // The Secrets go with the control plane.
+    clusters.delete("pki", &Default::default()).await.unwrap();
+    eventually("the Secrets to be collected", async || {
+        secrets
+            .get_opt("pki-ca")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    manager.abort();
+    p.shutdown().await;
+}

@@ -1,0 +1,247 @@
+//! KubeadmControlPlane reconciler, certificates part: the cluster PKI Secrets
+//! `<cluster>-{ca,etcd,proxy,sa}` are created once and never regenerated (each missing one is
+//! created on its own, so a lost etcd CA never replaces the cluster CA), and the admin
+//! `<cluster>-kubeconfig` (key `value`) once the Cluster has an endpoint. All are type
+//! `cluster.x-k8s.io/secret`, labelled with the cluster name, and owned by the control plane.
+//!
+//! Machines (init, joins, scaling, rollout) are not reconciled yet.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use k8s_openapi::{ByteString, api::core::v1::Secret};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    runtime::{controller::Action, finalizer},
+};
+use serde_json::json;
+use slipway_api::{
+    Cluster, KubeadmControlPlane,
+    common::ApiEndpoint,
+    controlplane::KubeadmControlPlaneStatus,
+    names::{annotations, conditions as ct, finalizers, labels, reasons, secrets},
+};
+use slipway_apiserver::tls::{self, CertKey};
+
+use crate::{
+    Context, Error,
+    bootstrap::pki::admin_kubeconfig,
+    conditions::{self, Status, desired},
+    infra_cluster::owner_cluster_name,
+};
+
+/// Entry point: finalizer dispatch.
+pub async fn reconcile(kcp: Arc<KubeadmControlPlane>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let api: Api<KubeadmControlPlane> =
+        Api::namespaced(ctx.client.clone(), &kcp.namespace().unwrap_or_default());
+    finalizer(
+        &api,
+        finalizers::KUBEADM_CONTROL_PLANE,
+        kcp,
+        |event| async {
+            match event {
+                finalizer::Event::Apply(k) => apply(&k, &ctx, &api).await,
+                // No machines are created yet, so there is nothing to tear down; owned Secrets go
+                // with the control plane through garbage collection.
+                finalizer::Event::Cleanup(_) => Ok(Action::await_change()),
+            }
+        },
+    )
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+fn secret(
+    kcp: &KubeadmControlPlane,
+    cluster: &str,
+    name: String,
+    data: BTreeMap<String, String>,
+) -> Result<Secret, Error> {
+    let owner = kcp
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::Contract("the control plane has no uid yet".into()))?;
+    Ok(Secret {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: kcp.namespace(),
+            labels: Some(BTreeMap::from([(
+                labels::CLUSTER_NAME.to_string(),
+                cluster.to_string(),
+            )])),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        type_: Some(secrets::CLUSTER_SECRET_TYPE.into()),
+        data: Some(
+            data.into_iter()
+                .map(|(k, v)| (k, ByteString(v.into_bytes())))
+                .collect(),
+        ),
+        ..Default::default()
+    })
+}
+
+fn cert_key(s: &Secret) -> Option<CertKey> {
+    let data = s.data.as_ref()?;
+    let text = |k: &str| {
+        data.get(k)
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+    };
+    Some(CertKey {
+        cert_pem: text(secrets::TLS_CRT)?,
+        key_pem: text(secrets::TLS_KEY)?,
+    })
+}
+
+/// Creates a Secret unless it exists; a concurrent creation is not an error.
+async fn create_once(api: &Api<Secret>, s: Secret) -> Result<(), Error> {
+    match api.create(&PostParams::default(), &s).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Ensures the four PKI Secrets; returns the cluster CA.
+async fn ensure_pki(
+    kcp: &KubeadmControlPlane,
+    cluster: &str,
+    secrets_api: &Api<Secret>,
+) -> Result<CertKey, Error> {
+    let mut ca = None;
+    for (suffix, cn) in [
+        (secrets::CA_SUFFIX, "kubernetes"),
+        (secrets::ETCD_SUFFIX, "etcd-ca"),
+        (secrets::PROXY_SUFFIX, "front-proxy-ca"),
+        (secrets::SA_SUFFIX, ""),
+    ] {
+        let name = secrets::name(cluster, suffix);
+        let existing = secrets_api.get_opt(&name).await?;
+        let pair = match existing.as_ref().and_then(cert_key) {
+            Some(pair) => pair,
+            None => {
+                let pair = if suffix == secrets::SA_SUFFIX {
+                    let (private, public) =
+                        tls::new_key_pair().map_err(|e| Error::Contract(e.to_string()))?;
+                    CertKey {
+                        cert_pem: public,
+                        key_pem: private,
+                    }
+                } else {
+                    tls::new_ca(cn).map_err(|e| Error::Contract(e.to_string()))?
+                };
+                let data = BTreeMap::from([
+                    (secrets::TLS_CRT.to_string(), pair.cert_pem.clone()),
+                    (secrets::TLS_KEY.to_string(), pair.key_pem.clone()),
+                ]);
+                create_once(secrets_api, secret(kcp, cluster, name.clone(), data)?).await?;
+                // Re-read: a concurrent reconcile may have won the creation.
+                secrets_api
+                    .get(&name)
+                    .await
+                    .ok()
+                    .as_ref()
+                    .and_then(cert_key)
+                    .unwrap_or(pair)
+            }
+        };
+        if suffix == secrets::CA_SUFFIX {
+            ca = Some(pair);
+        }
+    }
+    Ok(ca.expect("the CA is the first Secret"))
+}
+
+async fn apply(
+    kcp: &KubeadmControlPlane,
+    ctx: &Context,
+    api: &Api<KubeadmControlPlane>,
+) -> Result<Action, Error> {
+    let ns = kcp.namespace().unwrap_or_default();
+    let Some(cluster_name) = owner_cluster_name(kcp) else {
+        return Ok(Action::await_change());
+    };
+    let Some(cluster) = Api::<Cluster>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&cluster_name)
+        .await?
+    else {
+        return Ok(Action::await_change());
+    };
+    let old = kcp.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    let mut conds = status.conditions.take().unwrap_or_default();
+    let generation = kcp.metadata.generation;
+    let now = (ctx.clock)();
+    let paused = cluster.spec.paused.unwrap_or(false)
+        || cluster.annotations().contains_key(annotations::PAUSED)
+        || kcp.annotations().contains_key(annotations::PAUSED);
+    conditions::set(
+        &mut conds,
+        if paused {
+            desired(
+                ct::PAUSED,
+                Status::True,
+                reasons::PAUSED,
+                "reconciliation is paused",
+            )
+        } else {
+            desired(ct::PAUSED, Status::False, reasons::NOT_PAUSED, "")
+        },
+        generation,
+        now,
+    );
+    if !paused {
+        let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+        let ca = ensure_pki(kcp, &cluster_name, &secrets_api).await?;
+        conditions::set(
+            &mut conds,
+            desired(ct::CERTIFICATES_AVAILABLE, Status::True, reasons::READY, ""),
+            generation,
+            now,
+        );
+        if let Some(ep) = cluster
+            .spec
+            .control_plane_endpoint
+            .clone()
+            .filter(ApiEndpoint::is_valid)
+        {
+            let name = secrets::name(&cluster_name, secrets::KUBECONFIG_SUFFIX);
+            if secrets_api.get_opt(&name).await?.is_none() {
+                let kubeconfig = admin_kubeconfig(
+                    &cluster_name,
+                    &format!("https://{}:{}", ep.host, ep.port),
+                    &ca,
+                )
+                .map_err(|e| Error::Contract(e.to_string()))?;
+                create_once(
+                    &secrets_api,
+                    secret(
+                        kcp,
+                        &cluster_name,
+                        name,
+                        BTreeMap::from([(secrets::VALUE_KEY.to_string(), kubeconfig)]),
+                    )?,
+                )
+                .await?;
+            }
+        }
+        status.selector = Some(format!(
+            "{}={cluster_name},{}={}",
+            labels::CLUSTER_NAME,
+            labels::CONTROL_PLANE_NAME,
+            kcp.name_any()
+        ));
+        status.observed_generation = generation;
+    }
+    status.conditions = Some(conds);
+    if status != old {
+        let new: KubeadmControlPlaneStatus = status;
+        api.patch_status(
+            &kcp.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": new})),
+        )
+        .await?;
+    }
+    Ok(Action::await_change())
+}
