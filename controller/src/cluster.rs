@@ -93,17 +93,7 @@ pub fn desired_status(o: &Observed, old: &ClusterStatus, now: Timestamp) -> Clus
     let mut status = old.clone();
     let mut conds = old.conditions.clone().unwrap_or_default();
     let g = o.generation;
-    let paused = if o.paused {
-        desired(
-            ct::PAUSED,
-            Status::True,
-            reasons::PAUSED,
-            "reconciliation is paused",
-        )
-    } else {
-        desired(ct::PAUSED, Status::False, reasons::NOT_PAUSED, "")
-    };
-    conditions::set(&mut conds, paused, g, now);
+    conditions::set(&mut conds, conditions::paused(o.paused), g, now);
     if o.paused {
         status.conditions = Some(conds);
         return status;
@@ -217,8 +207,15 @@ pub fn desired_status(o: &Observed, old: &ClusterStatus, now: Timestamp) -> Clus
     status
 }
 
-fn paused(c: &Cluster) -> bool {
-    c.spec.paused.unwrap_or(false) || c.annotations().contains_key(annotations::PAUSED)
+/// Whether reconciliation of a Cluster, or of an object of it (whose annotations are given), is
+/// paused: `spec.paused` or the paused annotation on either.
+pub fn is_paused(
+    cluster: &Cluster,
+    object_annotations: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    cluster.spec.paused.unwrap_or(false)
+        || cluster.annotations().contains_key(annotations::PAUSED)
+        || object_annotations.contains_key(annotations::PAUSED)
 }
 
 fn endpoint_of(obj: &DynamicObject) -> Option<ApiEndpoint> {
@@ -277,7 +274,7 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     let name = cluster.name_any();
     let mut observed = Observed {
         generation: cluster.metadata.generation,
-        paused: paused(cluster),
+        paused: is_paused(cluster, cluster.annotations()),
         topology: cluster.spec.topology.is_some(),
         endpoint: cluster.spec.control_plane_endpoint.clone(),
         ..Default::default()
@@ -367,16 +364,6 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     let name = cluster.name_any();
     let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
     let selector = ListParams::default().labels(&format!("{}={name}", labels::CLUSTER_NAME));
-    let deleting = |reason: &str, message: String| {
-        let mut o = Observed {
-            generation: cluster.metadata.generation,
-            deleting: true,
-            endpoint: cluster.spec.control_plane_endpoint.clone(),
-            ..Default::default()
-        };
-        o.paused = false;
-        (o, desired(ct::DELETING, Status::True, reason, message))
-    };
 
     // Workers first.
     let mds: Api<MachineDeployment> = Api::namespaced(ctx.client.clone(), &ns);
@@ -413,18 +400,20 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
                 .delete(&m.name_any(), &DeleteParams::default())
                 .await?;
         }
-        let (o, d) = deleting(
-            reasons::WAITING_FOR_WORKERS_DELETION,
-            format!(
-                "{} MachineDeployments, {} MachineSets and {} worker Machines still exist",
-                md_list.len(),
-                ms_list.len(),
-                workers.len()
-            ),
+        let message = format!(
+            "{} MachineDeployments, {} MachineSets and {} worker Machines still exist",
+            md_list.len(),
+            ms_list.len(),
+            workers.len()
         );
-        let why = d.message.clone();
-        write_deleting(&api, cluster, &o, d, ctx).await?;
-        return Err(Error::Waiting(why));
+        return Err(waiting(
+            &api,
+            cluster,
+            reasons::WAITING_FOR_WORKERS_DELETION,
+            message,
+            ctx,
+        )
+        .await);
     }
     for (r, reason, what) in [
         (
@@ -444,22 +433,32 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
                 let (dapi, _) = ctx.resolver.api(&ns, r).await?;
                 dapi.delete(&r.name, &DeleteParams::default()).await?;
             }
-            let (o, d) = deleting(
-                reason,
-                format!("waiting for the {what} {} {} to be deleted", r.kind, r.name),
-            );
-            let why = d.message.clone();
-            write_deleting(&api, cluster, &o, d, ctx).await?;
-            return Err(Error::Waiting(why));
+            let message = format!("waiting for the {what} {} {} to be deleted", r.kind, r.name);
+            return Err(waiting(&api, cluster, reason, message, ctx).await);
         }
     }
     Ok(Action::await_change())
 }
 
+/// Reports what the deletion waits for (Deleting condition and phase, written only when they
+/// change) and returns the error that keeps the finalizer and requeues.
+async fn waiting(
+    api: &Api<Cluster>,
+    cluster: &Cluster,
+    reason: &str,
+    message: String,
+    ctx: &Context,
+) -> Error {
+    let d = desired(ct::DELETING, Status::True, reason, message.clone());
+    match write_deleting(api, cluster, d, ctx).await {
+        Ok(()) => Error::Waiting(message),
+        Err(e) => e,
+    }
+}
+
 async fn write_deleting(
     api: &Api<Cluster>,
     cluster: &Cluster,
-    o: &Observed,
     d: conditions::Desired,
     ctx: &Context,
 ) -> Result<(), Error> {
@@ -467,7 +466,7 @@ async fn write_deleting(
     let now = (ctx.clock)();
     let mut new = old.clone();
     let mut conds = new.conditions.take().unwrap_or_default();
-    conditions::set(&mut conds, d, o.generation, now);
+    conditions::set(&mut conds, d, cluster.metadata.generation, now);
     new.conditions = Some(conds);
     new.phase = Some(phase::DELETING.into());
     if new != old {

@@ -55,6 +55,21 @@ pub fn desired(type_: &str, status: Status, reason: &str, message: impl Into<Str
     }
 }
 
+/// The Paused condition every reconciler reports.
+pub fn paused(paused: bool) -> Desired {
+    use slipway_api::names::{conditions as ct, reasons};
+    if paused {
+        desired(
+            ct::PAUSED,
+            Status::True,
+            reasons::PAUSED,
+            "reconciliation is paused",
+        )
+    } else {
+        desired(ct::PAUSED, Status::False, reasons::NOT_PAUSED, "")
+    }
+}
+
 /// Sets a condition in `conds`; returns whether anything changed. `lastTransitionTime` becomes
 /// `now` only when the status changes (or the condition is new).
 pub fn set(

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use slipway_api::{
     Cluster,
     common::Condition,
-    names::{annotations, conditions as ct, reasons},
+    names::{conditions as ct, reasons},
 };
 use slipway_providers::{
     ClusterOutcome, ClusterScope, Deletion, InfrastructureProvider, ProviderError,
@@ -131,20 +131,8 @@ where
         .unwrap_or_default();
     let generation = obj.meta().generation;
     let now = (ctx.base.clock)();
-    let paused = cluster.spec.paused.unwrap_or(false)
-        || cluster.annotations().contains_key(annotations::PAUSED)
-        || obj.annotations().contains_key(annotations::PAUSED);
-    let paused_cond = if paused {
-        desired(
-            ct::PAUSED,
-            Status::True,
-            reasons::PAUSED,
-            "reconciliation is paused",
-        )
-    } else {
-        desired(ct::PAUSED, Status::False, reasons::NOT_PAUSED, "")
-    };
-    conditions::set(&mut conds, paused_cond, generation, now);
+    let paused = crate::cluster::is_paused(&cluster, obj.annotations());
+    conditions::set(&mut conds, conditions::paused(paused), generation, now);
     let mut action = Action::await_change();
     if !paused {
         let scope = ClusterScope {

@@ -19,7 +19,7 @@ use slipway_api::{
     Cluster, KubeadmControlPlane,
     common::ApiEndpoint,
     controlplane::KubeadmControlPlaneStatus,
-    names::{annotations, conditions as ct, finalizers, labels, reasons, secrets},
+    names::{conditions as ct, finalizers, labels, reasons, secrets},
 };
 use slipway_apiserver::tls::{self, CertKey};
 
@@ -172,24 +172,8 @@ async fn apply(
     let mut conds = status.conditions.take().unwrap_or_default();
     let generation = kcp.metadata.generation;
     let now = (ctx.clock)();
-    let paused = cluster.spec.paused.unwrap_or(false)
-        || cluster.annotations().contains_key(annotations::PAUSED)
-        || kcp.annotations().contains_key(annotations::PAUSED);
-    conditions::set(
-        &mut conds,
-        if paused {
-            desired(
-                ct::PAUSED,
-                Status::True,
-                reasons::PAUSED,
-                "reconciliation is paused",
-            )
-        } else {
-            desired(ct::PAUSED, Status::False, reasons::NOT_PAUSED, "")
-        },
-        generation,
-        now,
-    );
+    let paused = crate::cluster::is_paused(&cluster, kcp.annotations());
+    conditions::set(&mut conds, conditions::paused(paused), generation, now);
     if !paused {
         let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
         let ca = ensure_pki(kcp, &cluster_name, &secrets_api).await?;

@@ -26,12 +26,7 @@ use crate::{
 /// The Cluster owning an object, by owner reference.
 fn owner_cluster<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
     let ns = obj.meta().namespace.clone().unwrap_or_default();
-    obj.meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.kind == "Cluster" && o.api_version.starts_with("cluster.x-k8s.io/"))
-        .map(|o| ObjectRef::new(&o.name).within(&ns))
+    infra_cluster::owner_cluster_name(obj).map(|name| ObjectRef::new(&name).within(&ns))
 }
 
 /// The Cluster named by the cluster-name label.

@@ -65,6 +65,50 @@ async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     }
 }
 
+struct Objects {
+    infra: Api<DynamicObject>,
+    kcp: Api<DynamicObject>,
+    clusters: Api<Cluster>,
+}
+
+/// Creates `<name>`: an InMemoryCluster with `infra_spec`, a KubeadmControlPlane `<name>-cp`,
+/// and the Cluster referencing both.
+async fn create_cluster(c: &Client, name: &str, infra_spec: Value) -> Objects {
+    let infra = dynamic(
+        c,
+        "infrastructure.cluster.x-k8s.io",
+        "v1alpha1",
+        "InMemoryCluster",
+        "inmemoryclusters",
+    );
+    let kcp = dynamic(
+        c,
+        "controlplane.cluster.x-k8s.io",
+        "v1beta2",
+        "KubeadmControlPlane",
+        "kubeadmcontrolplanes",
+    );
+    let clusters: Api<Cluster> = Api::namespaced(c.clone(), "default");
+    let obj = |v: Value| serde_json::from_value::<DynamicObject>(v).unwrap();
+    let cp = format!("{name}-cp");
+    infra.create(&PostParams::default(), &obj(json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1alpha1", "kind": "InMemoryCluster", "metadata": {"name": name}, "spec": infra_spec}))).await.unwrap();
+    kcp.create(&PostParams::default(), &obj(json!({"apiVersion": "controlplane.cluster.x-k8s.io/v1beta2", "kind": "KubeadmControlPlane", "metadata": {"name": cp},
+        "spec": {"replicas": 1, "version": "v1.31.0", "kubeadmConfigSpec": {},
+                 "machineTemplate": {"spec": {"infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "InMemoryMachineTemplate", "name": "t"}}}}}))).await.unwrap();
+    let cluster: Cluster = serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": name},
+        "spec": {"infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "InMemoryCluster", "name": name},
+                 "controlPlaneRef": {"apiGroup": "controlplane.cluster.x-k8s.io", "kind": "KubeadmControlPlane", "name": cp}}})).unwrap();
+    clusters
+        .create(&PostParams::default(), &cluster)
+        .await
+        .unwrap();
+    Objects {
+        infra,
+        kcp,
+        clusters,
+    }
+}
+
 fn condition(c: &Cluster, type_: &str) -> Option<(String, String)> {
     c.status
         .as_ref()?
@@ -85,34 +129,17 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
     let c = client(&p).await;
     let manager = tokio::spawn(slipway_controller::manager::run(c.clone()));
 
-    let infra = dynamic(
-        &c,
-        "infrastructure.cluster.x-k8s.io",
-        "v1alpha1",
-        "InMemoryCluster",
-        "inmemoryclusters",
-    );
-    let kcp = dynamic(
-        &c,
-        "controlplane.cluster.x-k8s.io",
-        "v1beta2",
-        "KubeadmControlPlane",
-        "kubeadmcontrolplanes",
-    );
-    let clusters: Api<Cluster> = Api::namespaced(c.clone(), "default");
-    let obj = |v: Value| serde_json::from_value::<DynamicObject>(v).unwrap();
     // A simulated provisioning delay makes the Provisioning phase observable.
-    infra.create(&PostParams::default(), &obj(json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1alpha1", "kind": "InMemoryCluster", "metadata": {"name": "c"}, "spec": {"simulation": {"provisioningDelaySeconds": 2}}}))).await.unwrap();
-    kcp.create(&PostParams::default(), &obj(json!({"apiVersion": "controlplane.cluster.x-k8s.io/v1beta2", "kind": "KubeadmControlPlane", "metadata": {"name": "c-cp"},
-        "spec": {"replicas": 1, "version": "v1.31.0", "kubeadmConfigSpec": {},
-                 "machineTemplate": {"spec": {"infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "InMemoryMachineTemplate", "name": "t"}}}}}))).await.unwrap();
-    let cluster: Cluster = serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "c"},
-        "spec": {"infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "InMemoryCluster", "name": "c"},
-                 "controlPlaneRef": {"apiGroup": "controlplane.cluster.x-k8s.io", "kind": "KubeadmControlPlane", "name": "c-cp"}}})).unwrap();
-    clusters
-        .create(&PostParams::default(), &cluster)
-        .await
-        .unwrap();
+    let Objects {
+        infra,
+        kcp,
+        clusters,
+    } = create_cluster(
+        &c,
+        "c",
+        json!({"simulation": {"provisioningDelaySeconds": 2}}),
+    )
+    .await;
 
     // Finalizer, owner references, Provisioning while the simulated delay runs.
     let uid = eventually("the finalizer and Provisioning phase", async || {
@@ -318,29 +345,11 @@ async fn control_plane_certificates_and_kubeconfig_are_created_once() {
     let p = plane().await;
     let c = client(&p).await;
     let manager = tokio::spawn(slipway_controller::manager::run(c.clone()));
-    let obj = |v: Value| serde_json::from_value::<DynamicObject>(v).unwrap();
-    let infra = dynamic(
-        &c,
-        "infrastructure.cluster.x-k8s.io",
-        "v1alpha1",
-        "InMemoryCluster",
-        "inmemoryclusters",
-    );
-    let kcp = dynamic(
-        &c,
-        "controlplane.cluster.x-k8s.io",
-        "v1beta2",
-        "KubeadmControlPlane",
-        "kubeadmcontrolplanes",
-    );
-    infra.create(&PostParams::default(), &obj(json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1alpha1", "kind": "InMemoryCluster", "metadata": {"name": "pki"}, "spec": {}}))).await.unwrap();
-    kcp.create(&PostParams::default(), &obj(json!({"apiVersion": "controlplane.cluster.x-k8s.io/v1beta2", "kind": "KubeadmControlPlane", "metadata": {"name": "pki-cp"},
-        "spec": {"replicas": 1, "version": "v1.31.0", "kubeadmConfigSpec": {},
-                 "machineTemplate": {"spec": {"infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "InMemoryMachineTemplate", "name": "t"}}}}}))).await.unwrap();
-    let clusters: Api<Cluster> = Api::namespaced(c.clone(), "default");
-    clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "pki"},
-        "spec": {"infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "InMemoryCluster", "name": "pki"},
-                 "controlPlaneRef": {"apiGroup": "controlplane.cluster.x-k8s.io", "kind": "KubeadmControlPlane", "name": "pki-cp"}}})).unwrap()).await.unwrap();
+    let Objects {
+        infra: _,
+        kcp,
+        clusters,
+    } = create_cluster(&c, "pki", json!({})).await;
 
     let secrets: Api<Secret> = Api::namespaced(c.clone(), "default");
     let kubeconfig = eventually("the kubeconfig Secret", async || {
