@@ -30,7 +30,7 @@ enum Command {
     /// Run an embedded management plane (Kubernetes-compatible API server) on this machine.
     Up(UpArgs),
     /// Run the controllers against the cluster of KUBECONFIG (or the in-cluster config).
-    Controller,
+    Controller(ControllerArgs),
     /// Generate manifests (clusterctl-compatible).
     #[command(subcommand)]
     Generate(GenerateCommand),
@@ -51,6 +51,39 @@ struct UpArgs {
     /// Do not run the controllers in-process (run `slipway controller` separately).
     #[arg(long)]
     no_controller: bool,
+    #[command(flatten)]
+    manager: ManagerArgs,
+}
+
+/// Flags of the controllers, shared by `slipway controller` and `slipway up`.
+#[derive(Args, Clone)]
+struct ManagerArgs {
+    /// Concurrent reconciles per kind.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// Only reconcile objects in this namespace (default: all namespaces).
+    #[arg(long, value_name = "NAMESPACE")]
+    watch_namespace: Option<String>,
+}
+
+impl ManagerArgs {
+    fn options(&self, data_dir: PathBuf) -> slipway_controller::manager::Options {
+        slipway_controller::manager::Options {
+            data_dir,
+            namespace: self.watch_namespace.clone(),
+            concurrency: self.concurrency,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ControllerArgs {
+    /// Where the in-memory provider keeps simulated machines and workload clusters (default
+    /// $XDG_DATA_HOME/slipway or ~/.local/share/slipway).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    manager: ManagerArgs,
 }
 
 #[derive(Subcommand)]
@@ -124,7 +157,7 @@ pub fn run() -> ExitCode {
             .map_err(|e| anyhow::anyhow!("writing CRDs to {}: {e}", dir.display())),
         Command::Generate(GenerateCommand::Cluster(args)) => generate_cluster(args),
         Command::Up(args) => up(args),
-        Command::Controller => controller(),
+        Command::Controller(args) => controller(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -253,7 +286,8 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
             let client = kube::Client::try_from(config)?;
             tracing::info!("controllers running in-process");
-            Some(tokio::spawn(slipway_controller::manager::run(client)))
+            let opts = args.manager.options(data_dir.clone());
+            Some(tokio::spawn(slipway_controller::manager::run(client, opts)))
         };
         wait_for_signal().await;
         if let Some(c) = controllers {
@@ -274,7 +308,12 @@ async fn wait_for_signal() {
     }
 }
 
-fn controller() -> anyhow::Result<()> {
+fn controller(args: ControllerArgs) -> anyhow::Result<()> {
+    let data_dir = match args.data_dir {
+        Some(d) => d,
+        None => default_data_dir()?,
+    };
+    let opts = args.manager.options(data_dir);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let client = kube::Client::try_default().await.map_err(|e| {
@@ -282,7 +321,7 @@ fn controller() -> anyhow::Result<()> {
         })?;
         tracing::info!("controllers running");
         tokio::select! {
-            _ = slipway_controller::manager::run(client) => {}
+            _ = slipway_controller::manager::run(client, opts) => {}
             _ = wait_for_signal() => tracing::info!("shutting down"),
         }
         Ok(())

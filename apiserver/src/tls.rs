@@ -244,6 +244,22 @@ pub fn spki_sha256(cert_pem: &str) -> Result<String, TlsError> {
     ))
 }
 
+/// The notAfter of the first certificate in `cert_pem`, as Unix seconds.
+pub fn not_after(cert_pem: &str) -> Result<i64, TlsError> {
+    let der = certs(cert_pem)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| TlsError::File {
+            path: "certificate".into(),
+            reason: "no certificate in PEM".into(),
+        })?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| TlsError::File {
+        path: "certificate".into(),
+        reason: e.to_string(),
+    })?;
+    Ok(cert.validity().not_after.timestamp())
+}
+
 /// User and groups of a client certificate (CN and O).
 pub fn identity_of(der: &[u8]) -> Option<(String, Vec<String>)> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;

@@ -4,7 +4,8 @@
 //! `<cluster>-kubeconfig` (key `value`) once the Cluster has an endpoint. All are type
 //! `cluster.x-k8s.io/secret`, labelled with the cluster name, and owned by the control plane.
 //!
-//! Machines (init, joins, scaling, rollout) are not reconciled yet.
+//! The kubeconfig's client certificate is renewed 30 days before it expires. Machines (init,
+//! joins, scaling, rollout, replica counts) are [`crate::kcp_machines`]'s.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -28,6 +29,8 @@ use crate::{
     bootstrap::pki::admin_kubeconfig,
     conditions::{self, Status, desired},
     infra_cluster::owner_cluster_name,
+    kcp_machines,
+    plan::controlplane::CpAction,
 };
 
 /// Entry point: finalizer dispatch.
@@ -41,9 +44,7 @@ pub async fn reconcile(kcp: Arc<KubeadmControlPlane>, ctx: Arc<Context>) -> Resu
         |event| async {
             match event {
                 finalizer::Event::Apply(k) => apply(&k, &ctx, &api).await,
-                // No machines are created yet, so there is nothing to tear down; owned Secrets go
-                // with the control plane through garbage collection.
-                finalizer::Event::Cleanup(_) => Ok(Action::await_change()),
+                finalizer::Event::Cleanup(k) => cleanup(&k, &ctx).await,
             }
         },
     )
@@ -174,6 +175,7 @@ async fn apply(
     let now = (ctx.clock)();
     let paused = crate::cluster::is_paused(&cluster, kcp.annotations());
     conditions::set(&mut conds, conditions::paused(paused), generation, now);
+    let mut action = Action::await_change();
     if !paused {
         let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
         let ca = ensure_pki(kcp, &cluster_name, &secrets_api).await?;
@@ -190,7 +192,26 @@ async fn apply(
             .filter(ApiEndpoint::is_valid)
         {
             let name = secrets::name(&cluster_name, secrets::KUBECONFIG_SUFFIX);
-            if secrets_api.get_opt(&name).await?.is_none() {
+            let existing = secrets_api.get_opt(&name).await?;
+            if let Some(s) = &existing
+                && needs_renewal(s, now)
+            {
+                let kubeconfig = admin_kubeconfig(
+                    &cluster_name,
+                    &format!("https://{}:{}", ep.host, ep.port),
+                    &ca,
+                )
+                .map_err(|e| Error::Contract(e.to_string()))?;
+                secrets_api
+                    .patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(&json!({"data": {secrets::VALUE_KEY: ByteString(kubeconfig.into_bytes())}})),
+                    )
+                    .await?;
+                tracing::info!(cluster = %cluster_name, "renewed the admin kubeconfig");
+            }
+            if existing.is_none() {
                 let kubeconfig = admin_kubeconfig(
                     &cluster_name,
                     &format!("https://{}:{}", ep.host, ep.port),
@@ -209,6 +230,31 @@ async fn apply(
                 .await?;
             }
         }
+        let machines = kcp_machines::list(ctx, kcp, &cluster_name).await?;
+        let infra_ready = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.initialization.as_ref())
+            .and_then(|i| i.infrastructure_provisioned)
+            .unwrap_or(false);
+        let cluster_initialized = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.initialization.as_ref())
+            .and_then(|i| i.control_plane_initialized)
+            .unwrap_or(false);
+        let step = if infra_ready {
+            kcp_machines::step(ctx, kcp, &cluster_name, &machines, cluster_initialized).await?
+        } else {
+            CpAction::Wait("waiting for the cluster infrastructure to be provisioned".into())
+        };
+        status = kcp_machines::status(kcp, &machines, &step, &status, &mut conds, now);
+        action = match step {
+            CpAction::Idle => Action::requeue(RENEWAL_CHECK),
+            // Changes of machines arrive as events; the requeue covers what does not (a Node
+            // joining a workload cluster shows up on the Machine, which is owned: an event).
+            _ => Action::requeue(std::time::Duration::from_secs(5)),
+        };
         status.selector = Some(format!(
             "{}={cluster_name},{}={}",
             labels::CLUSTER_NAME,
@@ -227,5 +273,59 @@ async fn apply(
         )
         .await?;
     }
-    Ok(Action::await_change())
+    Ok(action)
+}
+
+/// How often a control plane at rest looks at its kubeconfig's expiry.
+const RENEWAL_CHECK: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+/// A kubeconfig whose client certificate expires within this is renewed.
+const RENEW_BEFORE_SECONDS: i64 = 30 * 24 * 3600;
+
+/// Whether the admin kubeconfig's client certificate expires within [`RENEW_BEFORE_SECONDS`]
+/// (or cannot be read, which a renewal repairs).
+fn needs_renewal(s: &Secret, now: jiff::Timestamp) -> bool {
+    use base64::Engine;
+    let Some(value) = s.data.as_ref().and_then(|d| d.get(secrets::VALUE_KEY)) else {
+        return true;
+    };
+    let text = String::from_utf8_lossy(&value.0);
+    let Some(cert) = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("client-certificate-data:"))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+    else {
+        return true;
+    };
+    match tls::not_after(&String::from_utf8_lossy(&cert)) {
+        Ok(t) => t - now.as_second() < RENEW_BEFORE_SECONDS,
+        Err(_) => true,
+    }
+}
+
+/// Deletes the control-plane machines and waits for them to go.
+async fn cleanup(kcp: &KubeadmControlPlane, ctx: &Context) -> Result<Action, Error> {
+    let Some(cluster) = owner_cluster_name(kcp) else {
+        return Ok(Action::await_change());
+    };
+    let machines = kcp_machines::list(ctx, kcp, &cluster).await?;
+    if machines.is_empty() {
+        return Ok(Action::await_change());
+    }
+    let api: Api<slipway_api::Machine> =
+        Api::namespaced(ctx.client.clone(), &kcp.namespace().unwrap_or_default());
+    for m in machines
+        .iter()
+        .filter(|m| m.metadata.deletion_timestamp.is_none())
+    {
+        api.delete(&m.name_any(), &kube::api::DeleteParams::default())
+            .await?;
+    }
+    Err(Error::Waiting(format!(
+        "waiting for {} control-plane machines to be deleted",
+        machines.len()
+    )))
 }

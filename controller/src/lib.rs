@@ -11,10 +11,18 @@ pub mod cluster;
 pub mod conditions;
 pub mod generate;
 pub mod infra_cluster;
+pub mod infra_machine;
 pub mod kcp;
+pub mod kcp_machines;
+pub mod kubeadm_config;
+pub mod machine;
+pub mod machine_deployment;
+pub mod machine_set;
 pub mod manager;
+pub mod objects;
 pub mod plan;
 pub mod refs;
+pub mod remote;
 
 use jiff::Timestamp;
 use kube::Client;
@@ -27,6 +35,8 @@ pub struct Context {
     pub resolver: refs::Resolver,
     /// The clock (injected so tests compare exact times).
     pub clock: Box<dyn Fn() -> Timestamp + Send + Sync>,
+    /// Clients of workload clusters.
+    pub remote: remote::Remote,
 }
 
 impl Context {
@@ -36,6 +46,7 @@ impl Context {
             resolver: refs::Resolver::new(client.clone()),
             client,
             clock: Box::new(Timestamp::now),
+            remote: remote::Remote::default(),
         }
     }
 }

@@ -1,27 +1,53 @@
 //! Runs the controllers: one kube-runtime Controller per reconciled kind, with watches that map
-//! related objects (infrastructure clusters, control planes, machines) back to their Cluster.
+//! related objects (infrastructure objects, control planes, machines) back to what owns them.
 
-use std::{sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use futures::StreamExt;
+use k8s_openapi::{NamespaceResourceScope, api::core::v1::Secret};
 use kube::{
     Api, Client, Resource, ResourceExt,
-    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
+    runtime::{
+        Controller,
+        controller::{Action, Config},
+        reflector::ObjectRef,
+        watcher,
+    },
 };
+use serde::de::DeserializeOwned;
 use slipway_api::{
-    AWSCluster, AWSManagedCluster, AWSManagedControlPlane, Cluster, InMemoryCluster, KindCluster,
-    KubeadmControlPlane, Machine, MachineDeployment, MachineSet, names::labels,
+    AWSCluster, AWSManagedCluster, AWSManagedControlPlane, Cluster, InMemoryCluster,
+    InMemoryMachine, KindCluster, KubeadmConfig, KubeadmControlPlane, Machine, MachineDeployment,
+    MachineSet, names::labels,
 };
-
 use slipway_providers::{InfrastructureProvider, inmemory::InMemory};
-
-use k8s_openapi::api::core::v1::Secret;
 
 use crate::{
     Context, Error, cluster,
     infra_cluster::{self, InfraContext, InfraObject},
-    kcp,
+    infra_machine, kcp, kubeadm_config, machine, machine_deployment, machine_set,
 };
+
+/// How the manager runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where the in-memory provider keeps its simulated machines and workload clusters.
+    pub data_dir: PathBuf,
+    /// Only reconcile objects of this namespace (all namespaces when `None`).
+    pub namespace: Option<String>,
+    /// Concurrent reconciles per kind.
+    pub concurrency: u16,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            data_dir: std::env::temp_dir().join("slipway-in-memory"),
+            namespace: None,
+            concurrency: 8,
+        }
+    }
+}
 
 /// The Cluster owning an object, by owner reference.
 fn owner_cluster<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
@@ -37,17 +63,45 @@ fn labelled_cluster<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
         .map(|n| ObjectRef::new(n).within(&ns))
 }
 
+struct Scope {
+    client: Client,
+    namespace: Option<String>,
+    config: Config,
+}
+
+impl Scope {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + DeserializeOwned,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+}
+
 /// Runs every controller until the future is dropped.
-pub async fn run(client: Client) {
+pub async fn run(client: Client, opts: Options) {
     let ctx = Arc::new(Context::new(client.clone()));
     let in_memory = Arc::new(InfraContext {
         base: ctx.clone(),
-        provider: InMemory,
+        provider: InMemory::new(opts.data_dir.join("in-memory")),
+    });
+    let scope = Arc::new(Scope {
+        client,
+        namespace: opts.namespace.clone(),
+        config: Config::default().concurrency(opts.concurrency),
     });
     futures::join!(
-        clusters(client.clone(), ctx.clone()),
-        infra_clusters::<InMemory>(client.clone(), in_memory),
-        control_planes(client, ctx)
+        clusters(scope.clone(), ctx.clone()),
+        infra_clusters::<InMemory>(scope.clone(), in_memory.clone()),
+        infra_machines::<InMemory>(scope.clone(), in_memory),
+        control_planes(scope.clone(), ctx.clone()),
+        kubeadm_configs(scope.clone(), ctx.clone()),
+        machines(scope.clone(), ctx.clone()),
+        machine_sets(scope.clone(), ctx.clone()),
+        machine_deployments(scope, ctx),
     );
 }
 
@@ -68,14 +122,19 @@ fn error_policy<K: ResourceExt>(obj: Arc<K>, error: &Error) -> Action {
     })
 }
 
-async fn infra_clusters<P>(client: Client, ctx: Arc<InfraContext<P>>)
+async fn drain<S: futures::Stream + Unpin>(s: S) {
+    s.for_each(|_| futures::future::ready(())).await;
+}
+
+async fn infra_clusters<P>(scope: Arc<Scope>, ctx: Arc<InfraContext<P>>)
 where
     P: InfrastructureProvider,
     P::Cluster: InfraObject,
 {
     let wc = watcher::Config::default();
-    Controller::new(Api::<P::Cluster>::all(client.clone()), wc.clone())
-        .watches(Api::<Cluster>::all(client), wc, move |c: Cluster| {
+    let s = Controller::new(scope.api::<P::Cluster>(), wc.clone())
+        .with_config(scope.config.clone())
+        .watches(scope.api::<Cluster>(), wc, move |c: Cluster| {
             // A Cluster's changes (pause, its infrastructureRef) reach its infrastructure cluster.
             let ns = c.namespace().unwrap_or_default();
             c.spec
@@ -87,69 +146,127 @@ where
             infra_cluster::reconcile::<P>,
             |o, e, _| error_policy(o, e),
             ctx,
-        )
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        );
+    drain(Box::pin(s)).await;
 }
 
-async fn control_planes(client: Client, ctx: Arc<Context>) {
+async fn infra_machines<P>(scope: Arc<Scope>, ctx: Arc<InfraContext<P>>)
+where
+    P: InfrastructureProvider,
+    P::Cluster: InfraObject,
+    P::Machine: InfraObject,
+{
     let wc = watcher::Config::default();
-    Controller::new(Api::<KubeadmControlPlane>::all(client.clone()), wc.clone())
-        .owns(Api::<Secret>::all(client.clone()), wc.clone())
-        .watches(Api::<Cluster>::all(client), wc, |c: Cluster| {
-            // The endpoint and pause of a Cluster reach its control plane.
+    let kind = P::Machine::kind(&()).to_string();
+    let s = Controller::new(scope.api::<P::Machine>(), wc.clone())
+        .with_config(scope.config.clone())
+        .watches(scope.api::<Machine>(), wc, move |m: Machine| {
+            // The Machine's bootstrap data and pause reach its infrastructure machine.
+            let ns = m.namespace().unwrap_or_default();
+            (m.spec.infrastructure_ref.kind == kind)
+                .then(|| ObjectRef::new(&m.spec.infrastructure_ref.name).within(&ns))
+        })
+        .run(
+            infra_machine::reconcile::<P>,
+            |o, e, _| error_policy(o, e),
+            ctx,
+        );
+    drain(Box::pin(s)).await;
+}
+
+async fn control_planes(scope: Arc<Scope>, ctx: Arc<Context>) {
+    let wc = watcher::Config::default();
+    let s = Controller::new(scope.api::<KubeadmControlPlane>(), wc.clone())
+        .with_config(scope.config.clone())
+        .owns(scope.api::<Secret>(), wc.clone())
+        .owns(scope.api::<Machine>(), wc.clone())
+        .watches(scope.api::<Cluster>(), wc, |c: Cluster| {
+            // The endpoint, initialization and pause of a Cluster reach its control plane.
             let ns = c.namespace().unwrap_or_default();
             c.spec
                 .control_plane_ref
                 .clone()
                 .map(|r| ObjectRef::new(&r.name).within(&ns))
         })
-        .run(kcp::reconcile, |o, e, _| error_policy(o, e), ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .run(kcp::reconcile, |o, e, _| error_policy(o, e), ctx);
+    drain(Box::pin(s)).await;
 }
 
-async fn clusters(client: Client, ctx: Arc<Context>) {
+async fn kubeadm_configs(scope: Arc<Scope>, ctx: Arc<Context>) {
     let wc = watcher::Config::default();
-    Controller::new(Api::<Cluster>::all(client.clone()), wc.clone())
-        .watches(
-            Api::<InMemoryCluster>::all(client.clone()),
-            wc.clone(),
-            |o| owner_cluster(&o),
-        )
-        .watches(Api::<KindCluster>::all(client.clone()), wc.clone(), |o| {
+    let s = Controller::new(scope.api::<KubeadmConfig>(), wc.clone())
+        .with_config(scope.config.clone())
+        .watches(scope.api::<Machine>(), wc, |m: Machine| {
+            let ns = m.namespace().unwrap_or_default();
+            m.spec
+                .bootstrap
+                .config_ref
+                .filter(|r| r.kind == "KubeadmConfig")
+                .map(|r| ObjectRef::new(&r.name).within(&ns))
+        })
+        .run(kubeadm_config::reconcile, |o, e, _| error_policy(o, e), ctx);
+    drain(Box::pin(s)).await;
+}
+
+async fn machines(scope: Arc<Scope>, ctx: Arc<Context>) {
+    let wc = watcher::Config::default();
+    let s = Controller::new(scope.api::<Machine>(), wc.clone())
+        .with_config(scope.config.clone())
+        .owns(scope.api::<InMemoryMachine>(), wc.clone())
+        .owns(scope.api::<KubeadmConfig>(), wc)
+        .run(machine::reconcile, |o, e, _| error_policy(o, e), ctx);
+    drain(Box::pin(s)).await;
+}
+
+async fn machine_sets(scope: Arc<Scope>, ctx: Arc<Context>) {
+    let wc = watcher::Config::default();
+    let s = Controller::new(scope.api::<MachineSet>(), wc.clone())
+        .with_config(scope.config.clone())
+        .owns(scope.api::<Machine>(), wc)
+        .run(machine_set::reconcile, |o, e, _| error_policy(o, e), ctx);
+    drain(Box::pin(s)).await;
+}
+
+async fn machine_deployments(scope: Arc<Scope>, ctx: Arc<Context>) {
+    let wc = watcher::Config::default();
+    let s = Controller::new(scope.api::<MachineDeployment>(), wc.clone())
+        .with_config(scope.config.clone())
+        .owns(scope.api::<MachineSet>(), wc)
+        .run(
+            machine_deployment::reconcile,
+            |o, e, _| error_policy(o, e),
+            ctx,
+        );
+    drain(Box::pin(s)).await;
+}
+
+async fn clusters(scope: Arc<Scope>, ctx: Arc<Context>) {
+    let wc = watcher::Config::default();
+    let s = Controller::new(scope.api::<Cluster>(), wc.clone())
+        .with_config(scope.config.clone())
+        .watches(scope.api::<InMemoryCluster>(), wc.clone(), |o| {
             owner_cluster(&o)
         })
-        .watches(Api::<AWSCluster>::all(client.clone()), wc.clone(), |o| {
+        .watches(scope.api::<KindCluster>(), wc.clone(), |o| {
             owner_cluster(&o)
         })
-        .watches(
-            Api::<AWSManagedCluster>::all(client.clone()),
-            wc.clone(),
-            |o| owner_cluster(&o),
-        )
-        .watches(
-            Api::<KubeadmControlPlane>::all(client.clone()),
-            wc.clone(),
-            |o| owner_cluster(&o),
-        )
-        .watches(
-            Api::<AWSManagedControlPlane>::all(client.clone()),
-            wc.clone(),
-            |o| owner_cluster(&o),
-        )
-        .watches(
-            Api::<MachineDeployment>::all(client.clone()),
-            wc.clone(),
-            |o| labelled_cluster(&o),
-        )
-        .watches(Api::<MachineSet>::all(client.clone()), wc.clone(), |o| {
+        .watches(scope.api::<AWSCluster>(), wc.clone(), |o| owner_cluster(&o))
+        .watches(scope.api::<AWSManagedCluster>(), wc.clone(), |o| {
+            owner_cluster(&o)
+        })
+        .watches(scope.api::<KubeadmControlPlane>(), wc.clone(), |o| {
+            owner_cluster(&o)
+        })
+        .watches(scope.api::<AWSManagedControlPlane>(), wc.clone(), |o| {
+            owner_cluster(&o)
+        })
+        .watches(scope.api::<MachineDeployment>(), wc.clone(), |o| {
             labelled_cluster(&o)
         })
-        .watches(Api::<Machine>::all(client.clone()), wc, |o| {
+        .watches(scope.api::<MachineSet>(), wc.clone(), |o| {
             labelled_cluster(&o)
         })
-        .run(cluster::reconcile, |o, e, _| error_policy(o, e), ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .watches(scope.api::<Machine>(), wc, |o| labelled_cluster(&o))
+        .run(cluster::reconcile, |o, e, _| error_policy(o, e), ctx);
+    drain(Box::pin(s)).await;
 }

@@ -127,7 +127,10 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
         .try_init();
     let p = plane().await;
     let c = client(&p).await;
-    let manager = tokio::spawn(slipway_controller::manager::run(c.clone()));
+    let manager = tokio::spawn(slipway_controller::manager::run(
+        c.clone(),
+        manager_options(),
+    ));
 
     // A simulated provisioning delay makes the Provisioning phase observable.
     let Objects {
@@ -344,7 +347,10 @@ async fn control_plane_certificates_and_kubeconfig_are_created_once() {
     use k8s_openapi::api::core::v1::Secret;
     let p = plane().await;
     let c = client(&p).await;
-    let manager = tokio::spawn(slipway_controller::manager::run(c.clone()));
+    let manager = tokio::spawn(slipway_controller::manager::run(
+        c.clone(),
+        manager_options(),
+    ));
     let Objects {
         infra: _,
         kcp,
@@ -510,4 +516,18 @@ async fn control_plane_certificates_and_kubeconfig_are_created_once() {
     .await;
     manager.abort();
     p.shutdown().await;
+}
+
+fn manager_options() -> slipway_controller::manager::Options {
+    slipway_controller::manager::Options {
+        data_dir: std::env::temp_dir().join(format!(
+            "slipway-controller-test-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        )),
+        ..Default::default()
+    }
 }

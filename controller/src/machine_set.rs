@@ -1,0 +1,270 @@
+//! MachineSet reconciler: keeps `replicas` Machines matching the selector, creating each from
+//! the template (bootstrap and infrastructure templates cloned, the Machine controlled by the
+//! set) and deleting surplus ones in the set's deletion order ([`crate::plan::machineset`]).
+//! Status: replica counts, selector, MachinesReady and scaling conditions, written on change.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    runtime::{controller::Action, finalizer},
+};
+use serde_json::json;
+use slipway_api::{
+    Cluster, Machine, MachineSet,
+    machine::{DeletionOrder, MachineSetStatus},
+    names::{annotations, conditions as ct, finalizers, labels, reasons},
+};
+
+use crate::{
+    Context, Error,
+    conditions::{self, Status, desired},
+    objects::{clone_template, controlled_by, controller_ref, random_name},
+    plan::machineset::{SetAction, SetMachine, plan},
+};
+
+/// Entry point: finalizer dispatch.
+pub async fn reconcile(ms: Arc<MachineSet>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let api: Api<MachineSet> =
+        Api::namespaced(ctx.client.clone(), &ms.namespace().unwrap_or_default());
+    finalizer(&api, finalizers::MACHINE_SET, ms, |event| async {
+        match event {
+            finalizer::Event::Apply(s) => apply(&s, &ctx, &api).await,
+            finalizer::Event::Cleanup(s) => cleanup(&s, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// `a=b,c=d` from matchLabels (matchExpressions are not used by slipway's sets).
+pub fn selector_string(
+    sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> String {
+    sel.match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The machines a set controls.
+pub async fn machines_of(ctx: &Context, ms: &MachineSet) -> Result<Vec<Machine>, Error> {
+    let api: Api<Machine> =
+        Api::namespaced(ctx.client.clone(), &ms.namespace().unwrap_or_default());
+    let uid = ms.uid().unwrap_or_default();
+    Ok(api
+        .list(&ListParams::default().labels(&selector_string(&ms.spec.selector)))
+        .await?
+        .items
+        .into_iter()
+        .filter(|m| controlled_by(m, &uid))
+        .collect())
+}
+
+fn cond_true(m: &Machine, t: &str) -> bool {
+    m.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .is_some_and(|c| conditions::is_true(c, t))
+}
+
+async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<Action, Error> {
+    let ns = ms.namespace().unwrap_or_default();
+    let Some(cluster) = Api::<Cluster>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&ms.spec.cluster_name)
+        .await?
+    else {
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    };
+    let old = ms.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    let mut conds = status.conditions.take().unwrap_or_default();
+    let g = ms.metadata.generation;
+    let now = (ctx.clock)();
+    let paused = crate::cluster::is_paused(&cluster, ms.annotations());
+    conditions::set(&mut conds, conditions::paused(paused), g, now);
+    let mut action = Action::await_change();
+    if !paused {
+        let machines = machines_of(ctx, ms).await?;
+        let desired_n = ms.spec.replicas.unwrap_or(1);
+        let view: Vec<SetMachine> = machines
+            .iter()
+            .map(|m| SetMachine {
+                name: m.name_any(),
+                created: m
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map_or(0, |t| t.0.as_second()),
+                deleting: m.metadata.deletion_timestamp.is_some(),
+                marked: m.annotations().contains_key(annotations::DELETE_MACHINE),
+                ready: cond_true(m, ct::READY),
+            })
+            .collect();
+        let order = ms
+            .spec
+            .deletion
+            .as_ref()
+            .and_then(|d| d.order)
+            .unwrap_or(DeletionOrder::Random);
+        let step = plan(desired_n, &view, order);
+        match &step {
+            SetAction::Create(n) => {
+                for _ in 0..*n {
+                    create_machine(ctx, ms, &cluster.name_any()).await?;
+                }
+            }
+            SetAction::Delete(names) => {
+                let mapi: Api<Machine> = Api::namespaced(ctx.client.clone(), &ns);
+                for n in names {
+                    match mapi.delete(n, &DeleteParams::default()).await {
+                        Ok(_) => {}
+                        Err(kube::Error::Api(e)) if e.code == 404 => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            SetAction::Idle => {}
+        }
+        let live: Vec<&Machine> = machines
+            .iter()
+            .filter(|m| m.metadata.deletion_timestamp.is_none())
+            .collect();
+        let ready_n = live.iter().filter(|m| cond_true(m, ct::READY)).count() as i32;
+        let available_n = live.iter().filter(|m| cond_true(m, ct::AVAILABLE)).count() as i32;
+        status.replicas = Some(live.len() as i32);
+        status.ready_replicas = Some(ready_n);
+        status.available_replicas = Some(available_n);
+        status.up_to_date_replicas = Some(live.len() as i32);
+        status.selector = Some(selector_string(&ms.spec.selector));
+        let not_ready: Vec<String> = live
+            .iter()
+            .filter(|m| !cond_true(m, ct::READY))
+            .map(|m| m.name_any())
+            .collect();
+        conditions::set(
+            &mut conds,
+            if not_ready.is_empty() {
+                desired(ct::MACHINES_READY, Status::True, reasons::READY, "")
+            } else {
+                desired(
+                    ct::MACHINES_READY,
+                    Status::False,
+                    reasons::NOT_READY,
+                    format!("not ready: {}", not_ready.join(", ")),
+                )
+            },
+            g,
+            now,
+        );
+        let current = live.len() as i32;
+        for (t, active) in [
+            (ct::SCALING_UP, current < desired_n),
+            (ct::SCALING_DOWN, current > desired_n),
+        ] {
+            conditions::set(
+                &mut conds,
+                desired(
+                    t,
+                    Status::from_bool(active),
+                    if active { t } else { "NotScaling" },
+                    if active {
+                        format!("{current} of {desired_n} machines")
+                    } else {
+                        String::new()
+                    },
+                ),
+                g,
+                now,
+            );
+        }
+        status.observed_generation = g;
+        if step != SetAction::Idle || ready_n < desired_n {
+            action = Action::requeue(Duration::from_secs(5));
+        }
+    }
+    status.conditions = Some(conds);
+    if status != old {
+        let new: MachineSetStatus = status;
+        api.patch_status(
+            &ms.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": new })),
+        )
+        .await?;
+    }
+    Ok(action)
+}
+
+async fn create_machine(ctx: &Context, ms: &MachineSet, cluster: &str) -> Result<(), Error> {
+    let ns = ms.namespace().unwrap_or_default();
+    let name = random_name(&ms.name_any());
+    let tpl = &ms.spec.template;
+    let mut labels: BTreeMap<String, String> = tpl
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    labels.extend(ms.spec.selector.match_labels.clone().unwrap_or_default());
+    labels.insert(labels::CLUSTER_NAME.into(), cluster.into());
+    labels.insert(labels::MACHINE_SET_NAME.into(), ms.name_any());
+    if let Some(md) = ms.labels().get(labels::MACHINE_DEPLOYMENT_NAME) {
+        labels.insert(labels::MACHINE_DEPLOYMENT_NAME.into(), md.clone());
+    }
+    let owner = controller_ref(ms)?;
+    let mut spec = tpl.spec.clone();
+    spec.cluster_name = cluster.into();
+    spec.infrastructure_ref = clone_template(
+        ctx,
+        &ns,
+        &tpl.spec.infrastructure_ref,
+        &name,
+        &labels,
+        owner.clone(),
+        None,
+    )
+    .await?;
+    if let Some(r) = &tpl.spec.bootstrap.config_ref {
+        spec.bootstrap.config_ref =
+            Some(clone_template(ctx, &ns, r, &name, &labels, owner.clone(), None).await?);
+    }
+    let machine = Machine {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.clone()),
+            labels: Some(labels),
+            annotations: tpl.metadata.as_ref().and_then(|m| m.annotations.clone()),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec,
+        status: None,
+    };
+    Api::<Machine>::namespaced(ctx.client.clone(), &ns)
+        .create(&PostParams::default(), &machine)
+        .await?;
+    tracing::info!(machine_set = %ms.name_any(), machine = %name, "created machine");
+    Ok(())
+}
+
+async fn cleanup(ms: &MachineSet, ctx: &Context) -> Result<Action, Error> {
+    let machines = machines_of(ctx, ms).await?;
+    if machines.is_empty() {
+        return Ok(Action::await_change());
+    }
+    let api: Api<Machine> =
+        Api::namespaced(ctx.client.clone(), &ms.namespace().unwrap_or_default());
+    for m in machines
+        .iter()
+        .filter(|m| m.metadata.deletion_timestamp.is_none())
+    {
+        api.delete(&m.name_any(), &DeleteParams::default()).await?;
+    }
+    Err(Error::Waiting(format!(
+        "waiting for {} machines to be deleted",
+        machines.len()
+    )))
+}

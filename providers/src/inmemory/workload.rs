@@ -1,0 +1,295 @@
+//! Simulated workload API servers: one embedded API server per in-memory cluster, started when
+//! its init machine boots, serving at the cluster endpoint with a certificate signed by the
+//! cluster CA (written to the machine by its bootstrap data) and trusting that CA for client
+//! certificates, so the kubeconfig slipway generates authenticates exactly as it would against
+//! kubeadm's API server. Data lives under the cluster's directory and survives a restart: the
+//! server is resumed the next time anything of the cluster is reconciled.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+use slipway_apiserver::{
+    plane::{Options, Plane},
+    tls::{self, CertKey},
+};
+
+use crate::ProviderError;
+
+/// A running workload API server.
+pub struct Workload {
+    /// The embedded server.
+    pub plane: Plane,
+    /// Admin client (what kubeadm's admin.conf is to a real control plane).
+    pub client: Client,
+    /// `sha256:<hex>` of the CA the server presents.
+    pub ca_hash: String,
+}
+
+/// The workload servers of this process, by `<namespace>/<cluster>`.
+#[derive(Default)]
+pub struct Workloads {
+    running: tokio::sync::Mutex<HashMap<String, Arc<Workload>>>,
+}
+
+fn transient(what: &str) -> impl Fn(String) -> ProviderError + '_ {
+    move |e| ProviderError::transient(format!("{what}: {e}"))
+}
+
+fn api_dir(cluster_dir: &Path) -> PathBuf {
+    cluster_dir.join("apiserver")
+}
+
+async fn client_for(kubeconfig: &str) -> Result<Client, ProviderError> {
+    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig)
+        .map_err(|e| ProviderError::transient(format!("workload kubeconfig: {e}")))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| ProviderError::transient(format!("workload kubeconfig: {e}")))?;
+    Client::try_from(config).map_err(|e| ProviderError::transient(format!("workload client: {e}")))
+}
+
+impl Workloads {
+    /// The running server of a cluster, resuming it from disk when its init machine booted
+    /// before this process started. `None`: no init machine has booted.
+    pub async fn get(
+        &self,
+        key: &str,
+        cluster_dir: &Path,
+    ) -> Result<Option<Arc<Workload>>, ProviderError> {
+        let mut running = self.running.lock().await;
+        if let Some(w) = running.get(key) {
+            return Ok(Some(w.clone()));
+        }
+        let dir = api_dir(cluster_dir);
+        let Ok(port) = std::fs::read_to_string(dir.join("port")) else {
+            return Ok(None);
+        };
+        let port: u16 = port
+            .trim()
+            .parse()
+            .map_err(|_| ProviderError::terminal(format!("{}: not a port", dir.display())))?;
+        let w = Arc::new(start(&dir, port).await?);
+        running.insert(key.to_string(), w.clone());
+        Ok(Some(w))
+    }
+
+    /// Starts the server of a cluster for `kubeadm init` with the CA the machine was given.
+    pub async fn init(
+        &self,
+        key: &str,
+        cluster_dir: &Path,
+        ca: &CertKey,
+        port: u16,
+    ) -> Result<Arc<Workload>, ProviderError> {
+        if let Some(w) = self.get(key, cluster_dir).await? {
+            return Ok(w);
+        }
+        let dir = api_dir(cluster_dir);
+        std::fs::create_dir_all(&dir).map_err(|e| transient("workload data dir")(e.to_string()))?;
+        // The plane loads ca.crt/ca.key from its dir: the cluster CA signs its serving certificate.
+        std::fs::write(dir.join("ca.crt"), &ca.cert_pem)
+            .map_err(|e| transient("workload CA")(e.to_string()))?;
+        tls::write_private(&dir.join("ca.key"), ca.key_pem.as_bytes())
+            .map_err(|e| transient("workload CA")(e.to_string()))?;
+        let w = Arc::new(start(&dir, port).await?);
+        // Written last: a crash before this point retries init instead of resuming half a server.
+        std::fs::write(dir.join("port"), port.to_string())
+            .map_err(|e| transient("workload port")(e.to_string()))?;
+        self.running.lock().await.insert(key.to_string(), w.clone());
+        Ok(w)
+    }
+
+    /// Stops a cluster's server (its data stays until the cluster dir is removed).
+    pub async fn stop(&self, key: &str) {
+        let w = self.running.lock().await.remove(key);
+        if let Some(w) = w
+            && let Ok(w) = Arc::try_unwrap(w)
+        {
+            w.plane.shutdown().await;
+        }
+    }
+}
+
+async fn start(dir: &Path, port: u16) -> Result<Workload, ProviderError> {
+    let plane = Plane::start(Options {
+        data_dir: Some(dir.to_path_buf()),
+        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port,
+        crds: vec![],
+    })
+    .await
+    .map_err(|e| {
+        ProviderError::transient(format!(
+            "starting the simulated API server on port {port}: {e}"
+        ))
+    })?;
+    let ca_hash = tls::spki_sha256(&plane.ca.cert_pem)
+        .map_err(|e| ProviderError::transient(e.to_string()))?;
+    let client = client_for(&plane.kubeconfig).await?;
+    Ok(Workload {
+        plane,
+        client,
+        ca_hash,
+    })
+}
+
+fn kube_err(what: &str) -> impl Fn(kube::Error) -> ProviderError + '_ {
+    move |e| ProviderError::transient(format!("workload API, {what}: {e}"))
+}
+
+/// What `kubeadm init` leaves in the cluster that joins and slipway read: the bootstrap tokens
+/// (`kube-system/bootstrap-token-<id>`, 24 h), `kube-system/kubeadm-config` and
+/// `kube-public/cluster-info`.
+pub async fn seed_init(
+    w: &Workload,
+    tokens: &[String],
+    cluster_configuration: &serde_json::Value,
+) -> Result<(), ProviderError> {
+    let secrets: Api<Secret> = Api::namespaced(w.client.clone(), "kube-system");
+    for t in tokens {
+        let Some((id, secret)) = t.split_once('.') else {
+            return Err(ProviderError::terminal(format!(
+                "InitConfiguration.bootstrapTokens: {t:?} is not <id>.<secret>"
+            )));
+        };
+        let expiration =
+            (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24)).to_string();
+        let s: Secret = serde_json::from_value(json!({
+            "metadata": {"name": format!("bootstrap-token-{id}")},
+            "type": "bootstrap.kubernetes.io/token",
+            "stringData": {"token-id": id, "token-secret": secret, "expiration": expiration,
+                           "usage-bootstrap-authentication": "true", "usage-bootstrap-signing": "true",
+                           "auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token"}
+        }))
+        .expect("valid Secret");
+        create_once(&secrets, &s).await?;
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(w.client.clone(), "kube-system");
+    let cc = serde_saphyr::to_string(cluster_configuration).unwrap_or_default();
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "kubeadm-config"}, "data": {"ClusterConfiguration": cc}
+    }))
+    .expect("valid ConfigMap");
+    create_once(&cms, &cm).await?;
+    let public: Api<ConfigMap> = Api::namespaced(w.client.clone(), "kube-public");
+    let info = slipway_apiserver::plane::kubeconfig(&w.plane.server.addr, &w.plane.ca.cert_pem, "")
+        .lines()
+        .filter(|l| !l.contains("token:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "cluster-info"}, "data": {"kubeconfig": info}
+    }))
+    .expect("valid ConfigMap");
+    create_once(&public, &cm).await
+}
+
+async fn create_once<K>(api: &Api<K>, obj: &K) -> Result<(), ProviderError>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), obj).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(kube_err("create")(e)),
+    }
+}
+
+/// Why a join is refused, as kubeadm would refuse it: the token must exist in the cluster,
+/// match, and not be expired; the CA the server presents must match a pinned hash.
+pub async fn check_join(
+    w: &Workload,
+    token: &str,
+    ca_cert_hashes: &[String],
+) -> Result<Result<(), String>, ProviderError> {
+    if !ca_cert_hashes.iter().any(|h| h == &w.ca_hash) {
+        return Ok(Err(format!(
+            "kubeadm join refused: the cluster CA's public key hash {} matches none of the pinned caCertHashes",
+            w.ca_hash
+        )));
+    }
+    let Some((id, secret)) = token.split_once('.') else {
+        return Ok(Err(format!(
+            "kubeadm join refused: the token is not <id>.<secret>"
+        )));
+    };
+    let secrets: Api<Secret> = Api::namespaced(w.client.clone(), "kube-system");
+    let Some(s) = secrets
+        .get_opt(&format!("bootstrap-token-{id}"))
+        .await
+        .map_err(kube_err("reading the bootstrap token"))?
+    else {
+        return Ok(Err(format!(
+            "kubeadm join refused: bootstrap token {id} is not in the workload cluster"
+        )));
+    };
+    let data = s.data.unwrap_or_default();
+    let get = |k: &str| {
+        data.get(k)
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+    };
+    if get("token-secret").as_deref() != Some(secret) {
+        return Ok(Err(format!(
+            "kubeadm join refused: bootstrap token {id} does not match"
+        )));
+    }
+    if let Some(exp) = get("expiration")
+        && exp
+            .parse::<jiff::Timestamp>()
+            .is_ok_and(|t| t <= jiff::Timestamp::now())
+    {
+        return Ok(Err(format!(
+            "kubeadm join refused: bootstrap token {id} expired at {exp}"
+        )));
+    }
+    Ok(Ok(()))
+}
+
+/// Registers (or refreshes) the Node a kubelet would: providerID, role label, addresses,
+/// kubelet version and a Ready condition.
+pub async fn register_node(
+    w: &Workload,
+    name: &str,
+    provider_id: &str,
+    control_plane: bool,
+    version: &str,
+    address: &str,
+) -> Result<(), ProviderError> {
+    let nodes: Api<Node> = Api::all(w.client.clone());
+    let mut labels = json!({"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"});
+    if control_plane {
+        labels["node-role.kubernetes.io/control-plane"] = json!("");
+    }
+    let node: Node = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"providerID": provider_id},
+    }))
+    .expect("valid Node");
+    create_once(&nodes, &node).await?;
+    let now = jiff::Timestamp::now().to_string();
+    let status = json!({"status": {
+        "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}],
+        "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version, "containerRuntimeVersion": "in-memory://1.0",
+                     "operatingSystem": "linux", "architecture": "amd64", "osImage": "slipway in-memory",
+                     "kernelVersion": "0.0.0", "machineID": name, "systemUUID": name, "bootID": name},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                        "message": "kubelet is posting ready status (simulated)",
+                        "lastHeartbeatTime": now, "lastTransitionTime": now}]
+    }});
+    nodes
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .map_err(kube_err("node status"))?;
+    Ok(())
+}
