@@ -230,6 +230,13 @@ async fn apply(
                 .await?;
             }
         }
+        crate::objects::ensure_template_owner(
+            ctx,
+            &ns,
+            &kcp.spec.machine_template.spec.infrastructure_ref,
+            &cluster,
+        )
+        .await?;
         let machines = kcp_machines::list(ctx, kcp, &cluster_name).await?;
         let infra_ready = cluster
             .status

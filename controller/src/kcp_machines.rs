@@ -26,7 +26,7 @@ use slipway_api::{
 use crate::{
     Context, Error,
     conditions::{self, Status, desired},
-    objects::{clone_template, controlled_by, controller_ref, hash, random_name},
+    objects::{clone_template, controlled_by, controller_ref, hash, random_name, sweep_orphans},
     plan::controlplane::{CpAction, CpMachine, CpObserved, plan},
 };
 
@@ -93,6 +93,29 @@ pub async fn step(
     machines: &[Machine],
     initialized: bool,
 ) -> Result<CpAction, Error> {
+    let ns = kcp.namespace().unwrap_or_default();
+    let kubeadm_config = ContractVersionedObjectReference {
+        api_group: "bootstrap.cluster.x-k8s.io".into(),
+        kind: "KubeadmConfig".into(),
+        name: String::new(),
+    };
+    sweep_orphans(
+        ctx,
+        &ns,
+        &kcp.uid().unwrap_or_default(),
+        &format!(
+            "{}={cluster},{}={}",
+            labels::CLUSTER_NAME,
+            labels::CONTROL_PLANE_NAME,
+            kcp.name_any()
+        ),
+        &[
+            &kcp.spec.machine_template.spec.infrastructure_ref,
+            &kubeadm_config,
+        ],
+        &machines.iter().map(|m| m.name_any()).collect(),
+    )
+    .await?;
     let hash = spec_hash(kcp);
     let max_surge = kcp
         .spec

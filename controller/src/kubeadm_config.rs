@@ -341,6 +341,12 @@ async fn render(
             format!("waiting for the cluster certificates ({cluster_name}-ca, -etcd, -proxy, -sa)"),
         ));
     };
+    let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    // Read from the API, not the cache: a pass that rendered but whose status write is not
+    // in the cache yet must not render again (and mint a second token).
+    if secrets_api.get_opt(&cfg.name_any()).await?.is_some() {
+        return Ok(Step::Done);
+    }
     let initialized = init.control_plane_initialized.unwrap_or(false);
     let cp = is_control_plane(machine);
     let machine_name = machine.name_any();
@@ -406,7 +412,6 @@ async fn render(
         service_cidrs: network.services.map(|p| p.cidr_blocks).unwrap_or_default(),
         dns_domain: network.service_domain,
     };
-    let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let mut inputs = BTreeMap::new();
     for f in cfg.spec.files.iter().flatten() {
         if let Some(from) = &f.content_from {

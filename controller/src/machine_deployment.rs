@@ -21,7 +21,7 @@ use slipway_api::{
 use crate::{
     Context, Error,
     conditions::{self, Status, desired},
-    objects::{controlled_by, controller_ref, hash},
+    objects::{controlled_by, controller_ref, ensure_template_owner, hash},
     plan::{
         resolve_limit,
         rollout::{SetView, plan},
@@ -94,6 +94,16 @@ async fn apply(
     conditions::set(&mut conds, conditions::paused(paused), g, now);
     let mut action = Action::await_change();
     if !paused {
+        let tpl = &md.spec.template.spec;
+        for r in [
+            Some(&tpl.infrastructure_ref),
+            tpl.bootstrap.config_ref.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            ensure_template_owner(ctx, &ns, r, &cluster).await?;
+        }
         let desired_n = md.spec.replicas.unwrap_or(1);
         let hash = template_hash(md);
         let sets = sets_of(ctx, md).await?;

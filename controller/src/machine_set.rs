@@ -20,7 +20,10 @@ use slipway_api::{
 use crate::{
     Context, Error,
     conditions::{self, Status, desired},
-    objects::{clone_template, controlled_by, controller_ref, random_name},
+    objects::{
+        clone_template, controlled_by, controller_ref, ensure_template_owner, random_name,
+        sweep_orphans,
+    },
     plan::machineset::{SetAction, SetMachine, plan},
 };
 
@@ -88,7 +91,37 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
     conditions::set(&mut conds, conditions::paused(paused), g, now);
     let mut action = Action::await_change();
     if !paused {
+        let tpl = &ms.spec.template.spec;
+        for r in [
+            Some(&tpl.infrastructure_ref),
+            tpl.bootstrap.config_ref.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            // Templates only: a set whose template names a concrete object owns nothing.
+            if r.kind.ends_with("Template") {
+                ensure_template_owner(ctx, &ns, r, &cluster).await?;
+            }
+        }
         let machines = machines_of(ctx, ms).await?;
+        let templates: Vec<_> = [
+            Some(&tpl.infrastructure_ref),
+            tpl.bootstrap.config_ref.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|r| r.kind.ends_with("Template"))
+        .collect();
+        sweep_orphans(
+            ctx,
+            &ns,
+            &ms.uid().unwrap_or_default(),
+            &format!("{}={}", labels::MACHINE_SET_NAME, ms.name_any()),
+            &templates,
+            &machines.iter().map(|m| m.name_any()).collect(),
+        )
+        .await?;
         let desired_n = ms.spec.replicas.unwrap_or(1);
         let view: Vec<SetMachine> = machines
             .iter()

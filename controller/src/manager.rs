@@ -55,6 +55,19 @@ fn owner_cluster<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
     infra_cluster::owner_cluster_name(obj).map(|name| ObjectRef::new(&name).within(&ns))
 }
 
+/// The Cluster owning an object, or (its owner reference removed) the one its label names.
+fn cluster_of<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
+    owner_cluster(obj).or_else(|| labelled_cluster(obj))
+}
+
+/// The Machine owning an object, or (its owner reference removed) the Machine of the same
+/// name, which is how slipway names the objects it creates for a Machine.
+fn machine_of<K: Resource>(obj: &K) -> Option<ObjectRef<Machine>> {
+    let ns = obj.meta().namespace.clone().unwrap_or_default();
+    let name = infra_machine::owner_machine_name(obj).or_else(|| obj.meta().name.clone())?;
+    Some(ObjectRef::new(&name).within(&ns))
+}
+
 /// The Cluster named by the cluster-name label.
 fn labelled_cluster<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
     let ns = obj.meta().namespace.clone().unwrap_or_default();
@@ -212,8 +225,10 @@ async fn machines(scope: Arc<Scope>, ctx: Arc<Context>) {
     let wc = watcher::Config::default();
     let s = Controller::new(scope.api::<Machine>(), wc.clone())
         .with_config(scope.config.clone())
-        .owns(scope.api::<InMemoryMachine>(), wc.clone())
-        .owns(scope.api::<KubeadmConfig>(), wc)
+        .watches(scope.api::<InMemoryMachine>(), wc.clone(), |o| {
+            machine_of(&o)
+        })
+        .watches(scope.api::<KubeadmConfig>(), wc, |o| machine_of(&o))
         .run(machine::reconcile, |o, e, _| error_policy(o, e), ctx);
     drain(Box::pin(s)).await;
 }
@@ -245,20 +260,18 @@ async fn clusters(scope: Arc<Scope>, ctx: Arc<Context>) {
     let s = Controller::new(scope.api::<Cluster>(), wc.clone())
         .with_config(scope.config.clone())
         .watches(scope.api::<InMemoryCluster>(), wc.clone(), |o| {
-            owner_cluster(&o)
+            cluster_of(&o)
         })
-        .watches(scope.api::<KindCluster>(), wc.clone(), |o| {
-            owner_cluster(&o)
-        })
-        .watches(scope.api::<AWSCluster>(), wc.clone(), |o| owner_cluster(&o))
+        .watches(scope.api::<KindCluster>(), wc.clone(), |o| cluster_of(&o))
+        .watches(scope.api::<AWSCluster>(), wc.clone(), |o| cluster_of(&o))
         .watches(scope.api::<AWSManagedCluster>(), wc.clone(), |o| {
-            owner_cluster(&o)
+            cluster_of(&o)
         })
         .watches(scope.api::<KubeadmControlPlane>(), wc.clone(), |o| {
-            owner_cluster(&o)
+            cluster_of(&o)
         })
         .watches(scope.api::<AWSManagedControlPlane>(), wc.clone(), |o| {
-            owner_cluster(&o)
+            cluster_of(&o)
         })
         .watches(scope.api::<MachineDeployment>(), wc.clone(), |o| {
             labelled_cluster(&o)

@@ -125,3 +125,76 @@ pub fn controlled_by<K: Resource>(obj: &K, uid: &str) -> bool {
         .flatten()
         .any(|o| o.controller == Some(true) && o.uid == uid)
 }
+
+/// Adds a (non-controller) owner reference to the Cluster on a referenced template, as
+/// upstream does, so deleting the Cluster garbage-collects the templates it used. Templates
+/// that do not exist yet are left for a later pass.
+pub async fn ensure_template_owner(
+    ctx: &Context,
+    ns: &str,
+    template: &ContractVersionedObjectReference,
+    cluster: &slipway_api::Cluster,
+) -> Result<(), Error> {
+    let Some(obj) = ctx.resolver.get(ns, template).await? else {
+        return Ok(());
+    };
+    let uid = cluster.uid().unwrap_or_default();
+    let mut refs = obj.metadata.owner_references.clone().unwrap_or_default();
+    if refs.iter().any(|o| o.uid == uid) {
+        return Ok(());
+    }
+    let mut owner = cluster
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::Contract("the Cluster has no uid yet".into()))?;
+    owner.controller = None;
+    refs.push(owner);
+    let (api, _) = ctx.resolver.api(ns, template).await?;
+    let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": obj.metadata.resource_version}});
+    api.patch(
+        &template.name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes what a crashed pass left behind: objects of `templates`' stamped kinds selected by
+/// `selector`, still controlled by `owner_uid` (a Machine takes control of its objects when it
+/// is reconciled) and named after no Machine in `machines`. Creation goes infrastructure,
+/// bootstrap, then Machine, so such an object is one whose Machine was never created.
+/// Callers run this at the start of a pass, when none of their creations are in flight.
+pub async fn sweep_orphans(
+    ctx: &Context,
+    ns: &str,
+    owner_uid: &str,
+    selector: &str,
+    templates: &[&ContractVersionedObjectReference],
+    machines: &std::collections::BTreeSet<String>,
+) -> Result<(), Error> {
+    for t in templates {
+        let kind = t.kind.strip_suffix("Template").unwrap_or(&t.kind);
+        let r = ContractVersionedObjectReference {
+            api_group: t.api_group.clone(),
+            kind: kind.to_string(),
+            name: String::new(),
+        };
+        let (api, _) = ctx.resolver.api(ns, &r).await?;
+        let list = api
+            .list(&kube::api::ListParams::default().labels(selector))
+            .await?;
+        for o in list.items.iter().filter(|o| {
+            controlled_by(*o, owner_uid)
+                && !machines.contains(&o.name_any())
+                && o.metadata.deletion_timestamp.is_none()
+        }) {
+            tracing::info!(kind, name = %o.name_any(), "deleting an object whose Machine was never created");
+            match api.delete(&o.name_any(), &Default::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}

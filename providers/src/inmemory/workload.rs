@@ -220,9 +220,9 @@ pub async fn check_join(
         )));
     }
     let Some((id, secret)) = token.split_once('.') else {
-        return Ok(Err(format!(
-            "kubeadm join refused: the token is not <id>.<secret>"
-        )));
+        return Ok(Err(
+            "kubeadm join refused: the token is not <id>.<secret>".to_string()
+        ));
     };
     let secrets: Api<Secret> = Api::namespaced(w.client.clone(), "kube-system");
     let Some(s) = secrets

@@ -1,0 +1,576 @@
+//! The provisioning core end to end, driven by the real kubectl against `slipway up` with the
+//! in-memory provider: a cluster comes up, its generated kubeconfig authenticates over TLS to
+//! the simulated workload API server, it scales, rolls out a new version, survives a
+//! controller restart and tampering, and deletes without leaving anything behind.
+//! Needs `kubectl` on PATH (`.ci/run` installs it).
+
+use std::{
+    collections::BTreeSet,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+struct Mgmt {
+    up: Child,
+    controller: Option<Child>,
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Drop for Mgmt {
+    fn drop(&mut self) {
+        for c in [Some(&mut self.up), self.controller.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let d = std::env::temp_dir().join(format!("slipway-prov-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Mgmt {
+    /// `slipway up` with the controllers in-process, or (`separate`) without them, started
+    /// by [`Mgmt::start_controller`] as their own process.
+    fn start(tag: &str, separate: bool) -> Self {
+        let dir = temp_dir(tag);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
+        cmd.args(["up", "--port", "0", "--data-dir"]).arg(&dir);
+        if separate {
+            cmd.arg("--no-controller");
+        }
+        let mut up = cmd
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("slipway up starts");
+        let mut line = String::new();
+        BufReader::new(up.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let kubeconfig = PathBuf::from(
+            line.trim()
+                .strip_prefix("export KUBECONFIG=")
+                .unwrap_or_else(|| panic!("unexpected first line {line:?}")),
+        );
+        Self {
+            up,
+            controller: None,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    fn start_controller(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(["controller", "--data-dir"])
+            .arg(&self.dir)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("slipway controller starts");
+        self.controller = Some(child);
+    }
+
+    fn kill_controller(&mut self) {
+        let mut c = self.controller.take().expect("a controller runs");
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    fn kubectl_with(&self, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+        let home = self.dir.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut child = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("HOME", &home)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl on PATH");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.kubectl_with(&self.kubeconfig, args, stdin);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all, None)).unwrap()
+    }
+
+    fn items(&self, args: &[&str]) -> Vec<Value> {
+        self.json(args)["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The workload cluster's kubeconfig, from the `<cluster>-kubeconfig` Secret.
+    fn workload_kubeconfig(&self, cluster: &str) -> PathBuf {
+        use base64::Engine;
+        let s = self.json(&["get", "secret", &format!("{cluster}-kubeconfig")]);
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(s["data"]["value"].as_str().unwrap())
+            .unwrap();
+        let path = self.dir.join(format!("{cluster}.kubeconfig"));
+        std::fs::write(&path, data).unwrap();
+        path
+    }
+
+    /// Nodes of a workload cluster as (name, Ready status, kubelet version).
+    fn nodes(&self, kubeconfig: &Path) -> Result<Vec<(String, String, String)>, String> {
+        let out = self.kubectl_with(kubeconfig, &["get", "nodes", "-o", "json"], None);
+        if !out.status.success() {
+            return Err(text(&out.stderr));
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        Ok(v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                let ready = n["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c["type"] == "Ready")
+                    .map(|c| c["status"].as_str().unwrap_or_default().to_string())
+                    .unwrap_or_default();
+                (
+                    n["metadata"]["name"].as_str().unwrap().to_string(),
+                    ready,
+                    n["status"]["nodeInfo"]["kubeletVersion"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect())
+    }
+}
+
+/// Polls `check` until it returns Ok or `secs` pass; the last error explains a timeout.
+fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() > deadline => {
+                panic!("{what}: still not true after {secs}s: {e}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(300)),
+        }
+    }
+}
+
+fn generate(name: &str, cp: u32, workers: u32, version: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["generate", "cluster", name, "--infrastructure", "in-memory"])
+        .args(["--control-plane-machine-count", &cp.to_string()])
+        .args(["--worker-machine-count", &workers.to_string()])
+        .args(["--kubernetes-version", version])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+fn condition(obj: &Value, type_: &str) -> Option<String> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| c["status"].as_str().unwrap_or_default().to_string())
+}
+
+fn machines(m: &Mgmt, cluster: &str) -> Vec<Value> {
+    m.items(&[
+        "get",
+        "machines",
+        "-l",
+        &format!("cluster.x-k8s.io/cluster-name={cluster}"),
+    ])
+}
+
+fn wait_available(m: &Mgmt, cluster: &str, secs: u64) {
+    eventually(secs, &format!("Cluster {cluster} Available"), || {
+        let c = m.json(&["get", "cluster", cluster]);
+        (condition(&c, "Available").as_deref() == Some("True"))
+            .then_some(())
+            .ok_or_else(|| format!("{:#}", c["status"]))
+    });
+}
+
+/// Waits until the cluster has exactly `cp` control-plane and `workers` worker Machines, all
+/// Running with a nodeRef, and the workload cluster lists the same number of Ready Nodes.
+fn wait_shape(m: &Mgmt, cluster: &str, cp: usize, workers: usize, kubeconfig: &Path) {
+    eventually(90, &format!("{cp} + {workers} running machines"), || {
+        let ms = machines(m, cluster);
+        let running = |want_cp: bool| {
+            ms.iter()
+                .filter(|x| {
+                    x["metadata"]["labels"]
+                        .get("cluster.x-k8s.io/control-plane")
+                        .is_some()
+                        == want_cp
+                })
+                .filter(|x| {
+                    x["status"]["phase"] == "Running" && x["status"]["nodeRef"]["name"].is_string()
+                })
+                .count()
+        };
+        if ms.len() != cp + workers || running(true) != cp || running(false) != workers {
+            return Err(format!(
+                "machines: {:?}",
+                ms.iter()
+                    .map(|x| (x["metadata"]["name"].clone(), x["status"]["phase"].clone()))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        let nodes = m.nodes(kubeconfig)?;
+        let ready = nodes.iter().filter(|n| n.1 == "True").count();
+        (nodes.len() == cp + workers && ready == cp + workers)
+            .then_some(())
+            .ok_or_else(|| format!("nodes: {nodes:?}"))
+    });
+}
+
+#[test]
+fn a_cluster_comes_up_scales_upgrades_and_deletes_cleanly() {
+    let m = Mgmt::start("lifecycle", false);
+    m.ok(
+        &["apply", "-f", "-"],
+        Some(&generate("demo", 3, 2, "v1.31.0")),
+    );
+    wait_available(&m, "demo", 120);
+
+    // The generated admin kubeconfig authenticates over TLS (client certificate signed by the
+    // cluster CA) against the simulated workload API server.
+    let kc = m.workload_kubeconfig("demo");
+    let kc_text = std::fs::read_to_string(&kc).unwrap();
+    assert!(kc_text.contains("client-certificate-data") && !kc_text.contains("token:"));
+    wait_shape(&m, "demo", 3, 2, &kc);
+    let ms = machines(&m, "demo");
+    for x in &ms {
+        let pid = x["spec"]["providerID"].as_str().unwrap();
+        assert!(pid.starts_with("in-memory://default/demo/"), "{pid}");
+        assert_eq!(condition(x, "Ready").as_deref(), Some("True"));
+    }
+    // Join tokens live in the workload cluster, one per join (2 control-plane joins + 2
+    // workers) plus the one `kubeadm init` created.
+    let tokens = m.kubectl_with(
+        &kc,
+        &["get", "secrets", "-n", "kube-system", "-o", "name"],
+        None,
+    );
+    let tokens = text(&tokens.stdout);
+    assert_eq!(
+        tokens
+            .lines()
+            .filter(|l| l.contains("bootstrap-token-"))
+            .count(),
+        5,
+        "{tokens}"
+    );
+
+    // Scale the workers to 4, then to 1.
+    m.ok(
+        &["scale", "machinedeployment", "demo-md-0", "--replicas", "4"],
+        None,
+    );
+    wait_shape(&m, "demo", 3, 4, &kc);
+    m.ok(
+        &["scale", "machinedeployment", "demo-md-0", "--replicas", "1"],
+        None,
+    );
+    wait_shape(&m, "demo", 3, 1, &kc);
+
+    // A new version rolls the control plane one machine at a time (maxSurge 1: never more
+    // than 4 control-plane machines), and the Nodes report it.
+    let before: BTreeSet<String> = machines(&m, "demo")
+        .iter()
+        .filter(|x| {
+            x["metadata"]["labels"]
+                .get("cluster.x-k8s.io/control-plane")
+                .is_some()
+        })
+        .map(|x| x["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    m.ok(
+        &[
+            "patch",
+            "kubeadmcontrolplane",
+            "demo-control-plane",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"version":"v1.32.0"}}"#,
+        ],
+        None,
+    );
+    let mut most = 0;
+    eventually(120, "control plane rolled out to v1.32.0", || {
+        let cps: Vec<Value> = machines(&m, "demo")
+            .into_iter()
+            .filter(|x| {
+                x["metadata"]["labels"]
+                    .get("cluster.x-k8s.io/control-plane")
+                    .is_some()
+            })
+            .collect();
+        most = most.max(cps.len());
+        let upgraded = cps
+            .iter()
+            .filter(|x| x["spec"]["version"] == "v1.32.0" && x["status"]["phase"] == "Running")
+            .count();
+        let nodes = m.nodes(&kc)?;
+        let new_nodes = nodes
+            .iter()
+            .filter(|n| n.2 == "v1.32.0" && n.1 == "True")
+            .count();
+        (cps.len() == 3 && upgraded == 3 && new_nodes == 3 && nodes.len() == 4)
+            .then_some(())
+            .ok_or_else(|| format!("{upgraded} upgraded of {}, nodes {nodes:?}", cps.len()))
+    });
+    assert!(most <= 4, "at most one surge machine, saw {most}");
+    let after: BTreeSet<String> = machines(&m, "demo")
+        .iter()
+        .filter(|x| {
+            x["metadata"]["labels"]
+                .get("cluster.x-k8s.io/control-plane")
+                .is_some()
+        })
+        .map(|x| x["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(before.is_disjoint(&after), "every machine was replaced");
+    let kcp = m.json(&["get", "kcp", "demo-control-plane"]);
+    assert_eq!(kcp["status"]["version"], "v1.32.0");
+    assert_eq!(kcp["status"]["upToDateReplicas"], 3);
+
+    // Delete: every object and the simulated server go; no finalizer is left behind.
+    let port = m.json(&["get", "cluster", "demo"])["spec"]["controlPlaneEndpoint"]["port"]
+        .as_u64()
+        .unwrap();
+    m.ok(&["delete", "cluster", "demo", "--timeout", "90s"], None);
+    let left = m.ok(&["get", "cluster-api", "-o", "name"], None);
+    assert_eq!(left.trim(), "", "objects left: {left}");
+    let secrets = m.ok(&["get", "secrets", "-o", "name"], None);
+    assert_eq!(secrets.trim(), "", "secrets left: {secrets}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port as u16)).is_err(),
+        "the workload API server still answers on {port}"
+    );
+    assert!(!m.dir.join("in-memory/default/demo").exists());
+}
+
+#[test]
+fn tampering_is_repaired_and_a_ready_cluster_writes_nothing() {
+    let m = Mgmt::start("resilience", false);
+    m.ok(
+        &["apply", "-f", "-"],
+        Some(&generate("res", 1, 1, "v1.31.0")),
+    );
+    wait_available(&m, "res", 120);
+    let kc = m.workload_kubeconfig("res");
+    wait_shape(&m, "res", 1, 1, &kc);
+
+    // Owner references and finalizers removed from live objects come back.
+    let machine = machines(&m, "res")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    m.ok(
+        &[
+            "patch",
+            "machine",
+            &machine,
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ],
+        None,
+    );
+    m.ok(
+        &[
+            "patch",
+            "inmemorymachine",
+            &machine,
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/ownerReferences"}]"#,
+        ],
+        None,
+    );
+    m.ok(
+        &[
+            "patch",
+            "inmemorycluster",
+            "res",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/ownerReferences"}]"#,
+        ],
+        None,
+    );
+    eventually(30, "finalizer and owner references restored", || {
+        let mach = m.json(&["get", "machine", &machine]);
+        let imm = m.json(&["get", "inmemorymachine", &machine]);
+        let imc = m.json(&["get", "inmemorycluster", "res"]);
+        let fin = mach["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        let owner = |o: &Value, kind: &str| {
+            o["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x["kind"] == kind))
+        };
+        (fin && owner(&imm, "Machine") && owner(&imc, "Cluster"))
+            .then_some(())
+            .ok_or_else(|| "not yet".to_string())
+    });
+
+    // Once Available, nothing is written for 30 s: no hot loop.
+    let snapshot = || {
+        let mut v: Vec<(String, String)> = m
+            .items(&["get", "cluster-api,secrets,configmaps"])
+            .iter()
+            .map(|o| {
+                (
+                    format!("{}/{}", o["kind"], o["metadata"]["name"]),
+                    o["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // Let the repairs above settle first.
+    std::thread::sleep(Duration::from_secs(3));
+    let first = snapshot();
+    std::thread::sleep(Duration::from_secs(30));
+    assert_eq!(
+        first,
+        snapshot(),
+        "objects were written while the cluster was Ready"
+    );
+}
+
+#[test]
+fn a_controller_killed_mid_provisioning_converges_without_duplicates() {
+    let mut m = Mgmt::start("restart", true);
+    // Simulated boot delays keep provisioning going long enough to be interrupted.
+    let manifests =
+        generate("rs", 3, 2, "v1.31.0").replace("vmStartupSeconds: 0.0", "vmStartupSeconds: 1.0");
+    m.start_controller();
+    m.ok(&["apply", "-f", "-"], Some(&manifests));
+    for wait_ms in [1500, 2500] {
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        m.kill_controller();
+        m.start_controller();
+    }
+    wait_available(&m, "rs", 120);
+    let kc = m.workload_kubeconfig("rs");
+    wait_shape(&m, "rs", 3, 2, &kc);
+    assert_eq!(
+        m.items(&["get", "inmemorymachines"]).len(),
+        5,
+        "one infrastructure machine per Machine"
+    );
+    assert_eq!(m.items(&["get", "kubeadmconfigs"]).len(), 5);
+    assert_eq!(m.items(&["get", "machinesets"]).len(), 1);
+
+    // The simulated machines and the workload API server keep running across a restart.
+    m.kill_controller();
+    m.start_controller();
+    let kc = m.workload_kubeconfig("rs");
+    eventually(30, "workload cluster answers after the restart", || {
+        let n = m.nodes(&kc)?;
+        (n.len() == 5).then_some(()).ok_or_else(|| format!("{n:?}"))
+    });
+}
+
+#[test]
+fn a_machine_that_fails_to_boot_is_reported_never_running() {
+    let m = Mgmt::start("faults", false);
+    // The workers' template is the last document: give it a boot fault.
+    let manifests = format!(
+        "{}\n      faults: {{boot: Fail, message: disk on fire}}\n",
+        generate("bad", 1, 1, "v1.31.0").trim_end()
+    );
+    assert!(manifests.contains("disk on fire"), "{manifests}");
+    m.ok(&["apply", "-f", "-"], Some(&manifests));
+    let worker = eventually(120, "the worker reports its failed boot", || {
+        machines(&m, "bad")
+            .into_iter()
+            .find(|x| {
+                x["metadata"]["labels"]
+                    .get("cluster.x-k8s.io/control-plane")
+                    .is_none()
+                    && x["status"]["phase"] == "Failed"
+            })
+            .ok_or_else(|| "no failed worker yet".to_string())
+    });
+    let infra = worker["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "InfrastructureReady")
+        .unwrap();
+    assert_eq!(infra["status"], "False");
+    assert_eq!(infra["reason"], "ProviderTerminalError");
+    assert!(infra["message"].as_str().unwrap().contains("disk on fire"));
+    assert!(worker["status"]["nodeRef"].is_null());
+}
