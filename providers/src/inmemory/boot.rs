@@ -318,3 +318,99 @@ pub fn kubeadm_run(cc: &CloudConfig, expect: &Expect) -> Result<KubeadmRun, Stri
         ca_cert_hashes: strs(bt.get("caCertHashes")),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gz_b64(s: &str) -> String {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(s.as_bytes()).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(e.finish().unwrap())
+    }
+
+    fn user_data(kubeadm: &str, command: &str) -> String {
+        format!(
+            "## template: jinja\n#cloud-config\nwrite_files:\n- path: /run/kubeadm/kubeadm.yaml\n  content: {}\n- path: /etc/a\n  encoding: b64\n  content: aGVsbG8=\n- path: /etc/b\n  encoding: gzip+base64\n  permissions: '0600'\n  content: {}\nruncmd:\n- {}\n",
+            serde_json::to_string(kubeadm).unwrap(),
+            gz_b64("zipped"),
+            serde_json::to_string(command).unwrap()
+        )
+    }
+
+    const INIT: &str = "---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 127.0.0.1:6443\nkubernetesVersion: v1.31.0\nnetworking:\n  podSubnet: 192.168.0.0/16\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nbootstrapTokens:\n- token: abcdef.0123456789abcdef\n";
+    const RUN_INIT: &str = "kubeadm init --config /run/kubeadm/kubeadm.yaml && echo success > /run/cluster-api/bootstrap-success.complete";
+
+    fn expect() -> Expect {
+        Expect {
+            endpoint: "127.0.0.1:6443".into(),
+            version: Some("v1.31.0".into()),
+            pod_cidrs: vec!["192.168.0.0/16".into()],
+            service_cidrs: vec![],
+        }
+    }
+
+    #[test]
+    fn files_decode_and_init_is_recognised() {
+        let cc = parse(user_data(INIT, RUN_INIT).as_bytes()).unwrap();
+        let content = |p: &str| cc.files.iter().find(|f| f.path == p).unwrap().clone();
+        assert_eq!(content("/etc/a").content, b"hello");
+        assert_eq!(content("/etc/b").content, b"zipped");
+        assert_eq!(content("/etc/b").permissions, 0o600);
+        match kubeadm_run(&cc, &expect()).unwrap() {
+            KubeadmRun::Init { tokens, .. } => {
+                assert_eq!(tokens, vec!["abcdef.0123456789abcdef".to_string()])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn disagreements_with_the_cluster_are_named() {
+        let cc = parse(user_data(INIT, RUN_INIT).as_bytes()).unwrap();
+        let mut e = expect();
+        e.version = Some("v1.32.0".into());
+        assert!(
+            kubeadm_run(&cc, &e)
+                .unwrap_err()
+                .contains("kubernetesVersion")
+        );
+        let mut e = expect();
+        e.pod_cidrs = vec!["10.0.0.0/8".into()];
+        assert!(kubeadm_run(&cc, &e).unwrap_err().contains("pod subnets"));
+        let no_sentinel =
+            parse(user_data(INIT, "kubeadm init --config /run/kubeadm/kubeadm.yaml").as_bytes())
+                .unwrap();
+        assert!(
+            kubeadm_run(&no_sentinel, &expect())
+                .unwrap_err()
+                .contains("sentinel")
+        );
+        let join = "---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    token: abcdef.0123456789abcdef\n    apiServerEndpoint: 10.0.0.1:6443\n    caCertHashes: [sha256:00]\n";
+        let cc =
+            parse(user_data(join, &RUN_INIT.replace("kubeadm init", "kubeadm join")).as_bytes())
+                .unwrap();
+        assert!(
+            kubeadm_run(&cc, &expect())
+                .unwrap_err()
+                .contains("apiServerEndpoint")
+        );
+    }
+
+    #[test]
+    fn files_never_escape_the_machine_root() {
+        let root = Path::new("/tmp/m");
+        assert_eq!(
+            under(root, "/etc/x").unwrap(),
+            PathBuf::from("/tmp/m/etc/x")
+        );
+        assert!(under(root, "/etc/../../x").is_err());
+        assert!(under(root, "relative").is_err());
+        assert!(
+            parse(b"#!/bin/sh\necho hi")
+                .unwrap_err()
+                .contains("#cloud-config")
+        );
+    }
+}

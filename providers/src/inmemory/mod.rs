@@ -54,6 +54,11 @@ impl InMemory {
         self.root.join(ns).join(cluster)
     }
 
+    /// Stops every workload API server this provider runs; their data stays on disk.
+    pub async fn shutdown(&self) {
+        self.workloads.stop_all().await;
+    }
+
     /// The running workload API server of a cluster, if its init machine has booted.
     pub async fn workload(
         &self,

@@ -27,8 +27,12 @@ use crate::ProviderError;
 
 /// A running workload API server.
 pub struct Workload {
-    /// The embedded server.
-    pub plane: Plane,
+    /// The embedded server (`None` once stopped).
+    plane: tokio::sync::Mutex<Option<Plane>>,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// The CA it serves with (PEM).
+    pub ca_pem: String,
     /// Admin client (what kubeadm's admin.conf is to a real control plane).
     pub client: Client,
     /// `sha256:<hex>` of the CA the server presents.
@@ -110,13 +114,22 @@ impl Workloads {
         Ok(w)
     }
 
+    /// Stops every server (their data stays), as a controller shutting down leaves its
+    /// simulated machines to be resumed.
+    pub async fn stop_all(&self) {
+        let keys: Vec<String> = self.running.lock().await.keys().cloned().collect();
+        for k in keys {
+            self.stop(&k).await;
+        }
+    }
+
     /// Stops a cluster's server (its data stays until the cluster dir is removed).
     pub async fn stop(&self, key: &str) {
         let w = self.running.lock().await.remove(key);
         if let Some(w) = w
-            && let Ok(w) = Arc::try_unwrap(w)
+            && let Some(plane) = w.plane.lock().await.take()
         {
-            w.plane.shutdown().await;
+            plane.shutdown().await;
         }
     }
 }
@@ -138,7 +151,9 @@ async fn start(dir: &Path, port: u16) -> Result<Workload, ProviderError> {
         .map_err(|e| ProviderError::transient(e.to_string()))?;
     let client = client_for(&plane.kubeconfig).await?;
     Ok(Workload {
-        plane,
+        addr: plane.server.addr,
+        ca_pem: plane.ca.cert_pem.clone(),
+        plane: tokio::sync::Mutex::new(Some(plane)),
         client,
         ca_hash,
     })
@@ -183,7 +198,7 @@ pub async fn seed_init(
     .expect("valid ConfigMap");
     create_once(&cms, &cm).await?;
     let public: Api<ConfigMap> = Api::namespaced(w.client.clone(), "kube-public");
-    let info = slipway_apiserver::plane::kubeconfig(&w.plane.server.addr, &w.plane.ca.cert_pem, "")
+    let info = slipway_apiserver::plane::kubeconfig(&w.addr, &w.ca_pem, "")
         .lines()
         .filter(|l| !l.contains("token:"))
         .collect::<Vec<_>>()
