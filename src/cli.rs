@@ -64,6 +64,12 @@ struct ManagerArgs {
     /// Only reconcile objects in this namespace (default: all namespaces).
     #[arg(long, value_name = "NAMESPACE")]
     watch_namespace: Option<String>,
+    /// Average requests per second to the management API server (0: unlimited).
+    #[arg(long, default_value_t = 200.0, value_parser = parse_qps)]
+    kube_api_qps: f64,
+    /// Requests allowed in a burst above --kube-api-qps.
+    #[arg(long, default_value_t = 400)]
+    kube_api_burst: u32,
 }
 
 impl ManagerArgs {
@@ -130,6 +136,13 @@ struct GenerateClusterArgs {
     /// ~/.config/slipway/config.yaml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+fn parse_qps(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(q) if q.is_finite() && q >= 0.0 => Ok(q),
+        _ => Err(format!("{s:?} is not a number of requests per second >= 0")),
+    }
 }
 
 fn parse_infrastructure(s: &str) -> Result<Infrastructure, String> {
@@ -284,7 +297,8 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         } else {
             let kubeconfig = kube::config::Kubeconfig::from_yaml(&plane.kubeconfig)?;
             let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-            let client = kube::Client::try_from(config)?;
+            let m = &args.manager;
+            let client = slipway_controller::manager::client(config, m.kube_api_qps, m.kube_api_burst)?;
             tracing::info!("controllers running in-process");
             let opts = args.manager.options(data_dir.clone());
             Some(tokio::spawn(slipway_controller::manager::run(client, opts)))
@@ -314,11 +328,13 @@ fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         None => default_data_dir()?,
     };
     let opts = args.manager.options(data_dir);
+    let (qps, burst) = (args.manager.kube_api_qps, args.manager.kube_api_burst);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let client = kube::Client::try_default().await.map_err(|e| {
+        let config = kube::Config::infer().await.map_err(|e| {
             anyhow::anyhow!("no cluster to manage: set KUBECONFIG or run in a cluster ({e})")
         })?;
+        let client = slipway_controller::manager::client(config, qps, burst)?;
         tracing::info!("controllers running");
         tokio::select! {
             _ = slipway_controller::manager::run(client, opts) => {}

@@ -336,3 +336,30 @@ async fn cleanup(kcp: &KubeadmControlPlane, ctx: &Context) -> Result<Action, Err
         machines.len()
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kubeconfig_is_renewed_within_thirty_days_of_expiry() {
+        let ca = tls::new_ca("kubernetes").unwrap();
+        let kc = admin_kubeconfig("c", "https://127.0.0.1:6443", &ca).unwrap();
+        let secret = Secret {
+            data: Some(BTreeMap::from([(
+                secrets::VALUE_KEY.to_string(),
+                ByteString(kc.into_bytes()),
+            )])),
+            ..Default::default()
+        };
+        let now = jiff::Timestamp::now();
+        let days = |d: i64| now + jiff::SignedDuration::from_hours(24 * d);
+        assert!(!needs_renewal(&secret, now), "a fresh one-year certificate");
+        assert!(!needs_renewal(&secret, days(300)));
+        assert!(needs_renewal(&secret, days(340)), "inside the last 30 days");
+        assert!(
+            needs_renewal(&Secret::default(), now),
+            "an unreadable kubeconfig is repaired"
+        );
+    }
+}

@@ -49,6 +49,20 @@ impl Default for Options {
     }
 }
 
+/// A client of the management cluster whose requests are rate-limited to `qps` on average,
+/// with bursts of up to `burst` (`qps` 0 turns the limit off).
+pub fn client(config: kube::Config, qps: f64, burst: u32) -> Result<Client, kube::Error> {
+    let builder = kube::client::ClientBuilder::try_from(config)?;
+    if qps <= 0.0 {
+        return Ok(builder.build());
+    }
+    let burst = burst.max(1);
+    let per = Duration::from_secs_f64(f64::from(burst) / qps);
+    Ok(builder
+        .with_layer(&tower::limit::RateLimitLayer::new(u64::from(burst), per))
+        .build())
+}
+
 /// The Cluster owning an object, by owner reference.
 fn owner_cluster<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
     let ns = obj.meta().namespace.clone().unwrap_or_default();
