@@ -70,6 +70,28 @@ struct ManagerArgs {
     /// Requests allowed in a burst above --kube-api-qps.
     #[arg(long, default_value_t = 400)]
     kube_api_burst: u32,
+    /// Namespace of the ClusterProfiles (default: each Cluster's own namespace).
+    #[arg(long, value_name = "NAMESPACE")]
+    inventory_namespace: Option<String>,
+    /// Also register clusters as Argo CD cluster Secrets in --argocd-namespace.
+    #[arg(long)]
+    argocd_sink: bool,
+    /// Namespace of the Argo CD cluster Secrets.
+    #[arg(long, default_value = "argocd", value_name = "NAMESPACE")]
+    argocd_namespace: String,
+    /// Also join clusters to KubeFed (KubeFedCluster and token Secret in --kubefed-namespace).
+    #[arg(long)]
+    kubefed_sink: bool,
+    /// Namespace of the KubeFedClusters.
+    #[arg(
+        long,
+        default_value = "kube-federation-system",
+        value_name = "NAMESPACE"
+    )]
+    kubefed_namespace: String,
+    /// Seconds between health probes of registered clusters.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    probe_interval: u64,
 }
 
 impl ManagerArgs {
@@ -78,6 +100,13 @@ impl ManagerArgs {
             data_dir,
             namespace: self.watch_namespace.clone(),
             concurrency: self.concurrency,
+            registry: slipway_controller::registry::Options {
+                inventory_namespace: self.inventory_namespace.clone(),
+                argocd_namespace: self.argocd_sink.then(|| self.argocd_namespace.clone()),
+                kubefed_namespace: self.kubefed_sink.then(|| self.kubefed_namespace.clone()),
+            },
+            probe_interval: std::time::Duration::from_secs(self.probe_interval),
+            probe_timeout: std::time::Duration::from_secs(3),
         }
     }
 }
@@ -287,6 +316,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             address: args.address,
             port: args.port,
             crds,
+            version_from_nodes: false,
         })
         .await
         .map_err(|e| anyhow::anyhow!("starting the management plane in {}: {e}", data_dir.display()))?;

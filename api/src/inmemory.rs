@@ -62,6 +62,9 @@ pub struct ClusterSimulation {
     /// Seconds before the cluster infrastructure reports provisioned (default 0).
     #[schemars(range(min = 0, max = 3600))]
     pub provisioning_delay_seconds: Option<f64>,
+    /// Simulates an outage: the workload API server is stopped while true (its data is kept)
+    /// and started again when false.
+    pub api_server_stopped: Option<bool>,
 }
 
 /// Observed state of an InMemoryCluster.

@@ -82,6 +82,17 @@ pub fn invalid_subdomain(name: &str) -> Option<String> {
     })
 }
 
+/// Why `name` is not a valid path segment name (the rule for RBAC objects), if it is not.
+pub fn invalid_path_segment(name: &str) -> Option<String> {
+    if name == "." || name == ".." {
+        return Some(format!("may not be '{name}'"));
+    }
+    ["/", "%"]
+        .iter()
+        .find(|c| name.contains(**c))
+        .map(|c| format!("may not contain '{c}'"))
+}
+
 /// Why `name` is not a DNS-1123 label, if it is not one.
 pub fn invalid_label(name: &str) -> Option<String> {
     let ok = !name.is_empty()

@@ -68,6 +68,9 @@ pub struct Options {
     pub port: u16,
     /// CRDs to install (created, or updated when they differ).
     pub crds: Vec<Value>,
+    /// Simulated workload clusters: `/version` reports the lowest kubelet version of the
+    /// control-plane Nodes (what their API servers would run) instead of slipway's own.
+    pub version_from_nodes: bool,
 }
 
 /// A running plane.
@@ -144,6 +147,7 @@ impl Plane {
             serving,
             client_ca_pem: ca.cert_pem.clone(),
             tokens: vec![(token.clone(), "admin".into())],
+            version_from_nodes: opts.version_from_nodes,
         };
         let gc = crate::gc::spawn(api.clone());
         let server = server::serve(api, config).await.map_err(io(&dir))?;

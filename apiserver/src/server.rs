@@ -45,6 +45,8 @@ pub struct Config {
     pub client_ca_pem: String,
     /// Accepted bearer tokens and the user each stands for.
     pub tokens: Vec<(String, String)>,
+    /// `/version` from the control-plane Nodes (simulated workload clusters).
+    pub version_from_nodes: bool,
 }
 
 /// A running server.
@@ -69,6 +71,7 @@ struct Shared {
     api: Arc<Api>,
     tokens: Vec<(String, String)>,
     address: String,
+    version_from_nodes: bool,
 }
 
 /// Binds and serves until [`Server::shutdown`].
@@ -81,6 +84,7 @@ pub async fn serve(api: Arc<Api>, config: Config) -> std::io::Result<Server> {
         api: api.clone(),
         tokens: config.tokens,
         address: addr.to_string(),
+        version_from_nodes: config.version_from_nodes,
     });
     let acceptor = TlsAcceptor::from(tls_config);
     let (stop, mut stopped) = watch::channel(false);
@@ -150,7 +154,12 @@ fn authenticate(shared: &Shared, peer: Option<Identity>, headers: &HeaderMap) ->
                 });
             }
         }
-        return found;
+        return found.or_else(|| {
+            shared.api.service_account_of(token).map(|user| Identity {
+                user,
+                groups: vec!["system:serviceaccounts".into()],
+            })
+        });
     }
     peer
 }
@@ -166,7 +175,18 @@ async fn handle(
     let method = parts.method.clone();
     match path.as_str() {
         "/healthz" | "/livez" | "/readyz" => return Response::new(Body::from("ok")),
-        "/version" => return json_response(200, &discovery::version()),
+        "/version" => {
+            let mut v = discovery::version();
+            if shared.version_from_nodes
+                && let Some(node_version) = control_plane_version(&shared.api)
+            {
+                v["gitVersion"] = serde_json::json!(node_version);
+                if let Some(minor) = node_version.split('.').nth(1) {
+                    v["minor"] = serde_json::json!(minor);
+                }
+            }
+            return json_response(200, &v);
+        }
         _ => {}
     }
     let Some(identity) = authenticate(&shared, peer, &parts.headers) else {
@@ -421,4 +441,24 @@ fn scale(
         Part::Main,
     )?;
     Ok(json_response(200, &view(&updated)))
+}
+
+/// The lowest kubelet version among control-plane Nodes.
+fn control_plane_version(api: &Api) -> Option<String> {
+    let (_, nodes) = api.store.list("/nodes", None);
+    nodes
+        .into_iter()
+        .filter_map(|(_, e)| {
+            let v = e.value();
+            v.pointer("/metadata/labels/node-role.kubernetes.io~1control-plane")?;
+            v.pointer("/status/nodeInfo/kubeletVersion")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .min_by_key(|v| {
+            v.trim_start_matches('v')
+                .split(['.', '-', '+'])
+                .map(|p| p.parse::<u64>().unwrap_or(0))
+                .collect::<Vec<_>>()
+        })
 }

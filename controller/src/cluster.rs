@@ -364,6 +364,21 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     let name = cluster.name_any();
     let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
     let selector = ListParams::default().labels(&format!("{}={name}", labels::CLUSTER_NAME));
+    // Deregister first: fleet tools must stop targeting the cluster before it goes away.
+    if cluster
+        .finalizers()
+        .iter()
+        .any(|f| f == finalizers::REGISTRY)
+    {
+        return Err(waiting(
+            &api,
+            cluster,
+            "WaitingForDeregistration",
+            "waiting for the cluster to be removed from the registry".into(),
+            ctx,
+        )
+        .await);
+    }
 
     // Workers first.
     let mds: Api<MachineDeployment> = Api::namespaced(ctx.client.clone(), &ns);

@@ -25,7 +25,7 @@ use slipway_providers::{InfrastructureProvider, inmemory::InMemory};
 use crate::{
     Context, Error, cluster,
     infra_cluster::{self, InfraContext, InfraObject},
-    infra_machine, kcp, kubeadm_config, machine, machine_deployment, machine_set,
+    infra_machine, kcp, kubeadm_config, machine, machine_deployment, machine_set, metrics,
 };
 
 /// How the manager runs.
@@ -37,6 +37,12 @@ pub struct Options {
     pub namespace: Option<String>,
     /// Concurrent reconciles per kind.
     pub concurrency: u16,
+    /// Registry sinks.
+    pub registry: crate::registry::Options,
+    /// Period of the registry's health probes.
+    pub probe_interval: Duration,
+    /// Timeout of one health probe.
+    pub probe_timeout: Duration,
 }
 
 impl Default for Options {
@@ -45,6 +51,9 @@ impl Default for Options {
             data_dir: std::env::temp_dir().join("slipway-in-memory"),
             namespace: None,
             concurrency: 8,
+            registry: Default::default(),
+            probe_interval: Duration::from_secs(10),
+            probe_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -128,7 +137,8 @@ pub async fn run(client: Client, opts: Options) {
         kubeadm_configs(scope.clone(), ctx.clone()),
         machines(scope.clone(), ctx.clone()),
         machine_sets(scope.clone(), ctx.clone()),
-        machine_deployments(scope, ctx),
+        machine_deployments(scope.clone(), ctx.clone()),
+        registry(scope, ctx, &opts),
     );
 }
 
@@ -141,12 +151,40 @@ fn error_policy<K: ResourceExt>(obj: Arc<K>, error: &Error) -> Action {
         tracing::debug!(name = %obj.name_any(), %why, "deletion waiting");
         return Action::requeue(Duration::from_secs(1));
     }
+    if is_conflict(error) {
+        // Another writer got there first (a stale cache, two controllers on one object): the
+        // retry reads the new version. Routine, not worth a warning.
+        tracing::debug!(name = %obj.name_any(), %error, "conflict; retrying");
+        return Action::requeue(Duration::from_millis(500));
+    }
     tracing::warn!(name = %obj.name_any(), %error, "reconcile failed");
     Action::requeue(if error.is_transient() {
         Duration::from_secs(2)
     } else {
         Duration::from_secs(30)
     })
+}
+
+/// A write lost to a concurrent one: 409 Conflict, or the finalizer helper's JSON-patch
+/// `test` failing because the finalizers changed underneath it.
+fn is_conflict(error: &Error) -> bool {
+    let api = |e: &kube::Error| match e {
+        kube::Error::Api(s) => {
+            s.code == 409 || (s.code == 422 && s.message.contains("did not match"))
+        }
+        _ => false,
+    };
+    match error {
+        Error::Kube(e) => api(e),
+        Error::Finalizer(inner) => match inner.as_ref() {
+            kube::runtime::finalizer::Error::AddFinalizer(e)
+            | kube::runtime::finalizer::Error::RemoveFinalizer(e) => api(e),
+            kube::runtime::finalizer::Error::ApplyFailed(Error::Kube(e))
+            | kube::runtime::finalizer::Error::CleanupFailed(Error::Kube(e)) => api(e),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 async fn drain<S: futures::Stream + Unpin>(s: S) {
@@ -170,7 +208,7 @@ where
                 .map(|r| ObjectRef::new(&r.name).within(&ns))
         })
         .run(
-            infra_cluster::reconcile::<P>,
+            |o, c| metrics::timed("InfrastructureCluster", infra_cluster::reconcile::<P>(o, c)),
             |o, e, _| error_policy(o, e),
             ctx,
         );
@@ -194,7 +232,7 @@ where
                 .then(|| ObjectRef::new(&m.spec.infrastructure_ref.name).within(&ns))
         })
         .run(
-            infra_machine::reconcile::<P>,
+            |o, c| metrics::timed("InfrastructureMachine", infra_machine::reconcile::<P>(o, c)),
             |o, e, _| error_policy(o, e),
             ctx,
         );
@@ -215,7 +253,11 @@ async fn control_planes(scope: Arc<Scope>, ctx: Arc<Context>) {
                 .clone()
                 .map(|r| ObjectRef::new(&r.name).within(&ns))
         })
-        .run(kcp::reconcile, |o, e, _| error_policy(o, e), ctx);
+        .run(
+            |o, c| metrics::timed("KubeadmControlPlane", kcp::reconcile(o, c)),
+            |o, e, _| error_policy(o, e),
+            ctx,
+        );
     drain(Box::pin(s)).await;
 }
 
@@ -231,7 +273,11 @@ async fn kubeadm_configs(scope: Arc<Scope>, ctx: Arc<Context>) {
                 .filter(|r| r.kind == "KubeadmConfig")
                 .map(|r| ObjectRef::new(&r.name).within(&ns))
         })
-        .run(kubeadm_config::reconcile, |o, e, _| error_policy(o, e), ctx);
+        .run(
+            |o, c| metrics::timed("KubeadmConfig", kubeadm_config::reconcile(o, c)),
+            |o, e, _| error_policy(o, e),
+            ctx,
+        );
     drain(Box::pin(s)).await;
 }
 
@@ -243,7 +289,11 @@ async fn machines(scope: Arc<Scope>, ctx: Arc<Context>) {
             machine_of(&o)
         })
         .watches(scope.api::<KubeadmConfig>(), wc, |o| machine_of(&o))
-        .run(machine::reconcile, |o, e, _| error_policy(o, e), ctx);
+        .run(
+            |o, c| metrics::timed("Machine", machine::reconcile(o, c)),
+            |o, e, _| error_policy(o, e),
+            ctx,
+        );
     drain(Box::pin(s)).await;
 }
 
@@ -252,7 +302,11 @@ async fn machine_sets(scope: Arc<Scope>, ctx: Arc<Context>) {
     let s = Controller::new(scope.api::<MachineSet>(), wc.clone())
         .with_config(scope.config.clone())
         .owns(scope.api::<Machine>(), wc)
-        .run(machine_set::reconcile, |o, e, _| error_policy(o, e), ctx);
+        .run(
+            |o, c| metrics::timed("MachineSet", machine_set::reconcile(o, c)),
+            |o, e, _| error_policy(o, e),
+            ctx,
+        );
     drain(Box::pin(s)).await;
 }
 
@@ -262,11 +316,33 @@ async fn machine_deployments(scope: Arc<Scope>, ctx: Arc<Context>) {
         .with_config(scope.config.clone())
         .owns(scope.api::<MachineSet>(), wc)
         .run(
-            machine_deployment::reconcile,
+            |o, c| metrics::timed("MachineDeployment", machine_deployment::reconcile(o, c)),
             |o, e, _| error_policy(o, e),
             ctx,
         );
     drain(Box::pin(s)).await;
+}
+
+async fn registry(scope: Arc<Scope>, ctx: Arc<Context>, opts: &Options) {
+    let prober = Arc::new(crate::health::Prober::new(
+        opts.probe_interval,
+        opts.probe_timeout,
+    ));
+    let (wake, woken) = futures::channel::mpsc::channel(1024);
+    let rctx = Arc::new(crate::registry::RegistryContext {
+        base: ctx.clone(),
+        options: opts.registry.clone(),
+        prober: prober.clone(),
+    });
+    let s = Controller::new(scope.api::<Cluster>(), watcher::Config::default())
+        .with_config(scope.config.clone())
+        .reconcile_on(woken)
+        .run(
+            |c, ctx| metrics::timed("Registry", crate::registry::reconcile(c, ctx)),
+            |o, e, _| error_policy(o, e),
+            rctx,
+        );
+    futures::join!(drain(Box::pin(s)), crate::health::run(prober, ctx, wake));
 }
 
 async fn clusters(scope: Arc<Scope>, ctx: Arc<Context>) {
@@ -294,6 +370,10 @@ async fn clusters(scope: Arc<Scope>, ctx: Arc<Context>) {
             labelled_cluster(&o)
         })
         .watches(scope.api::<Machine>(), wc, |o| labelled_cluster(&o))
-        .run(cluster::reconcile, |o, e, _| error_policy(o, e), ctx);
+        .run(
+            |o, c| metrics::timed("Cluster", cluster::reconcile(o, c)),
+            |o, e, _| error_policy(o, e),
+            ctx,
+        );
     drain(Box::pin(s)).await;
 }

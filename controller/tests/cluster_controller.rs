@@ -24,6 +24,7 @@ async fn plane() -> Plane {
         address: "127.0.0.1".parse::<IpAddr>().unwrap(),
         port: 0,
         crds,
+        version_from_nodes: false,
     })
     .await
     .unwrap()

@@ -110,6 +110,7 @@ async fn main() {
         address: "127.0.0.1".parse::<IpAddr>().unwrap(),
         port: 0,
         crds: vec![],
+        version_from_nodes: false,
     })
     .await
     .unwrap();

@@ -29,6 +29,7 @@ async fn plane(dir: Option<PathBuf>, port: u16) -> Plane {
         address,
         port,
         crds: vec![],
+        version_from_nodes: false,
     })
     .await
     .expect("plane starts")

@@ -144,6 +144,16 @@ impl InfrastructureProvider for InMemory {
         };
         // After a restart, a cluster whose init machine booted gets its API server back.
         let (ns, name) = cluster_key(scope.infra.as_ref());
+        let outage = scope
+            .infra
+            .spec
+            .simulation
+            .as_ref()
+            .and_then(|s| s.api_server_stopped)
+            .unwrap_or(false);
+        self.workloads
+            .set_outage(&format!("{ns}/{name}"), outage)
+            .await;
         self.workload(&ns, &name).await?;
         Ok(ClusterOutcome::Ready(ClusterReady {
             control_plane_endpoint: Some(endpoint),

@@ -43,6 +43,8 @@ pub struct Workload {
 #[derive(Default)]
 pub struct Workloads {
     running: tokio::sync::Mutex<HashMap<String, Arc<Workload>>>,
+    /// Clusters whose server is stopped on purpose (a simulated outage): never resumed.
+    outages: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 fn transient(what: &str) -> impl Fn(String) -> ProviderError + '_ {
@@ -74,6 +76,9 @@ impl Workloads {
         let mut running = self.running.lock().await;
         if let Some(w) = running.get(key) {
             return Ok(Some(w.clone()));
+        }
+        if self.outages.lock().expect("outages").contains(key) {
+            return Ok(None);
         }
         let dir = api_dir(cluster_dir);
         let Ok(port) = std::fs::read_to_string(dir.join("port")) else {
@@ -114,6 +119,21 @@ impl Workloads {
         Ok(w)
     }
 
+    /// Starts or ends a simulated outage of a cluster's server.
+    pub async fn set_outage(&self, key: &str, down: bool) {
+        let changed = {
+            let mut o = self.outages.lock().expect("outages");
+            if down {
+                o.insert(key.to_string())
+            } else {
+                o.remove(key)
+            }
+        };
+        if down && changed {
+            self.stop(key).await;
+        }
+    }
+
     /// Stops every server (their data stays), as a controller shutting down leaves its
     /// simulated machines to be resumed.
     pub async fn stop_all(&self) {
@@ -140,6 +160,7 @@ async fn start(dir: &Path, port: u16) -> Result<Workload, ProviderError> {
         address: IpAddr::V4(Ipv4Addr::LOCALHOST),
         port,
         crds: vec![],
+        version_from_nodes: true,
     })
     .await
     .map_err(|e| {

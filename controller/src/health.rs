@@ -1,0 +1,278 @@
+//! Health of registered workload clusters: a probe loop (`GET /readyz` judged by its status
+//! code, `GET /version` for the Kubernetes version) every interval with a timeout, every
+//! cluster probed concurrently so one unreachable cluster never delays another, and a
+//! debounced state ([`next`], pure and table-tested): turning unhealthy takes
+//! `failure_threshold` consecutive failures, recovering takes one success. A change of state
+//! wakes the registry reconciler of that cluster, which writes it.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use kube::runtime::reflector::ObjectRef;
+use slipway_api::Cluster;
+
+/// What one probe saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `/readyz` answered 200; the version, if `/version` answered.
+    Healthy(Option<String>),
+    /// It answered something else.
+    Unhealthy(String),
+    /// Nothing answered (connect error, timeout).
+    Unreachable(String),
+    /// It refused the credentials (401/403) or the kubeconfig is unusable.
+    Unauthorized(String),
+}
+
+/// The reported state of a cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct State {
+    /// The last reported outcome (`None`: not known yet).
+    pub reported: Option<Outcome>,
+    /// Consecutive failures since the last success.
+    pub failures: u32,
+    /// Last version seen.
+    pub version: Option<String>,
+}
+
+/// Debounce thresholds.
+#[derive(Clone, Copy, Debug)]
+pub struct Thresholds {
+    /// Consecutive failures before a healthy cluster is reported failing.
+    pub failure: u32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self { failure: 3 }
+    }
+}
+
+/// The state after one more probe. Unauthorized is reported at once (retrying the same
+/// credentials does not help); other failures after `failure` in a row; one success recovers.
+pub fn next(prev: &State, probe: Outcome, t: Thresholds) -> State {
+    match probe {
+        Outcome::Healthy(v) => State {
+            reported: Some(Outcome::Healthy(v.clone().or_else(|| prev.version.clone()))),
+            failures: 0,
+            version: v.or_else(|| prev.version.clone()),
+        },
+        failure => {
+            let failures = prev.failures + 1;
+            let report = matches!(failure, Outcome::Unauthorized(_))
+                || failures >= t.failure
+                || !matches!(prev.reported, Some(Outcome::Healthy(_)));
+            State {
+                reported: if report {
+                    Some(failure)
+                } else {
+                    prev.reported.clone()
+                },
+                failures,
+                version: prev.version.clone(),
+            }
+        }
+    }
+}
+
+/// Whether two reports differ in a way worth a status write (messages of the same kind of
+/// failure may change every probe; they are not).
+pub fn same_kind(a: &Option<Outcome>, b: &Option<Outcome>) -> bool {
+    use std::mem::discriminant;
+    match (a, b) {
+        (Some(Outcome::Healthy(x)), Some(Outcome::Healthy(y))) => x == y,
+        (Some(x), Some(y)) => discriminant(x) == discriminant(y),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// The probe loop's shared table.
+pub struct Prober {
+    states: Mutex<HashMap<(String, String), State>>,
+    /// Probe period.
+    pub interval: Duration,
+    /// Per-probe timeout.
+    pub timeout: Duration,
+    /// Thresholds.
+    pub thresholds: Thresholds,
+}
+
+impl Prober {
+    /// A prober with the given period and timeout.
+    pub fn new(interval: Duration, timeout: Duration) -> Self {
+        Self {
+            states: Mutex::new(HashMap::new()),
+            interval,
+            timeout,
+            thresholds: Thresholds::default(),
+        }
+    }
+
+    /// Starts probing a cluster (no-op when already probed).
+    pub fn register(&self, ns: &str, name: &str) {
+        self.states
+            .lock()
+            .expect("prober")
+            .entry((ns.into(), name.into()))
+            .or_default();
+    }
+
+    /// Stops probing a cluster.
+    pub fn unregister(&self, ns: &str, name: &str) {
+        self.states
+            .lock()
+            .expect("prober")
+            .remove(&(ns.to_string(), name.to_string()));
+    }
+
+    /// The current state of a cluster.
+    pub fn state(&self, ns: &str, name: &str) -> Option<State> {
+        self.states
+            .lock()
+            .expect("prober")
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    fn keys(&self) -> Vec<(String, String)> {
+        self.states
+            .lock()
+            .expect("prober")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Records a probe; returns whether the reported state changed.
+    fn record(&self, key: &(String, String), probe: Outcome) -> bool {
+        let mut states = self.states.lock().expect("prober");
+        let Some(prev) = states.get(key) else {
+            return false;
+        };
+        let new = next(prev, probe, self.thresholds);
+        let changed = !same_kind(&prev.reported, &new.reported);
+        states.insert(key.clone(), new);
+        changed
+    }
+}
+
+/// One probe of a cluster through its kubeconfig client.
+pub async fn probe(client: kube::Client, timeout: Duration) -> Outcome {
+    let readyz = http::Request::get("/readyz")
+        .body(Vec::new())
+        .expect("request");
+    let ready = tokio::time::timeout(timeout, client.request_text(readyz)).await;
+    match ready {
+        Err(_) => Outcome::Unreachable(format!("/readyz did not answer within {timeout:?}")),
+        Ok(Err(kube::Error::Api(s))) if s.code == 401 || s.code == 403 => {
+            Outcome::Unauthorized(format!("/readyz: {} {}", s.code, s.message))
+        }
+        Ok(Err(kube::Error::Api(s))) => {
+            Outcome::Unhealthy(format!("/readyz: {} {}", s.code, s.message))
+        }
+        Ok(Err(e)) => Outcome::Unreachable(format!("/readyz: {e}")),
+        Ok(Ok(_)) => {
+            let version = tokio::time::timeout(timeout, client.apiserver_version())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|v| v.git_version);
+            Outcome::Healthy(version)
+        }
+    }
+}
+
+/// Probes every registered cluster each interval, concurrently, and sends the clusters whose
+/// reported state changed to `wake`. Runs until dropped.
+pub async fn run(
+    prober: Arc<Prober>,
+    ctx: Arc<crate::Context>,
+    wake: futures::channel::mpsc::Sender<ObjectRef<Cluster>>,
+) {
+    let mut tick = tokio::time::interval(prober.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for key in prober.keys() {
+            let (prober, ctx, mut wake) = (prober.clone(), ctx.clone(), wake.clone());
+            tokio::spawn(async move {
+                let outcome = match ctx.remote.client(&ctx.client, &key.0, &key.1).await {
+                    Ok(Some(c)) => probe(c, prober.timeout).await,
+                    Ok(None) => Outcome::Unauthorized("the kubeconfig Secret is gone".into()),
+                    Err(e) => Outcome::Unauthorized(format!("unusable kubeconfig: {e}")),
+                };
+                crate::metrics::probe(&outcome);
+                if prober.record(&key, outcome) {
+                    use futures::SinkExt;
+                    let _ = wake.send(ObjectRef::new(&key.1).within(&key.0)).await;
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(seq: &[Outcome]) -> Vec<Option<Outcome>> {
+        let mut s = State::default();
+        seq.iter()
+            .map(|o| {
+                s = next(&s, o.clone(), Thresholds::default());
+                s.reported.clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn failures_are_debounced_and_one_success_recovers() {
+        let ok = Outcome::Healthy(Some("v1.31.0".into()));
+        let down = Outcome::Unreachable("refused".into());
+        let r = run(&[
+            ok.clone(),
+            down.clone(),
+            down.clone(),
+            down.clone(),
+            ok.clone(),
+        ]);
+        assert_eq!(r[0], Some(ok.clone()));
+        assert_eq!(r[1], Some(ok.clone()), "one failure is not reported");
+        assert_eq!(r[2], Some(ok.clone()), "two failures are not reported");
+        assert_eq!(r[3], Some(down.clone()), "the third is");
+        assert_eq!(r[4], Some(ok.clone()), "one success recovers");
+        let denied = Outcome::Unauthorized("401".into());
+        assert_eq!(
+            run(&[ok.clone(), denied.clone()])[1],
+            Some(denied),
+            "at once"
+        );
+        assert_eq!(
+            run(std::slice::from_ref(&down))[0],
+            Some(down.clone()),
+            "never healthy: reported at once"
+        );
+        let unhealthy = Outcome::Unhealthy("500".into());
+        assert!(!same_kind(&Some(unhealthy), &Some(down.clone())));
+        assert!(same_kind(
+            &Some(down),
+            &Some(Outcome::Unreachable("timeout".into()))
+        ));
+    }
+
+    #[test]
+    fn the_version_is_kept_through_failures() {
+        let mut s = State::default();
+        s = next(
+            &s,
+            Outcome::Healthy(Some("v1.31.0".into())),
+            Thresholds::default(),
+        );
+        s = next(&s, Outcome::Unreachable("x".into()), Thresholds::default());
+        assert_eq!(s.version.as_deref(), Some("v1.31.0"));
+    }
+}

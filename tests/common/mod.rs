@@ -1,0 +1,286 @@
+//! Shared harness of the end-to-end tests: `slipway up` (and `slipway controller`) as child
+//! processes, kubectl against them, and polling helpers.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub struct Mgmt {
+    pub up: Child,
+    pub controller: Option<Child>,
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+}
+
+impl Drop for Mgmt {
+    fn drop(&mut self) {
+        for c in [Some(&mut self.up), self.controller.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let d = std::env::temp_dir().join(format!("slipway-prov-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Mgmt {
+    /// `slipway up` with the controllers in-process, or (`separate`) without them, started
+    /// by [`Mgmt::start_controller`] as their own process.
+    pub fn start(tag: &str, separate: bool) -> Self {
+        Self::start_with(tag, separate, &[])
+    }
+
+    /// [`Mgmt::start`] with extra flags for `slipway up`.
+    pub fn start_with(tag: &str, separate: bool, extra: &[&str]) -> Self {
+        let dir = temp_dir(tag);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
+        cmd.args(["up", "--port", "0", "--data-dir"]).arg(&dir);
+        if separate {
+            cmd.arg("--no-controller");
+        }
+        cmd.args(extra);
+        let mut up = cmd
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("slipway up starts");
+        let mut line = String::new();
+        BufReader::new(up.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let kubeconfig = PathBuf::from(
+            line.trim()
+                .strip_prefix("export KUBECONFIG=")
+                .unwrap_or_else(|| panic!("unexpected first line {line:?}")),
+        );
+        Self {
+            up,
+            controller: None,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    pub fn start_controller(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(["controller", "--data-dir"])
+            .arg(&self.dir)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("slipway controller starts");
+        self.controller = Some(child);
+    }
+
+    pub fn kill_controller(&mut self) {
+        let mut c = self.controller.take().expect("a controller runs");
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    pub fn kubectl_with(&self, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+        let home = self.dir.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut child = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("HOME", &home)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl on PATH");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.kubectl_with(&self.kubeconfig, args, stdin);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all, None)).unwrap()
+    }
+
+    pub fn items(&self, args: &[&str]) -> Vec<Value> {
+        self.json(args)["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The workload cluster's kubeconfig, from the `<cluster>-kubeconfig` Secret.
+    pub fn workload_kubeconfig(&self, cluster: &str) -> PathBuf {
+        use base64::Engine;
+        let s = self.json(&["get", "secret", &format!("{cluster}-kubeconfig")]);
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(s["data"]["value"].as_str().unwrap())
+            .unwrap();
+        let path = self.dir.join(format!("{cluster}.kubeconfig"));
+        std::fs::write(&path, data).unwrap();
+        path
+    }
+
+    /// Nodes of a workload cluster as (name, Ready status, kubelet version).
+    pub fn nodes(&self, kubeconfig: &Path) -> Result<Vec<(String, String, String)>, String> {
+        let out = self.kubectl_with(kubeconfig, &["get", "nodes", "-o", "json"], None);
+        if !out.status.success() {
+            return Err(text(&out.stderr));
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        Ok(v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                let ready = n["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c["type"] == "Ready")
+                    .map(|c| c["status"].as_str().unwrap_or_default().to_string())
+                    .unwrap_or_default();
+                (
+                    n["metadata"]["name"].as_str().unwrap().to_string(),
+                    ready,
+                    n["status"]["nodeInfo"]["kubeletVersion"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect())
+    }
+}
+
+/// Polls `check` until it returns Ok or `secs` pass; the last error explains a timeout.
+pub fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() > deadline => {
+                panic!("{what}: still not true after {secs}s: {e}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(300)),
+        }
+    }
+}
+
+pub fn generate(name: &str, cp: u32, workers: u32, version: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["generate", "cluster", name, "--infrastructure", "in-memory"])
+        .args(["--control-plane-machine-count", &cp.to_string()])
+        .args(["--worker-machine-count", &workers.to_string()])
+        .args(["--kubernetes-version", version])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+pub fn condition(obj: &Value, type_: &str) -> Option<String> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| c["status"].as_str().unwrap_or_default().to_string())
+}
+
+pub fn machines(m: &Mgmt, cluster: &str) -> Vec<Value> {
+    m.items(&[
+        "get",
+        "machines",
+        "-l",
+        &format!("cluster.x-k8s.io/cluster-name={cluster}"),
+    ])
+}
+
+pub fn wait_available(m: &Mgmt, cluster: &str, secs: u64) {
+    eventually(secs, &format!("Cluster {cluster} Available"), || {
+        let c = m.json(&["get", "cluster", cluster]);
+        (condition(&c, "Available").as_deref() == Some("True"))
+            .then_some(())
+            .ok_or_else(|| format!("{:#}", c["status"]))
+    });
+}
+
+/// Waits until the cluster has exactly `cp` control-plane and `workers` worker Machines, all
+/// Running with a nodeRef, and the workload cluster lists the same number of Ready Nodes.
+pub fn wait_shape(m: &Mgmt, cluster: &str, cp: usize, workers: usize, kubeconfig: &Path) {
+    eventually(90, &format!("{cp} + {workers} running machines"), || {
+        let ms = machines(m, cluster);
+        let running = |want_cp: bool| {
+            ms.iter()
+                .filter(|x| {
+                    x["metadata"]["labels"]
+                        .get("cluster.x-k8s.io/control-plane")
+                        .is_some()
+                        == want_cp
+                })
+                .filter(|x| {
+                    x["status"]["phase"] == "Running" && x["status"]["nodeRef"]["name"].is_string()
+                })
+                .count()
+        };
+        if ms.len() != cp + workers || running(true) != cp || running(false) != workers {
+            return Err(format!(
+                "machines: {:?}",
+                ms.iter()
+                    .map(|x| (x["metadata"]["name"].clone(), x["status"]["phase"].clone()))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        let nodes = m.nodes(kubeconfig)?;
+        let ready = nodes.iter().filter(|n| n.1 == "True").count();
+        (nodes.len() == cp + workers && ready == cp + workers)
+            .then_some(())
+            .ok_or_else(|| format!("nodes: {nodes:?}"))
+    });
+}
