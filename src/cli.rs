@@ -89,12 +89,30 @@ struct ManagerArgs {
         value_name = "NAMESPACE"
     )]
     kubefed_namespace: String,
+    /// Serve /metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9440).
+    #[arg(long, value_name = "ADDR")]
+    metrics_address: Option<std::net::SocketAddr>,
+    /// Take a coordination.k8s.io Lease before reconciling, so only one replica works.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Namespace of the leader-election Lease (`slipway-controller`).
+    #[arg(long, default_value = "kube-system", value_name = "NAMESPACE")]
+    leader_election_namespace: String,
     /// Seconds between health probes of registered clusters.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     probe_interval: u64,
 }
 
 impl ManagerArgs {
+    fn process(&self) -> slipway_controller::manager::Process {
+        slipway_controller::manager::Process {
+            metrics_address: self.metrics_address,
+            leader: self
+                .leader_elect
+                .then(|| slipway_controller::leader::Config::new(&self.leader_election_namespace)),
+        }
+    }
+
     fn options(&self, data_dir: PathBuf) -> slipway_controller::manager::Options {
         slipway_controller::manager::Options {
             data_dir,
@@ -331,11 +349,27 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             let client = slipway_controller::manager::client(config, m.kube_api_qps, m.kube_api_burst)?;
             tracing::info!("controllers running in-process");
             let opts = args.manager.options(data_dir.clone());
-            Some(tokio::spawn(slipway_controller::manager::run(client, opts)))
+            let process = args.manager.process();
+            Some(tokio::spawn(slipway_controller::manager::run_process(
+                client,
+                opts,
+                process,
+                std::future::pending(),
+            )))
         };
-        wait_for_signal().await;
-        if let Some(c) = controllers {
-            c.abort();
+        match controllers {
+            Some(mut c) => {
+                tokio::select! {
+                    _ = wait_for_signal() => c.abort(),
+                    r = &mut c => {
+                        if let Ok(Err(e)) = r {
+                            plane.shutdown().await;
+                            anyhow::bail!("controllers stopped: {e}");
+                        }
+                    }
+                }
+            }
+            None => wait_for_signal().await,
         }
         tracing::info!("shutting down");
         plane.shutdown().await;
@@ -359,6 +393,7 @@ fn controller(args: ControllerArgs) -> anyhow::Result<()> {
     };
     let opts = args.manager.options(data_dir);
     let (qps, burst) = (args.manager.kube_api_qps, args.manager.kube_api_burst);
+    let process = args.manager.process();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let config = kube::Config::infer().await.map_err(|e| {
@@ -366,10 +401,12 @@ fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         })?;
         let client = slipway_controller::manager::client(config, qps, burst)?;
         tracing::info!("controllers running");
-        tokio::select! {
-            _ = slipway_controller::manager::run(client, opts) => {}
-            _ = wait_for_signal() => tracing::info!("shutting down"),
-        }
+        slipway_controller::manager::run_process(client, opts, process, async {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
         Ok(())
     })
 }

@@ -142,6 +142,58 @@ pub async fn run(client: Client, opts: Options) {
     );
 }
 
+/// How the process around the manager behaves.
+#[derive(Clone, Debug, Default)]
+pub struct Process {
+    /// Where to serve /metrics, /healthz and /readyz (`None`: not served).
+    pub metrics_address: Option<std::net::SocketAddr>,
+    /// Leader election (`None`: this process always reconciles).
+    pub leader: Option<crate::leader::Config>,
+}
+
+/// Runs the manager inside the process concerns: the operations endpoint, leader election
+/// (standing by until elected; an error when leadership is lost, so the process exits and
+/// restarts clean) and graceful shutdown (`shutdown` resolving stops the controllers and
+/// releases the Lease).
+pub async fn run_process(
+    client: Client,
+    opts: Options,
+    process: Process,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let ready = crate::ops::Readiness::default();
+    let ops = match process.metrics_address {
+        Some(addr) => Some(crate::ops::serve(addr, ready.clone()).await?),
+        None => None,
+    };
+    ready.set();
+    let result = {
+        let work = async {
+            if let Some(cfg) = &process.leader {
+                crate::leader::acquire(&client, cfg).await;
+                tokio::select! {
+                    _ = run(client.clone(), opts) => Ok(()),
+                    why = crate::leader::keep(&client, cfg) => Err(format!("lost leadership: {why}")),
+                }
+            } else {
+                run(client.clone(), opts).await;
+                Ok(())
+            }
+        };
+        tokio::select! {
+            r = work => r,
+            _ = shutdown => Ok(()),
+        }
+    };
+    if let Some(cfg) = &process.leader {
+        crate::leader::release(&client, cfg).await;
+    }
+    if let Some(ops) = ops {
+        ops.abort();
+    }
+    result
+}
+
 /// Requeue policy of every controller: a deletion that is waiting retries soon and quietly;
 /// other failures are logged and retried soon when transient, slowly otherwise.
 fn error_policy<K: ResourceExt>(obj: Arc<K>, error: &Error) -> Action {
