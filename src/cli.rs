@@ -34,6 +34,17 @@ enum Command {
     /// Generate manifests (clusterctl-compatible).
     #[command(subcommand)]
     Generate(GenerateCommand),
+    /// Read objects of the management cluster: `slipway get kubeconfig NAME`.
+    #[command(subcommand)]
+    Get(crate::clusterctl::GetCommand),
+    /// Show a cluster as a tree with what is not ready and why.
+    #[command(subcommand)]
+    Describe(crate::clusterctl::DescribeCommand),
+    /// Delete a cluster: `slipway delete cluster NAME --wait`.
+    #[command(subcommand)]
+    Delete(crate::clusterctl::DeleteCommand),
+    /// Install slipway (CRDs, RBAC, controller Deployment) into the current cluster.
+    Init(crate::clusterctl::InitArgs),
 }
 
 #[derive(Args)]
@@ -218,6 +229,10 @@ pub fn run() -> ExitCode {
         Command::Generate(GenerateCommand::Cluster(args)) => generate_cluster(args),
         Command::Up(args) => up(args),
         Command::Controller(args) => controller(args),
+        Command::Get(c) => crate::clusterctl::get(c),
+        Command::Describe(c) => crate::clusterctl::describe(c),
+        Command::Delete(c) => crate::clusterctl::delete(c),
+        Command::Init(a) => crate::clusterctl::init(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

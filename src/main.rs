@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod clusterctl;
 
 fn main() -> std::process::ExitCode {
     cli::run()

@@ -8,6 +8,7 @@
 
 pub mod bootstrap;
 pub mod cluster;
+pub mod clusterctl;
 pub mod conditions;
 pub mod generate;
 pub mod health;

@@ -1,0 +1,544 @@
+//! clusterctl-style operations behind the CLI: `get kubeconfig` (and merging it into a
+//! kubeconfig file), `describe cluster` (a condition tree), `delete cluster` and `init` (the
+//! manifests that install slipway into a cluster). Pure renderers are separate from the
+//! calls that gather their input, and are tested on their own.
+
+use std::{collections::BTreeMap, io::IsTerminal};
+
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
+    discovery::ApiResource,
+};
+use serde_json::{Value, json};
+use slipway_api::{
+    Cluster, Machine, MachineDeployment,
+    common::Condition,
+    names::{labels, secrets},
+};
+
+use crate::{Error, refs::Resolver};
+
+/// The `<cluster>-kubeconfig` Secret's kubeconfig.
+pub async fn kubeconfig(client: &Client, ns: &str, name: &str) -> Result<String, String> {
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
+    let secret_name = secrets::name(name, secrets::KUBECONFIG_SUFFIX);
+    let s = api
+        .get_opt(&secret_name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!("Secret {ns}/{secret_name} not found: cluster {name:?} has no kubeconfig yet (or does not exist in namespace {ns:?})")
+        })?;
+    let v = s
+        .data
+        .and_then(|d| d.get(secrets::VALUE_KEY).cloned())
+        .ok_or_else(|| {
+            format!(
+                "Secret {ns}/{secret_name} has no key {:?}",
+                secrets::VALUE_KEY
+            )
+        })?;
+    String::from_utf8(v.0).map_err(|_| format!("Secret {ns}/{secret_name}: not UTF-8"))
+}
+
+/// Merges `add` (a kubeconfig) into `existing` (a kubeconfig file's text, maybe empty): its
+/// clusters, users and contexts replace same-named entries and are added otherwise; the
+/// existing current-context is kept (set to the new one only when there was none).
+pub fn merge_kubeconfig(existing: &str, add: &str) -> Result<String, String> {
+    let mut base: Value = if existing.trim().is_empty() {
+        json!({"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []})
+    } else {
+        serde_saphyr::from_str(existing).map_err(|e| format!("the existing kubeconfig: {e}"))?
+    };
+    let add: Value =
+        serde_saphyr::from_str(add).map_err(|e| format!("the cluster's kubeconfig: {e}"))?;
+    for list in ["clusters", "users", "contexts"] {
+        let target = base[list].as_array().cloned().unwrap_or_default();
+        let mut merged: Vec<Value> = target;
+        for entry in add[list].as_array().into_iter().flatten() {
+            match merged.iter_mut().find(|e| e["name"] == entry["name"]) {
+                Some(e) => *e = entry.clone(),
+                None => merged.push(entry.clone()),
+            }
+        }
+        base[list] = Value::Array(merged);
+    }
+    if base["current-context"].as_str().is_none_or(str::is_empty) {
+        base["current-context"] = add["current-context"].clone();
+    }
+    serde_saphyr::to_string(&base).map_err(|e| e.to_string())
+}
+
+/// One line of the describe tree.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// `Kind/name`, maybe with a role prefix.
+    pub label: String,
+    /// Status, reason and message of its Ready (or Available) condition.
+    pub ready: Option<(String, String, String)>,
+    /// Children.
+    pub children: Vec<Node>,
+}
+
+fn ready_of(conds: Option<&Vec<Condition>>, types: &[&str]) -> Option<(String, String, String)> {
+    let conds = conds?;
+    types.iter().find_map(|t| {
+        conds
+            .iter()
+            .find(|c| c.type_ == *t)
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    })
+}
+
+fn ready_of_value(obj: &Value, types: &[&str]) -> Option<(String, String, String)> {
+    let conds: Vec<Condition> =
+        serde_json::from_value(obj.pointer("/status/conditions")?.clone()).ok()?;
+    ready_of(Some(&conds), types)
+}
+
+/// Renders the tree: NAME, READY, and for what is not ready its reason and message.
+pub fn render_tree(root: &Node, color: bool) -> String {
+    fn walk<'a>(
+        n: &'a Node,
+        prefix: &str,
+        last: bool,
+        top: bool,
+        rows: &mut Vec<(String, &'a Node)>,
+    ) {
+        let branch = if top {
+            String::new()
+        } else if last {
+            format!("{prefix}└─")
+        } else {
+            format!("{prefix}├─")
+        };
+        rows.push((format!("{branch}{}", n.label), n));
+        let child_prefix = if top {
+            String::new()
+        } else if last {
+            format!("{prefix}  ")
+        } else {
+            format!("{prefix}│ ")
+        };
+        for (i, c) in n.children.iter().enumerate() {
+            walk(c, &child_prefix, i + 1 == n.children.len(), false, rows);
+        }
+    }
+    let mut rows = vec![];
+    walk(root, "", true, true, &mut rows);
+    let width = rows
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = format!("{:width$}  READY  REASON / MESSAGE\n", "NAME");
+    for (label, n) in rows {
+        let pad = width - label.chars().count();
+        let (status, detail) = match &n.ready {
+            None => (String::new(), String::new()),
+            Some((s, _, _)) if s == "True" => (s.clone(), String::new()),
+            Some((s, r, m)) if m.is_empty() => (s.clone(), r.clone()),
+            Some((s, r, m)) => (s.clone(), format!("{r}: {m}")),
+        };
+        let shown = if color && !status.is_empty() {
+            let code = match status.as_str() {
+                "True" => "32",
+                "False" => "31",
+                _ => "33",
+            };
+            format!("\x1b[{code}m{status:5}\x1b[0m")
+        } else {
+            format!("{status:5}")
+        };
+        out.push_str(
+            format!("{label}{}  {shown}  {detail}", " ".repeat(pad))
+                .trim_end()
+                .trim_end_matches(' '),
+        );
+        out.push('\n');
+    }
+    out
+}
+
+/// Whether to colour output: a terminal, and NO_COLOR unset.
+pub fn use_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+fn machine_node(m: &Machine) -> Node {
+    Node {
+        label: format!("Machine/{}", m.name_any()),
+        ready: ready_of(
+            m.status.as_ref().and_then(|s| s.conditions.as_ref()),
+            &["Ready"],
+        ),
+        children: vec![],
+    }
+}
+
+/// Gathers a Cluster's tree: Cluster -> infrastructure, control plane -> its machines,
+/// workers -> MachineDeployments -> their machines (and machines of no deployment).
+pub async fn describe(client: &Client, ns: &str, name: &str) -> Result<Node, String> {
+    let e = |e: kube::Error| e.to_string();
+    let cluster = Api::<Cluster>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(e)?
+        .ok_or_else(|| format!("Cluster {ns}/{name} not found"))?;
+    let resolver = Resolver::new(client.clone());
+    let machines = Api::<Machine>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("{}={name}", labels::CLUSTER_NAME)))
+        .await
+        .map_err(e)?
+        .items;
+    let mut children = vec![];
+    if let Some(r) = &cluster.spec.infrastructure_ref {
+        let obj = resolver.get(ns, r).await.map_err(|e| e.to_string())?;
+        children.push(Node {
+            label: format!("ClusterInfrastructure {}/{}", r.kind, r.name),
+            ready: obj
+                .map(|o| ready_of_value(&o.data, &["Ready"]))
+                .unwrap_or(Some((
+                    "False".into(),
+                    "RefNotFound".into(),
+                    "does not exist".into(),
+                ))),
+            children: vec![],
+        });
+    }
+    if let Some(r) = &cluster.spec.control_plane_ref {
+        let obj = resolver.get(ns, r).await.map_err(|e| e.to_string())?;
+        children.push(Node {
+            label: format!("ControlPlane {}/{}", r.kind, r.name),
+            ready: obj
+                .as_ref()
+                .map(|o| ready_of_value(&o.data, &["Available", "Ready"]))
+                .unwrap_or(Some((
+                    "False".into(),
+                    "RefNotFound".into(),
+                    "does not exist".into(),
+                ))),
+            children: machines
+                .iter()
+                .filter(|m| m.labels().contains_key(labels::CONTROL_PLANE))
+                .map(machine_node)
+                .collect(),
+        });
+    }
+    let mds = Api::<MachineDeployment>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("{}={name}", labels::CLUSTER_NAME)))
+        .await
+        .map_err(e)?
+        .items;
+    let mut workers = vec![];
+    for md in &mds {
+        workers.push(Node {
+            label: format!("MachineDeployment/{}", md.name_any()),
+            ready: ready_of(
+                md.status.as_ref().and_then(|s| s.conditions.as_ref()),
+                &["Available"],
+            ),
+            children: machines
+                .iter()
+                .filter(|m| m.labels().get(labels::MACHINE_DEPLOYMENT_NAME) == Some(&md.name_any()))
+                .map(machine_node)
+                .collect(),
+        });
+    }
+    workers.extend(
+        machines
+            .iter()
+            .filter(|m| {
+                !m.labels().contains_key(labels::CONTROL_PLANE)
+                    && !m.labels().contains_key(labels::MACHINE_DEPLOYMENT_NAME)
+            })
+            .map(machine_node),
+    );
+    if !workers.is_empty() {
+        children.push(Node {
+            label: "Workers".into(),
+            ready: None,
+            children: workers,
+        });
+    }
+    Ok(Node {
+        label: format!("Cluster/{name}"),
+        ready: ready_of(
+            cluster.status.as_ref().and_then(|s| s.conditions.as_ref()),
+            &["Available"],
+        ),
+        children,
+    })
+}
+
+/// Deletes a Cluster; with `wait`, reports progress on `progress` until it is gone.
+pub async fn delete_cluster(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    wait: Option<std::time::Duration>,
+    progress: &mut dyn FnMut(String),
+) -> Result<(), String> {
+    let api: Api<Cluster> = Api::namespaced(client.clone(), ns);
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            return Err(format!("Cluster {ns}/{name} not found"));
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    progress(format!("cluster {ns}/{name} deletion requested"));
+    let Some(timeout) = wait else {
+        return Ok(());
+    };
+    let machines: Api<Machine> = Api::namespaced(client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let Some(c) = api.get_opt(name).await.map_err(|e| e.to_string())? else {
+            progress(format!("cluster {ns}/{name} deleted"));
+            return Ok(());
+        };
+        let left = machines
+            .list(&ListParams::default().labels(&format!("{}={name}", labels::CLUSTER_NAME)))
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(0);
+        let waiting = ready_of(
+            c.status.as_ref().and_then(|s| s.conditions.as_ref()),
+            &["Deleting"],
+        )
+        .map(|(_, r, m)| format!("{r}: {m}"))
+        .unwrap_or_default();
+        let line = format!("{left} machines left; {waiting}");
+        if line != last {
+            progress(line.clone());
+            last = line;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "cluster {ns}/{name} still exists after {timeout:?}: {last}"
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// The namespace `slipway init` installs into.
+pub const SYSTEM_NAMESPACE: &str = "slipway-system";
+
+/// What `slipway init` installs: the CRDs, the namespace, a ServiceAccount with the least
+/// privileges the controllers need (listed in the README), and the controller Deployment.
+pub fn init_manifests(image: &str) -> Result<Vec<Value>, Error> {
+    let ns = SYSTEM_NAMESPACE;
+    let mut docs: Vec<Value> = slipway_api::crds::all()
+        .iter()
+        .map(|c| serde_json::to_value(c).map_err(|e| Error::Contract(e.to_string())))
+        .collect::<Result<_, _>>()?;
+    let all_verbs = json!([
+        "get", "list", "watch", "create", "update", "patch", "delete"
+    ]);
+    docs.extend([
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "slipway-controller", "namespace": ns}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": "slipway-controller"},
+               "rules": [
+                   {"apiGroups": ["cluster.x-k8s.io", "bootstrap.cluster.x-k8s.io", "controlplane.cluster.x-k8s.io",
+                                  "infrastructure.cluster.x-k8s.io", "multicluster.x-k8s.io", "core.kubefed.io"],
+                    "resources": ["*", "*/status"], "verbs": all_verbs},
+                   {"apiGroups": [""], "resources": ["secrets", "configmaps"], "verbs": all_verbs},
+                   {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+                   {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+                   {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["get", "list", "watch"]}
+               ]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": "slipway-controller"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "slipway-controller"},
+               "subjects": [{"kind": "ServiceAccount", "name": "slipway-controller", "namespace": ns}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+               "metadata": {"name": "slipway-leader-election", "namespace": ns},
+               "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch", "create", "update", "patch"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "slipway-leader-election", "namespace": ns},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "slipway-leader-election"},
+               "subjects": [{"kind": "ServiceAccount", "name": "slipway-controller", "namespace": ns}]}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "slipway-controller", "namespace": ns, "labels": {"app.kubernetes.io/name": "slipway"}},
+               "spec": {"replicas": 1,
+                        "selector": {"matchLabels": {"app.kubernetes.io/name": "slipway"}},
+                        "template": {
+                            "metadata": {"labels": {"app.kubernetes.io/name": "slipway"}},
+                            "spec": {"serviceAccountName": "slipway-controller",
+                                     "containers": [{
+                                         "name": "controller", "image": image,
+                                         "args": ["controller", "--leader-elect", "--leader-election-namespace", ns,
+                                                  "--metrics-address", "0.0.0.0:9440", "--data-dir", "/var/lib/slipway", "--log-format", "json"],
+                                         "ports": [{"name": "metrics", "containerPort": 9440}],
+                                         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}},
+                                         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}},
+                                         "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                                                             "runAsNonRoot": true, "capabilities": {"drop": ["ALL"]}},
+                                         "volumeMounts": [{"name": "data", "mountPath": "/var/lib/slipway"}]
+                                     }],
+                                     "volumes": [{"name": "data", "emptyDir": {}}]}}}}),
+    ]);
+    Ok(docs)
+}
+
+/// Multi-document YAML of `docs`.
+pub fn to_yaml(docs: &[Value]) -> String {
+    docs.iter()
+        .map(|d| format!("---\n{}", serde_saphyr::to_string(d).unwrap_or_default()))
+        .collect()
+}
+
+fn api_resource(doc: &Value) -> Option<(ApiResource, bool)> {
+    let (api_version, kind) = (doc["apiVersion"].as_str()?, doc["kind"].as_str()?);
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let (plural, namespaced) = match kind {
+        "CustomResourceDefinition" => ("customresourcedefinitions", false),
+        "Namespace" => ("namespaces", false),
+        "ServiceAccount" => ("serviceaccounts", true),
+        "ClusterRole" => ("clusterroles", false),
+        "ClusterRoleBinding" => ("clusterrolebindings", false),
+        "Role" => ("roles", true),
+        "RoleBinding" => ("rolebindings", true),
+        "Deployment" => ("deployments", true),
+        _ => return None,
+    };
+    Some((
+        ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: api_version.into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        },
+        namespaced,
+    ))
+}
+
+/// Applies the manifests with server-side apply (field manager `slipway-init`), in order.
+pub async fn apply_all(
+    client: &Client,
+    docs: &[Value],
+    progress: &mut dyn FnMut(String),
+) -> Result<(), String> {
+    for doc in docs {
+        let (ar, namespaced) = api_resource(doc)
+            .ok_or_else(|| format!("slipway init cannot apply {}", doc["kind"]))?;
+        let name = doc["metadata"]["name"].as_str().unwrap_or_default();
+        let api: Api<DynamicObject> = if namespaced {
+            Api::namespaced_with(
+                client.clone(),
+                doc["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or(SYSTEM_NAMESPACE),
+                &ar,
+            )
+        } else {
+            Api::all_with(client.clone(), &ar)
+        };
+        api.patch(
+            name,
+            &PatchParams::apply("slipway-init").force(),
+            &Patch::Apply(doc),
+        )
+        .await
+        .map_err(|e| format!("{} {name}: {e}", ar.kind))?;
+        progress(format!("{}/{name} applied", ar.kind.to_lowercase()));
+    }
+    Ok(())
+}
+
+/// Counts objects by kind (for `init` summaries and tests).
+pub fn kinds(docs: &[Value]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for d in docs {
+        *m.entry(d["kind"].as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_adds_and_replaces_entries_and_keeps_the_current_context() {
+        let existing = "apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster: {server: https://old:1}\n- name: mgmt\n  cluster: {server: https://m:1}\nusers:\n- name: me\n  user: {token: t}\ncontexts:\n- name: mgmt\n  context: {cluster: mgmt, user: me}\ncurrent-context: mgmt\n";
+        let add = "apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster: {server: https://new:6443}\nusers:\n- name: prod-admin\n  user: {client-certificate-data: Qw==}\ncontexts:\n- name: prod-admin@prod\n  context: {cluster: prod, user: prod-admin}\ncurrent-context: prod-admin@prod\n";
+        let merged: Value =
+            serde_saphyr::from_str(&merge_kubeconfig(existing, add).unwrap()).unwrap();
+        let clusters = merged["clusters"].as_array().unwrap();
+        assert_eq!(clusters.len(), 2);
+        assert_eq!(clusters[0]["cluster"]["server"], "https://new:6443");
+        assert_eq!(merged["users"].as_array().unwrap().len(), 2);
+        assert_eq!(merged["contexts"].as_array().unwrap().len(), 2);
+        assert_eq!(merged["current-context"], "mgmt");
+        let fresh: Value = serde_saphyr::from_str(&merge_kubeconfig("", add).unwrap()).unwrap();
+        assert_eq!(fresh["current-context"], "prod-admin@prod");
+        assert!(merge_kubeconfig("clusters: [", add).is_err());
+    }
+
+    #[test]
+    fn the_tree_shows_why_a_machine_is_not_ready() {
+        let tree = Node {
+            label: "Cluster/demo".into(),
+            ready: Some(("False".into(), "NotAvailable".into(), String::new())),
+            children: vec![Node {
+                label: "Workers".into(),
+                ready: None,
+                children: vec![Node {
+                    label: "Machine/demo-md-0-x".into(),
+                    ready: Some((
+                        "False".into(),
+                        "ProviderTerminalError".into(),
+                        "disk on fire".into(),
+                    )),
+                    children: vec![],
+                }],
+            }],
+        };
+        let text = render_tree(&tree, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("NAME"));
+        assert!(lines[1].starts_with("Cluster/demo") && lines[1].contains("False  NotAvailable"));
+        assert!(lines[2].starts_with("└─Workers"));
+        assert!(lines[3].starts_with("  └─Machine/demo-md-0-x"));
+        assert!(
+            lines[3].contains("ProviderTerminalError: disk on fire"),
+            "{text}"
+        );
+        assert!(render_tree(&tree, true).contains("\x1b[31mFalse"));
+    }
+
+    #[test]
+    fn init_installs_crds_rbac_and_the_controller() {
+        let docs = init_manifests("example/slipway:1").unwrap();
+        let k = kinds(&docs);
+        assert_eq!(
+            k["CustomResourceDefinition"],
+            slipway_api::crds::all().len()
+        );
+        for kind in [
+            "Namespace",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "Deployment",
+        ] {
+            assert_eq!(k[kind], 1, "{kind}");
+        }
+        assert!(docs.iter().all(|d| api_resource(d).is_some()));
+        let yaml = to_yaml(&docs);
+        let back: Vec<Value> = serde_saphyr::from_multiple(&yaml).unwrap();
+        assert_eq!(back.len(), docs.len());
+    }
+}

@@ -1,0 +1,154 @@
+//! CLI wiring of the clusterctl-style commands: get kubeconfig, describe cluster, delete
+//! cluster, init. The work is in `slipway_controller::clusterctl`.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Subcommand};
+use slipway_controller::clusterctl as ops;
+
+#[derive(Subcommand)]
+pub enum GetCommand {
+    /// Print a workload cluster's admin kubeconfig (from its `<name>-kubeconfig` Secret).
+    Kubeconfig(GetKubeconfigArgs),
+}
+
+#[derive(Args)]
+pub struct GetKubeconfigArgs {
+    /// Cluster name.
+    name: String,
+    /// Namespace of the Cluster (default: the current context's).
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// Merge it into this kubeconfig file (created if missing) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    merge: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum DescribeCommand {
+    /// Show a Cluster, its control plane, workers and machines with their readiness.
+    Cluster(NamedArgs),
+}
+
+#[derive(Args)]
+pub struct NamedArgs {
+    /// Cluster name.
+    name: String,
+    /// Namespace of the Cluster (default: the current context's).
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum DeleteCommand {
+    /// Delete a Cluster and everything it owns.
+    Cluster(DeleteClusterArgs),
+}
+
+#[derive(Args)]
+pub struct DeleteClusterArgs {
+    #[command(flatten)]
+    cluster: NamedArgs,
+    /// Wait until the Cluster is gone, printing progress.
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits, in seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// Print the manifests instead of applying them.
+    #[arg(long)]
+    dry_run: bool,
+    /// Controller image.
+    #[arg(long, default_value = concat!("ghcr.io/slipway-dev/slipway:v", env!("CARGO_PKG_VERSION")))]
+    image: String,
+}
+
+async fn client() -> anyhow::Result<(kube::Client, String)> {
+    let config = kube::Config::infer().await.map_err(|e| {
+        anyhow::anyhow!("no management cluster: set KUBECONFIG or run in a cluster ({e})")
+    })?;
+    let ns = config.default_namespace.clone();
+    Ok((kube::Client::try_from(config)?, ns))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Runtime::new()?)
+}
+
+pub fn get(cmd: GetCommand) -> anyhow::Result<()> {
+    let GetCommand::Kubeconfig(args) = cmd;
+    runtime()?.block_on(async {
+        let (client, default_ns) = client().await?;
+        let ns = args.namespace.unwrap_or(default_ns);
+        let kc = ops::kubeconfig(&client, &ns, &args.name)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        match args.merge {
+            None => print!("{kc}"),
+            Some(path) => {
+                let existing = match std::fs::read_to_string(&path) {
+                    Ok(s) => s,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                    Err(e) => anyhow::bail!("--merge {}: {e}", path.display()),
+                };
+                let merged = ops::merge_kubeconfig(&existing, &kc)
+                    .map_err(|e| anyhow::anyhow!("--merge {}: {e}", path.display()))?;
+                slipway_apiserver::tls::write_private(&path, merged.as_bytes())
+                    .map_err(|e| anyhow::anyhow!("--merge {}: {e}", path.display()))?;
+                eprintln!("merged cluster {} into {}", args.name, path.display());
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn describe(cmd: DescribeCommand) -> anyhow::Result<()> {
+    let DescribeCommand::Cluster(args) = cmd;
+    runtime()?.block_on(async {
+        let (client, default_ns) = client().await?;
+        let ns = args.namespace.unwrap_or(default_ns);
+        let tree = ops::describe(&client, &ns, &args.name)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        print!("{}", ops::render_tree(&tree, ops::use_color()));
+        Ok(())
+    })
+}
+
+pub fn delete(cmd: DeleteCommand) -> anyhow::Result<()> {
+    let DeleteCommand::Cluster(args) = cmd;
+    runtime()?.block_on(async {
+        let (client, default_ns) = client().await?;
+        let ns = args.cluster.namespace.unwrap_or(default_ns);
+        let wait = args.wait.then(|| Duration::from_secs(args.timeout));
+        ops::delete_cluster(&client, &ns, &args.cluster.name, wait, &mut |line| {
+            println!("{line}")
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+    })
+}
+
+pub fn init(args: InitArgs) -> anyhow::Result<()> {
+    let docs = ops::init_manifests(&args.image)?;
+    if args.dry_run {
+        print!("{}", ops::to_yaml(&docs));
+        return Ok(());
+    }
+    runtime()?.block_on(async {
+        let (client, _) = client().await?;
+        ops::apply_all(&client, &docs, &mut |line| println!("{line}"))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        println!(
+            "slipway installed in namespace {}; watch it with: kubectl -n {} rollout status deployment/slipway-controller",
+            ops::SYSTEM_NAMESPACE,
+            ops::SYSTEM_NAMESPACE
+        );
+        Ok(())
+    })
+}
