@@ -45,6 +45,8 @@ enum Command {
     Delete(crate::clusterctl::DeleteCommand),
     /// Install slipway (CRDs, RBAC, controller Deployment) into the current cluster.
     Init(crate::clusterctl::InitArgs),
+    /// Measure how many clusters one slipway runs (embedded plane + in-memory provider).
+    Bench(crate::clusterctl::BenchArgs),
 }
 
 #[derive(Args)]
@@ -75,9 +77,10 @@ struct ManagerArgs {
     /// Only reconcile objects in this namespace (default: all namespaces).
     #[arg(long, value_name = "NAMESPACE")]
     watch_namespace: Option<String>,
-    /// Average requests per second to the management API server (0: unlimited).
-    #[arg(long, default_value_t = 200.0, value_parser = parse_qps)]
-    kube_api_qps: f64,
+    /// Average requests per second to the management API server (0: unlimited). Default:
+    /// 200 for `slipway controller`, unlimited for the in-process controllers of `slipway up`.
+    #[arg(long, value_parser = parse_qps)]
+    kube_api_qps: Option<f64>,
     /// Requests allowed in a burst above --kube-api-qps.
     #[arg(long, default_value_t = 400)]
     kube_api_burst: u32,
@@ -233,6 +236,7 @@ pub fn run() -> ExitCode {
         Command::Describe(c) => crate::clusterctl::describe(c),
         Command::Delete(c) => crate::clusterctl::delete(c),
         Command::Init(a) => crate::clusterctl::init(a),
+        Command::Bench(a) => crate::clusterctl::bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -361,7 +365,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             let kubeconfig = kube::config::Kubeconfig::from_yaml(&plane.kubeconfig)?;
             let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
             let m = &args.manager;
-            let client = slipway_controller::manager::client(config, m.kube_api_qps, m.kube_api_burst)?;
+            let client = slipway_controller::manager::client(config, m.kube_api_qps.unwrap_or(0.0), m.kube_api_burst)?;
             tracing::info!("controllers running in-process");
             let opts = args.manager.options(data_dir.clone());
             let process = args.manager.process();
@@ -407,7 +411,10 @@ fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         None => default_data_dir()?,
     };
     let opts = args.manager.options(data_dir);
-    let (qps, burst) = (args.manager.kube_api_qps, args.manager.kube_api_burst);
+    let (qps, burst) = (
+        args.manager.kube_api_qps.unwrap_or(200.0),
+        args.manager.kube_api_burst,
+    );
     let process = args.manager.process();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {

@@ -152,3 +152,45 @@ pub fn init(args: InitArgs) -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Clusters to create.
+    #[arg(long, default_value_t = 100)]
+    clusters: u32,
+    /// Control-plane machines per cluster.
+    #[arg(long, default_value_t = 1)]
+    control_plane_machine_count: u32,
+    /// Workers per cluster.
+    #[arg(long, default_value_t = 1)]
+    worker_machine_count: u32,
+    /// Scale mode: one cluster, its workers scaled from 0 to this many.
+    #[arg(long, value_name = "W")]
+    scale_workers: Option<u32>,
+    /// Seconds of the idle measurement once everything is Available.
+    #[arg(long, default_value_t = 60)]
+    idle_seconds: u64,
+    /// Concurrent reconciles per kind.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u16,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+}
+
+pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let cfg = slipway_controller::bench::Config {
+        clusters: a.clusters,
+        control_plane: a.control_plane_machine_count,
+        workers: a.worker_machine_count,
+        scale_workers: a.scale_workers,
+        idle_seconds: a.idle_seconds,
+        concurrency: a.concurrency,
+        timeout: Duration::from_secs(a.timeout),
+    };
+    let figures = runtime()?
+        .block_on(slipway_controller::bench::run(cfg))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    println!("{figures}");
+    Ok(())
+}

@@ -156,10 +156,15 @@ where
                         .as_ref()
                         != Some(ep)
                 {
+                    // Guarded by the resourceVersion: a pass that read a stale object (no
+                    // endpoint yet) must not replace an endpoint another pass already set.
                     api.patch(
                         &obj.name_any(),
                         &PatchParams::default(),
-                        &Patch::Merge(&json!({"spec": {"controlPlaneEndpoint": ep}})),
+                        &Patch::Merge(&json!({
+                            "metadata": {"resourceVersion": obj.meta().resource_version},
+                            "spec": {"controlPlaneEndpoint": ep},
+                        })),
                     )
                     .await?;
                 }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod bootstrap;
 pub mod cluster;
 pub mod clusterctl;

@@ -39,6 +39,10 @@ pub async fn timed<T, E>(
         .in_flight += 1;
     let start = Instant::now();
     let out = f.await;
+    let took = start.elapsed();
+    if took > std::time::Duration::from_secs(1) {
+        tracing::debug!(kind, seconds = took.as_secs_f64(), "slow reconcile");
+    }
     let mut m = METRICS.lock().expect("metrics");
     let k = m.kinds.entry(kind).or_default();
     k.in_flight -= 1;

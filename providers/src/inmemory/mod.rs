@@ -39,6 +39,7 @@ use crate::{
 pub struct InMemory {
     root: PathBuf,
     workloads: workload::Workloads,
+    ports: std::sync::Mutex<std::collections::HashSet<u16>>,
 }
 
 impl InMemory {
@@ -47,6 +48,7 @@ impl InMemory {
         Self {
             root: root.into(),
             workloads: workload::Workloads::default(),
+            ports: Default::default(),
         }
     }
 
@@ -78,17 +80,39 @@ fn remaining(created: Option<Timestamp>, delay: f64, now: Timestamp) -> Option<D
     (elapsed < delay).then(|| Duration::from_secs_f64(delay - elapsed))
 }
 
-fn free_port() -> Result<u16, ProviderError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| ProviderError::Transient {
-        message: "allocating a port on 127.0.0.1".into(),
-        source: Some(Box::new(e)),
-    })?;
-    Ok(l.local_addr()
-        .map_err(|e| ProviderError::Transient {
-            message: "reading the allocated port".into(),
-            source: Some(Box::new(e)),
-        })?
-        .port())
+/// A free port for a cluster endpoint, outside the kernel's ephemeral range: a port handed
+/// out there could be taken as the local port of some outgoing connection before the
+/// workload API server binds it. Ports handed out by this process are never reused.
+fn free_port(
+    taken: &std::sync::Mutex<std::collections::HashSet<u16>>,
+) -> Result<u16, ProviderError> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (first, last) = if low > 11_000 {
+        (10_000, low - 1)
+    } else {
+        (low, u16::MAX)
+    };
+    let span = u32::from(last - first) + 1;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut taken = taken.lock().expect("ports");
+    for i in 0..span {
+        let port = first + ((seed.wrapping_add(i.wrapping_mul(7919))) % span) as u16;
+        if taken.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.insert(port);
+            return Ok(port);
+        }
+    }
+    Err(ProviderError::transient(format!(
+        "no free port on 127.0.0.1 between {first} and {last}"
+    )))
 }
 
 impl InfrastructureProvider for InMemory {
@@ -139,7 +163,7 @@ impl InfrastructureProvider for InMemory {
             Some(ep) => ep,
             None => ApiEndpoint {
                 host: "127.0.0.1".into(),
-                port: i32::from(free_port()?),
+                port: i32::from(free_port(&self.ports)?),
             },
         };
         // After a restart, a cluster whose init machine booted gets its API server back.

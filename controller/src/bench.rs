@@ -1,0 +1,333 @@
+//! `slipway bench`: how many clusters one slipway runs. Starts an embedded management plane,
+//! the controllers and the in-memory provider (zero simulated delays) in this process, creates
+//! N clusters of one shape, and measures: time until all are Available, per-cluster time to
+//! Available (p50/p99), CPU seconds, peak RSS, management API writes per cluster, then idle
+//! CPU and writes over a quiet window. Also a scale mode: one cluster from 0 to W workers.
+//! The last line printed is one JSON object with the figures.
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use kube::{
+    Api, ResourceExt,
+    api::{DynamicObject, ListParams, Patch, PatchParams, PostParams},
+};
+use serde_json::{Value, json};
+use slipway_api::{Cluster, MachineDeployment, common::ContractVersionedObjectReference};
+use slipway_apiserver::plane::{Options as PlaneOptions, Plane};
+
+use crate::{
+    generate::{self, Infrastructure, Request, vars::Sources},
+    manager,
+    refs::Resolver,
+};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Clusters to create.
+    pub clusters: u32,
+    /// Control-plane machines per cluster.
+    pub control_plane: u32,
+    /// Workers per cluster.
+    pub workers: u32,
+    /// Scale mode: one cluster, workers 0 -> this.
+    pub scale_workers: Option<u32>,
+    /// Quiet window measured once everything is Available.
+    pub idle_seconds: u64,
+    /// Reconciles in parallel per kind.
+    pub concurrency: u16,
+    /// Give up after this long.
+    pub timeout: Duration,
+}
+
+/// CPU seconds used by this process so far (user + system), from /proc.
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat; `rest` starts at field 3.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Peak resident set size in MiB (VmHWM).
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The p-th percentile (0..=100) of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn manifests(name: &str, cp: u32, workers: u32) -> Result<Vec<Value>, String> {
+    let flags = BTreeMap::from([
+        ("CLUSTER_NAME".to_string(), name.to_string()),
+        ("CONTROL_PLANE_MACHINE_COUNT".to_string(), cp.to_string()),
+        ("WORKER_MACHINE_COUNT".to_string(), workers.to_string()),
+    ]);
+    let yaml = generate::generate(&Request {
+        infrastructure: Infrastructure::InMemory,
+        flavor: None,
+        from: None,
+        labels: vec![],
+        sources: Sources {
+            flags,
+            ..Default::default()
+        },
+        config_hint: String::new(),
+    })
+    .map_err(|e| e.to_string())?;
+    generate::objects(&yaml)
+}
+
+async fn create(resolver: &Resolver, obj: &Value) -> Result<(), String> {
+    let (group, _) = obj["apiVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .split_once('/')
+        .unwrap_or_default();
+    let r = ContractVersionedObjectReference {
+        api_group: group.into(),
+        kind: obj["kind"].as_str().unwrap_or_default().into(),
+        name: String::new(),
+    };
+    let (api, _) = resolver
+        .api(
+            obj["metadata"]["namespace"].as_str().unwrap_or("default"),
+            &r,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let d: DynamicObject = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+    match api.create(&PostParams::default(), &d).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn available(c: &Cluster) -> bool {
+    c.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .is_some_and(|c| crate::conditions::is_true(c, "Available"))
+}
+
+/// Prints why machines are not Ready (for a benchmark that timed out).
+async fn report_stuck(client: &kube::Client) {
+    let machines: Api<slipway_api::Machine> = Api::namespaced(client.clone(), "default");
+    let Ok(list) = machines.list(&ListParams::default()).await else {
+        return;
+    };
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for m in list.items {
+        let conds = m.status.and_then(|s| s.conditions).unwrap_or_default();
+        if let Some(c) = conds
+            .iter()
+            .find(|c| c.type_ == "Ready" && c.status != "True")
+        {
+            *reasons
+                .entry(format!("{}: {}", c.reason, c.message))
+                .or_default() += 1;
+        }
+    }
+    for (r, n) in reasons {
+        println!("  {n} machines not Ready: {r}");
+    }
+}
+
+/// Runs the benchmark, printing progress and figures to stdout.
+pub async fn run(cfg: Config) -> Result<Value, String> {
+    let crds = slipway_api::crds::all()
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let plane = Plane::start(PlaneOptions {
+        data_dir: None,
+        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port: 0,
+        crds,
+        version_from_nodes: false,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let store = plane.server.api.store.clone();
+    let writes = move || store.list("/namespaces", None).0;
+    let kc = kube::config::Kubeconfig::from_yaml(&plane.kubeconfig).map_err(|e| e.to_string())?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = manager::client(config, 0.0, 0).map_err(|e| e.to_string())?;
+    let data_dir = std::env::temp_dir().join(format!("slipway-bench-{}", std::process::id()));
+    let opts = manager::Options {
+        data_dir: data_dir.clone(),
+        concurrency: cfg.concurrency,
+        ..Default::default()
+    };
+    let controllers = tokio::spawn(manager::run(client.clone(), opts));
+    let resolver = Arc::new(Resolver::new(client.clone()));
+    let (n, workers) = match cfg.scale_workers {
+        Some(_) => (1, 0),
+        None => (cfg.clusters, cfg.workers),
+    };
+    let machines = n * (cfg.control_plane + workers);
+    println!(
+        "creating {n} clusters of {} control-plane + {workers} worker machines ({machines} machines)",
+        cfg.control_plane
+    );
+    let (cpu0, writes0, start) = (cpu_seconds(), writes(), Instant::now());
+    let mut created_at: BTreeMap<String, Instant> = BTreeMap::new();
+    let names: Vec<String> = (0..n).map(|i| format!("bench-{i:05}")).collect();
+    let mut docs = vec![];
+    for name in &names {
+        docs.push((name.clone(), manifests(name, cfg.control_plane, workers)?));
+    }
+    let mut creating = futures::stream::iter(docs.into_iter().map(|(name, objs)| {
+        let resolver = resolver.clone();
+        async move {
+            for o in &objs {
+                create(&resolver, o).await?;
+            }
+            Ok::<_, String>((name, Instant::now()))
+        }
+    }))
+    .buffer_unordered(16);
+    while let Some(r) = creating.next().await {
+        let (name, t) = r?;
+        created_at.insert(name, t);
+    }
+    println!("created in {:.1}s", start.elapsed().as_secs_f64());
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), "default");
+    let mut done: BTreeMap<String, f64> = BTreeMap::new();
+    while done.len() < names.len() {
+        if start.elapsed() > cfg.timeout {
+            controllers.abort();
+            report_stuck(&client).await;
+            return Err(format!(
+                "only {} of {} clusters Available after {:?}",
+                done.len(),
+                names.len(),
+                cfg.timeout
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = Instant::now();
+        for c in clusters
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+        {
+            let name = c.name_any();
+            if available(&c) && !done.contains_key(&name) {
+                let since = created_at.get(&name).copied().unwrap_or(start);
+                done.insert(name, now.saturating_duration_since(since).as_secs_f64());
+            }
+        }
+    }
+    let seconds_all = start.elapsed().as_secs_f64();
+    let mut scale_seconds = None;
+    if let Some(w) = cfg.scale_workers {
+        let mds: Api<MachineDeployment> = Api::namespaced(client.clone(), "default");
+        let name = format!("{}-md-0", names[0]);
+        let scale_start = Instant::now();
+        mds.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": w}})),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        loop {
+            if scale_start.elapsed() > cfg.timeout {
+                return Err(format!("{name} did not reach {w} ready workers"));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let md = mds.get(&name).await.map_err(|e| e.to_string())?;
+            if md.status.and_then(|s| s.ready_replicas).unwrap_or(0) >= w as i32 {
+                break;
+            }
+        }
+        scale_seconds = Some(scale_start.elapsed().as_secs_f64());
+        println!(
+            "scaled {name} from 0 to {w} ready workers in {:.1}s",
+            scale_seconds.unwrap_or(0.0)
+        );
+    }
+    let busy_cpu = cpu_seconds() - cpu0;
+    let busy_writes = writes() - writes0;
+    let mut per: Vec<f64> = done.values().copied().collect();
+    per.sort_by(f64::total_cmp);
+    println!(
+        "all {n} clusters Available in {seconds_all:.1}s; per cluster p50 {:.2}s p99 {:.2}s; CPU {busy_cpu:.1}s; peak RSS {:.0} MiB; {:.1} API writes per cluster",
+        percentile(&per, 50.0),
+        percentile(&per, 99.0),
+        peak_rss_mib(),
+        busy_writes as f64 / f64::from(n)
+    );
+    let (cpu1, writes1, idle_start) = (cpu_seconds(), writes(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(cfg.idle_seconds)).await;
+    let idle_elapsed = idle_start.elapsed().as_secs_f64().max(0.001);
+    let idle_cpu_percent = (cpu_seconds() - cpu1) / idle_elapsed * 100.0;
+    let idle_writes = writes() - writes1;
+    println!(
+        "idle for {:.0}s: {idle_cpu_percent:.2}% of one core, {idle_writes} API writes",
+        idle_elapsed
+    );
+    controllers.abort();
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(json!({
+        "clusters": n,
+        "machines": machines,
+        "seconds_to_all_available": (seconds_all * 100.0).round() / 100.0,
+        "p50_seconds_to_available": percentile(&per, 50.0),
+        "p99_seconds_to_available": percentile(&per, 99.0),
+        "cpu_seconds": (busy_cpu * 100.0).round() / 100.0,
+        "peak_rss_mib": peak_rss_mib().round(),
+        "writes_per_cluster": (busy_writes as f64 / f64::from(n) * 10.0).round() / 10.0,
+        "idle_seconds": cfg.idle_seconds,
+        "idle_cpu_percent": (idle_cpu_percent * 100.0).round() / 100.0,
+        "idle_writes": idle_writes,
+        "scale_workers": cfg.scale_workers,
+        "scale_seconds": scale_seconds,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_process_figures() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 51.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+        assert!(peak_rss_mib() > 1.0, "this process uses memory");
+        let before = cpu_seconds();
+        let mut x = 0u64;
+        for i in 0..50_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        assert!(x > 0);
+        assert!(cpu_seconds() > before, "CPU time advances");
+    }
+}
