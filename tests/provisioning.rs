@@ -226,7 +226,13 @@ fn tampering_is_repaired_and_a_ready_cluster_writes_nothing() {
         v.sort();
         v
     };
-    // Let the repairs above settle first.
+    // Let the repairs above and the registration (first health probe) settle first.
+    eventually(40, "the cluster is registered healthy", || {
+        let p = m.json(&["get", "clusterprofile", "res"]);
+        (condition(&p, "ControlPlaneHealthy").as_deref() == Some("True"))
+            .then_some(())
+            .ok_or_else(|| format!("{:#}", p["status"]))
+    });
     std::thread::sleep(Duration::from_secs(3));
     let first = snapshot();
     std::thread::sleep(Duration::from_secs(30));

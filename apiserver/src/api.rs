@@ -142,11 +142,13 @@ impl Api {
         } else {
             None
         };
-        let (rv, items) = self.store.list(&call.res.gr(), ns);
         let start_after = match call.query.get("continue") {
             Some(token) => Some(decode_continue(token)?),
             None => None,
         };
+        let (rv, items) = self.store.list_where(&call.res.gr(), ns, |_, e| {
+            labels.matches_meta(&e.meta) && fields.matches_meta(&e.meta)
+        });
         let limit: usize = call
             .query
             .get("limit")

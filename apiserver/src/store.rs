@@ -377,6 +377,26 @@ impl Store {
         (inner.rv, items)
     }
 
+    /// Like [`Store::list`], keeping only the objects `keep` accepts; nothing else is copied,
+    /// so a selective LIST over many objects allocates for its matches only.
+    pub fn list_where(
+        &self,
+        gr: &str,
+        ns: Option<&str>,
+        keep: impl Fn(&ObjKey, &Entry) -> bool,
+    ) -> (u64, Vec<(ObjKey, Entry)>) {
+        let inner = self.lock();
+        let start = ObjKey::new(gr, ns.unwrap_or(""), "");
+        let items = inner
+            .objects
+            .range(start..)
+            .take_while(|(k, _)| k.gr == gr && ns.is_none_or(|n| k.ns == n))
+            .filter(|(k, e)| keep(k, e))
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        (inner.rv, items)
+    }
+
     /// Every object of every resource.
     pub fn all(&self) -> Vec<(ObjKey, Entry)> {
         self.lock()

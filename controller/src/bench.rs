@@ -266,12 +266,17 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
             break;
         }
         if start.elapsed() > cfg.timeout {
-            return Err(format!("only {healthy} of {} clusters registered healthy", names.len()));
+            return Err(format!(
+                "only {healthy} of {} clusters registered healthy",
+                names.len()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let seconds_registered = start.elapsed().as_secs_f64();
-    println!("all {n} clusters registered (ClusterProfile ControlPlaneHealthy) at {seconds_registered:.1}s");
+    println!(
+        "all {n} clusters registered (ClusterProfile ControlPlaneHealthy) at {seconds_registered:.1}s"
+    );
     let mut scale_seconds = None;
     if let Some(w) = cfg.scale_workers {
         let mds: Api<MachineDeployment> = Api::namespaced(client.clone(), "default");

@@ -93,29 +93,6 @@ pub async fn step(
     machines: &[Machine],
     initialized: bool,
 ) -> Result<CpAction, Error> {
-    let ns = kcp.namespace().unwrap_or_default();
-    let kubeadm_config = ContractVersionedObjectReference {
-        api_group: "bootstrap.cluster.x-k8s.io".into(),
-        kind: "KubeadmConfig".into(),
-        name: String::new(),
-    };
-    sweep_orphans(
-        ctx,
-        &ns,
-        &kcp.uid().unwrap_or_default(),
-        &format!(
-            "{}={cluster},{}={}",
-            labels::CLUSTER_NAME,
-            labels::CONTROL_PLANE_NAME,
-            kcp.name_any()
-        ),
-        &[
-            &kcp.spec.machine_template.spec.infrastructure_ref,
-            &kubeadm_config,
-        ],
-        &machines.iter().map(|m| m.name_any()).collect(),
-    )
-    .await?;
     let hash = spec_hash(kcp);
     let max_surge = kcp
         .spec
@@ -153,6 +130,31 @@ pub async fn step(
     let action = plan(&observed);
     match &action {
         CpAction::Initialize | CpAction::ScaleUp => {
+            // Leftovers of a crashed creation are cleared before creating again (only then,
+            // so a control plane at rest lists nothing extra).
+            let ns = kcp.namespace().unwrap_or_default();
+            let kubeadm_config = ContractVersionedObjectReference {
+                api_group: "bootstrap.cluster.x-k8s.io".into(),
+                kind: "KubeadmConfig".into(),
+                name: String::new(),
+            };
+            sweep_orphans(
+                ctx,
+                &ns,
+                &kcp.uid().unwrap_or_default(),
+                &format!(
+                    "{}={cluster},{}={}",
+                    labels::CLUSTER_NAME,
+                    labels::CONTROL_PLANE_NAME,
+                    kcp.name_any()
+                ),
+                &[
+                    &kcp.spec.machine_template.spec.infrastructure_ref,
+                    &kubeadm_config,
+                ],
+                &machines.iter().map(|m| m.name_any()).collect(),
+            )
+            .await?;
             create_machine(ctx, kcp, cluster, &hash).await?
         }
         CpAction::ScaleDown(name) => {

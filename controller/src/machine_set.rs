@@ -105,23 +105,6 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
             }
         }
         let machines = machines_of(ctx, ms).await?;
-        let templates: Vec<_> = [
-            Some(&tpl.infrastructure_ref),
-            tpl.bootstrap.config_ref.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|r| r.kind.ends_with("Template"))
-        .collect();
-        sweep_orphans(
-            ctx,
-            &ns,
-            &ms.uid().unwrap_or_default(),
-            &format!("{}={}", labels::MACHINE_SET_NAME, ms.name_any()),
-            &templates,
-            &machines.iter().map(|m| m.name_any()).collect(),
-        )
-        .await?;
         let desired_n = ms.spec.replicas.unwrap_or(1);
         let view: Vec<SetMachine> = machines
             .iter()
@@ -146,6 +129,24 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
         let step = plan(desired_n, &view, order);
         match &step {
             SetAction::Create(n) => {
+                // Leftovers of a crashed creation are cleared before creating again.
+                let templates: Vec<_> = [
+                    Some(&tpl.infrastructure_ref),
+                    tpl.bootstrap.config_ref.as_ref(),
+                ]
+                .into_iter()
+                .flatten()
+                .filter(|r| r.kind.ends_with("Template"))
+                .collect();
+                sweep_orphans(
+                    ctx,
+                    &ns,
+                    &ms.uid().unwrap_or_default(),
+                    &format!("{}={}", labels::MACHINE_SET_NAME, ms.name_any()),
+                    &templates,
+                    &machines.iter().map(|m| m.name_any()).collect(),
+                )
+                .await?;
                 for _ in 0..*n {
                     create_machine(ctx, ms, &cluster.name_any()).await?;
                 }
