@@ -188,7 +188,7 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
         Some(_) => (1, 0),
         None => (cfg.clusters, cfg.workers),
     };
-    let machines = n * (cfg.control_plane + workers);
+    let machines = n * (cfg.control_plane + cfg.scale_workers.unwrap_or(workers));
     println!(
         "creating {n} clusters of {} control-plane + {workers} worker machines ({machines} machines)",
         cfg.control_plane
@@ -198,7 +198,17 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
     let names: Vec<String> = (0..n).map(|i| format!("bench-{i:05}")).collect();
     let mut docs = vec![];
     for name in &names {
-        docs.push((name.clone(), manifests(name, cfg.control_plane, workers)?));
+        let objs = if cfg.scale_workers.is_some() {
+            // The flavor only emits a MachineDeployment for workers; start it at zero.
+            let mut objs = manifests(name, cfg.control_plane, 1)?;
+            for o in objs.iter_mut().filter(|o| o["kind"] == "MachineDeployment") {
+                o["spec"]["replicas"] = json!(0);
+            }
+            objs
+        } else {
+            manifests(name, cfg.control_plane, workers)?
+        };
+        docs.push((name.clone(), objs));
     }
     let mut creating = futures::stream::iter(docs.into_iter().map(|(name, objs)| {
         let resolver = resolver.clone();
