@@ -169,6 +169,11 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
     })
     .await
     .map_err(|e| e.to_string())?;
+    println!(
+        "management plane at {} (inspect with KUBECONFIG={})",
+        plane.url(),
+        plane.kubeconfig_path.display()
+    );
     let store = plane.server.api.store.clone();
     let writes = move || store.list("/namespaces", None).0;
     let kc = kube::config::Kubeconfig::from_yaml(&plane.kubeconfig).map_err(|e| e.to_string())?;

@@ -194,6 +194,21 @@ pub async fn run_process(
     result
 }
 
+/// How often an object at rest is reconciled again anyway (upstream's sync period), so a
+/// trigger lost under load delays an object by at most this much instead of forever.
+/// Jittered so resyncs do not arrive together. A reconcile at rest writes nothing.
+pub const SYNC_PERIOD: Duration = Duration::from_secs(600);
+
+async fn resync<E>(f: impl std::future::Future<Output = Result<Action, E>>) -> Result<Action, E> {
+    let a = f.await?;
+    Ok(if a == Action::await_change() {
+        let jitter = rand::random::<u64>() % (SYNC_PERIOD.as_secs() / 5);
+        Action::requeue(SYNC_PERIOD + Duration::from_secs(jitter))
+    } else {
+        a
+    })
+}
+
 /// Requeue policy of every controller: a deletion that is waiting retries soon and quietly;
 /// other failures are logged and retried soon when transient, slowly otherwise.
 fn error_policy<K: ResourceExt>(obj: Arc<K>, error: &Error) -> Action {
@@ -260,7 +275,12 @@ where
                 .map(|r| ObjectRef::new(&r.name).within(&ns))
         })
         .run(
-            |o, c| metrics::timed("InfrastructureCluster", infra_cluster::reconcile::<P>(o, c)),
+            |o, c| {
+                resync(metrics::timed(
+                    "InfrastructureCluster",
+                    infra_cluster::reconcile::<P>(o, c),
+                ))
+            },
             |o, e, _| error_policy(o, e),
             ctx,
         );
@@ -284,7 +304,12 @@ where
                 .then(|| ObjectRef::new(&m.spec.infrastructure_ref.name).within(&ns))
         })
         .run(
-            |o, c| metrics::timed("InfrastructureMachine", infra_machine::reconcile::<P>(o, c)),
+            |o, c| {
+                resync(metrics::timed(
+                    "InfrastructureMachine",
+                    infra_machine::reconcile::<P>(o, c),
+                ))
+            },
             |o, e, _| error_policy(o, e),
             ctx,
         );
@@ -306,7 +331,7 @@ async fn control_planes(scope: Arc<Scope>, ctx: Arc<Context>) {
                 .map(|r| ObjectRef::new(&r.name).within(&ns))
         })
         .run(
-            |o, c| metrics::timed("KubeadmControlPlane", kcp::reconcile(o, c)),
+            |o, c| resync(metrics::timed("KubeadmControlPlane", kcp::reconcile(o, c))),
             |o, e, _| error_policy(o, e),
             ctx,
         );
@@ -326,7 +351,12 @@ async fn kubeadm_configs(scope: Arc<Scope>, ctx: Arc<Context>) {
                 .map(|r| ObjectRef::new(&r.name).within(&ns))
         })
         .run(
-            |o, c| metrics::timed("KubeadmConfig", kubeadm_config::reconcile(o, c)),
+            |o, c| {
+                resync(metrics::timed(
+                    "KubeadmConfig",
+                    kubeadm_config::reconcile(o, c),
+                ))
+            },
             |o, e, _| error_policy(o, e),
             ctx,
         );
@@ -342,7 +372,7 @@ async fn machines(scope: Arc<Scope>, ctx: Arc<Context>) {
         })
         .watches(scope.api::<KubeadmConfig>(), wc, |o| machine_of(&o))
         .run(
-            |o, c| metrics::timed("Machine", machine::reconcile(o, c)),
+            |o, c| resync(metrics::timed("Machine", machine::reconcile(o, c))),
             |o, e, _| error_policy(o, e),
             ctx,
         );
@@ -355,7 +385,7 @@ async fn machine_sets(scope: Arc<Scope>, ctx: Arc<Context>) {
         .with_config(scope.config.clone())
         .owns(scope.api::<Machine>(), wc)
         .run(
-            |o, c| metrics::timed("MachineSet", machine_set::reconcile(o, c)),
+            |o, c| resync(metrics::timed("MachineSet", machine_set::reconcile(o, c))),
             |o, e, _| error_policy(o, e),
             ctx,
         );
@@ -368,7 +398,12 @@ async fn machine_deployments(scope: Arc<Scope>, ctx: Arc<Context>) {
         .with_config(scope.config.clone())
         .owns(scope.api::<MachineSet>(), wc)
         .run(
-            |o, c| metrics::timed("MachineDeployment", machine_deployment::reconcile(o, c)),
+            |o, c| {
+                resync(metrics::timed(
+                    "MachineDeployment",
+                    machine_deployment::reconcile(o, c),
+                ))
+            },
             |o, e, _| error_policy(o, e),
             ctx,
         );
@@ -390,7 +425,12 @@ async fn registry(scope: Arc<Scope>, ctx: Arc<Context>, opts: &Options) {
         .with_config(scope.config.clone())
         .reconcile_on(woken)
         .run(
-            |c, ctx| metrics::timed("Registry", crate::registry::reconcile(c, ctx)),
+            |c, ctx| {
+                resync(metrics::timed(
+                    "Registry",
+                    crate::registry::reconcile(c, ctx),
+                ))
+            },
             |o, e, _| error_policy(o, e),
             rctx,
         );
@@ -423,7 +463,7 @@ async fn clusters(scope: Arc<Scope>, ctx: Arc<Context>) {
         })
         .watches(scope.api::<Machine>(), wc, |o| labelled_cluster(&o))
         .run(
-            |o, c| metrics::timed("Cluster", cluster::reconcile(o, c)),
+            |o, c| resync(metrics::timed("Cluster", cluster::reconcile(o, c))),
             |o, e, _| error_policy(o, e),
             ctx,
         );
