@@ -112,13 +112,18 @@ fn one_leader_reconciles_and_a_standby_takes_over() {
     );
     wait_available(&m, "two", 90);
     assert!(reconciles(standby_port) > 0, "the standby took over");
-    let (_, metrics) = http_get(standby_port, "/metrics").unwrap();
+    // Rows, not just HELP lines: the new leader has probed the registered clusters.
+    let metrics = eventually(40, "probe results in /metrics", || {
+        let (_, m) = http_get(standby_port, "/metrics")?;
+        m.contains("slipway_registry_probes_total{result=\"healthy\"}")
+            .then_some(m.clone())
+            .ok_or(m)
+    });
     for family in [
         "slipway_reconcile_total{kind=\"Cluster\"}",
-        "slipway_reconcile_errors_total",
-        "slipway_reconcile_duration_seconds_sum",
-        "slipway_reconcile_in_flight",
-        "slipway_registry_probes_total",
+        "slipway_reconcile_errors_total{kind=\"Cluster\"}",
+        "slipway_reconcile_duration_seconds_sum{kind=\"Machine\"}",
+        "slipway_reconcile_in_flight{kind=\"KubeadmControlPlane\"}",
     ] {
         assert!(
             metrics.contains(family),

@@ -222,17 +222,8 @@ pub fn new_key_pair() -> Result<(String, String), TlsError> {
 
 /// `sha256:<hex>` of a certificate's SubjectPublicKeyInfo: kubeadm's `caCertHashes` form.
 pub fn spki_sha256(cert_pem: &str) -> Result<String, TlsError> {
-    let der = certs(cert_pem)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| TlsError::File {
-            path: "certificate".into(),
-            reason: "no certificate in PEM".into(),
-        })?;
-    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| TlsError::File {
-        path: "certificate".into(),
-        reason: e.to_string(),
-    })?;
+    let der = first_cert(cert_pem)?;
+    let cert = parse(&der)?;
     let digest = ring::digest::digest(&ring::digest::SHA256, cert.tbs_certificate.subject_pki.raw);
     Ok(format!(
         "sha256:{}",
@@ -246,18 +237,27 @@ pub fn spki_sha256(cert_pem: &str) -> Result<String, TlsError> {
 
 /// The notAfter of the first certificate in `cert_pem`, as Unix seconds.
 pub fn not_after(cert_pem: &str) -> Result<i64, TlsError> {
-    let der = certs(cert_pem)?
+    let der = first_cert(cert_pem)?;
+    Ok(parse(&der)?.validity().not_after.timestamp())
+}
+
+fn first_cert(pem: &str) -> Result<CertificateDer<'static>, TlsError> {
+    certs(pem)?
         .into_iter()
         .next()
         .ok_or_else(|| TlsError::File {
             path: "certificate".into(),
             reason: "no certificate in PEM".into(),
-        })?;
-    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| TlsError::File {
-        path: "certificate".into(),
-        reason: e.to_string(),
-    })?;
-    Ok(cert.validity().not_after.timestamp())
+        })
+}
+
+fn parse<'a>(der: &'a [u8]) -> Result<x509_parser::certificate::X509Certificate<'a>, TlsError> {
+    x509_parser::parse_x509_certificate(der)
+        .map(|(_, c)| c)
+        .map_err(|e| TlsError::File {
+            path: "certificate".into(),
+            reason: e.to_string(),
+        })
 }
 
 /// User and groups of a client certificate (CN and O).

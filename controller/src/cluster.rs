@@ -224,12 +224,6 @@ fn endpoint_of(obj: &DynamicObject) -> Option<ApiEndpoint> {
         .filter(ApiEndpoint::is_valid)
 }
 
-fn condition_of(obj: &DynamicObject, type_: &str) -> Option<Condition> {
-    let conds: Vec<Condition> =
-        serde_json::from_value(obj.data.pointer("/status/conditions")?.clone()).ok()?;
-    conds.into_iter().find(|c| c.type_ == type_)
-}
-
 /// Entry point: finalizer dispatch.
 pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = cluster.namespace().unwrap_or_default();
@@ -292,7 +286,7 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
                 endpoint: endpoint_of(&obj),
-                ready: condition_of(&obj, ct::READY),
+                ready: conditions::of_object(&obj, ct::READY),
             });
         }
         if let Some(r) = &cluster.spec.control_plane_ref
@@ -305,7 +299,7 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
                     .pointer("/status/initialization/controlPlaneInitialized")
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
-                available: condition_of(&obj, ct::AVAILABLE),
+                available: conditions::of_object(&obj, ct::AVAILABLE),
                 endpoint: endpoint_of(&obj),
             });
         }

@@ -110,6 +110,21 @@ pub fn get<'a>(conds: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conds.iter().find(|c| c.type_ == type_)
 }
 
+/// A condition of an object read through the contract (`status.conditions`).
+pub fn of_object(obj: &kube::api::DynamicObject, type_: &str) -> Option<Condition> {
+    let conds: Vec<Condition> =
+        serde_json::from_value(obj.data.pointer("/status/conditions")?.clone()).ok()?;
+    conds.into_iter().find(|c| c.type_ == type_)
+}
+
+/// Whether a Machine's condition of `type_` is True.
+pub fn machine_is(m: &slipway_api::Machine, type_: &str) -> bool {
+    m.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .is_some_and(|c| is_true(c, type_))
+}
+
 /// Whether a condition is True.
 pub fn is_true(conds: &[Condition], type_: &str) -> bool {
     get(conds, type_).is_some_and(|c| c.status == "True")

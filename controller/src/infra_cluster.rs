@@ -61,14 +61,19 @@ impl<
 {
 }
 
-/// The Cluster owning an object, by owner reference.
-pub fn owner_cluster_name<K: Resource>(obj: &K) -> Option<String> {
+/// The name of the core (`cluster.x-k8s.io`) object of `kind` owning `obj`, by owner reference.
+pub fn core_owner_name<K: Resource>(obj: &K, kind: &str) -> Option<String> {
     obj.meta()
         .owner_references
         .iter()
         .flatten()
-        .find(|o| o.kind == "Cluster" && o.api_version.starts_with("cluster.x-k8s.io/"))
+        .find(|o| o.kind == kind && o.api_version.starts_with("cluster.x-k8s.io/"))
         .map(|o| o.name.clone())
+}
+
+/// The Cluster owning an object, by owner reference.
+pub fn owner_cluster_name<K: Resource>(obj: &K) -> Option<String> {
+    core_owner_name(obj, "Cluster")
 }
 
 /// Entry point: finalizer dispatch.

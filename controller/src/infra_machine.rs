@@ -30,12 +30,7 @@ use crate::{
 
 /// The Machine owning an object, by owner reference.
 pub fn owner_machine_name<K: Resource>(obj: &K) -> Option<String> {
-    obj.meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.kind == "Machine" && o.api_version.starts_with("cluster.x-k8s.io/"))
-        .map(|o| o.name.clone())
+    crate::infra_cluster::core_owner_name(obj, "Machine")
 }
 
 /// Entry point: finalizer dispatch.

@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    api::{ObjectMeta, Patch, PatchParams},
     runtime::{controller::Action, finalizer},
 };
 use serde_json::json;
@@ -30,6 +30,7 @@ use crate::{
     conditions::{self, Status, desired},
     infra_cluster::owner_cluster_name,
     kcp_machines,
+    objects::create_once,
     plan::controlplane::CpAction,
 };
 
@@ -94,15 +95,6 @@ fn cert_key(s: &Secret) -> Option<CertKey> {
     })
 }
 
-/// Creates a Secret unless it exists; a concurrent creation is not an error.
-async fn create_once(api: &Api<Secret>, s: Secret) -> Result<(), Error> {
-    match api.create(&PostParams::default(), &s).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Ensures the four PKI Secrets; returns the cluster CA.
 async fn ensure_pki(
     kcp: &KubeadmControlPlane,
@@ -135,7 +127,7 @@ async fn ensure_pki(
                     (secrets::TLS_CRT.to_string(), pair.cert_pem.clone()),
                     (secrets::TLS_KEY.to_string(), pair.key_pem.clone()),
                 ]);
-                create_once(secrets_api, secret(kcp, cluster, name.clone(), data)?).await?;
+                create_once(secrets_api, &secret(kcp, cluster, name.clone(), data)?).await?;
                 // Re-read: a concurrent reconcile may have won the creation.
                 secrets_api
                     .get(&name)
@@ -220,7 +212,7 @@ async fn apply(
                 .map_err(|e| Error::Contract(e.to_string()))?;
                 create_once(
                     &secrets_api,
-                    secret(
+                    &secret(
                         kcp,
                         &cluster_name,
                         name,
@@ -319,22 +311,9 @@ async fn cleanup(kcp: &KubeadmControlPlane, ctx: &Context) -> Result<Action, Err
         return Ok(Action::await_change());
     };
     let machines = kcp_machines::list(ctx, kcp, &cluster).await?;
-    if machines.is_empty() {
-        return Ok(Action::await_change());
-    }
     let api: Api<slipway_api::Machine> =
         Api::namespaced(ctx.client.clone(), &kcp.namespace().unwrap_or_default());
-    for m in machines
-        .iter()
-        .filter(|m| m.metadata.deletion_timestamp.is_none())
-    {
-        api.delete(&m.name_any(), &kube::api::DeleteParams::default())
-            .await?;
-    }
-    Err(Error::Waiting(format!(
-        "waiting for {} control-plane machines to be deleted",
-        machines.len()
-    )))
+    crate::objects::delete_children(&api, &machines, "control-plane machines").await
 }
 
 #[cfg(test)]

@@ -11,12 +11,11 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, ListParams, ObjectMeta, PostParams},
+    api::{ListParams, ObjectMeta, PostParams},
 };
 use serde_json::json;
 use slipway_api::{
     KubeadmConfig, KubeadmControlPlane, Machine,
-    bootstrap::KubeadmConfigSpec,
     common::{Condition, ContractVersionedObjectReference},
     controlplane::{ControlPlaneInitializationStatus, KubeadmControlPlaneStatus},
     machine::{Bootstrap, MachineSpec},
@@ -26,7 +25,10 @@ use slipway_api::{
 use crate::{
     Context, Error,
     conditions::{self, Status, desired},
-    objects::{clone_template, controlled_by, controller_ref, hash, random_name, sweep_orphans},
+    objects::{
+        clone_template, controlled_by, controller_ref, create_once, delete_if_exists, hash,
+        random_name, sweep_orphans,
+    },
     plan::controlplane::{CpAction, CpMachine, CpObserved, plan},
 };
 
@@ -50,10 +52,7 @@ pub fn version_key(v: &str) -> Vec<u64> {
 }
 
 fn ready(m: &Machine) -> bool {
-    m.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_deref())
-        .is_some_and(|c| conditions::is_true(c, ct::READY))
+    conditions::machine_is(m, ct::READY)
 }
 
 fn up_to_date(m: &Machine, kcp: &KubeadmControlPlane, hash: &str) -> bool {
@@ -160,11 +159,7 @@ pub async fn step(
         CpAction::ScaleDown(name) => {
             let api: Api<Machine> =
                 Api::namespaced(ctx.client.clone(), &kcp.namespace().unwrap_or_default());
-            match api.delete(name, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
+            delete_if_exists(&api, name).await?;
         }
         CpAction::Wait(_) | CpAction::Idle => {}
     }
@@ -209,19 +204,14 @@ async fn create_machine(
             owner_references: Some(vec![owner.clone()]),
             ..Default::default()
         },
-        spec: KubeadmConfigSpec {
-            ..kcp.spec.kubeadm_config_spec.clone()
-        },
+        spec: kcp.spec.kubeadm_config_spec.clone(),
         status: None,
     };
-    match Api::<KubeadmConfig>::namespaced(ctx.client.clone(), &ns)
-        .create(&PostParams::default(), &config)
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => return Err(e.into()),
-    }
+    create_once(
+        &Api::<KubeadmConfig>::namespaced(ctx.client.clone(), &ns),
+        &config,
+    )
+    .await?;
     let mut annotations: BTreeMap<String, String> = tpl
         .metadata
         .as_ref()

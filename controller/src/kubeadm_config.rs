@@ -39,7 +39,7 @@ use crate::{
         pki::ClusterPki,
     },
     conditions::{self, Status, desired},
-    objects::controller_ref,
+    objects::{controller_ref, create_once},
 };
 
 /// Lifetime of join tokens.
@@ -87,12 +87,7 @@ async fn apply(
     api: &Api<KubeadmConfig>,
 ) -> Result<Action, Error> {
     let ns = cfg.namespace().unwrap_or_default();
-    let Some(machine_name) = cfg
-        .owner_references()
-        .iter()
-        .find(|o| o.kind == "Machine")
-        .map(|o| o.name.clone())
-    else {
+    let Some(machine_name) = crate::infra_machine::owner_machine_name(cfg) else {
         // The contract: a config does nothing until a Machine owns it.
         return Ok(Action::await_change());
     };
@@ -459,11 +454,7 @@ async fn render(
         ])),
         ..Default::default()
     };
-    match secrets_api.create(&PostParams::default(), &secret).await {
-        Ok(_) => {}
-        // Written by an earlier pass that crashed before its status write: keep it.
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => return Err(e.into()),
-    }
+    // Already there: written by an earlier pass that crashed before its status write; kept.
+    create_once(&secrets_api, &secret).await?;
     Ok(Step::Done)
 }

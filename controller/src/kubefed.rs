@@ -16,12 +16,17 @@ use k8s_openapi::{
 };
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    api::{Patch, PatchParams},
 };
 use serde_json::json;
 use slipway_api::{Cluster, names::labels, registry::KubeFedCluster};
 
-use crate::{Context, Error, health::Outcome, registry::Access};
+use crate::{
+    Context, Error,
+    health::Outcome,
+    objects::{create_once, delete_if_exists},
+    registry::Access,
+};
 
 const HOST: &str = "slipway";
 const NAMESPACE: &str = "kube-federation-system";
@@ -36,16 +41,14 @@ fn names(cluster: &Cluster) -> (String, String) {
     (sa, fed)
 }
 
+/// Creates `obj` (given as JSON) unless it exists.
 async fn create<K>(api: &Api<K>, obj: serde_json::Value) -> Result<(), Error>
 where
     K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let obj: K = serde_json::from_value(obj).map_err(|e| Error::Contract(e.to_string()))?;
-    match api.create(&PostParams::default(), &obj).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    create_once(api, &obj).await?;
+    Ok(())
 }
 
 /// Joins the cluster (once) and keeps the KubeFedCluster's spec and status current.
@@ -125,11 +128,7 @@ pub async fn write(
             data: Some(BTreeMap::from([("token".to_string(), ByteString(token.0))])),
             ..Default::default()
         };
-        match token_api.create(&PostParams::default(), &secret).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
+        create_once(&token_api, &secret).await?;
     }
     let spec = json!({"apiEndpoint": access.server, "caBundle": access.ca_data, "secretRef": {"name": fed}});
     if existing
@@ -195,21 +194,11 @@ pub async fn write(
 /// Removes the management-side objects (the workload cluster goes with its Cluster).
 pub async fn remove(cluster: &Cluster, ctx: &Context, kf_ns: &str) -> Result<(), Error> {
     let (_, fed) = names(cluster);
-    for r in [
-        Api::<KubeFedCluster>::namespaced(ctx.client.clone(), kf_ns)
-            .delete(&fed, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-        Api::<Secret>::namespaced(ctx.client.clone(), kf_ns)
-            .delete(&fed, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-    ] {
-        match r {
-            Ok(()) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    delete_if_exists(
+        &Api::<KubeFedCluster>::namespaced(ctx.client.clone(), kf_ns),
+        &fed,
+    )
+    .await?;
+    delete_if_exists(&Api::<Secret>::namespaced(ctx.client.clone(), kf_ns), &fed).await?;
     Ok(())
 }

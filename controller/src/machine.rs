@@ -211,12 +211,6 @@ pub async fn reconcile(machine: Arc<Machine>, ctx: Arc<Context>) -> Result<Actio
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-fn condition_of(obj: &DynamicObject, type_: &str) -> Option<Condition> {
-    let conds: Vec<Condition> =
-        serde_json::from_value(obj.data.pointer("/status/conditions")?.clone()).ok()?;
-    conds.into_iter().find(|c| c.type_ == type_)
-}
-
 /// Makes the Machine the controller owner of a referenced object (replacing the creator's
 /// owner reference, as upstream does) and sets the cluster-name label.
 async fn adopt(
@@ -324,7 +318,7 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
                     }
                     Some(RefView {
                         done: secret.is_some(),
-                        ready: condition_of(&obj, ct::READY),
+                        ready: conditions::of_object(&obj, ct::READY),
                     })
                 }
             },
@@ -360,7 +354,7 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
                 }
                 Some(RefView {
                     done: provisioned,
-                    ready: condition_of(&obj, ct::READY),
+                    ready: conditions::of_object(&obj, ct::READY),
                 })
             }
         };

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams},
     runtime::{controller::Action, finalizer},
 };
 use serde_json::json;
@@ -21,7 +21,7 @@ use slipway_api::{
 use crate::{
     Context, Error,
     conditions::{self, Status, desired},
-    objects::{controlled_by, controller_ref, ensure_template_owner, hash},
+    objects::{controlled_by, controller_ref, create_once, ensure_template_owner, hash},
     plan::{
         resolve_limit,
         rollout::{SetView, plan},
@@ -314,34 +314,20 @@ async fn create_set(
         },
         status: None,
     };
-    match Api::<MachineSet>::namespaced(ctx.client.clone(), &ns)
-        .create(&PostParams::default(), &set)
-        .await
+    if create_once(
+        &Api::<MachineSet>::namespaced(ctx.client.clone(), &ns),
+        &set,
+    )
+    .await?
     {
-        Ok(_) => {
-            tracing::info!(deployment = %md.name_any(), set = %name, "created machine set");
-            Ok(())
-        }
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
+        tracing::info!(deployment = %md.name_any(), set = %name, "created machine set");
     }
+    Ok(())
 }
 
 async fn cleanup(md: &MachineDeployment, ctx: &Context) -> Result<Action, Error> {
     let sets = sets_of(ctx, md).await?;
-    if sets.is_empty() {
-        return Ok(Action::await_change());
-    }
     let api: Api<MachineSet> =
         Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
-    for s in sets
-        .iter()
-        .filter(|s| s.metadata.deletion_timestamp.is_none())
-    {
-        api.delete(&s.name_any(), &DeleteParams::default()).await?;
-    }
-    Err(Error::Waiting(format!(
-        "waiting for {} machine sets to be deleted",
-        sets.len()
-    )))
+    crate::objects::delete_children(&api, &sets, "machine sets").await
 }

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams},
     runtime::{controller::Action, finalizer},
 };
 use serde_json::json;
@@ -21,8 +21,8 @@ use crate::{
     Context, Error,
     conditions::{self, Status, desired},
     objects::{
-        clone_template, controlled_by, controller_ref, ensure_template_owner, random_name,
-        sweep_orphans,
+        clone_template, controlled_by, controller_ref, delete_children, delete_if_exists,
+        ensure_template_owner, random_name, sweep_orphans,
     },
     plan::machineset::{SetAction, SetMachine, plan},
 };
@@ -65,13 +65,6 @@ pub async fn machines_of(ctx: &Context, ms: &MachineSet) -> Result<Vec<Machine>,
         .into_iter()
         .filter(|m| controlled_by(m, &uid))
         .collect())
-}
-
-fn cond_true(m: &Machine, t: &str) -> bool {
-    m.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_deref())
-        .is_some_and(|c| conditions::is_true(c, t))
 }
 
 async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<Action, Error> {
@@ -117,7 +110,7 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
                     .map_or(0, |t| t.0.as_second()),
                 deleting: m.metadata.deletion_timestamp.is_some(),
                 marked: m.annotations().contains_key(annotations::DELETE_MACHINE),
-                ready: cond_true(m, ct::READY),
+                ready: conditions::machine_is(m, ct::READY),
             })
             .collect();
         let order = ms
@@ -154,11 +147,7 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
             SetAction::Delete(names) => {
                 let mapi: Api<Machine> = Api::namespaced(ctx.client.clone(), &ns);
                 for n in names {
-                    match mapi.delete(n, &DeleteParams::default()).await {
-                        Ok(_) => {}
-                        Err(kube::Error::Api(e)) if e.code == 404 => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    delete_if_exists(&mapi, n).await?;
                 }
             }
             SetAction::Idle => {}
@@ -167,8 +156,14 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
             .iter()
             .filter(|m| m.metadata.deletion_timestamp.is_none())
             .collect();
-        let ready_n = live.iter().filter(|m| cond_true(m, ct::READY)).count() as i32;
-        let available_n = live.iter().filter(|m| cond_true(m, ct::AVAILABLE)).count() as i32;
+        let ready_n = live
+            .iter()
+            .filter(|m| conditions::machine_is(m, ct::READY))
+            .count() as i32;
+        let available_n = live
+            .iter()
+            .filter(|m| conditions::machine_is(m, ct::AVAILABLE))
+            .count() as i32;
         status.replicas = Some(live.len() as i32);
         status.ready_replicas = Some(ready_n);
         status.available_replicas = Some(available_n);
@@ -176,7 +171,7 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
         status.selector = Some(selector_string(&ms.spec.selector));
         let not_ready: Vec<String> = live
             .iter()
-            .filter(|m| !cond_true(m, ct::READY))
+            .filter(|m| !conditions::machine_is(m, ct::READY))
             .map(|m| m.name_any())
             .collect();
         conditions::set(
@@ -286,19 +281,7 @@ async fn create_machine(ctx: &Context, ms: &MachineSet, cluster: &str) -> Result
 
 async fn cleanup(ms: &MachineSet, ctx: &Context) -> Result<Action, Error> {
     let machines = machines_of(ctx, ms).await?;
-    if machines.is_empty() {
-        return Ok(Action::await_change());
-    }
     let api: Api<Machine> =
         Api::namespaced(ctx.client.clone(), &ms.namespace().unwrap_or_default());
-    for m in machines
-        .iter()
-        .filter(|m| m.metadata.deletion_timestamp.is_none())
-    {
-        api.delete(&m.name_any(), &DeleteParams::default()).await?;
-    }
-    Err(Error::Waiting(format!(
-        "waiting for {} machines to be deleted",
-        machines.len()
-    )))
+    delete_children(&api, &machines, "machines").await
 }

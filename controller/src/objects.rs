@@ -110,11 +110,8 @@ pub async fn clone_template(
     obj.metadata.annotations = Some(annotations);
     obj.metadata.owner_references = Some(vec![owner]);
     obj.data = json!({ "spec": spec });
-    match api.create(&PostParams::default(), &obj).await {
-        Ok(_) => Ok(target),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(target),
-        Err(e) => Err(e.into()),
-    }
+    create_once(&api, &obj).await?;
+    Ok(target)
 }
 
 /// Whether `obj` is controlled by the object with `uid`.
@@ -189,12 +186,58 @@ pub async fn sweep_orphans(
                 && o.metadata.deletion_timestamp.is_none()
         }) {
             tracing::info!(kind, name = %o.name_any(), "deleting an object whose Machine was never created");
-            match api.delete(&o.name_any(), &Default::default()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
+            delete_if_exists(&api, &o.name_any()).await?;
         }
     }
     Ok(())
+}
+
+/// Creates `obj` unless an object of that name exists (a retried pass, a concurrent writer);
+/// returns whether this call created it.
+pub async fn create_once<K>(api: &kube::Api<K>, obj: &K) -> Result<bool, kube::Error>
+where
+    K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), obj).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes `name`; an object already gone is fine.
+pub async fn delete_if_exists<K>(api: &kube::Api<K>, name: &str) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The cleanup of an owner of `children`: deletes those not already being deleted and keeps
+/// the owner's finalizer (`Error::Waiting`, naming how many `what` remain) until none is left.
+pub async fn delete_children<K>(
+    api: &kube::Api<K>,
+    children: &[K],
+    what: &str,
+) -> Result<kube::runtime::controller::Action, Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if children.is_empty() {
+        return Ok(kube::runtime::controller::Action::await_change());
+    }
+    for c in children
+        .iter()
+        .filter(|c| c.meta().deletion_timestamp.is_none())
+    {
+        delete_if_exists(api, &c.name_any()).await?;
+    }
+    Err(Error::Waiting(format!(
+        "waiting for {} {what} to be deleted",
+        children.len()
+    )))
 }

@@ -19,7 +19,7 @@ use base64::Engine;
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams},
+    api::{Patch, PatchParams},
     runtime::{controller::Action, finalizer},
 };
 use serde_json::{Value, json};
@@ -33,6 +33,7 @@ use crate::{
     Context, Error,
     conditions::{self, Status, desired},
     health::{Outcome, Prober},
+    objects::delete_if_exists,
 };
 
 /// The cluster manager name slipway registers clusters under.
@@ -392,24 +393,17 @@ async fn cleanup(cluster: &Cluster, ctx: &RegistryContext) -> Result<Action, Err
     let name = cluster.name_any();
     ctx.prober.unregister(&ns, &name);
     let (pns, pname) = profile_key(cluster, &ctx.options);
-    let gone = |r: Result<_, kube::Error>| match r {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(Error::Kube(e)),
-    };
-    gone(
-        Api::<ClusterProfile>::namespaced(ctx.base.client.clone(), &pns)
-            .delete(&pname, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-    )?;
+    delete_if_exists(
+        &Api::<ClusterProfile>::namespaced(ctx.base.client.clone(), &pns),
+        &pname,
+    )
+    .await?;
     if let Some(argo_ns) = &ctx.options.argocd_namespace {
-        gone(
-            Api::<Secret>::namespaced(ctx.base.client.clone(), argo_ns)
-                .delete(&argocd_name(cluster), &DeleteParams::default())
-                .await
-                .map(|_| ()),
-        )?;
+        delete_if_exists(
+            &Api::<Secret>::namespaced(ctx.base.client.clone(), argo_ns),
+            &argocd_name(cluster),
+        )
+        .await?;
     }
     if let Some(kf_ns) = &ctx.options.kubefed_namespace {
         crate::kubefed::remove(cluster, &ctx.base, kf_ns).await?;
