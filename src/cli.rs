@@ -139,6 +139,7 @@ impl ManagerArgs {
             },
             probe_interval: std::time::Duration::from_secs(self.probe_interval),
             probe_timeout: std::time::Duration::from_secs(3),
+            kind_tools: Default::default(),
         }
     }
 }

@@ -45,6 +45,9 @@ pub mod annotations {
     pub const REMEDIATE_MACHINE: &str = "cluster.x-k8s.io/remediate-machine";
     /// Excludes a Machine from health-check remediation.
     pub const SKIP_REMEDIATION: &str = "cluster.x-k8s.io/skip-remediation";
+    /// On `<cluster>-kubeconfig`: the infrastructure provider (e.g. `kind`) whose own tooling
+    /// made the control plane wrote it; the control plane leaves such a kubeconfig alone.
+    pub const KUBECONFIG_PROVIDER: &str = "slipway.dev/kubeconfig-provider";
 }
 
 /// Finalizers, one per reconciler.
@@ -229,6 +232,16 @@ pub mod reasons {
     pub const UNSUPPORTED_SCALING: &str = "UnsupportedScaling";
     /// kind: the change needs the kind cluster to be recreated.
     pub const RECREATE_REQUIRED: &str = "RecreateRequired";
+    /// The node a kind Machine was bound to no longer exists.
+    pub const NODE_NOT_FOUND: &str = "NodeNotFound";
+    /// kind is creating the cluster.
+    pub const CREATING_KIND_CLUSTER: &str = "CreatingKindCluster";
+    /// kind is deleting the cluster to create it again (`recreatePolicy: Recreate`).
+    pub const RECREATING_KIND_CLUSTER: &str = "RecreatingKindCluster";
+    /// The Cluster has no control plane to size the infrastructure from yet.
+    pub const WAITING_FOR_TOPOLOGY: &str = "WaitingForTopology";
+    /// The node container of a kind Machine is not running.
+    pub const NODE_NOT_RUNNING: &str = "NodeNotRunning";
     /// ClusterClass topology is not supported by slipway.
     pub const TOPOLOGY_UNSUPPORTED: &str = "TopologyUnsupported";
 }

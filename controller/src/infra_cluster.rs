@@ -140,9 +140,15 @@ where
     conditions::set(&mut conds, conditions::paused(paused), generation, now);
     let mut action = Action::await_change();
     if !paused {
+        let topology = if P::NEEDS_TOPOLOGY {
+            crate::infra_topology::topology(&ctx.base, &cluster).await?
+        } else {
+            None
+        };
         let scope = ClusterScope {
             cluster: Arc::new(cluster),
             infra: Arc::new(obj.clone()),
+            topology,
         };
         let (ready, extra, after) = match ctx.provider.reconcile_cluster(&scope).await {
             Ok(ClusterOutcome::Provisioning(p)) => (
@@ -173,14 +179,23 @@ where
                     )
                     .await?;
                 }
+                if let Some(kc) = &r.kubeconfig {
+                    crate::infra_topology::write_kubeconfig(
+                        &ctx.base,
+                        &scope.cluster,
+                        ctx.provider.name(),
+                        kc,
+                    )
+                    .await?;
+                }
                 status.insert("initialization".into(), json!({"provisioned": true}));
                 if !r.failure_domains.is_empty() {
                     status.insert("failureDomains".into(), json!(r.failure_domains));
                 }
                 (
-                    desired(ct::READY, Status::True, reasons::PROVISIONED, ""),
+                    desired(ct::READY, Status::True, reasons::PROVISIONED, r.message),
                     r.status,
-                    None,
+                    P::READY_RECHECK,
                 )
             }
             Err(e) => {
@@ -232,6 +247,7 @@ where
     let scope = ClusterScope {
         cluster: Arc::new(cluster),
         infra: Arc::new(obj.clone()),
+        topology: None,
     };
     match ctx.provider.delete_cluster(&scope).await {
         Ok(Deletion::Gone) => Ok(Action::await_change()),

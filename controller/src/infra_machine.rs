@@ -219,7 +219,7 @@ where
                             status.extend(m);
                         }
                         status.insert("initialization".into(), json!({"provisioned": true}));
-                        desired(ct::READY, Status::True, reasons::PROVISIONED, "")
+                        desired(ct::READY, Status::True, reasons::PROVISIONED, r.message)
                     }
                     Err(e) => {
                         if !e.is_terminal() {

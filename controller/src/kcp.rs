@@ -185,7 +185,10 @@ async fn apply(
         {
             let name = secrets::name(&cluster_name, secrets::KUBECONFIG_SUFFIX);
             let existing = secrets_api.get_opt(&name).await?;
+            // A kubeconfig the infrastructure's own tooling made (kind) is not signed by this
+            // control plane's CA: it is the provider's to keep current.
             if let Some(s) = &existing
+                && !crate::infra_topology::provided(s)
                 && needs_renewal(s, now)
             {
                 let kubeconfig = admin_kubeconfig(

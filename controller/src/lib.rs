@@ -15,6 +15,7 @@ pub mod generate;
 pub mod health;
 pub mod infra_cluster;
 pub mod infra_machine;
+pub mod infra_topology;
 pub mod kcp;
 pub mod kcp_machines;
 pub mod kubeadm_config;

@@ -17,10 +17,14 @@ use kube::{
 use serde::de::DeserializeOwned;
 use slipway_api::{
     AWSCluster, AWSManagedCluster, AWSManagedControlPlane, Cluster, InMemoryCluster,
-    InMemoryMachine, KindCluster, KubeadmConfig, KubeadmControlPlane, Machine, MachineDeployment,
-    MachineSet, names::labels,
+    InMemoryMachine, KindCluster, KindMachine, KubeadmConfig, KubeadmControlPlane, Machine,
+    MachineDeployment, MachineSet, names::labels,
 };
-use slipway_providers::{InfrastructureProvider, inmemory::InMemory};
+use slipway_providers::{
+    InfrastructureProvider,
+    inmemory::InMemory,
+    kind::{Kind, cli::Tools},
+};
 
 use crate::{
     Context, Error, cluster,
@@ -43,6 +47,8 @@ pub struct Options {
     pub probe_interval: Duration,
     /// Timeout of one health probe.
     pub probe_timeout: Duration,
+    /// Where the kind provider finds `kind` and `docker`.
+    pub kind_tools: Tools,
 }
 
 impl Default for Options {
@@ -54,6 +60,7 @@ impl Default for Options {
             registry: Default::default(),
             probe_interval: Duration::from_secs(10),
             probe_timeout: Duration::from_secs(3),
+            kind_tools: Tools::default(),
         }
     }
 }
@@ -124,6 +131,10 @@ pub async fn run(client: Client, opts: Options) {
         base: ctx.clone(),
         provider: InMemory::new(opts.data_dir.join("in-memory")),
     });
+    let kind = Arc::new(InfraContext {
+        base: ctx.clone(),
+        provider: Kind::new(opts.data_dir.join("kind"), opts.kind_tools.clone()),
+    });
     let scope = Arc::new(Scope {
         client,
         namespace: opts.namespace.clone(),
@@ -133,6 +144,8 @@ pub async fn run(client: Client, opts: Options) {
         clusters(scope.clone(), ctx.clone()),
         infra_clusters::<InMemory>(scope.clone(), in_memory.clone()),
         infra_machines::<InMemory>(scope.clone(), in_memory),
+        infra_clusters::<Kind>(scope.clone(), kind.clone()),
+        infra_machines::<Kind>(scope.clone(), kind),
         control_planes(scope.clone(), ctx.clone()),
         kubeadm_configs(scope.clone(), ctx.clone()),
         machines(scope.clone(), ctx.clone()),
@@ -264,6 +277,7 @@ where
     P::Cluster: InfraObject,
 {
     let wc = watcher::Config::default();
+    let kind = P::Cluster::kind(&()).to_string();
     let s = Controller::new(scope.api::<P::Cluster>(), wc.clone())
         .with_config(scope.config.clone())
         .watches(scope.api::<Cluster>(), wc, move |c: Cluster| {
@@ -272,6 +286,7 @@ where
             c.spec
                 .infrastructure_ref
                 .clone()
+                .filter(|r| r.kind == kind)
                 .map(|r| ObjectRef::new(&r.name).within(&ns))
         })
         .run(
@@ -370,6 +385,7 @@ async fn machines(scope: Arc<Scope>, ctx: Arc<Context>) {
         .watches(scope.api::<InMemoryMachine>(), wc.clone(), |o| {
             machine_of(&o)
         })
+        .watches(scope.api::<KindMachine>(), wc.clone(), |o| machine_of(&o))
         .watches(scope.api::<KubeadmConfig>(), wc, |o| machine_of(&o))
         .run(
             |o, c| resync(metrics::timed("Machine", machine::reconcile(o, c))),

@@ -12,6 +12,7 @@
 
 mod error;
 pub mod inmemory;
+pub mod kind;
 mod outcome;
 
 use std::{future::Future, sync::Arc};
@@ -19,7 +20,7 @@ use std::{future::Future, sync::Arc};
 pub use error::ProviderError;
 pub use outcome::{
     BootstrapData, BootstrapFormat, ClusterOutcome, ClusterReady, Deletion, MachineOutcome,
-    MachineReady, Progress,
+    MachineReady, Progress, ProvidedKubeconfig,
 };
 use slipway_api::{cluster::Cluster, machine::Machine};
 
@@ -30,6 +31,33 @@ pub struct ClusterScope<C> {
     pub cluster: Arc<Cluster>,
     /// The provider's cluster object, e.g. an AWSCluster.
     pub infra: Arc<C>,
+    /// The Cluster's machine shape, read through the contract fields; filled only for
+    /// providers that ask for it ([`InfrastructureProvider::NEEDS_TOPOLOGY`]).
+    pub topology: Option<Topology>,
+}
+
+/// The machines a Cluster asks for, read from its control plane (`spec.replicas`,
+/// `spec.version`) and its MachineDeployments. Providers that build a whole cluster in one
+/// call (kind) size it from this.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Topology {
+    /// The control-plane machines.
+    pub control_plane: Pool,
+    /// One pool per MachineDeployment, sorted by name.
+    pub workers: Vec<Pool>,
+}
+
+/// A group of alike machines.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Pool {
+    /// Name of the control plane or MachineDeployment.
+    pub name: String,
+    /// Desired machines.
+    pub replicas: u32,
+    /// Kubernetes version of the machines (`v1.x.y`), if set.
+    pub version: Option<String>,
+    /// `spec.template.spec` of the pool's infrastructure machine template (`null` if absent).
+    pub machine_template: serde_json::Value,
 }
 
 /// What a provider sees when reconciling one infrastructure machine.
@@ -68,6 +96,15 @@ pub trait InfrastructureProvider: Send + Sync + 'static {
     const CLUSTER_FINALIZER: &'static str;
     /// Finalizer the generic reconcilers put on the provider's machine objects.
     const MACHINE_FINALIZER: &'static str;
+
+    /// Whether [`ClusterScope::topology`] must be filled: costs reads of the control plane,
+    /// the MachineDeployments and their templates on every cluster reconcile.
+    const NEEDS_TOPOLOGY: bool = false;
+
+    /// How often a Ready infrastructure cluster is looked at again (`None`: only on change).
+    /// Providers whose infrastructure is sized from the topology recheck it, since a change of
+    /// a MachineDeployment is no event of the infrastructure cluster.
+    const READY_RECHECK: Option<std::time::Duration> = None;
 
     /// Short provider name for conditions, metrics and logs (`aws`, `kind`, `in-memory`).
     fn name(&self) -> &'static str;

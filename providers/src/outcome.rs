@@ -37,6 +37,34 @@ pub struct ClusterReady {
     pub failure_domains: Vec<FailureDomain>,
     /// Provider status fields, merged into `status`.
     pub status: Value,
+    /// Message of the Ready condition: what the user should know although all is provisioned.
+    pub message: String,
+    /// The admin kubeconfig, when the provider's own tooling made the control plane (kind):
+    /// core writes it to `<cluster>-kubeconfig` instead of the one signed by the cluster CA.
+    pub kubeconfig: Option<ProvidedKubeconfig>,
+}
+
+/// A kubeconfig made by the provider. `value` is the one the management plane uses; `extra`
+/// holds variants under further keys of the Secret (e.g. kind's `internal`). Its `Debug` never
+/// shows the content: kubeconfigs carry client keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProvidedKubeconfig {
+    /// The kubeconfig under the Secret's `value` key.
+    pub value: String,
+    /// Further keys of the Secret.
+    pub extra: std::collections::BTreeMap<String, String>,
+}
+
+impl fmt::Debug for ProvidedKubeconfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProvidedKubeconfig")
+            .field(
+                "value",
+                &format_args!("<redacted {} bytes>", self.value.len()),
+            )
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Result of reconciling an infrastructure machine.
@@ -59,6 +87,8 @@ pub struct MachineReady {
     pub failure_domain: Option<String>,
     /// Provider status fields, merged into `status`.
     pub status: Value,
+    /// Message of the Ready condition: what the user should know although all is provisioned.
+    pub message: String,
 }
 
 /// Result of a delete call.

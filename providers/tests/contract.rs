@@ -56,6 +56,8 @@ impl InfrastructureProvider for Fake {
             }),
             failure_domains: vec![],
             status: json!({"loadBalancer": "lb-1"}),
+            message: String::new(),
+            kubeconfig: None,
         }))
     }
 
@@ -88,6 +90,7 @@ impl InfrastructureProvider for Fake {
             addresses: vec![],
             failure_domain: None,
             status: json!({}),
+            message: String::new(),
         }))
     }
 
@@ -124,6 +127,7 @@ async fn a_provider_is_driven_generically_to_ready_and_stays_idempotent() {
     let scope = ClusterScope {
         cluster: cluster.clone(),
         infra: infra.clone(),
+        topology: None,
     };
     let (rounds, ready) = until_ready(&fake, &scope).await;
     assert_eq!(rounds, 2);

@@ -183,6 +183,8 @@ impl InfrastructureProvider for InMemory {
             control_plane_endpoint: Some(endpoint),
             failure_domains: vec![],
             status: json!({}),
+            message: String::new(),
+            kubeconfig: None,
         }))
     }
 
@@ -223,6 +225,7 @@ impl InfrastructureProvider for InMemory {
                 ],
                 failure_domain: scope.machine.spec.failure_domain.clone(),
                 status: json!({}),
+                message: String::new(),
             })
         };
         if dir

@@ -1,0 +1,665 @@
+//! The kind provider: one Cluster is one kind cluster on the local Docker engine.
+//!
+//! - **Cluster.** The kind config is rendered from the Cluster's topology (control-plane and
+//!   MachineDeployment replicas and versions, clusterNetwork, KindCluster networking) and piped
+//!   to `kind create cluster --config -`, run in the background so a reconcile never blocks on
+//!   it. `kind get clusters` is asked first, so an existing cluster is adopted, never created
+//!   twice. kind makes its own PKI, so the provider hands core both of kind's kubeconfigs
+//!   (host-facing and `--internal`); core writes them to `<cluster>-kubeconfig`.
+//! - **Machines** are observed, not created: each binds to a node container of its role (see
+//!   [`nodes`]); bindings live in `<root>/<ns>/<kindcluster>/bindings.json`.
+//! - **Delete** runs `kind delete cluster` (fine when already gone); `Gone` only once
+//!   `kind get clusters` no longer lists it. Deleting a worker Machine removes its node
+//!   container; a control-plane Machine is only unbound (removing an etcd member's container
+//!   would break the cluster's quorum).
+//! - **Errors.** A missing `kind` or `docker`, or a Docker daemon that does not answer, is
+//!   `Unavailable` naming it; every command's exit status is checked and its trimmed stderr
+//!   carried into the message; kind's kubeconfigs never reach a message or a log.
+//!
+//! State on disk (`<root>/<ns>/<kindcluster>/`): `owned` (this provider created or adopted the
+//! kind cluster, so deleting the KindCluster deletes it), `layout.json` (which pool each node was
+//! made for) and `kubeconfig` (kind's `--kubeconfig` target, so ~/.kube/config is never touched).
+
+pub mod cli;
+pub mod config;
+pub mod nodes;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+use slipway_api::{
+    common::ApiEndpoint,
+    kind::{KindCluster, KindMachine},
+    names::{labels, reasons},
+};
+
+use self::{
+    cli::Tools,
+    config::{NodeSlot, Role},
+    nodes::{ObservedNode, Want},
+};
+use crate::{
+    BootstrapData, ClusterOutcome, ClusterReady, ClusterScope, Deletion, InfrastructureProvider,
+    MachineOutcome, MachineReady, MachineScope, Progress, ProvidedKubeconfig, ProviderError,
+};
+
+/// What the Ready conditions of kind objects say: the bootstrap path was not slipway's.
+pub const BOOTSTRAP_NOTE: &str = "kind ran kubeadm on its nodes itself; slipway's bootstrap data \
+     is not executed on kind nodes";
+
+/// How long `kind create cluster` may wait for the control plane.
+const CREATE_WAIT: &str = "5m";
+/// How often a creation in progress is looked at.
+const CREATING_POLL: Duration = Duration::from_secs(5);
+/// How often a Machine that cannot be bound looks again.
+const UNBOUND_POLL: Duration = Duration::from_secs(60);
+
+/// The kind provider.
+pub struct Kind {
+    root: PathBuf,
+    tools: Tools,
+    /// Creations under way, by state directory; a failed one keeps its error until reported.
+    creating: Arc<Mutex<HashMap<PathBuf, Option<ProviderError>>>>,
+    /// Serialises read-modify-write of the bindings files.
+    bindings: Mutex<()>,
+}
+
+impl Kind {
+    /// A provider keeping its state under `root`, running kind and docker from `tools`.
+    pub fn new(root: impl Into<PathBuf>, tools: Tools) -> Self {
+        Self {
+            root: root.into(),
+            tools,
+            creating: Arc::default(),
+            bindings: Mutex::new(()),
+        }
+    }
+
+    fn dir(&self, infra: &KindCluster) -> PathBuf {
+        self.root
+            .join(infra.metadata.namespace.as_deref().unwrap_or_default())
+            .join(infra.metadata.name.as_deref().unwrap_or_default())
+    }
+
+    async fn listed(&self, name: &str) -> Result<bool, ProviderError> {
+        let out = self.tools.run("kind", &["get", "clusters"], None).await?;
+        Ok(out.stdout.lines().any(|l| l.trim() == name))
+    }
+
+    /// The node containers of a kind cluster.
+    async fn observe(&self, name: &str) -> Result<Vec<ObservedNode>, ProviderError> {
+        let out = self
+            .tools
+            .run("kind", &["get", "nodes", "--name", name], None)
+            .await?;
+        let names: Vec<&str> = out
+            .stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("No kind nodes"))
+            .collect();
+        if names.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut args = vec!["inspect"];
+        args.extend(&names);
+        let out = self.tools.run("docker", &args, None).await?;
+        nodes::parse_inspect(name, &out.stdout).map_err(ProviderError::transient)
+    }
+
+    /// Starts `kind create cluster` in the background.
+    fn start_create(&self, dir: &Path, name: &str, config: String) {
+        self.creating
+            .lock()
+            .expect("creating lock")
+            .insert(dir.to_path_buf(), None);
+        let tools = self.tools.clone();
+        let creating = self.creating.clone();
+        let dir = dir.to_path_buf();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            let kubeconfig = dir.join("kubeconfig").to_string_lossy().into_owned();
+            let args = [
+                "create",
+                "cluster",
+                "--name",
+                &name,
+                "--config",
+                "-",
+                "--kubeconfig",
+                &kubeconfig,
+                "--wait",
+                CREATE_WAIT,
+            ];
+            let result = tools.run("kind", &args, Some(config.as_bytes())).await;
+            let mut map = creating.lock().expect("creating lock");
+            match result {
+                Ok(_) => {
+                    tracing::info!(kind_cluster = %name, "kind created the cluster");
+                    map.remove(&dir);
+                }
+                Err(e) => {
+                    tracing::warn!(kind_cluster = %name, error = %e, "kind create cluster failed");
+                    map.insert(dir, Some(e));
+                }
+            }
+        });
+    }
+
+    /// `Some(progress)` while a creation runs; its error once, when it failed.
+    fn creation(&self, dir: &Path) -> Result<Option<Progress>, ProviderError> {
+        let mut map = self.creating.lock().expect("creating lock");
+        match map.get_mut(dir) {
+            None => Ok(None),
+            Some(None) => Ok(Some(Progress {
+                reason: reasons::CREATING_KIND_CLUSTER.into(),
+                message: "`kind create cluster` is running".into(),
+                requeue_after: CREATING_POLL,
+                status: Value::Null,
+            })),
+            Some(Some(_)) => Err(map.remove(dir).flatten().expect("a failed creation")),
+        }
+    }
+
+    async fn kubeconfigs(
+        &self,
+        name: &str,
+        access: &str,
+    ) -> Result<(ApiEndpoint, ProvidedKubeconfig), ProviderError> {
+        let host = self
+            .tools
+            .run("kind", &["get", "kubeconfig", "--name", name], None)
+            .await?
+            .stdout;
+        let internal = self
+            .tools
+            .run(
+                "kind",
+                &["get", "kubeconfig", "--name", name, "--internal"],
+                None,
+            )
+            .await?
+            .stdout;
+        let value = if access == "internal" {
+            internal.clone()
+        } else {
+            host.clone()
+        };
+        let endpoint = endpoint_of(&value).ok_or_else(|| {
+            ProviderError::transient(format!(
+                "`kind get kubeconfig --name {name}` printed no https server address"
+            ))
+        })?;
+        Ok((
+            endpoint,
+            ProvidedKubeconfig {
+                value,
+                extra: BTreeMap::from([("host".into(), host), ("internal".into(), internal)]),
+            },
+        ))
+    }
+
+    fn load_bindings(dir: &Path) -> Result<BTreeMap<String, String>, ProviderError> {
+        match std::fs::read(dir.join("bindings.json")) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| ProviderError::transient(format!("{}: {e}", dir.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(io_error(dir, e)),
+        }
+    }
+
+    fn update_bindings<T>(
+        &self,
+        dir: &Path,
+        f: impl FnOnce(&mut BTreeMap<String, String>) -> T,
+    ) -> Result<T, ProviderError> {
+        let _guard = self.bindings.lock().expect("bindings lock");
+        let mut b = Self::load_bindings(dir)?;
+        let before = b.clone();
+        let out = f(&mut b);
+        if b != before {
+            write_file(
+                &dir.join("bindings.json"),
+                &serde_json::to_vec_pretty(&b).unwrap_or_default(),
+            )?;
+        }
+        Ok(out)
+    }
+}
+
+impl InfrastructureProvider for Kind {
+    type Cluster = KindCluster;
+    type Machine = KindMachine;
+    const CLUSTER_FINALIZER: &'static str = "kindcluster.infrastructure.cluster.x-k8s.io";
+    const MACHINE_FINALIZER: &'static str = "kindmachine.infrastructure.cluster.x-k8s.io";
+    const NEEDS_TOPOLOGY: bool = true;
+    const READY_RECHECK: Option<Duration> = Some(Duration::from_secs(60));
+
+    fn name(&self) -> &'static str {
+        "kind"
+    }
+
+    async fn reconcile_cluster(
+        &self,
+        scope: &ClusterScope<KindCluster>,
+    ) -> Result<ClusterOutcome, ProviderError> {
+        let infra = scope.infra.as_ref();
+        let dir = self.dir(infra);
+        let name = config::cluster_name(
+            &infra.spec,
+            infra.metadata.name.as_deref().unwrap_or_default(),
+        );
+        if let Some(p) = self.creation(&dir)? {
+            return Ok(ClusterOutcome::Provisioning(p));
+        }
+        self.tools.check().await?;
+        let Some(topology) = scope.topology.as_ref() else {
+            return Ok(ClusterOutcome::Provisioning(Progress {
+                reason: reasons::WAITING_FOR_TOPOLOGY.into(),
+                message: "waiting for the Cluster's control plane, which sizes the kind cluster"
+                    .into(),
+                requeue_after: CREATING_POLL,
+                status: Value::Null,
+            }));
+        };
+        let (kind_config, layout) = config::render(&name, &infra.spec, &scope.cluster, topology)?;
+        let status = json!({"kindClusterName": name});
+        if !self.listed(&name).await? {
+            create_dir(&dir)?;
+            write_file(&dir.join("owned"), name.as_bytes())?;
+            write_file(
+                &dir.join("layout.json"),
+                &serde_json::to_vec_pretty(&layout).unwrap_or_default(),
+            )?;
+            self.start_create(&dir, &name, kind_config);
+            return Ok(ClusterOutcome::Provisioning(Progress {
+                reason: reasons::CREATING_KIND_CLUSTER.into(),
+                message: format!("`kind create cluster --name {name}` started"),
+                requeue_after: CREATING_POLL,
+                status,
+            }));
+        }
+        // Listed: ours or adopted; either way deleting the KindCluster deletes it.
+        create_dir(&dir)?;
+        if !dir.join("owned").exists() {
+            write_file(&dir.join("owned"), name.as_bytes())?;
+            tracing::info!(kind_cluster = %name, "adopted an existing kind cluster");
+        }
+        let observed = self.observe(&name).await?;
+        let drift = drift(&layout, &observed);
+        let mut message = BOOTSTRAP_NOTE.to_string();
+        if let Some(d) = &drift {
+            if infra.spec.recreate_policy.as_deref() == Some("Recreate") {
+                self.tools
+                    .run(
+                        "kind",
+                        &[
+                            "delete",
+                            "cluster",
+                            "--name",
+                            &name,
+                            "--kubeconfig",
+                            &dir.join("kubeconfig").to_string_lossy(),
+                        ],
+                        None,
+                    )
+                    .await?;
+                let _ = std::fs::remove_file(dir.join("layout.json"));
+                return Ok(ClusterOutcome::Provisioning(Progress {
+                    reason: reasons::RECREATING_KIND_CLUSTER.into(),
+                    message: format!("recreating kind cluster {name}: {d}"),
+                    requeue_after: CREATING_POLL,
+                    status,
+                }));
+            }
+            message = format!(
+                "{message}. The spec no longer matches kind cluster {name} ({d}); kind cannot \
+                 change it in place: set spec.recreatePolicy: Recreate to rebuild it"
+            );
+        } else if !dir.join("layout.json").exists() {
+            write_file(
+                &dir.join("layout.json"),
+                &serde_json::to_vec_pretty(&layout).unwrap_or_default(),
+            )?;
+        }
+        let access = infra.spec.kubeconfig_access.as_deref().unwrap_or("host");
+        let (endpoint, kubeconfig) = self.kubeconfigs(&name, access).await?;
+        Ok(ClusterOutcome::Ready(ClusterReady {
+            control_plane_endpoint: Some(endpoint),
+            failure_domains: vec![],
+            status,
+            message,
+            kubeconfig: Some(kubeconfig),
+        }))
+    }
+
+    async fn delete_cluster(
+        &self,
+        scope: &ClusterScope<KindCluster>,
+    ) -> Result<Deletion, ProviderError> {
+        let infra = scope.infra.as_ref();
+        let dir = self.dir(infra);
+        let name = config::cluster_name(
+            &infra.spec,
+            infra.metadata.name.as_deref().unwrap_or_default(),
+        );
+        if self
+            .creating
+            .lock()
+            .expect("creating lock")
+            .contains_key(&dir)
+        {
+            // A creation still running would bring the cluster back after a delete.
+            if let Some(p) = self.creation(&dir).ok().flatten() {
+                return Ok(Deletion::InProgress(Progress {
+                    message: format!(
+                        "waiting for `kind create cluster --name {name}` to finish before deleting it"
+                    ),
+                    ..p
+                }));
+            }
+        }
+        if !dir.join("owned").exists() {
+            // Never created nor adopted here: nothing of ours to delete.
+            remove_dir(&dir)?;
+            return Ok(Deletion::Gone);
+        }
+        let kubeconfig = dir.join("kubeconfig").to_string_lossy().into_owned();
+        self.tools
+            .run(
+                "kind",
+                &[
+                    "delete",
+                    "cluster",
+                    "--name",
+                    &name,
+                    "--kubeconfig",
+                    &kubeconfig,
+                ],
+                None,
+            )
+            .await?;
+        if self.listed(&name).await? {
+            return Ok(Deletion::InProgress(Progress {
+                reason: reasons::DELETING.into(),
+                message: format!("`kind get clusters` still lists {name}"),
+                requeue_after: CREATING_POLL,
+                status: Value::Null,
+            }));
+        }
+        remove_dir(&dir)?;
+        Ok(Deletion::Gone)
+    }
+
+    async fn reconcile_machine(
+        &self,
+        scope: &MachineScope<KindCluster, KindMachine>,
+        _bootstrap: &BootstrapData,
+    ) -> Result<MachineOutcome, ProviderError> {
+        let infra_cluster = scope.infra_cluster.as_ref();
+        let dir = self.dir(infra_cluster);
+        let name = config::cluster_name(
+            &infra_cluster.spec,
+            infra_cluster.metadata.name.as_deref().unwrap_or_default(),
+        );
+        self.tools.check().await?;
+        let observed = self.observe(&name).await?;
+        if observed.is_empty() {
+            return Ok(MachineOutcome::Provisioning(Progress {
+                reason: reasons::WAITING_FOR_CLUSTER_INFRASTRUCTURE.into(),
+                message: format!("kind cluster {name} has no nodes yet"),
+                requeue_after: CREATING_POLL,
+                status: Value::Null,
+            }));
+        }
+        let layout: Vec<NodeSlot> = std::fs::read(dir.join("layout.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let machine_labels = scope.machine.metadata.labels.clone().unwrap_or_default();
+        let key = format!(
+            "{}/{}",
+            scope
+                .machine
+                .metadata
+                .namespace
+                .as_deref()
+                .unwrap_or_default(),
+            scope.machine.metadata.name.as_deref().unwrap_or_default()
+        );
+        let want = Want {
+            machine: &key,
+            role: if scope.is_control_plane() {
+                Role::ControlPlane
+            } else {
+                Role::Worker
+            },
+            pool: machine_labels
+                .get(labels::MACHINE_DEPLOYMENT_NAME)
+                .or_else(|| machine_labels.get(labels::CONTROL_PLANE_NAME))
+                .map(String::as_str),
+            version: scope.machine.spec.version.as_deref(),
+        };
+        create_dir(&dir)?;
+        let bound = self.update_bindings(&dir, |b| {
+            let node = nodes::bind(&want, &name, &observed, &layout, b)?;
+            b.insert(node.name.clone(), key.clone());
+            Ok::<_, nodes::Unbound>(node.clone())
+        })?;
+        let node = match bound {
+            Ok(n) => n,
+            Err(u) => {
+                return Ok(MachineOutcome::Provisioning(Progress {
+                    reason: u.reason.into(),
+                    message: u.message,
+                    requeue_after: UNBOUND_POLL,
+                    status: Value::Null,
+                }));
+            }
+        };
+        if !node.running {
+            return Ok(MachineOutcome::Provisioning(Progress {
+                reason: reasons::NODE_NOT_RUNNING.into(),
+                message: format!("node container {} is not running", node.name),
+                requeue_after: CREATING_POLL,
+                status: json!({"nodeName": node.name}),
+            }));
+        }
+        Ok(MachineOutcome::Ready(MachineReady {
+            provider_id: format!("kind://docker/{name}/{}", node.name),
+            addresses: node.addresses.clone(),
+            failure_domain: None,
+            status: json!({"nodeName": node.name}),
+            message: BOOTSTRAP_NOTE.into(),
+        }))
+    }
+
+    async fn delete_machine(
+        &self,
+        scope: &MachineScope<KindCluster, KindMachine>,
+    ) -> Result<Deletion, ProviderError> {
+        let dir = self.dir(scope.infra_cluster.as_ref());
+        let key = format!(
+            "{}/{}",
+            scope
+                .machine
+                .metadata
+                .namespace
+                .as_deref()
+                .unwrap_or_default(),
+            scope.machine.metadata.name.as_deref().unwrap_or_default()
+        );
+        let bound = self.update_bindings(&dir, |b| {
+            b.iter().find(|(_, m)| **m == key).map(|(n, _)| n.clone())
+        })?;
+        let Some(node) = bound else {
+            return Ok(Deletion::Gone);
+        };
+        if !scope.is_control_plane() {
+            match self
+                .tools
+                .run("docker", &["rm", "--force", &node], None)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.to_string().contains("No such container") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.update_bindings(&dir, |b| {
+            b.remove(&node);
+        })?;
+        Ok(Deletion::Gone)
+    }
+}
+
+/// How the observed nodes differ from the layout, by role counts and images; `None` if alike.
+fn drift(layout: &[NodeSlot], observed: &[ObservedNode]) -> Option<String> {
+    let count = |role: Role| {
+        (
+            layout.iter().filter(|s| s.role == role).count(),
+            observed.iter().filter(|n| n.role == role).count(),
+        )
+    };
+    let mut out = Vec::new();
+    for role in [Role::ControlPlane, Role::Worker] {
+        let (want, have) = count(role);
+        if want != have {
+            out.push(format!(
+                "{want} {} nodes wanted, {have} exist",
+                role.as_str()
+            ));
+        }
+    }
+    for slot in layout {
+        if let Some(n) = observed.iter().find(|n| n.name == slot.name)
+            && n.image != slot.image
+        {
+            out.push(format!(
+                "{} runs {}, {} wanted",
+                n.name, n.image, slot.image
+            ));
+        }
+    }
+    (!out.is_empty()).then(|| out.join("; "))
+}
+
+/// The `https://host:port` server of a kubeconfig's first cluster.
+fn endpoint_of(kubeconfig: &str) -> Option<ApiEndpoint> {
+    let v: Value = serde_saphyr::from_str(kubeconfig).ok()?;
+    let server = v["clusters"][0]["cluster"]["server"].as_str()?;
+    let hostport = server.strip_prefix("https://")?.trim_end_matches('/');
+    let (host, port) = hostport.rsplit_once(':')?;
+    Some(ApiEndpoint {
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port: port.parse().ok()?,
+    })
+}
+
+fn io_error(p: &Path, e: std::io::Error) -> ProviderError {
+    ProviderError::Transient {
+        message: format!("{}", p.display()),
+        source: Some(Box::new(e)),
+    }
+}
+
+fn create_dir(dir: &Path) -> Result<(), ProviderError> {
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))
+}
+
+fn write_file(p: &Path, data: &[u8]) -> Result<(), ProviderError> {
+    let tmp = p.with_extension("tmp");
+    std::fs::write(&tmp, data).map_err(|e| io_error(&tmp, e))?;
+    std::fs::rename(&tmp, p).map_err(|e| io_error(p, e))
+}
+
+fn remove_dir(dir: &Path) -> Result<(), ProviderError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(dir, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_comes_from_the_kubeconfig_server() {
+        let kc = "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AA==\n    server: https://127.0.0.1:40123\n  name: kind-c1\n";
+        assert_eq!(
+            endpoint_of(kc),
+            Some(ApiEndpoint {
+                host: "127.0.0.1".into(),
+                port: 40123
+            })
+        );
+        let internal = kc.replace("127.0.0.1:40123", "c1-control-plane:6443");
+        assert_eq!(endpoint_of(&internal).unwrap().host, "c1-control-plane");
+        let v6 = kc.replace("127.0.0.1:40123", "[::1]:5000");
+        assert_eq!(endpoint_of(&v6).unwrap().host, "::1");
+        assert_eq!(endpoint_of("clusters: []"), None);
+    }
+
+    #[test]
+    fn drift_compares_role_counts_and_images() {
+        let slot = |name: &str, role, image: &str| NodeSlot {
+            name: name.into(),
+            role,
+            pool: "p".into(),
+            image: image.into(),
+        };
+        let node = |name: &str, role, ordinal, image: &str| ObservedNode {
+            name: name.into(),
+            role,
+            ordinal,
+            image: image.into(),
+            running: true,
+            addresses: vec![],
+        };
+        let layout = [
+            slot(
+                "c-control-plane",
+                Role::ControlPlane,
+                "kindest/node:v1.31.0",
+            ),
+            slot("c-worker", Role::Worker, "kindest/node:v1.31.0"),
+        ];
+        let same = [
+            node(
+                "c-control-plane",
+                Role::ControlPlane,
+                1,
+                "kindest/node:v1.31.0",
+            ),
+            node("c-worker", Role::Worker, 1, "kindest/node:v1.31.0"),
+        ];
+        assert_eq!(drift(&layout, &same), None);
+        assert_eq!(
+            drift(&layout, &same[..1]).unwrap(),
+            "1 worker nodes wanted, 0 exist"
+        );
+        let older = [
+            node(
+                "c-control-plane",
+                Role::ControlPlane,
+                1,
+                "kindest/node:v1.30.0",
+            ),
+            same[1].clone(),
+        ];
+        assert_eq!(
+            drift(&layout, &older).unwrap(),
+            "c-control-plane runs kindest/node:v1.30.0, kindest/node:v1.31.0 wanted"
+        );
+    }
+}
