@@ -54,6 +54,16 @@ impl Mgmt {
 
     /// [`Mgmt::start`] with extra flags for `slipway up`.
     pub fn start_with(tag: &str, separate: bool, extra: &[&str]) -> Self {
+        Self::start_env(tag, separate, extra, &[])
+    }
+
+    /// [`Mgmt::start_with`] with environment variables for `slipway up` (e.g. its PATH).
+    pub fn start_env(
+        tag: &str,
+        separate: bool,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Self {
         let dir = temp_dir(tag);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
         cmd.args(["up", "--port", "0", "--data-dir"]).arg(&dir);
@@ -61,6 +71,9 @@ impl Mgmt {
             cmd.arg("--no-controller");
         }
         cmd.args(extra);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let mut up = cmd
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
