@@ -450,8 +450,31 @@ async fn a_failed_create_reports_kinds_stderr_and_is_retried() {
     assert!(msg.contains("`kind create cluster --name c1"), "{msg}");
     assert!(msg.contains("exit status 1"), "{msg}");
     assert!(msg.contains("failed to pull image"), "{msg}");
-    // Fixed: the next pass creates it.
+    // Within the backoff the failure stays reported and kind is not run again.
+    let again = p.reconcile_cluster(&s).await.unwrap_err().to_string();
+    assert!(
+        again.contains("failed to pull image") && again.contains("retrying in"),
+        "{again}"
+    );
+    assert_eq!(fake.count("kind create"), 1);
+    // Fixed: once the backoff (5 s after one failure) has passed, a pass creates it.
     std::fs::remove_file(fake.state().join("fail-create-cluster")).unwrap();
-    until_ready(&p, &s).await;
+    let started = std::time::Instant::now();
+    loop {
+        match p.reconcile_cluster(&s).await {
+            Ok(ClusterOutcome::Ready(_)) => break,
+            Ok(ClusterOutcome::Provisioning(_)) | Err(_) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(15),
+                    "never recovered"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "retried before the backoff"
+    );
     assert_eq!(fake.count("kind create"), 2);
 }

@@ -59,12 +59,28 @@ const CREATING_POLL: Duration = Duration::from_secs(5);
 /// How often a Machine that cannot be bound looks again.
 const UNBOUND_POLL: Duration = Duration::from_secs(60);
 
+/// A `kind create cluster` under way, or the failures so far.
+#[derive(Debug, Default)]
+struct Creation {
+    running: bool,
+    failures: u32,
+    last_error: String,
+    retry_at: Option<std::time::Instant>,
+}
+
+/// How long to wait before running `kind create cluster` again after `failures` failures:
+/// 5 s, doubling, at most 5 minutes (a failed create can take minutes itself).
+fn create_backoff(failures: u32) -> Duration {
+    let secs = 5u64.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    Duration::from_secs(secs.min(300))
+}
+
 /// The kind provider.
 pub struct Kind {
     root: PathBuf,
     tools: Tools,
-    /// Creations under way, by state directory; a failed one keeps its error until reported.
-    creating: Arc<Mutex<HashMap<PathBuf, Option<ProviderError>>>>,
+    /// Creations under way or failed, by state directory.
+    creating: Arc<Mutex<HashMap<PathBuf, Creation>>>,
     /// Serialises read-modify-write of the bindings files.
     bindings: Mutex<()>,
 }
@@ -117,7 +133,9 @@ impl Kind {
         self.creating
             .lock()
             .expect("creating lock")
-            .insert(dir.to_path_buf(), None);
+            .entry(dir.to_path_buf())
+            .or_default()
+            .running = true;
         let tools = self.tools.clone();
         let creating = self.creating.clone();
         let dir = dir.to_path_buf();
@@ -145,25 +163,48 @@ impl Kind {
                 }
                 Err(e) => {
                     tracing::warn!(kind_cluster = %name, error = %e, "kind create cluster failed");
-                    map.insert(dir, Some(e));
+                    let c = map.entry(dir).or_default();
+                    c.running = false;
+                    c.failures += 1;
+                    c.last_error = e.to_string();
+                    c.retry_at = Some(std::time::Instant::now() + create_backoff(c.failures));
                 }
             }
         });
     }
 
-    /// `Some(progress)` while a creation runs; its error once, when it failed.
+    /// `Some(progress)` while a creation runs; the last failure until its backoff has passed;
+    /// `None` when a creation may start.
     fn creation(&self, dir: &Path) -> Result<Option<Progress>, ProviderError> {
-        let mut map = self.creating.lock().expect("creating lock");
-        match map.get_mut(dir) {
+        let map = self.creating.lock().expect("creating lock");
+        match map.get(dir) {
             None => Ok(None),
-            Some(None) => Ok(Some(Progress {
+            Some(c) if c.running => Ok(Some(Progress {
                 reason: reasons::CREATING_KIND_CLUSTER.into(),
                 message: "`kind create cluster` is running".into(),
                 requeue_after: CREATING_POLL,
                 status: Value::Null,
             })),
-            Some(Some(_)) => Err(map.remove(dir).flatten().expect("a failed creation")),
+            Some(c) => match c.retry_at {
+                Some(at) if at > std::time::Instant::now() => {
+                    Err(ProviderError::transient(format!(
+                        "{} (failure {}; retrying in {}s)",
+                        c.last_error,
+                        c.failures,
+                        (at - std::time::Instant::now()).as_secs() + 1
+                    )))
+                }
+                _ => Ok(None),
+            },
         }
+    }
+
+    fn running(&self, dir: &Path) -> bool {
+        self.creating
+            .lock()
+            .expect("creating lock")
+            .get(dir)
+            .is_some_and(|c| c.running)
     }
 
     async fn kubeconfigs(
@@ -348,21 +389,16 @@ impl InfrastructureProvider for Kind {
             &infra.spec,
             infra.metadata.name.as_deref().unwrap_or_default(),
         );
-        if self
-            .creating
-            .lock()
-            .expect("creating lock")
-            .contains_key(&dir)
-        {
+        if self.running(&dir) {
             // A creation still running would bring the cluster back after a delete.
-            if let Some(p) = self.creation(&dir).ok().flatten() {
-                return Ok(Deletion::InProgress(Progress {
-                    message: format!(
-                        "waiting for `kind create cluster --name {name}` to finish before deleting it"
-                    ),
-                    ..p
-                }));
-            }
+            return Ok(Deletion::InProgress(Progress {
+                reason: reasons::DELETING.into(),
+                message: format!(
+                    "waiting for `kind create cluster --name {name}` to finish before deleting it"
+                ),
+                requeue_after: CREATING_POLL,
+                status: Value::Null,
+            }));
         }
         if !dir.join("owned").exists() {
             // Never created nor adopted here: nothing of ours to delete.
@@ -393,6 +429,7 @@ impl InfrastructureProvider for Kind {
             }));
         }
         remove_dir(&dir)?;
+        self.creating.lock().expect("creating lock").remove(&dir);
         Ok(Deletion::Gone)
     }
 
@@ -592,6 +629,14 @@ fn remove_dir(dir: &Path) -> Result<(), ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_creates_back_off_up_to_five_minutes() {
+        let secs: Vec<u64> = [1, 2, 3, 4, 7, 30]
+            .map(|n| create_backoff(n).as_secs())
+            .to_vec();
+        assert_eq!(secs, [5, 10, 20, 40, 300, 300]);
+    }
 
     #[test]
     fn the_endpoint_comes_from_the_kubeconfig_server() {
