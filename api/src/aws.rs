@@ -318,6 +318,37 @@ pub struct NetworkStatus {
     /// Public IPs of the NAT gateways.
     #[serde(rename = "natGatewaysIPs")]
     pub nat_gateways_ips: Option<Vec<String>>,
+    /// The VPC (slipway extension: every resource id is recorded as soon as it exists).
+    pub vpc_id: Option<String>,
+    /// Subnets of the VPC.
+    pub subnets: Option<Vec<SubnetStatus>>,
+    /// Internet gateway.
+    pub internet_gateway_id: Option<String>,
+    /// NAT gateway ids.
+    pub nat_gateway_ids: Option<Vec<String>>,
+    /// Elastic IP allocation ids.
+    pub elastic_ip_allocation_ids: Option<Vec<String>>,
+    /// Route table ids.
+    pub route_table_ids: Option<Vec<String>>,
+    /// Target group of the API server load balancer.
+    pub api_server_target_group_arn: Option<String>,
+    /// Its listener.
+    pub api_server_listener_arn: Option<String>,
+}
+
+/// A subnet as it exists.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubnetStatus {
+    /// Subnet id.
+    pub id: String,
+    /// CIDR block.
+    pub cidr_block: String,
+    /// Availability zone.
+    pub availability_zone: String,
+    /// Public subnet.
+    pub is_public: bool,
 }
 
 /// A security group.

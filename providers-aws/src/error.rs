@@ -1,0 +1,154 @@
+//! AWS SDK errors mapped to [`ProviderError`]: throttling, server errors and eventual-
+//! consistency NotFound races are transient; rejected credentials and an unreachable endpoint
+//! are `Unavailable`; a request AWS says can never work (bad instance type, AMI, parameter) is
+//! terminal, with AWS's own message. Messages name the operation and never carry request
+//! bodies (user data, credentials).
+
+use std::time::Duration;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::{display::DisplayErrorContext, metadata::ProvideErrorMetadata};
+use backon::{ExponentialBuilder, Retryable};
+
+use crate::ProviderError;
+
+/// AWS error codes that mean "slow down" or "try again".
+const TRANSIENT: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "TooManyRequestsException",
+    "ServiceUnavailable",
+    "Unavailable",
+    "InternalError",
+    "InternalFailure",
+    "DependencyViolation",
+    "IncorrectState",
+    "InvalidIPAddress.InUse",
+    "ResourceInUse",
+    "ResourceInUseException",
+];
+
+/// AWS error codes that mean the credentials are missing or rejected.
+const CREDENTIALS: &[&str] = &[
+    "AuthFailure",
+    "UnauthorizedOperation",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "MissingAuthenticationToken",
+    "UnrecognizedClientException",
+    "AccessDenied",
+    "AccessDeniedException",
+];
+
+/// AWS error codes that mean the request can never succeed as written.
+pub const TERMINAL: &[&str] = &[
+    "InvalidParameterValue",
+    "InvalidParameterCombination",
+    "InvalidAMIID.Malformed",
+    "InvalidAMIID.NotFound",
+    "InvalidAMIID.Unavailable",
+    "InvalidInstanceType",
+    "InvalidInstanceType.NotFound",
+    "Unsupported",
+    "UnsupportedOperation",
+    "InvalidKeyPair.NotFound",
+    "InvalidBlockDeviceMapping",
+];
+
+/// The AWS error code of an SDK error, if AWS answered.
+pub fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    match e {
+        SdkError::ServiceError(s) => s.err().code(),
+        _ => None,
+    }
+}
+
+/// Whether the error is "not found" (the resource is gone, or not visible yet).
+pub fn is_not_found<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    code(e).is_some_and(|c| c.contains("NotFound") || c.contains("NotFoundException"))
+}
+
+/// Maps an SDK error of operation `op`.
+pub fn map<E, R>(op: &str, e: SdkError<E, R>) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match &e {
+        SdkError::DispatchFailure(d) if !d.is_timeout() => ProviderError::unavailable(
+            "the AWS endpoint",
+            format!(
+                "{op} could not reach it ({}); check AWS_ENDPOINT_URL, the region and the \
+                 network",
+                DisplayErrorContext(&e)
+            ),
+        ),
+        SdkError::ConstructionFailure(_) => ProviderError::unavailable(
+            "the AWS client configuration",
+            format!("{op}: {}", DisplayErrorContext(&e)),
+        ),
+        SdkError::ServiceError(s) => {
+            let code = s.err().code().unwrap_or("Unknown").to_string();
+            let msg = s.err().message().unwrap_or_default().to_string();
+            let text = format!("{op}: {code}: {msg}");
+            if CREDENTIALS.contains(&code.as_str()) {
+                ProviderError::unavailable("AWS credentials", text)
+            } else if TERMINAL.contains(&code.as_str()) {
+                ProviderError::terminal(text)
+            } else {
+                ProviderError::Transient {
+                    message: text,
+                    source: None,
+                }
+            }
+        }
+        _ => ProviderError::Transient {
+            message: format!("{op}: {}", DisplayErrorContext(&e)),
+            source: None,
+        },
+    }
+}
+
+/// Whether a code is one CAPA retries in place: throttling, or a resource created a moment ago
+/// that another endpoint does not see yet.
+pub fn is_retryable_code(code: &str) -> bool {
+    TRANSIENT.contains(&code) || code.ends_with(".NotFound") || code == "InvalidSubnet"
+}
+
+/// Runs `f` again on throttling and NotFound-after-create races (1 s doubling, 4 retries), as
+/// CAPA's `WaitForWithRetryable` does; other errors return at once.
+pub async fn retrying<T, E, R, Fut>(op: &str, f: impl FnMut() -> Fut) -> Result<T, ProviderError>
+where
+    Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    f.retry(
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(8))
+            .with_max_times(4)
+            .with_jitter(),
+    )
+    .when(|e: &SdkError<E, R>| code(e).is_some_and(is_retryable_code))
+    .await
+    .map_err(|e| map(op, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_codes() {
+        assert!(is_retryable_code("RequestLimitExceeded"));
+        assert!(is_retryable_code("InvalidVpcID.NotFound"));
+        assert!(is_retryable_code("InvalidInternetGatewayID.NotFound"));
+        assert!(is_retryable_code("DependencyViolation"));
+        assert!(!is_retryable_code("InvalidParameterValue"));
+        assert!(!is_retryable_code("AuthFailure"));
+    }
+}

@@ -1,0 +1,259 @@
+//! The AWS infrastructure provider (EC2 + kubeadm), after CAPA: an AWSCluster gets a managed
+//! VPC (or uses a brought one), subnets across zones, internet and NAT gateways, route tables,
+//! security groups per role and the API server NLB ([`network`]); an AWSMachine gets an EC2
+//! instance booted from its bootstrap data ([`machine`]). Everything is tagged in its create
+//! call and found again by tags, so a crash at any point never duplicates or leaks anything;
+//! deletion goes in dependency order and is done only when AWS shows nothing left.
+//!
+//! Not here yet: EKS (AWSManagedControlPlane); see the README.
+#![forbid(unsafe_code)]
+
+pub mod clients;
+pub mod error;
+pub mod machine;
+pub mod network;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use slipway_api::aws::{AWSCluster, AWSMachine};
+pub use slipway_providers::ProviderError;
+use slipway_providers::{
+    BootstrapData, BootstrapFormat, ClusterOutcome, ClusterReady, ClusterScope, Deletion,
+    InfrastructureProvider, MachineOutcome, MachineReady, MachineScope, Progress,
+};
+
+use crate::{clients::ClientCache, network::NetworkOutcome};
+
+/// The AWS provider.
+#[derive(Debug, Default)]
+pub struct Aws {
+    clients: ClientCache,
+}
+
+impl Aws {
+    /// A provider using the standard AWS chain for credentials, region and endpoints.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A provider with explicit settings over the chain.
+    pub fn with_settings(settings: clients::Settings) -> Self {
+        Self {
+            clients: ClientCache::new(settings),
+        }
+    }
+
+    /// API calls made so far, by `service:Operation`.
+    pub fn calls(&self) -> &clients::CallCounter {
+        self.clients.counter()
+    }
+}
+
+fn cluster_name(scope_cluster: &slipway_api::Cluster) -> String {
+    scope_cluster.metadata.name.clone().unwrap_or_default()
+}
+
+fn progress(reason: &str, message: String, after: Duration, status: Value) -> Progress {
+    Progress {
+        reason: reason.into(),
+        message,
+        requeue_after: after,
+        status,
+    }
+}
+
+impl InfrastructureProvider for Aws {
+    type Cluster = AWSCluster;
+    type Machine = AWSMachine;
+    const CLUSTER_FINALIZER: &'static str = "awscluster.infrastructure.cluster.x-k8s.io";
+    const MACHINE_FINALIZER: &'static str = "awsmachine.infrastructure.cluster.x-k8s.io";
+
+    fn name(&self) -> &'static str {
+        "aws"
+    }
+
+    async fn reconcile_cluster(
+        &self,
+        scope: &ClusterScope<AWSCluster>,
+    ) -> Result<ClusterOutcome, ProviderError> {
+        let infra = scope.infra.as_ref();
+        let c = self.clients.get(infra.spec.region.as_deref()).await?;
+        let ns = infra.metadata.namespace.clone().unwrap_or_default();
+        match network::reconcile(&c, infra, &ns, &cluster_name(&scope.cluster)).await? {
+            NetworkOutcome::Progress {
+                reason,
+                message,
+                waiting,
+                status,
+            } => Ok(ClusterOutcome::Provisioning(progress(
+                &reason,
+                message,
+                if waiting {
+                    Duration::from_secs(15)
+                } else {
+                    Duration::from_millis(200)
+                },
+                status,
+            ))),
+            NetworkOutcome::Ready {
+                endpoint,
+                failure_domains,
+                status,
+            } => Ok(ClusterOutcome::Ready(ClusterReady {
+                control_plane_endpoint: Some(endpoint),
+                failure_domains,
+                status,
+                message: String::new(),
+                kubeconfig: None,
+            })),
+        }
+    }
+
+    async fn delete_cluster(
+        &self,
+        scope: &ClusterScope<AWSCluster>,
+    ) -> Result<Deletion, ProviderError> {
+        let infra = scope.infra.as_ref();
+        let c = self.clients.get(infra.spec.region.as_deref()).await?;
+        let ns = infra.metadata.namespace.clone().unwrap_or_default();
+        // The owner Cluster may be gone already; the tags carry the name the network was
+        // made under, which the AWSCluster's cluster-name label keeps.
+        let name = infra
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(slipway_api::names::labels::CLUSTER_NAME).cloned())
+            .unwrap_or_else(|| cluster_name(&scope.cluster));
+        match network::delete(&c, infra, &ns, &name).await? {
+            None => Ok(Deletion::Gone),
+            Some(done) => Ok(Deletion::InProgress(progress(
+                "Deleting",
+                format!("deleting the network: {done}"),
+                Duration::from_secs(5),
+                Value::Null,
+            ))),
+        }
+    }
+
+    async fn reconcile_machine(
+        &self,
+        scope: &MachineScope<AWSCluster, AWSMachine>,
+        bootstrap: &BootstrapData,
+    ) -> Result<MachineOutcome, ProviderError> {
+        if bootstrap.format == BootstrapFormat::Ignition {
+            return Err(ProviderError::terminal(
+                "the AWS provider boots instances with cloud-init; Ignition bootstrap data is not \
+                 supported",
+            ));
+        }
+        let ic = scope.infra_cluster.as_ref();
+        let m = scope.infra.as_ref();
+        let c = self.clients.get(ic.spec.region.as_deref()).await?;
+        let cluster = cluster_name(&scope.cluster);
+        let Some(net) = ic.status.as_ref().and_then(|s| s.network_status.clone()) else {
+            return Ok(MachineOutcome::Provisioning(progress(
+                "WaitingForNetwork",
+                "the AWSCluster has no network status yet".into(),
+                Duration::from_secs(5),
+                Value::Null,
+            )));
+        };
+        let cp = scope.is_control_plane();
+        let inst = match machine::find(&c, &cluster, m).await? {
+            Some(i) => i,
+            None => {
+                let (subnet, groups) =
+                    machine::placement(&net, m, scope.machine.spec.failure_domain.as_deref(), cp)?;
+                let launch = machine::Launch {
+                    image: machine::image(&c, ic, m, scope.machine.spec.version.as_deref()).await?,
+                    subnet,
+                    groups,
+                    key: machine::ssh_key(ic, m),
+                };
+                let machine_name = scope.machine.metadata.name.clone().unwrap_or_default();
+                machine::run(
+                    &c,
+                    &cluster,
+                    ic,
+                    m,
+                    &machine_name,
+                    cp,
+                    &launch,
+                    &bootstrap.value,
+                )
+                .await?
+            }
+        };
+        let status = machine::status(&inst);
+        match inst.state.as_str() {
+            "running" => {
+                if cp {
+                    machine::target(&c, &net, &inst.id, true).await?;
+                }
+                Ok(MachineOutcome::Ready(MachineReady {
+                    provider_id: format!("aws:///{}/{}", inst.az, inst.id),
+                    addresses: inst.addresses.clone(),
+                    failure_domain: Some(inst.az.clone()).filter(|z| !z.is_empty()),
+                    status,
+                    message: String::new(),
+                }))
+            }
+            "pending" => Ok(MachineOutcome::Provisioning(progress(
+                "InstancePending",
+                format!("instance {} is pending", inst.id),
+                Duration::from_secs(2),
+                status,
+            ))),
+            "stopping" | "stopped" => Ok(MachineOutcome::Provisioning(progress(
+                "InstanceStopped",
+                format!("instance {} is {}", inst.id, inst.state),
+                Duration::from_secs(30),
+                status,
+            ))),
+            other => Err(ProviderError::terminal(format!(
+                "instance {} is {other}: it was terminated outside slipway; delete the Machine \
+                 to replace it",
+                inst.id
+            ))),
+        }
+    }
+
+    async fn delete_machine(
+        &self,
+        scope: &MachineScope<AWSCluster, AWSMachine>,
+    ) -> Result<Deletion, ProviderError> {
+        let ic = scope.infra_cluster.as_ref();
+        let c = self.clients.get(ic.spec.region.as_deref()).await?;
+        let cluster = cluster_name(&scope.cluster);
+        let Some(inst) = machine::find(&c, &cluster, scope.infra.as_ref()).await? else {
+            return Ok(Deletion::Gone);
+        };
+        if scope.is_control_plane()
+            && let Some(net) = ic.status.as_ref().and_then(|s| s.network_status.as_ref())
+        {
+            machine::target(&c, net, &inst.id, false).await?;
+        }
+        match inst.state.as_str() {
+            "terminated" => Ok(Deletion::Gone),
+            "shutting-down" => Ok(Deletion::InProgress(progress(
+                "Terminating",
+                format!("instance {} is shutting down", inst.id),
+                Duration::from_secs(10),
+                json!({"instanceState": inst.state}),
+            ))),
+            _ => {
+                error::retrying("TerminateInstances", || {
+                    c.ec2.terminate_instances().instance_ids(&inst.id).send()
+                })
+                .await?;
+                Ok(Deletion::InProgress(progress(
+                    "Terminating",
+                    format!("terminating instance {}", inst.id),
+                    Duration::from_secs(2),
+                    Value::Null,
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! Reads what exists of a cluster's network: the VPC by its Name tag (or the brought id), and
+//! everything else by the cluster's ownership tag, so a crash between a create call and a
+//! status write loses nothing: the next pass finds the resource and goes on.
+
+use aws_sdk_ec2::types::{Filter, Tag, VpcAttributeName};
+
+use super::model::{
+    Desired, Eip, Igw, Instance, Lb, Nat, Observed, RouteTable, Rule, SecurityGroup, Source,
+    Subnet, Vpc, owner_tag,
+};
+use crate::{ProviderError, clients::Clients, error};
+
+fn filter(name: &str, values: &[&str]) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
+        .build()
+}
+
+/// The value of tag `key`.
+pub fn tag<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+/// Everything of the cluster's network that exists.
+pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, ProviderError> {
+    let owner = owner_tag(&d.cluster);
+    let owned = filter(&format!("tag:{owner}"), &["owned"]);
+    let mut o = Observed::default();
+    let zones = error::retrying("DescribeAvailabilityZones", || {
+        c.ec2
+            .describe_availability_zones()
+            .filters(filter("state", &["available"]))
+            .filters(filter("opt-in-status", &["opt-in-not-required"]))
+            .send()
+    })
+    .await?;
+    o.zones = zones
+        .availability_zones()
+        .iter()
+        .filter_map(|z| z.zone_name().map(String::from))
+        .collect();
+    o.zones.sort();
+    let vpcs = error::retrying("DescribeVpcs", || {
+        let req = c.ec2.describe_vpcs();
+        match &d.byo_vpc {
+            Some(id) => req.vpc_ids(id).send(),
+            None => req
+                .filters(filter("tag:Name", &[&format!("{}-vpc", d.cluster)]))
+                .send(),
+        }
+    })
+    .await;
+    let vpcs = match vpcs {
+        Ok(v) => v.vpcs().to_vec(),
+        Err(e) if d.byo_vpc.is_some() && e.to_string().contains("NotFound") => vec![],
+        Err(e) => return Err(e),
+    };
+    if vpcs.len() > 1 {
+        return Err(ProviderError::terminal(format!(
+            "{} VPCs are named {}-vpc; remove the extra ones or set spec.network.vpc.id",
+            vpcs.len(),
+            d.cluster
+        )));
+    }
+    if let Some(v) = vpcs.first() {
+        let id = v.vpc_id().unwrap_or_default().to_string();
+        let is_owned = tag(v.tags(), &owner) == Some("owned");
+        if d.byo_vpc.is_none() && !is_owned {
+            return Err(ProviderError::terminal(format!(
+                "VPC {id} is named {}-vpc but not tagged {owner}=owned; slipway does not adopt it",
+                d.cluster
+            )));
+        }
+        let dns_hostnames = if d.byo_vpc.is_none() {
+            error::retrying("DescribeVpcAttribute", || {
+                c.ec2
+                    .describe_vpc_attribute()
+                    .vpc_id(&id)
+                    .attribute(VpcAttributeName::EnableDnsHostnames)
+                    .send()
+            })
+            .await?
+            .enable_dns_hostnames()
+            .and_then(|a| a.value())
+            .unwrap_or(false)
+        } else {
+            true
+        };
+        o.vpc = Some(Vpc {
+            id: id.clone(),
+            cidr: v.cidr_block().unwrap_or_default().to_string(),
+            owned: is_owned,
+            dns_hostnames,
+        });
+        let subnets = error::retrying("DescribeSubnets", || {
+            c.ec2
+                .describe_subnets()
+                .filters(filter("vpc-id", &[&id]))
+                .send()
+        })
+        .await?;
+        o.subnets = subnets
+            .subnets()
+            .iter()
+            .map(|s| {
+                let map_public_ip = s.map_public_ip_on_launch().unwrap_or(false);
+                Subnet {
+                    id: s.subnet_id().unwrap_or_default().into(),
+                    name: tag(s.tags(), "Name").unwrap_or_default().into(),
+                    cidr: s.cidr_block().unwrap_or_default().into(),
+                    az: s.availability_zone().unwrap_or_default().into(),
+                    public: match tag(s.tags(), super::model::ROLE_TAG) {
+                        Some(role) => role == "public",
+                        None => map_public_ip,
+                    },
+                    map_public_ip,
+                }
+            })
+            .collect();
+        o.subnets
+            .sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    }
+    let igws = error::retrying("DescribeInternetGateways", || {
+        c.ec2
+            .describe_internet_gateways()
+            .filters(owned.clone())
+            .send()
+    })
+    .await?;
+    o.igws = igws
+        .internet_gateways()
+        .iter()
+        .map(|g| Igw {
+            id: g.internet_gateway_id().unwrap_or_default().into(),
+            attached_to: g
+                .attachments()
+                .iter()
+                .filter_map(|a| a.vpc_id().map(String::from))
+                .collect(),
+        })
+        .collect();
+    let eips = error::retrying("DescribeAddresses", || {
+        c.ec2.describe_addresses().filters(owned.clone()).send()
+    })
+    .await?;
+    o.eips = eips
+        .addresses()
+        .iter()
+        .map(|a| Eip {
+            allocation_id: a.allocation_id().unwrap_or_default().into(),
+            name: tag(a.tags(), "Name").unwrap_or_default().into(),
+            association_id: a.association_id().map(String::from),
+            public_ip: a.public_ip().unwrap_or_default().into(),
+        })
+        .collect();
+    let nats = error::retrying("DescribeNatGateways", || {
+        c.ec2
+            .describe_nat_gateways()
+            .filter(owned.clone())
+            .filter(filter(
+                "state",
+                &["pending", "available", "deleting", "failed"],
+            ))
+            .send()
+    })
+    .await?;
+    o.nats = nats
+        .nat_gateways()
+        .iter()
+        .map(|n| Nat {
+            id: n.nat_gateway_id().unwrap_or_default().into(),
+            name: tag(n.tags(), "Name").unwrap_or_default().into(),
+            subnet_id: n.subnet_id().unwrap_or_default().into(),
+            state: n
+                .state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let rts = error::retrying("DescribeRouteTables", || {
+        c.ec2.describe_route_tables().filters(owned.clone()).send()
+    })
+    .await?;
+    o.route_tables = rts
+        .route_tables()
+        .iter()
+        .map(|r| RouteTable {
+            id: r.route_table_id().unwrap_or_default().into(),
+            name: tag(r.tags(), "Name").unwrap_or_default().into(),
+            associations: r
+                .associations()
+                .iter()
+                .filter(|a| !a.main().unwrap_or(false))
+                .filter_map(|a| {
+                    Some((
+                        a.route_table_association_id()?.to_string(),
+                        a.subnet_id()?.to_string(),
+                    ))
+                })
+                .collect(),
+            routes: r
+                .routes()
+                .iter()
+                .filter_map(|rt| {
+                    let target = rt.nat_gateway_id().or(rt.gateway_id())?;
+                    Some((rt.destination_cidr_block()?.to_string(), target.to_string()))
+                })
+                .collect(),
+        })
+        .collect();
+    let sgs = error::retrying("DescribeSecurityGroups", || {
+        c.ec2
+            .describe_security_groups()
+            .filters(owned.clone())
+            .send()
+    })
+    .await?;
+    o.security_groups = sgs
+        .security_groups()
+        .iter()
+        .map(|g| SecurityGroup {
+            id: g.group_id().unwrap_or_default().into(),
+            name: g.group_name().unwrap_or_default().into(),
+            ingress: rules_of(g.ip_permissions()),
+        })
+        .collect();
+    let instances = error::retrying("DescribeInstances", || {
+        c.ec2
+            .describe_instances()
+            .filters(owned.clone())
+            .filters(filter(
+                "instance-state-name",
+                &["pending", "running", "stopping", "stopped", "shutting-down"],
+            ))
+            .send()
+    })
+    .await?;
+    o.instances = instances
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .map(|i| Instance {
+            id: i.instance_id().unwrap_or_default().into(),
+            state: i
+                .state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_default(),
+        })
+        .collect();
+    observe_lb(c, d, &mut o).await?;
+    Ok(o)
+}
+
+/// Rules of an EC2 permission list, one per source.
+pub fn rules_of(perms: &[aws_sdk_ec2::types::IpPermission]) -> Vec<Rule> {
+    let mut out = Vec::new();
+    for p in perms {
+        let base = |source| Rule {
+            protocol: p.ip_protocol().unwrap_or("-1").to_string(),
+            from: p.from_port().unwrap_or(-1),
+            to: p.to_port().unwrap_or(-1),
+            source,
+        };
+        for r in p.ip_ranges() {
+            if let Some(c) = r.cidr_ip() {
+                out.push(base(Source::Cidr(c.into())));
+            }
+        }
+        for g in p.user_id_group_pairs() {
+            if let Some(id) = g.group_id() {
+                out.push(base(Source::Group(id.into())));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn observe_lb(c: &Clients, d: &Desired, o: &mut Observed) -> Result<(), ProviderError> {
+    // moto allows two load balancers of one name, so the name lookup is the only guard.
+    let lbs = c
+        .elb
+        .describe_load_balancers()
+        .names(&d.lb_name)
+        .send()
+        .await;
+    let lb = match lbs {
+        Ok(r) => r.load_balancers().first().cloned(),
+        Err(e) if error::is_not_found(&e) => None,
+        Err(e) => return Err(error::map("DescribeLoadBalancers", e)),
+    };
+    o.lb = lb.map(|l| Lb {
+        arn: l.load_balancer_arn().unwrap_or_default().into(),
+        dns_name: l.dns_name().unwrap_or_default().into(),
+        state: l
+            .state()
+            .and_then(|s| s.code())
+            .map(|c| c.as_str().to_string())
+            .unwrap_or_default(),
+    });
+    let tgs = c
+        .elb
+        .describe_target_groups()
+        .names(&d.tg_name)
+        .send()
+        .await;
+    o.tg = match tgs {
+        Ok(r) => r.target_groups().first().map(|t| Lb {
+            arn: t.target_group_arn().unwrap_or_default().into(),
+            ..Default::default()
+        }),
+        Err(e) if error::is_not_found(&e) => None,
+        Err(e) => return Err(error::map("DescribeTargetGroups", e)),
+    };
+    if let Some(lb) = &o.lb {
+        let ls = error::retrying("DescribeListeners", || {
+            c.elb.describe_listeners().load_balancer_arn(&lb.arn).send()
+        })
+        .await?;
+        o.listener = ls
+            .listeners()
+            .iter()
+            .find(|l| l.port() == Some(6443))
+            .map(|l| Lb {
+                arn: l.listener_arn().unwrap_or_default().into(),
+                ..Default::default()
+            });
+    }
+    Ok(())
+}

@@ -1,0 +1,486 @@
+//! The AWS provider against a real `moto_server` on 127.0.0.1 (PyPI `moto[server]`; `.ci/run`
+//! installs it): network create, idempotency across provider restarts, instances with their
+//! user data, target registration, delete leaving nothing tagged, and error mapping.
+//! Without `moto_server` on PATH the tests say so and pass only outside CI.
+
+use std::{
+    collections::BTreeMap,
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use aws_sdk_ec2::types::Filter;
+use base64::Engine;
+use slipway_api::{
+    Cluster, Machine,
+    aws::{AWSCluster, AWSMachine, AmiReference, AwsClusterSpec, AwsClusterStatus, AwsMachineSpec},
+    cluster::ClusterSpec,
+    machine::MachineSpec,
+    names::labels,
+};
+use slipway_aws::{Aws, clients::Settings};
+use slipway_providers::{
+    BootstrapData, BootstrapFormat, ClusterOutcome, ClusterReady, ClusterScope, Deletion,
+    InfrastructureProvider, MachineOutcome, MachineReady, MachineScope,
+};
+
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh moto server, or `None` (with the reason printed) where it is not installed.
+fn moto(env: &[(&str, &str)]) -> Option<Moto> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new("moto_server");
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "moto_server must be installed in CI: {e}"
+            );
+            println!("skipped: moto_server is not on PATH ({e}); pip install 'moto[server]'");
+            return None;
+        }
+    };
+    let m = Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(m)
+}
+
+fn settings(m: &Moto) -> Settings {
+    Settings {
+        endpoint_url: Some(m.url.clone()),
+        region: Some("us-east-1".into()),
+        credentials: Some(("testing".into(), "testing".into())),
+    }
+}
+
+async fn elb(m: &Moto) -> aws_sdk_elasticloadbalancingv2::Client {
+    aws_sdk_elasticloadbalancingv2::Client::new(&sdk_config(m).await)
+}
+
+async fn ec2(m: &Moto) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(&sdk_config(m).await)
+}
+
+async fn sdk_config(m: &Moto) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&m.url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https(),
+        )
+        .load()
+        .await
+}
+
+fn scope() -> ClusterScope<AWSCluster> {
+    let mut cluster = Cluster::new("c1", ClusterSpec::default());
+    cluster.metadata.namespace = Some("default".into());
+    let mut infra = AWSCluster::new("c1", AwsClusterSpec::default());
+    infra.metadata.namespace = Some("default".into());
+    infra.metadata.labels = Some(BTreeMap::from([(
+        labels::CLUSTER_NAME.to_string(),
+        "c1".to_string(),
+    )]));
+    ClusterScope {
+        cluster: Arc::new(cluster),
+        infra: Arc::new(infra),
+        topology: None,
+    }
+}
+
+async fn until_ready(p: &Aws, s: &ClusterScope<AWSCluster>, max: usize) -> (usize, ClusterReady) {
+    for pass in 1..=max {
+        match p.reconcile_cluster(s).await.unwrap() {
+            ClusterOutcome::Ready(r) => return (pass, r),
+            ClusterOutcome::Provisioning(_) => {}
+        }
+    }
+    panic!("not Ready after {max} passes");
+}
+
+fn owned() -> Filter {
+    Filter::builder()
+        .name("tag:sigs.k8s.io/cluster-api-provider-aws/cluster/c1")
+        .values("owned")
+        .build()
+}
+
+/// Counts of what is tagged for c1 (instances: those not terminated).
+async fn inventory(c: &aws_sdk_ec2::Client) -> BTreeMap<&'static str, usize> {
+    let mut out = BTreeMap::new();
+    out.insert(
+        "vpcs",
+        c.describe_vpcs()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+            .len(),
+    );
+    out.insert(
+        "subnets",
+        c.describe_subnets()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap()
+            .subnets()
+            .len(),
+    );
+    out.insert(
+        "igws",
+        c.describe_internet_gateways()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap()
+            .internet_gateways()
+            .len(),
+    );
+    out.insert(
+        "nats",
+        c.describe_nat_gateways()
+            .filter(owned())
+            .send()
+            .await
+            .unwrap()
+            .nat_gateways()
+            .iter()
+            .filter(|n| n.state().is_some_and(|s| s.as_str() != "deleted"))
+            .count(),
+    );
+    out.insert(
+        "eips",
+        c.describe_addresses()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap()
+            .addresses()
+            .len(),
+    );
+    out.insert(
+        "route_tables",
+        c.describe_route_tables()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap()
+            .route_tables()
+            .len(),
+    );
+    out.insert(
+        "security_groups",
+        c.describe_security_groups()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap()
+            .security_groups()
+            .len(),
+    );
+    out.insert(
+        "instances",
+        c.describe_instances()
+            .filters(owned())
+            .send()
+            .await
+            .unwrap()
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter(|i| {
+                i.state()
+                    .and_then(|s| s.name())
+                    .is_some_and(|n| n.as_str() != "terminated")
+            })
+            .count(),
+    );
+    out
+}
+
+fn with_status(s: &ClusterScope<AWSCluster>, ready: &ClusterReady) -> Arc<AWSCluster> {
+    let mut infra = (*s.infra).clone();
+    infra.status = Some(serde_json::from_value::<AwsClusterStatus>(ready.status.clone()).unwrap());
+    Arc::new(infra)
+}
+
+fn machine(
+    s: &ClusterScope<AWSCluster>,
+    infra: Arc<AWSCluster>,
+    name: &str,
+    cp: bool,
+) -> MachineScope<AWSCluster, AWSMachine> {
+    let mut m = Machine::new(
+        name,
+        MachineSpec {
+            cluster_name: "c1".into(),
+            version: Some("v1.31.0".into()),
+            ..Default::default()
+        },
+    );
+    m.metadata.namespace = Some("default".into());
+    if cp {
+        m.metadata.labels = Some(BTreeMap::from([(
+            labels::CONTROL_PLANE.to_string(),
+            String::new(),
+        )]));
+    }
+    let mut am = AWSMachine::new(
+        name,
+        AwsMachineSpec {
+            instance_type: "t3.medium".into(),
+            ami: Some(AmiReference {
+                id: Some("ami-760aaa0f".into()),
+                eks_lookup_type: None,
+            }),
+            ssh_key_name: Some(String::new()),
+            ..Default::default()
+        },
+    );
+    am.metadata.namespace = Some("default".into());
+    MachineScope {
+        cluster: s.cluster.clone(),
+        infra_cluster: infra,
+        machine: Arc::new(m),
+        infra: Arc::new(am),
+    }
+}
+
+async fn machine_ready(
+    p: &Aws,
+    ms: &MachineScope<AWSCluster, AWSMachine>,
+    data: &BootstrapData,
+) -> MachineReady {
+    for _ in 0..10 {
+        if let MachineOutcome::Ready(r) = p.reconcile_machine(ms, data).await.unwrap() {
+            return r;
+        }
+    }
+    panic!("machine never Ready");
+}
+
+fn print_calls(what: &str, p: &Aws) {
+    let calls = p.calls().snapshot();
+    let total: u64 = calls.values().sum();
+    println!("AWS API calls for {what}: {total}");
+    for (op, n) in &calls {
+        println!("  {op:<45} {n}");
+    }
+}
+
+#[tokio::test]
+async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_completely() {
+    let Some(m) = moto(&[]) else { return };
+    let c = ec2(&m).await;
+    let s = scope();
+
+    // Interrupted creation: a provider that stops after three passes, then a new one (a
+    // restarted controller) that finishes. Nothing is made twice.
+    let first = Aws::with_settings(settings(&m));
+    for _ in 0..3 {
+        let _ = first.reconcile_cluster(&s).await.unwrap();
+    }
+    let p = Aws::with_settings(settings(&m));
+    let (passes, ready) = until_ready(&p, &s, 30).await;
+    println!("network Ready after 3 + {passes} passes");
+    print_calls("the network (interrupted provider)", &first);
+    print_calls("the network (restarted provider)", &p);
+    p.calls().reset();
+    let want = BTreeMap::from([
+        ("vpcs", 1),
+        ("subnets", 6),
+        ("igws", 1),
+        ("nats", 3),
+        ("eips", 3),
+        ("route_tables", 6),
+        ("security_groups", 4),
+        ("instances", 0),
+    ]);
+    assert_eq!(inventory(&c).await, want);
+    let ep = ready.control_plane_endpoint.clone().unwrap();
+    assert!(ep.host.ends_with(".elb.amazonaws.com"), "{}", ep.host);
+    assert_eq!(ep.port, 6443);
+    let zones: Vec<&str> = ready
+        .failure_domains
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(zones, ["us-east-1a", "us-east-1b", "us-east-1c"]);
+    let ns = &ready.status["networkStatus"];
+    assert!(ns["vpcId"].as_str().unwrap().starts_with("vpc-"));
+    assert_eq!(ns["subnets"].as_array().unwrap().len(), 6);
+    assert_eq!(ns["natGatewayIds"].as_array().unwrap().len(), 3);
+    assert_eq!(ns["securityGroups"].as_object().unwrap().len(), 4);
+    assert!(ns["apiServerTargetGroupArn"].as_str().is_some());
+    assert!(ns["apiServerListenerArn"].as_str().is_some());
+    // The VPC has DNS hostnames on, public subnets map public IPs.
+    let vpc = ns["vpcId"].as_str().unwrap();
+    let attr = c
+        .describe_vpc_attribute()
+        .vpc_id(vpc)
+        .attribute(aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        attr.enable_dns_hostnames().and_then(|a| a.value()),
+        Some(true)
+    );
+    // Idempotent: another pass (and a restarted provider) creates nothing.
+    let again = Aws::with_settings(settings(&m));
+    let (one, _) = until_ready(&again, &s, 1).await;
+    assert_eq!(one, 1);
+    assert!(
+        !again
+            .calls()
+            .snapshot()
+            .keys()
+            .any(|k| k.contains(":Create") || k.contains(":Allocate")),
+        "{:?}",
+        again.calls().snapshot()
+    );
+    assert_eq!(inventory(&c).await, want);
+
+    // Machines: one control plane and two workers.
+    let infra = with_status(&s, &ready);
+    let bootstrap = |n: &str| BootstrapData {
+        value: format!("## template: jinja\n#cloud-config\nhostname: {n}\n").into_bytes(),
+        format: BootstrapFormat::CloudConfig,
+    };
+    let mut ids = Vec::new();
+    for (name, cp) in [("c1-cp-1", true), ("c1-md-1", false), ("c1-md-2", false)] {
+        let ms = machine(&s, infra.clone(), name, cp);
+        let r = machine_ready(&p, &ms, &bootstrap(name)).await;
+        assert!(
+            r.provider_id.starts_with("aws:///us-east-1"),
+            "{}",
+            r.provider_id
+        );
+        let id = r.provider_id.rsplit('/').next().unwrap().to_string();
+        // Again: the same instance, found by its tags.
+        let r2 = machine_ready(&Aws::with_settings(settings(&m)), &ms, &bootstrap(name)).await;
+        assert_eq!(r2.provider_id, r.provider_id);
+        let ud = c
+            .describe_instance_attribute()
+            .instance_id(&id)
+            .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+            .send()
+            .await
+            .unwrap();
+        let sent = base64::engine::general_purpose::STANDARD
+            .decode(ud.user_data().and_then(|u| u.value()).unwrap())
+            .unwrap();
+        assert_eq!(sent, bootstrap(name).value);
+        assert!(r.addresses.iter().any(|a| a.address.starts_with("10.0.")));
+        ids.push((name, cp, id));
+    }
+    assert_eq!(inventory(&c).await["instances"], 3);
+    print_calls("3 machines (1 control plane, 2 workers)", &p);
+
+    // Delete: machines, then the cluster; nothing tagged remains.
+    let d = Aws::with_settings(settings(&m));
+    for (name, cp, _) in &ids {
+        let ms = machine(&s, infra.clone(), name, *cp);
+        let mut gone = false;
+        for _ in 0..10 {
+            if d.delete_machine(&ms).await.unwrap() == Deletion::Gone {
+                gone = true;
+                break;
+            }
+        }
+        assert!(gone, "{name} not deleted");
+    }
+    let mut passes = 0;
+    loop {
+        passes += 1;
+        assert!(passes < 20, "network not deleted");
+        if d.delete_cluster(&s).await.unwrap() == Deletion::Gone {
+            break;
+        }
+    }
+    print_calls("cluster delete", &d);
+    let left = inventory(&c).await;
+    assert!(left.values().all(|n| *n == 0), "left behind: {left:?}");
+    let elb = elb(&m).await;
+    let lbs = elb.describe_load_balancers().send().await.unwrap();
+    assert!(lbs.load_balancers().is_empty(), "{lbs:?}");
+    let tgs = elb.describe_target_groups().send().await.unwrap();
+    assert!(tgs.target_groups().is_empty(), "{tgs:?}");
+}
+
+#[tokio::test]
+async fn unreachable_endpoints_are_unavailable_and_bad_instance_types_terminal() {
+    let p = Aws::with_settings(Settings {
+        endpoint_url: Some("http://127.0.0.1:9".into()),
+        region: Some("us-east-1".into()),
+        credentials: Some(("testing".into(), "testing".into())),
+    });
+    let e = p.reconcile_cluster(&scope()).await.unwrap_err();
+    assert_eq!(e.reason(), "ProviderUnavailable", "{e}");
+    assert!(
+        e.to_string().contains("the AWS endpoint is unavailable"),
+        "{e}"
+    );
+
+    let Some(m) = moto(&[("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")]) else {
+        return;
+    };
+    let s = scope();
+    let p = Aws::with_settings(settings(&m));
+    let (_, ready) = until_ready(&p, &s, 30).await;
+    let infra = with_status(&s, &ready);
+    let mut ms = machine(&s, infra, "c1-bad", false);
+    let mut am = (*ms.infra).clone();
+    am.spec.instance_type = "t9.bogus".into();
+    ms.infra = Arc::new(am);
+    let data = BootstrapData {
+        value: b"#cloud-config\n".to_vec(),
+        format: BootstrapFormat::CloudConfig,
+    };
+    let e = p.reconcile_machine(&ms, &data).await.unwrap_err();
+    assert!(e.is_terminal(), "{e}");
+    assert!(e.to_string().contains("RunInstances"), "{e}");
+    assert!(
+        !e.to_string().contains("cloud-config"),
+        "user data leaked: {e}"
+    );
+}
