@@ -16,7 +16,7 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 use slipway_api::{
-    AWSCluster, AWSManagedCluster, AWSManagedControlPlane, Cluster, InMemoryCluster,
+    AWSCluster, AWSMachine, AWSManagedCluster, AWSManagedControlPlane, Cluster, InMemoryCluster,
     InMemoryMachine, KindCluster, KindMachine, KubeadmConfig, KubeadmControlPlane, Machine,
     MachineDeployment, MachineSet, names::labels,
 };
@@ -49,6 +49,47 @@ pub struct Options {
     pub probe_timeout: Duration,
     /// Where the kind provider finds `kind` and `docker`.
     pub kind_tools: Tools,
+    /// Providers built outside this crate (AWS lives in its own crate, so that the SDK is
+    /// compiled and linked only into the binary).
+    pub extra_providers: Vec<ExtraProvider>,
+}
+
+/// A provider whose controllers run beside the built-in ones: given a [`ProviderRunner`], it
+/// returns the future of its controllers (`runner.run(provider)`).
+#[derive(Clone)]
+pub struct ExtraProvider(
+    pub Arc<dyn Fn(ProviderRunner) -> futures::future::BoxFuture<'static, ()> + Send + Sync>,
+);
+
+impl std::fmt::Debug for ExtraProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraProvider")
+    }
+}
+
+/// What an [`ExtraProvider`] runs its infrastructure controllers with.
+pub struct ProviderRunner {
+    scope: Arc<Scope>,
+    ctx: Arc<Context>,
+}
+
+impl ProviderRunner {
+    /// The infrastructure cluster and machine controllers of `provider`.
+    pub async fn run<P>(self, provider: P)
+    where
+        P: InfrastructureProvider,
+        P::Cluster: InfraObject,
+        P::Machine: InfraObject,
+    {
+        let ictx = Arc::new(InfraContext {
+            base: self.ctx,
+            provider,
+        });
+        futures::join!(
+            infra_clusters::<P>(self.scope.clone(), ictx.clone()),
+            infra_machines::<P>(self.scope, ictx),
+        );
+    }
 }
 
 impl Default for Options {
@@ -61,6 +102,7 @@ impl Default for Options {
             probe_interval: Duration::from_secs(10),
             probe_timeout: Duration::from_secs(3),
             kind_tools: Tools::default(),
+            extra_providers: Vec::new(),
         }
     }
 }
@@ -106,7 +148,8 @@ fn labelled_cluster<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
         .map(|n| ObjectRef::new(n).within(&ns))
 }
 
-struct Scope {
+/// Where and how controllers run.
+pub struct Scope {
     client: Client,
     namespace: Option<String>,
     config: Config,
@@ -140,7 +183,14 @@ pub async fn run(client: Client, opts: Options) {
         namespace: opts.namespace.clone(),
         config: Config::default().concurrency(opts.concurrency),
     });
+    let extra = futures::future::join_all(opts.extra_providers.iter().map(|p| {
+        (p.0)(ProviderRunner {
+            scope: scope.clone(),
+            ctx: ctx.clone(),
+        })
+    }));
     futures::join!(
+        extra,
         clusters(scope.clone(), ctx.clone()),
         infra_clusters::<InMemory>(scope.clone(), in_memory.clone()),
         infra_machines::<InMemory>(scope.clone(), in_memory),
@@ -386,6 +436,7 @@ async fn machines(scope: Arc<Scope>, ctx: Arc<Context>) {
             machine_of(&o)
         })
         .watches(scope.api::<KindMachine>(), wc.clone(), |o| machine_of(&o))
+        .watches(scope.api::<AWSMachine>(), wc.clone(), |o| machine_of(&o))
         .watches(scope.api::<KubeadmConfig>(), wc, |o| machine_of(&o))
         .run(
             |o, c| resync(metrics::timed("Machine", machine::reconcile(o, c))),

@@ -12,6 +12,7 @@ pub mod clients;
 pub mod error;
 pub mod machine;
 pub mod network;
+pub mod testing;
 
 use std::time::Duration;
 
@@ -230,6 +231,7 @@ impl InfrastructureProvider for Aws {
             return Ok(Deletion::Gone);
         };
         if scope.is_control_plane()
+            && inst.state != "terminated"
             && let Some(net) = ic.status.as_ref().and_then(|s| s.network_status.as_ref())
         {
             machine::target(&c, net, &inst.id, false).await?;

@@ -399,7 +399,14 @@ pub async fn target(
         })
         .await
         {
-            Err(e) if e.to_string().contains("NotFound") => Ok(()),
+            // Gone already: the target group, or the instance (AWS answers InvalidTarget for
+            // a terminated instance).
+            Err(e)
+                if e.to_string().contains("NotFound")
+                    || e.to_string().contains("InvalidTarget") =>
+            {
+                Ok(())
+            }
             other => other.map(drop),
         }
     }

@@ -3,16 +3,6 @@
 //! user data, target registration, delete leaving nothing tagged, and error mapping.
 //! Without `moto_server` on PATH the tests say so and pass only outside CI.
 
-use std::{
-    collections::BTreeMap,
-    net::TcpListener,
-    process::{Child, Command, Stdio},
-    sync::Arc,
-    time::{Duration, Instant},
-};
-
-use aws_sdk_ec2::types::Filter;
-use base64::Engine;
 use slipway_api::{
     Cluster, Machine,
     aws::{AWSCluster, AWSMachine, AmiReference, AwsClusterSpec, AwsClusterStatus, AwsMachineSpec},
@@ -20,94 +10,12 @@ use slipway_api::{
     machine::MachineSpec,
     names::labels,
 };
-use slipway_aws::{Aws, clients::Settings};
+use slipway_aws::{Aws, clients::Settings, testing::moto};
 use slipway_providers::{
     BootstrapData, BootstrapFormat, ClusterOutcome, ClusterReady, ClusterScope, Deletion,
     InfrastructureProvider, MachineOutcome, MachineReady, MachineScope,
 };
-
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A fresh moto server, or `None` (with the reason printed) where it is not installed.
-fn moto(env: &[(&str, &str)]) -> Option<Moto> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cmd = Command::new("moto_server");
-    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "moto_server must be installed in CI: {e}"
-            );
-            println!("skipped: moto_server is not on PATH ({e}); pip install 'moto[server]'");
-            return None;
-        }
-    };
-    let m = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not listen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(m)
-}
-
-fn settings(m: &Moto) -> Settings {
-    Settings {
-        endpoint_url: Some(m.url.clone()),
-        region: Some("us-east-1".into()),
-        credentials: Some(("testing".into(), "testing".into())),
-    }
-}
-
-async fn elb(m: &Moto) -> aws_sdk_elasticloadbalancingv2::Client {
-    aws_sdk_elasticloadbalancingv2::Client::new(&sdk_config(m).await)
-}
-
-async fn ec2(m: &Moto) -> aws_sdk_ec2::Client {
-    aws_sdk_ec2::Client::new(&sdk_config(m).await)
-}
-
-async fn sdk_config(m: &Moto) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&m.url)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
-        .load()
-        .await
-}
+use std::{collections::BTreeMap, sync::Arc};
 
 fn scope() -> ClusterScope<AWSCluster> {
     let mut cluster = Cluster::new("c1", ClusterSpec::default());
@@ -133,108 +41,6 @@ async fn until_ready(p: &Aws, s: &ClusterScope<AWSCluster>, max: usize) -> (usiz
         }
     }
     panic!("not Ready after {max} passes");
-}
-
-fn owned() -> Filter {
-    Filter::builder()
-        .name("tag:sigs.k8s.io/cluster-api-provider-aws/cluster/c1")
-        .values("owned")
-        .build()
-}
-
-/// Counts of what is tagged for c1 (instances: those not terminated).
-async fn inventory(c: &aws_sdk_ec2::Client) -> BTreeMap<&'static str, usize> {
-    let mut out = BTreeMap::new();
-    out.insert(
-        "vpcs",
-        c.describe_vpcs()
-            .filters(owned())
-            .send()
-            .await
-            .unwrap()
-            .vpcs()
-            .len(),
-    );
-    out.insert(
-        "subnets",
-        c.describe_subnets()
-            .filters(owned())
-            .send()
-            .await
-            .unwrap()
-            .subnets()
-            .len(),
-    );
-    out.insert(
-        "igws",
-        c.describe_internet_gateways()
-            .filters(owned())
-            .send()
-            .await
-            .unwrap()
-            .internet_gateways()
-            .len(),
-    );
-    out.insert(
-        "nats",
-        c.describe_nat_gateways()
-            .filter(owned())
-            .send()
-            .await
-            .unwrap()
-            .nat_gateways()
-            .iter()
-            .filter(|n| n.state().is_some_and(|s| s.as_str() != "deleted"))
-            .count(),
-    );
-    out.insert(
-        "eips",
-        c.describe_addresses()
-            .filters(owned())
-            .send()
-            .await
-            .unwrap()
-            .addresses()
-            .len(),
-    );
-    out.insert(
-        "route_tables",
-        c.describe_route_tables()
-            .filters(owned())
-            .send()
-            .await
-            .unwrap()
-            .route_tables()
-            .len(),
-    );
-    out.insert(
-        "security_groups",
-        c.describe_security_groups()
-            .filters(owned())
-            .send()
-            .await
-            .unwrap()
-            .security_groups()
-            .len(),
-    );
-    out.insert(
-        "instances",
-        c.describe_instances()
-            .filters(owned())
-            .send()
-            .await
-            .unwrap()
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .filter(|i| {
-                i.state()
-                    .and_then(|s| s.name())
-                    .is_some_and(|n| n.as_str() != "terminated")
-            })
-            .count(),
-    );
-    out
 }
 
 fn with_status(s: &ClusterScope<AWSCluster>, ready: &ClusterReady) -> Arc<AWSCluster> {
@@ -310,16 +116,15 @@ fn print_calls(what: &str, p: &Aws) {
 #[tokio::test]
 async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_completely() {
     let Some(m) = moto(&[]) else { return };
-    let c = ec2(&m).await;
     let s = scope();
 
     // Interrupted creation: a provider that stops after three passes, then a new one (a
     // restarted controller) that finishes. Nothing is made twice.
-    let first = Aws::with_settings(settings(&m));
+    let first = Aws::with_settings(m.settings());
     for _ in 0..3 {
         let _ = first.reconcile_cluster(&s).await.unwrap();
     }
-    let p = Aws::with_settings(settings(&m));
+    let p = Aws::with_settings(m.settings());
     let (passes, ready) = until_ready(&p, &s, 30).await;
     println!("network Ready after 3 + {passes} passes");
     print_calls("the network (interrupted provider)", &first);
@@ -328,14 +133,16 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
     let want = BTreeMap::from([
         ("vpcs", 1),
         ("subnets", 6),
-        ("igws", 1),
-        ("nats", 3),
-        ("eips", 3),
+        ("internet_gateways", 1),
+        ("nat_gateways", 3),
+        ("elastic_ips", 3),
         ("route_tables", 6),
         ("security_groups", 4),
         ("instances", 0),
+        ("load_balancers", 1),
+        ("target_groups", 1),
     ]);
-    assert_eq!(inventory(&c).await, want);
+    assert_eq!(m.inventory("c1").await, want);
     let ep = ready.control_plane_endpoint.clone().unwrap();
     assert!(ep.host.ends_with(".elb.amazonaws.com"), "{}", ep.host);
     assert_eq!(ep.port, 6443);
@@ -354,7 +161,9 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
     assert!(ns["apiServerListenerArn"].as_str().is_some());
     // The VPC has DNS hostnames on, public subnets map public IPs.
     let vpc = ns["vpcId"].as_str().unwrap();
-    let attr = c
+    let attr = m
+        .ec2()
+        .await
         .describe_vpc_attribute()
         .vpc_id(vpc)
         .attribute(aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames)
@@ -366,7 +175,7 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
         Some(true)
     );
     // Idempotent: another pass (and a restarted provider) creates nothing.
-    let again = Aws::with_settings(settings(&m));
+    let again = Aws::with_settings(m.settings());
     let (one, _) = until_ready(&again, &s, 1).await;
     assert_eq!(one, 1);
     assert!(
@@ -378,7 +187,7 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
         "{:?}",
         again.calls().snapshot()
     );
-    assert_eq!(inventory(&c).await, want);
+    assert_eq!(m.inventory("c1").await, want);
 
     // Machines: one control plane and two workers.
     let infra = with_status(&s, &ready);
@@ -397,27 +206,17 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
         );
         let id = r.provider_id.rsplit('/').next().unwrap().to_string();
         // Again: the same instance, found by its tags.
-        let r2 = machine_ready(&Aws::with_settings(settings(&m)), &ms, &bootstrap(name)).await;
+        let r2 = machine_ready(&Aws::with_settings(m.settings()), &ms, &bootstrap(name)).await;
         assert_eq!(r2.provider_id, r.provider_id);
-        let ud = c
-            .describe_instance_attribute()
-            .instance_id(&id)
-            .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
-            .send()
-            .await
-            .unwrap();
-        let sent = base64::engine::general_purpose::STANDARD
-            .decode(ud.user_data().and_then(|u| u.value()).unwrap())
-            .unwrap();
-        assert_eq!(sent, bootstrap(name).value);
+        assert_eq!(m.user_data(&id).await, bootstrap(name).value);
         assert!(r.addresses.iter().any(|a| a.address.starts_with("10.0.")));
         ids.push((name, cp, id));
     }
-    assert_eq!(inventory(&c).await["instances"], 3);
+    assert_eq!(m.inventory("c1").await["instances"], 3);
     print_calls("3 machines (1 control plane, 2 workers)", &p);
 
     // Delete: machines, then the cluster; nothing tagged remains.
-    let d = Aws::with_settings(settings(&m));
+    let d = Aws::with_settings(m.settings());
     for (name, cp, _) in &ids {
         let ms = machine(&s, infra.clone(), name, *cp);
         let mut gone = false;
@@ -438,13 +237,8 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
         }
     }
     print_calls("cluster delete", &d);
-    let left = inventory(&c).await;
+    let left = m.inventory("c1").await;
     assert!(left.values().all(|n| *n == 0), "left behind: {left:?}");
-    let elb = elb(&m).await;
-    let lbs = elb.describe_load_balancers().send().await.unwrap();
-    assert!(lbs.load_balancers().is_empty(), "{lbs:?}");
-    let tgs = elb.describe_target_groups().send().await.unwrap();
-    assert!(tgs.target_groups().is_empty(), "{tgs:?}");
 }
 
 #[tokio::test]
@@ -465,7 +259,7 @@ async fn unreachable_endpoints_are_unavailable_and_bad_instance_types_terminal()
         return;
     };
     let s = scope();
-    let p = Aws::with_settings(settings(&m));
+    let p = Aws::with_settings(m.settings());
     let (_, ready) = until_ready(&p, &s, 30).await;
     let infra = with_status(&s, &ready);
     let mut ms = machine(&s, infra, "c1-bad", false);

@@ -98,13 +98,28 @@ impl Mgmt {
     }
 
     pub fn start_controller(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        self.start_controller_env(&[]);
+    }
+
+    /// [`Mgmt::start_controller`] with extra environment variables.
+    pub fn start_controller_env(&mut self, env: &[(&str, String)]) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
+        cmd.env("RUST_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        // Its warnings go to <dir>/controller.log, for a failing test to show.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("controller.log"))
+            .unwrap();
+        let child = cmd
             .args(["controller", "--data-dir"])
             .arg(&self.dir)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("slipway controller starts");
         self.controller = Some(child);

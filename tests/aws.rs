@@ -1,0 +1,260 @@
+//! An AWS cluster through `slipway controller` and kubectl against a real `moto_server`.
+//!
+//! moto runs no instance, so the test plays the part of the booted machines: a second
+//! `slipway up` plane is "the cluster's API server" (its kubeconfig is put in
+//! `<cluster>-kubeconfig` beforehand, annotated so the control plane leaves it alone), and the
+//! test registers a Node with each instance's providerID as its kubelet would. Everything on
+//! the AWS side is the provider's own doing, checked through moto's API.
+
+mod common;
+
+use std::{collections::BTreeMap, process::Command, time::Duration};
+
+use common::{Mgmt, eventually, text};
+use slipway_aws::testing::moto;
+
+fn generate(name: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["generate", "cluster", name, "--infrastructure", "aws"])
+        .args(["--control-plane-machine-count", "1"])
+        .args(["--worker-machine-count", "2"])
+        .args(["--kubernetes-version", "v1.31.0"])
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_AMI_ID", "ami-760aaa0f")
+        .env("AWS_SSH_KEY_NAME", "slipway-e2e")
+        .env("AWS_CONTROL_PLANE_IAM_INSTANCE_PROFILE", "")
+        .env("AWS_NODE_IAM_INSTANCE_PROFILE", "")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// `<cluster>-kubeconfig` pointing at the stand-in API server.
+fn kubeconfig_secret(m: &Mgmt, cluster: &str, workload: &Mgmt) {
+    use base64::Engine;
+    let kc = std::fs::read(&workload.kubeconfig).unwrap();
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {
+            "name": format!("{cluster}-kubeconfig"), "namespace": "default",
+            "labels": {"cluster.x-k8s.io/cluster-name": cluster},
+            "annotations": {"slipway.dev/kubeconfig-provider": "e2e-stand-in"},
+        },
+        "type": "cluster.x-k8s.io/secret",
+        "data": {"value": base64::engine::general_purpose::STANDARD.encode(kc)},
+    });
+    m.ok(&["apply", "-f", "-"], Some(&secret.to_string()));
+}
+
+/// Registers a Ready Node for every AWSMachine that has a providerID, as its kubelet would.
+fn register_nodes(m: &Mgmt, workload: &Mgmt) {
+    for am in m.items(&["get", "awsmachines"]) {
+        let Some(pid) = am["spec"]["providerID"].as_str() else {
+            continue;
+        };
+        let name = am["metadata"]["name"].as_str().unwrap();
+        let node = serde_json::json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name}, "spec": {"providerID": pid},
+        });
+        workload.ok(&["apply", "-f", "-"], Some(&node.to_string()));
+        let status = r#"{"status": {"conditions": [{"type": "Ready", "status": "True",
+            "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
+            "nodeInfo": {"kubeletVersion": "v1.31.0"}}}"#;
+        workload.ok(
+            &[
+                "patch",
+                "node",
+                name,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                status,
+            ],
+            None,
+        );
+    }
+}
+
+fn expected(instances: usize) -> BTreeMap<&'static str, usize> {
+    BTreeMap::from([
+        ("vpcs", 1),
+        ("subnets", 6),
+        ("internet_gateways", 1),
+        ("nat_gateways", 3),
+        ("elastic_ips", 3),
+        ("route_tables", 6),
+        ("security_groups", 4),
+        ("instances", instances),
+        ("load_balancers", 1),
+        ("target_groups", 1),
+    ])
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn cloud_init_valid(dir: &std::path::Path, name: &str, data: &[u8]) {
+    if Command::new("cloud-init")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("cloud-init is not installed: the schema check of {name} is skipped");
+        return;
+    }
+    let text = String::from_utf8_lossy(data);
+    // Debian's cloud-init rejects the jinja header line; everything from #cloud-config must pass.
+    let body = text.strip_prefix("## template: jinja\n").unwrap_or(&text);
+    let path = dir.join(format!("{name}.user-data"));
+    std::fs::write(&path, body).unwrap();
+    let out = Command::new("cloud-init")
+        .args(["schema", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let all = format!("{}{}", text_of(&out.stdout), text_of(&out.stderr));
+    assert!(
+        out.status.success() && all.contains("Valid"),
+        "{name}: {all}"
+    );
+}
+
+fn text_of(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn an_aws_cluster_on_moto_survives_controller_kills_and_deletes_everything_it_made() {
+    let Some(aws) = moto(&[]) else { return };
+    let workload = Mgmt::start("aws-workload", true);
+    let mut m = Mgmt::start("aws", true);
+    let mut env = aws.env();
+    env.push(("RUST_LOG", "warn,slipway_controller=debug".into()));
+    m.start_controller_env(&env);
+    kubeconfig_secret(&m, "c1", &workload);
+    m.ok(&["apply", "-f", "-"], Some(&generate("c1")));
+
+    // Kill the controller at several points of the creation; each restart must go on from
+    // what exists, never duplicate it.
+    for wait in [1500, 2500, 4000] {
+        std::thread::sleep(Duration::from_millis(wait));
+        m.kill_controller();
+        m.start_controller_env(&env);
+    }
+    eventually(180, "3 Running machines and an Available cluster", || {
+        register_nodes(&m, &workload);
+        let ms = common::machines(&m, "c1");
+        let running = ms
+            .iter()
+            .filter(|x| x["status"]["phase"] == "Running")
+            .count();
+        let c = m.json(&["get", "cluster", "c1"]);
+        (ms.len() == 3
+            && running == 3
+            && common::condition(&c, "Available").as_deref() == Some("True"))
+        .then_some(())
+        .ok_or_else(|| {
+            format!(
+                "{running}/{} running; cluster {:#}",
+                ms.len(),
+                c["status"]["conditions"]
+            )
+        })
+    });
+    let r = rt();
+    assert_eq!(r.block_on(aws.inventory("c1")), expected(3));
+
+    // The AWSCluster's contract fields and recorded ids.
+    let ac = m.json(&["get", "awscluster", "c1"]);
+    let host = ac["spec"]["controlPlaneEndpoint"]["host"].as_str().unwrap();
+    assert!(host.ends_with(".elb.amazonaws.com"), "{host}");
+    let c = m.json(&["get", "cluster", "c1"]);
+    assert_eq!(c["spec"]["controlPlaneEndpoint"]["host"], host);
+    assert_eq!(c["spec"]["controlPlaneEndpoint"]["port"], 6443);
+    assert_eq!(ac["status"]["failureDomains"].as_array().unwrap().len(), 3);
+    let ns = &ac["status"]["networkStatus"];
+    assert!(ns["vpcId"].as_str().unwrap().starts_with("vpc-"));
+    assert_eq!(ns["natGatewayIds"].as_array().unwrap().len(), 3);
+
+    // Each instance's user data is its machine's rendered bootstrap data, valid cloud-config.
+    let instances = r.block_on(aws.instances("c1"));
+    assert_eq!(instances.len(), 3);
+    for (id, name) in &instances {
+        let am = m.json(&["get", "awsmachine", name]);
+        assert!(
+            am["spec"]["providerID"]
+                .as_str()
+                .unwrap()
+                .ends_with(id.as_str())
+        );
+        let machine = am["metadata"]["ownerReferences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "Machine")
+            .unwrap()["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mach = m.json(&["get", "machine", &machine]);
+        let secret = m.json(&[
+            "get",
+            "secret",
+            mach["spec"]["bootstrap"]["dataSecretName"]
+                .as_str()
+                .unwrap(),
+        ]);
+        use base64::Engine;
+        let want = base64::engine::general_purpose::STANDARD
+            .decode(secret["data"]["value"].as_str().unwrap())
+            .unwrap();
+        let got = r.block_on(aws.user_data(id));
+        assert_eq!(got, want, "user data of {name}");
+        cloud_init_valid(&m.dir, name, &got);
+    }
+
+    // Delete: nothing tagged for the cluster remains.
+    let out = m.kubectl_with(
+        &m.kubeconfig,
+        &["delete", "cluster", "c1", "--timeout=120s"],
+        None,
+    );
+    if !out.status.success() {
+        for kind in [
+            "clusters",
+            "kubeadmcontrolplanes",
+            "machinedeployments",
+            "machines",
+            "awsmachines",
+            "awsclusters",
+            "kubeadmconfigs",
+        ] {
+            for o in m.items(&["get", kind]) {
+                eprintln!(
+                    "{kind}/{} finalizers={} deletion={} conditions={}",
+                    o["metadata"]["name"],
+                    o["metadata"]["finalizers"],
+                    o["metadata"]["deletionTimestamp"],
+                    o["status"]["conditions"]
+                );
+            }
+        }
+        let log = std::fs::read_to_string(m.dir.join("controller.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        eprintln!(
+            "controller log (last lines, newest first):\n{}",
+            tail.join("\n")
+        );
+        panic!("delete timed out: {}", text(&out.stderr));
+    }
+    let left = r.block_on(aws.inventory("c1"));
+    assert!(left.values().all(|n| *n == 0), "left behind: {left:?}");
+    assert!(m.items(&["get", "awsclusters"]).is_empty());
+    assert!(m.items(&["get", "awsmachines"]).is_empty());
+}
