@@ -140,7 +140,77 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use aws_sdk_ec2::operation::delete_vpc::DeleteVpcError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::{body::SdkBody, error::ErrorMetadata};
+
     use super::*;
+
+    fn aws_error(code: &str, message: &str) -> SdkError<DeleteVpcError, Response> {
+        SdkError::service_error(
+            DeleteVpcError::generic(ErrorMetadata::builder().code(code).message(message).build()),
+            Response::new(StatusCode::try_from(400).unwrap(), SdkBody::empty()),
+        )
+    }
+
+    #[test]
+    fn errors_map_by_code() {
+        let e = map(
+            "DeleteVpc",
+            aws_error("DependencyViolation", "The vpc 'vpc-1' has dependencies"),
+        );
+        assert!(e.is_transient());
+        assert_eq!(
+            e.to_string(),
+            "DeleteVpc: DependencyViolation: The vpc 'vpc-1' has dependencies"
+        );
+        let e = map(
+            "RunInstances",
+            aws_error("InvalidAMIID.NotFound", "ami-1 does not exist"),
+        );
+        assert!(e.is_terminal(), "{e}");
+        let e = map("DescribeVpcs", aws_error("AuthFailure", "not authorized"));
+        assert_eq!(e.reason(), "ProviderUnavailable");
+        assert!(
+            e.to_string().starts_with("AWS credentials is unavailable"),
+            "{e}"
+        );
+        let e = map(
+            "DescribeVpcs",
+            aws_error("RequestLimitExceeded", "slow down"),
+        );
+        assert!(e.is_transient());
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_in_place_and_other_errors_are_not() {
+        let tries = AtomicU32::new(0);
+        let out = retrying("DeleteVpc", || {
+            let n = tries.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    Err(aws_error("Throttling", "Rate exceeded"))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(out, 2);
+        assert_eq!(tries.load(Ordering::SeqCst), 3);
+        let tries = AtomicU32::new(0);
+        let e = retrying("RunInstances", || {
+            tries.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), _>(aws_error("InvalidParameterValue", "bad")) }
+        })
+        .await
+        .unwrap_err();
+        assert!(e.is_terminal());
+        assert_eq!(tries.load(Ordering::SeqCst), 1, "not retried");
+    }
 
     #[test]
     fn retryable_codes() {

@@ -64,6 +64,38 @@ fn progress(reason: &str, message: String, after: Duration, status: Value) -> Pr
     }
 }
 
+/// What an instance's state means for its machine: running is Ready, pending and stopped are
+/// waited for, anything else (terminated outside slipway) is terminal.
+fn machine_outcome(inst: &machine::Found) -> Result<MachineOutcome, ProviderError> {
+    let status = machine::status(inst);
+    match inst.state.as_str() {
+        "running" => Ok(MachineOutcome::Ready(MachineReady {
+            provider_id: format!("aws:///{}/{}", inst.az, inst.id),
+            addresses: inst.addresses.clone(),
+            failure_domain: Some(inst.az.clone()).filter(|z| !z.is_empty()),
+            status,
+            message: String::new(),
+        })),
+        "pending" => Ok(MachineOutcome::Provisioning(progress(
+            "InstancePending",
+            format!("instance {} is pending", inst.id),
+            Duration::from_secs(2),
+            status,
+        ))),
+        "stopping" | "stopped" => Ok(MachineOutcome::Provisioning(progress(
+            "InstanceStopped",
+            format!("instance {} is {}", inst.id, inst.state),
+            Duration::from_secs(30),
+            status,
+        ))),
+        other => Err(ProviderError::terminal(format!(
+            "instance {} is {other}: it was terminated outside slipway; delete the Machine to \
+             replace it",
+            inst.id
+        ))),
+    }
+}
+
 impl InfrastructureProvider for Aws {
     type Cluster = AWSCluster;
     type Machine = AWSMachine;
@@ -186,38 +218,10 @@ impl InfrastructureProvider for Aws {
                 .await?
             }
         };
-        let status = machine::status(&inst);
-        match inst.state.as_str() {
-            "running" => {
-                if cp {
-                    machine::target(&c, &net, &inst.id, true).await?;
-                }
-                Ok(MachineOutcome::Ready(MachineReady {
-                    provider_id: format!("aws:///{}/{}", inst.az, inst.id),
-                    addresses: inst.addresses.clone(),
-                    failure_domain: Some(inst.az.clone()).filter(|z| !z.is_empty()),
-                    status,
-                    message: String::new(),
-                }))
-            }
-            "pending" => Ok(MachineOutcome::Provisioning(progress(
-                "InstancePending",
-                format!("instance {} is pending", inst.id),
-                Duration::from_secs(2),
-                status,
-            ))),
-            "stopping" | "stopped" => Ok(MachineOutcome::Provisioning(progress(
-                "InstanceStopped",
-                format!("instance {} is {}", inst.id, inst.state),
-                Duration::from_secs(30),
-                status,
-            ))),
-            other => Err(ProviderError::terminal(format!(
-                "instance {} is {other}: it was terminated outside slipway; delete the Machine \
-                 to replace it",
-                inst.id
-            ))),
+        if cp && inst.state == "running" {
+            machine::target(&c, &net, &inst.id, true).await?;
         }
+        machine_outcome(&inst)
     }
 
     async fn delete_machine(
@@ -256,6 +260,47 @@ impl InfrastructureProvider for Aws {
                     Value::Null,
                 )))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inst(state: &str) -> machine::Found {
+        machine::Found {
+            id: "i-0abc".into(),
+            state: state.into(),
+            az: "us-east-1b".into(),
+            addresses: vec![],
+        }
+    }
+
+    #[test]
+    fn instance_states_map_to_machine_outcomes() {
+        let MachineOutcome::Ready(r) = machine_outcome(&inst("running")).unwrap() else {
+            panic!("running is Ready")
+        };
+        assert_eq!(r.provider_id, "aws:///us-east-1b/i-0abc");
+        assert_eq!(r.failure_domain.as_deref(), Some("us-east-1b"));
+        assert_eq!(r.status["instanceState"], "running");
+        let MachineOutcome::Provisioning(p) = machine_outcome(&inst("pending")).unwrap() else {
+            panic!("pending is not Ready")
+        };
+        assert_eq!(p.reason, "InstancePending");
+        assert_eq!(p.requeue_after, Duration::from_secs(2));
+        assert_eq!(p.status["instanceState"], "pending");
+        let MachineOutcome::Provisioning(p) = machine_outcome(&inst("stopped")).unwrap() else {
+            panic!("stopped is not Ready")
+        };
+        assert_eq!(p.reason, "InstanceStopped");
+        for gone in ["shutting-down", "terminated"] {
+            let e = machine_outcome(&inst(gone)).unwrap_err();
+            assert!(
+                e.is_terminal() && e.to_string().contains("outside slipway"),
+                "{e}"
+            );
         }
     }
 }
