@@ -140,9 +140,14 @@ impl ManagerArgs {
             probe_interval: std::time::Duration::from_secs(self.probe_interval),
             probe_timeout: std::time::Duration::from_secs(3),
             kind_tools: Default::default(),
-            extra_providers: vec![slipway_controller::manager::ExtraProvider(
-                std::sync::Arc::new(|runner| Box::pin(runner.run(slipway_aws::Aws::new()))),
-            )],
+            extra_providers: vec![
+                slipway_controller::manager::ExtraProvider(std::sync::Arc::new(|runner| {
+                    Box::pin(runner.run(slipway_aws::Aws::new()))
+                })),
+                slipway_controller::manager::ExtraProvider(std::sync::Arc::new(|runner| {
+                    Box::pin(slipway_aws::eks::run(runner))
+                })),
+            ],
         }
     }
 }

@@ -14,10 +14,23 @@ use common::{Mgmt, eventually, text};
 use slipway_aws::testing::moto;
 
 fn generate(name: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .args(["generate", "cluster", name, "--infrastructure", "aws"])
-        .args(["--control-plane-machine-count", "1"])
-        .args(["--worker-machine-count", "2"])
+    generate_flavor(name, "aws", 2)
+}
+
+fn generate_flavor(name: &str, infrastructure: &str, workers: u32) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
+    cmd.args([
+        "generate",
+        "cluster",
+        name,
+        "--infrastructure",
+        infrastructure,
+    ])
+    .args(["--worker-machine-count", &workers.to_string()]);
+    if infrastructure == "aws" {
+        cmd.args(["--control-plane-machine-count", "1"]);
+    }
+    let out = cmd
         .args(["--kubernetes-version", "v1.31.0"])
         .env("AWS_REGION", "us-east-1")
         .env("AWS_AMI_ID", "ami-760aaa0f")
@@ -129,6 +142,44 @@ fn text_of(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Deletes a Cluster and waits; on a timeout, shows what holds it and the controller's log.
+fn delete_or_explain(m: &Mgmt, cluster: &str) {
+    let out = m.kubectl_with(
+        &m.kubeconfig,
+        &["delete", "cluster", cluster, "--timeout=120s"],
+        None,
+    );
+    if out.status.success() {
+        return;
+    }
+    for kind in [
+        "clusters",
+        "kubeadmcontrolplanes",
+        "awsmanagedcontrolplanes",
+        "awsmanagedclusters",
+        "machines",
+        "awsmachines",
+        "awsclusters",
+    ] {
+        for o in m.items(&["get", kind]) {
+            eprintln!(
+                "{kind}/{} finalizers={} deletion={} conditions={}",
+                o["metadata"]["name"],
+                o["metadata"]["finalizers"],
+                o["metadata"]["deletionTimestamp"],
+                o["status"]["conditions"]
+            );
+        }
+    }
+    let log = std::fs::read_to_string(m.dir.join("controller.log")).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(20).collect();
+    eprintln!(
+        "controller log (last lines, newest first):\n{}",
+        tail.join("\n")
+    );
+    panic!("deleting {cluster} timed out: {}", text(&out.stderr));
+}
+
 #[test]
 fn an_aws_cluster_on_moto_survives_controller_kills_and_deletes_everything_it_made() {
     let Some(aws) = moto(&[]) else { return };
@@ -220,41 +271,90 @@ fn an_aws_cluster_on_moto_survives_controller_kills_and_deletes_everything_it_ma
     }
 
     // Delete: nothing tagged for the cluster remains.
-    let out = m.kubectl_with(
-        &m.kubeconfig,
-        &["delete", "cluster", "c1", "--timeout=120s"],
-        None,
-    );
-    if !out.status.success() {
-        for kind in [
-            "clusters",
-            "kubeadmcontrolplanes",
-            "machinedeployments",
-            "machines",
-            "awsmachines",
-            "awsclusters",
-            "kubeadmconfigs",
-        ] {
-            for o in m.items(&["get", kind]) {
-                eprintln!(
-                    "{kind}/{} finalizers={} deletion={} conditions={}",
-                    o["metadata"]["name"],
-                    o["metadata"]["finalizers"],
-                    o["metadata"]["deletionTimestamp"],
-                    o["status"]["conditions"]
-                );
-            }
-        }
-        let log = std::fs::read_to_string(m.dir.join("controller.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        eprintln!(
-            "controller log (last lines, newest first):\n{}",
-            tail.join("\n")
-        );
-        panic!("delete timed out: {}", text(&out.stderr));
-    }
+    delete_or_explain(&m, "c1");
     let left = r.block_on(aws.inventory("c1"));
     assert!(left.values().all(|n| *n == 0), "left behind: {left:?}");
     assert!(m.items(&["get", "awsclusters"]).is_empty());
     assert!(m.items(&["get", "awsmachines"]).is_empty());
+}
+
+#[test]
+fn an_eks_cluster_on_moto_is_created_with_a_token_kubeconfig_and_deleted_with_its_network() {
+    let Some(aws) = moto(&[]) else { return };
+    let mut m = Mgmt::start("eks", true);
+    let mut env = aws.env();
+    env.push(("RUST_LOG", "warn,slipway_controller=debug".into()));
+    m.start_controller_env(&env);
+    m.ok(
+        &["apply", "-f", "-"],
+        Some(&generate_flavor("e1", "aws-eks", 0)),
+    );
+    std::thread::sleep(Duration::from_millis(2000));
+    m.kill_controller();
+    m.start_controller_env(&env);
+    let cp = eventually(
+        120,
+        "the AWSManagedControlPlane is Ready and initialized",
+        || {
+            let cp = m.json(&["get", "awsmanagedcontrolplane", "e1-control-plane"]);
+            (common::condition(&cp, "Ready").as_deref() == Some("True")
+                && cp["status"]["initialization"]["controlPlaneInitialized"] == true)
+                .then(|| cp.clone())
+                .ok_or_else(|| format!("{:#}", cp["status"]["conditions"]))
+        },
+    );
+    let r = rt();
+    let eks = r.block_on(aws.eks_clusters());
+    assert_eq!(eks.len(), 1, "{eks:?}");
+    let (name, status, tags) = &eks[0];
+    assert_eq!(name, "default_e1");
+    assert_eq!(status, "ACTIVE");
+    assert_eq!(
+        tags.get("kubernetes.io/cluster/e1").map(String::as_str),
+        Some("owned")
+    );
+    // The network, without an NLB: EKS serves the API.
+    let mut want = expected(0);
+    want.insert("load_balancers", 0);
+    want.insert("target_groups", 0);
+    assert_eq!(r.block_on(aws.inventory("e1")), want);
+    // The endpoint reaches the Cluster; the kubeconfig carries the EKS token.
+    let host = cp["spec"]["controlPlaneEndpoint"]["host"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(host.ends_with(".eks.amazonaws.com"), "{host}");
+    assert_eq!(cp["spec"]["controlPlaneEndpoint"]["port"], 443);
+    eventually(60, "the Cluster has the EKS endpoint", || {
+        let c = m.json(&["get", "cluster", "e1"]);
+        (c["spec"]["controlPlaneEndpoint"]["host"] == host.as_str())
+            .then_some(())
+            .ok_or_else(|| format!("{:#}", c["spec"]))
+    });
+    let secret = m.json(&["get", "secret", "e1-kubeconfig"]);
+    use base64::Engine;
+    let kc: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(secret["data"]["value"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        kc["clusters"][0]["cluster"]["server"],
+        format!("https://{host}")
+    );
+    assert!(
+        kc["users"][0]["user"]["token"]
+            .as_str()
+            .unwrap()
+            .starts_with("k8s-aws-v1.")
+    );
+    assert!(secret["metadata"]["annotations"]["slipway.dev/token-issued-at"].is_string());
+
+    // Delete: the EKS cluster, then the network; nothing left.
+    delete_or_explain(&m, "e1");
+    assert!(r.block_on(aws.eks_clusters()).is_empty());
+    let left = r.block_on(aws.inventory("e1"));
+    assert!(left.values().all(|n| *n == 0), "left behind: {left:?}");
+    assert!(m.items(&["get", "awsmanagedcontrolplanes"]).is_empty());
 }

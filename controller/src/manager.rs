@@ -68,12 +68,63 @@ impl std::fmt::Debug for ExtraProvider {
 }
 
 /// What an [`ExtraProvider`] runs its infrastructure controllers with.
+#[derive(Clone)]
 pub struct ProviderRunner {
     scope: Arc<Scope>,
     ctx: Arc<Context>,
 }
 
 impl ProviderRunner {
+    /// The shared context (client, resolver, clock).
+    pub fn context(&self) -> Arc<Context> {
+        self.ctx.clone()
+    }
+
+    /// A controller of a control-plane kind `K` outside this crate (EKS): watched with the
+    /// manager's settings, woken by changes of the Cluster that references it, with the
+    /// manager's error policy, resync and metrics.
+    pub async fn run_control_plane<K, C, F, Fut>(self, ctx: Arc<C>, reconcile: F)
+    where
+        K: InfraObject,
+        C: Send + Sync + 'static,
+        F: FnMut(Arc<K>, Arc<C>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+    {
+        let mut reconcile = reconcile;
+        let wc = watcher::Config::default();
+        let kind = K::kind(&()).to_string();
+        let s = Controller::new(self.scope.api::<K>(), wc.clone())
+            .with_config(self.scope.config.clone())
+            .watches(self.scope.api::<Cluster>(), wc, move |c: Cluster| {
+                let ns = c.namespace().unwrap_or_default();
+                c.spec
+                    .control_plane_ref
+                    .clone()
+                    .filter(|r| r.kind == kind)
+                    .map(|r| ObjectRef::new(&r.name).within(&ns))
+            })
+            .run(
+                move |o, c| resync(metrics::timed("ControlPlane", reconcile(o, c))),
+                |o, e, _| error_policy(o, e),
+                ctx,
+            );
+        drain(Box::pin(s)).await;
+    }
+
+    /// Only the infrastructure cluster controller of `provider` (a provider whose machines
+    /// are not Machines, as EKS node groups).
+    pub async fn run_clusters_only<P>(self, provider: P)
+    where
+        P: InfrastructureProvider,
+        P::Cluster: InfraObject,
+    {
+        let ictx = Arc::new(InfraContext {
+            base: self.ctx,
+            provider,
+        });
+        infra_clusters::<P>(self.scope, ictx).await;
+    }
+
     /// The infrastructure cluster and machine controllers of `provider`.
     pub async fn run<P>(self, provider: P)
     where

@@ -69,6 +69,12 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     /// Elastic Load Balancing v2.
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    /// EKS.
+    pub eks: aws_sdk_eks::Client,
+    /// STS (the account id, for role ARNs).
+    pub sts: aws_sdk_sts::Client,
+    /// Where credentials come from (EKS tokens are signed with them).
+    pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
     /// The region.
     pub region: String,
 }
@@ -155,7 +161,24 @@ impl ClientCache {
                 .interceptor(self.counter.clone())
                 .build(),
         );
-        let c = Clients { ec2, elb, region };
+        let eks = aws_sdk_eks::Client::from_conf(
+            aws_sdk_eks::config::Builder::from(&conf)
+                .interceptor(self.counter.clone())
+                .build(),
+        );
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&conf)
+                .interceptor(self.counter.clone())
+                .build(),
+        );
+        let c = Clients {
+            ec2,
+            elb,
+            eks,
+            sts,
+            credentials: conf.credentials_provider(),
+            region,
+        };
         self.clients
             .lock()
             .expect("clients lock")

@@ -5,10 +5,11 @@
 //! call and found again by tags, so a crash at any point never duplicates or leaks anything;
 //! deletion goes in dependency order and is done only when AWS shows nothing left.
 //!
-//! Not here yet: EKS (AWSManagedControlPlane); see the README.
+//! EKS control planes are in [`eks`]; node groups are not made yet (see the README).
 #![forbid(unsafe_code)]
 
 pub mod clients;
+pub mod eks;
 pub mod error;
 pub mod machine;
 pub mod network;
@@ -113,7 +114,9 @@ impl InfrastructureProvider for Aws {
         let infra = scope.infra.as_ref();
         let c = self.clients.get(infra.spec.region.as_deref()).await?;
         let ns = infra.metadata.namespace.clone().unwrap_or_default();
-        match network::reconcile(&c, infra, &ns, &cluster_name(&scope.cluster)).await? {
+        let name = cluster_name(&scope.cluster);
+        let input = network::Input::of_aws_cluster(infra, &ns, &name);
+        match network::reconcile(&c, &input).await? {
             NetworkOutcome::Progress {
                 reason,
                 message,
@@ -134,7 +137,7 @@ impl InfrastructureProvider for Aws {
                 failure_domains,
                 status,
             } => Ok(ClusterOutcome::Ready(ClusterReady {
-                control_plane_endpoint: Some(endpoint),
+                control_plane_endpoint: endpoint,
                 failure_domains,
                 status,
                 message: String::new(),
@@ -158,7 +161,7 @@ impl InfrastructureProvider for Aws {
             .as_ref()
             .and_then(|l| l.get(slipway_api::names::labels::CLUSTER_NAME).cloned())
             .unwrap_or_else(|| cluster_name(&scope.cluster));
-        match network::delete(&c, infra, &ns, &name).await? {
+        match network::delete(&c, &network::Input::of_aws_cluster(infra, &ns, &name)).await? {
             None => Ok(Deletion::Gone),
             Some(done) => Ok(Deletion::InProgress(progress(
                 "Deleting",

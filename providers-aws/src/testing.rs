@@ -17,6 +17,7 @@ use crate::{clients::Settings, network::model::owner_tag};
 /// A moto server, killed on drop.
 pub struct Moto {
     child: Child,
+    log: std::path::PathBuf,
     /// Its endpoint, `http://127.0.0.1:<port>`.
     pub url: String,
 }
@@ -25,6 +26,9 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::env::var_os("SLIPWAY_KEEP_MOTO_LOG").is_none() {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 
@@ -38,9 +42,11 @@ pub fn moto(env: &[(&str, &str)]) -> Option<Moto> {
         .expect("its address")
         .port();
     let mut cmd = Command::new("moto_server");
+    // Its request log goes to a temp file (kept with SLIPWAY_KEEP_MOTO_LOG set, to debug).
+    let log = std::env::temp_dir().join(format!("slipway-moto-{port}.log"));
     cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(&log).map_or_else(|_| Stdio::null(), Stdio::from));
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -57,6 +63,7 @@ pub fn moto(env: &[(&str, &str)]) -> Option<Moto> {
     };
     let m = Moto {
         child,
+        log,
         url: format!("http://127.0.0.1:{port}"),
     };
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -115,6 +122,31 @@ impl Moto {
     /// An ELBv2 client.
     pub async fn elb(&self) -> aws_sdk_elasticloadbalancingv2::Client {
         aws_sdk_elasticloadbalancingv2::Client::new(&self.sdk_config().await)
+    }
+
+    /// EKS clusters, with their status and tags.
+    pub async fn eks_clusters(&self) -> Vec<(String, String, BTreeMap<String, String>)> {
+        let eks = aws_sdk_eks::Client::new(&self.sdk_config().await);
+        let names = eks
+            .list_clusters()
+            .send()
+            .await
+            .unwrap()
+            .clusters()
+            .to_vec();
+        let mut out = Vec::new();
+        for n in names {
+            let c = eks.describe_cluster().name(&n).send().await.unwrap();
+            let c = c.cluster().unwrap();
+            out.push((
+                n,
+                c.status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                c.tags().cloned().unwrap_or_default().into_iter().collect(),
+            ));
+        }
+        out
     }
 
     /// Counts of what is tagged as owned by `cluster` (NAT gateways not deleted, instances not

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use slipway_api::{
-    aws::AWSCluster,
+    aws::{AWSCluster, AwsLoadBalancerSpec, NetworkSpec},
     common::{ApiEndpoint, FailureDomain},
 };
 
@@ -41,8 +41,8 @@ pub enum NetworkOutcome {
     },
     /// Everything exists.
     Ready {
-        /// The API server endpoint.
-        endpoint: ApiEndpoint,
+        /// The API server endpoint (the NLB's; `None` for a network without one, as for EKS).
+        endpoint: Option<ApiEndpoint>,
         /// One per zone.
         failure_domains: Vec<FailureDomain>,
         /// Status with every id.
@@ -50,14 +50,42 @@ pub enum NetworkOutcome {
     },
 }
 
-/// What slipway wants for an AWSCluster of Cluster `cluster` in `namespace`, given the zones.
-pub fn desired(
-    infra: &AWSCluster,
-    namespace: &str,
-    cluster: &str,
-    zones: &[String],
-) -> Result<Desired, ProviderError> {
-    let net = infra.spec.network.clone().unwrap_or_default();
+/// What a network is made from: an AWSCluster's fields, or an AWSManagedControlPlane's (no
+/// load balancer: EKS serves the API).
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    /// `spec.network`.
+    pub network: Option<&'a NetworkSpec>,
+    /// `spec.controlPlaneLoadBalancer`.
+    pub load_balancer: Option<&'a AwsLoadBalancerSpec>,
+    /// Whether to make the API server NLB.
+    pub with_lb: bool,
+    /// `spec.additionalTags`.
+    pub additional_tags: Option<&'a BTreeMap<String, String>>,
+    /// Namespace of the object.
+    pub namespace: &'a str,
+    /// Name of the Cluster (names and tags).
+    pub cluster: &'a str,
+}
+
+impl<'a> Input<'a> {
+    /// The input of an AWSCluster.
+    pub fn of_aws_cluster(infra: &'a AWSCluster, namespace: &'a str, cluster: &'a str) -> Self {
+        Self {
+            network: infra.spec.network.as_ref(),
+            load_balancer: infra.spec.control_plane_load_balancer.as_ref(),
+            with_lb: true,
+            additional_tags: infra.spec.additional_tags.as_ref(),
+            namespace,
+            cluster,
+        }
+    }
+}
+
+/// What slipway wants for a network, given the zones.
+pub fn desired(input: &Input<'_>, zones: &[String]) -> Result<Desired, ProviderError> {
+    let (namespace, cluster) = (input.namespace, input.cluster);
+    let net = input.network.cloned().unwrap_or_default();
     let vpc = net.vpc.clone().unwrap_or_default();
     let byo_vpc = vpc.id.clone().filter(|id| !id.is_empty());
     let vpc_cidr = vpc
@@ -92,11 +120,7 @@ pub fn desired(
         _ if zones.is_empty() => vec![],
         _ => default_subnets(cluster, &vpc_cidr, &zones)?,
     };
-    let lb = infra
-        .spec
-        .control_plane_load_balancer
-        .clone()
-        .unwrap_or_default();
+    let lb = input.load_balancer.cloned().unwrap_or_default();
     let base = lb
         .name
         .clone()
@@ -115,7 +139,8 @@ pub fn desired(
         lb_name: short_name(&base, if lb.name.is_some() { "" } else { "-apiserver" }),
         tg_name: short_name(&base, "-apiserver-tg"),
         lb_scheme: lb.scheme.unwrap_or_else(|| "internet-facing".into()),
-        extra_tags: infra.spec.additional_tags.clone().unwrap_or_default(),
+        extra_tags: input.additional_tags.cloned().unwrap_or_default(),
+        with_lb: input.with_lb,
         api_cidrs: if api_cidrs.is_empty() {
             vec!["0.0.0.0/0".into()]
         } else {
@@ -209,27 +234,19 @@ fn failure_domains(d: &Desired, o: &Observed) -> Vec<FailureDomain> {
 }
 
 /// One pass of creating the network.
-pub async fn reconcile(
-    c: &Clients,
-    infra: &AWSCluster,
-    namespace: &str,
-    cluster: &str,
-) -> Result<NetworkOutcome, ProviderError> {
+pub async fn reconcile(c: &Clients, input: &Input<'_>) -> Result<NetworkOutcome, ProviderError> {
     // The zones come from the first observation; the desired subnets depend on them.
-    let probe = desired(infra, namespace, cluster, &[])?;
+    let probe = desired(input, &[])?;
     let o = observe::observe(c, &probe).await?;
-    let d = desired(infra, namespace, cluster, &o.zones)?;
+    let d = desired(input, &o.zones)?;
     let st = status(&d, &o);
     let steps = plan::plan_create(&d, &o);
     if steps.is_empty() {
-        let lb =
-            o.lb.as_ref()
-                .expect("a plan with nothing left has a load balancer");
         return Ok(NetworkOutcome::Ready {
-            endpoint: ApiEndpoint {
+            endpoint: o.lb.as_ref().map(|lb| ApiEndpoint {
                 host: lb.dns_name.clone(),
                 port: 6443,
-            },
+            }),
             failure_domains: failure_domains(&d, &o),
             status: st,
         });
@@ -261,13 +278,8 @@ pub async fn reconcile(
 }
 
 /// One pass of deleting the network: `Ok(None)` once nothing tagged for the cluster is left.
-pub async fn delete(
-    c: &Clients,
-    infra: &AWSCluster,
-    namespace: &str,
-    cluster: &str,
-) -> Result<Option<String>, ProviderError> {
-    let d = desired(infra, namespace, cluster, &[])?;
+pub async fn delete(c: &Clients, input: &Input<'_>) -> Result<Option<String>, ProviderError> {
+    let d = desired(input, &[])?;
     let o = observe::observe(c, &d).await?;
     let steps = plan::plan_delete(&d, &o);
     if steps.is_empty() {

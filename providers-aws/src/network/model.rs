@@ -73,6 +73,8 @@ pub struct Desired {
     pub extra_tags: BTreeMap<String, String>,
     /// CIDR blocks allowed to reach the API server load balancer.
     pub api_cidrs: Vec<String>,
+    /// Whether the API server NLB is part of it (not for EKS).
+    pub with_lb: bool,
 }
 
 /// CAPA's default subnets: the VPC CIDR split into a power-of-two count of blocks (one more

@@ -168,6 +168,9 @@ pub fn plan_create(d: &Desired, o: &Observed) -> Vec<Action> {
             });
         }
     }
+    if !d.with_lb {
+        return out;
+    }
     let Some(lb) = &o.lb else {
         let public = d.lb_scheme == "internet-facing";
         let subnets = lb_subnets(o, public);

@@ -17,6 +17,7 @@ fn desired() -> Desired {
         lb_scheme: "internet-facing".into(),
         extra_tags: BTreeMap::new(),
         api_cidrs: vec!["0.0.0.0/0".into()],
+        with_lb: true,
     }
 }
 
@@ -372,4 +373,15 @@ fn delete_goes_in_dependency_order_and_waits_where_aws_must_finish() {
         ]
     );
     assert!(plan_delete(&d, &Observed::default()).is_empty());
+}
+
+#[test]
+fn without_a_load_balancer_the_network_is_complete_after_the_security_groups() {
+    let mut d = desired();
+    d.with_lb = false;
+    let mut o = complete(&d, "available", "active");
+    o.lb = None;
+    o.tg = None;
+    o.listener = None;
+    assert!(plan_create(&d, &o).is_empty());
 }

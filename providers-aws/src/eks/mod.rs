@@ -1,0 +1,736 @@
+//! EKS: the AWSManagedControlPlane reconciler and the AWSManagedCluster infrastructure
+//! provider, after CAPA.
+//!
+//! An AWSManagedControlPlane gets the cluster's network (the same managed VPC as an AWSCluster,
+//! without the API server NLB: EKS serves the API), then the EKS cluster (`eksClusterName`,
+//! default `<namespace>_<cluster>`; version major.minor; the role `roleName` of the account
+//! STS names; every subnet; endpoint access), tagged `kubernetes.io/cluster/<cluster>=owned` in
+//! the create call and adopted only with that tag. Once ACTIVE: `spec.controlPlaneEndpoint` is
+//! the EKS endpoint on 443, and `<cluster>-kubeconfig` carries the EKS CA and a presigned STS
+//! token ([`token`]), renewed every 10 minutes (it lives about 15). Delete: node groups, then
+//! the EKS cluster (waited for), then the network; the finalizer goes only when AWS shows none.
+//!
+//! Worker node groups are not made here yet: the `aws-eks` flavor refuses workers.
+
+pub mod token;
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use aws_credential_types::provider::ProvideCredentials;
+use k8s_openapi::{
+    ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+use kube::{
+    Api, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{controller::Action, finalizer},
+};
+use serde_json::{Value, json};
+use slipway_api::{
+    Cluster,
+    aws::{AWSMachine, AWSManagedCluster, NetworkStatus},
+    common::ApiEndpoint,
+    controlplane::{AWSManagedControlPlane, ControlPlaneInitializationStatus},
+    names::{conditions as ct, labels, reasons, secrets},
+};
+use slipway_controller::{
+    Context, Error,
+    conditions::{self, Status, desired},
+    infra_cluster::owner_cluster_name,
+    objects::controller_ref,
+};
+use slipway_providers::{
+    BootstrapData, ClusterOutcome, ClusterReady, ClusterScope, Deletion, InfrastructureProvider,
+    MachineOutcome, MachineScope,
+};
+
+use crate::{
+    ProviderError,
+    clients::{ClientCache, Clients},
+    error,
+    network::{
+        self, NetworkOutcome,
+        model::{k8s_tag, owner_tag},
+    },
+};
+
+/// Finalizer of AWSManagedControlPlanes.
+pub const FINALIZER: &str = "awsmanagedcontrolplane.controlplane.cluster.x-k8s.io";
+/// When the kubeconfig's token was issued (unix seconds), on `<cluster>-kubeconfig`.
+pub const TOKEN_ISSUED_AT: &str = "slipway.dev/token-issued-at";
+/// A token older than this is renewed (EKS accepts it for about 15 minutes).
+const RENEW_AFTER_SECONDS: i64 = 10 * 60;
+/// How often an ACTIVE control plane looks at its token.
+const AT_REST: Duration = Duration::from_secs(5 * 60);
+/// CAPA's default role of EKS control planes.
+const DEFAULT_ROLE: &str = "eks-controlplane.cluster-api-provider-aws.sigs.k8s.io";
+
+/// Context of the EKS reconciler.
+pub struct EksContext {
+    /// Shared controller context.
+    pub base: Arc<Context>,
+    /// AWS clients.
+    pub clients: ClientCache,
+}
+
+/// The EKS cluster's lifecycle as it matters here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EksState {
+    /// Being made or changed: wait.
+    Busy(String),
+    /// Serving: endpoint and CA known.
+    Active,
+    /// Failed: nothing a retry fixes.
+    Failed,
+}
+
+/// Maps an EKS cluster status (pure).
+pub fn state(status: &str) -> EksState {
+    match status {
+        "ACTIVE" | "UPDATING" => EksState::Active,
+        "FAILED" => EksState::Failed,
+        other => EksState::Busy(other.to_string()),
+    }
+}
+
+/// `major.minor` of a version such as `v1.31.0` (EKS takes only those).
+pub fn eks_version(v: &str) -> Option<String> {
+    let mut parts = v.trim_start_matches('v').split('.');
+    let (major, minor) = (parts.next()?, parts.next()?);
+    (!major.is_empty() && !minor.is_empty()).then(|| format!("{major}.{minor}"))
+}
+
+/// Host and port of an EKS endpoint URL (`https://ABC.gr7.us-east-1.eks.amazonaws.com/`).
+pub fn endpoint_of(url: &str) -> Option<ApiEndpoint> {
+    let rest = url.strip_prefix("https://")?.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (rest, 443),
+    };
+    (!host.is_empty()).then(|| ApiEndpoint {
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// The admin kubeconfig of an EKS cluster, as JSON (a kubeconfig may be JSON).
+pub fn kubeconfig(cluster: &str, server: &str, ca_data: &str, token: &str) -> String {
+    let user = format!("{cluster}-capi-admin");
+    let context = format!("{user}@{cluster}");
+    json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": ca_data}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": cluster, "user": user}}],
+        "current-context": context,
+    })
+    .to_string()
+}
+
+/// Whether the kubeconfig Secret needs a new token (pure): missing, unreadable, or older than
+/// ten minutes.
+pub fn needs_token(secret: Option<&Secret>, now: i64) -> bool {
+    secret
+        .and_then(|s| s.annotations().get(TOKEN_ISSUED_AT).cloned())
+        .and_then(|t| t.parse::<i64>().ok())
+        .is_none_or(|at| now - at >= RENEW_AFTER_SECONDS)
+}
+
+fn eks_name(cp: &AWSManagedControlPlane, ns: &str, cluster: &str) -> String {
+    cp.spec
+        .eks_cluster_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("{ns}_{cluster}"))
+}
+
+fn input<'a>(cp: &'a AWSManagedControlPlane, ns: &'a str, cluster: &'a str) -> network::Input<'a> {
+    network::Input {
+        network: cp.spec.network.as_ref(),
+        load_balancer: None,
+        with_lb: false,
+        additional_tags: cp.spec.additional_tags.as_ref(),
+        namespace: ns,
+        cluster,
+    }
+}
+
+/// Where a pass got to.
+enum Step {
+    Waiting {
+        reason: String,
+        message: String,
+        after: Duration,
+        network: Value,
+    },
+    Active {
+        endpoint: ApiEndpoint,
+        server: String,
+        ca: String,
+        version: Option<String>,
+        network: Value,
+        clients: Clients,
+        eks: String,
+    },
+}
+
+/// Runs the AWSManagedControlPlane and AWSManagedCluster controllers.
+pub async fn run(runner: slipway_controller::manager::ProviderRunner) {
+    let ctx = Arc::new(EksContext {
+        base: runner.context(),
+        clients: ClientCache::default(),
+    });
+    futures_join(
+        runner
+            .clone()
+            .run_control_plane::<AWSManagedControlPlane, _, _, _>(ctx, reconcile),
+        runner.run_clusters_only(AwsManaged),
+    )
+    .await;
+}
+
+async fn futures_join(
+    a: impl std::future::Future<Output = ()>,
+    b: impl std::future::Future<Output = ()>,
+) {
+    tokio::join!(a, b);
+}
+
+/// Entry point: finalizer dispatch.
+pub async fn reconcile(
+    cp: Arc<AWSManagedControlPlane>,
+    ctx: Arc<EksContext>,
+) -> Result<Action, Error> {
+    let ns = cp.namespace().unwrap_or_default();
+    let api: Api<AWSManagedControlPlane> = Api::namespaced(ctx.base.client.clone(), &ns);
+    finalizer(&api, FINALIZER, cp, |event| async {
+        match event {
+            finalizer::Event::Apply(o) => apply(&o, &ctx, &api).await,
+            finalizer::Event::Cleanup(o) => cleanup(&o, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+async fn provision(
+    cp: &AWSManagedControlPlane,
+    ns: &str,
+    cluster: &str,
+    ctx: &EksContext,
+) -> Result<Step, ProviderError> {
+    let c = ctx.clients.get(cp.spec.region.as_deref()).await?;
+    let (network, subnets) = match network::reconcile(&c, &input(cp, ns, cluster)).await? {
+        NetworkOutcome::Progress {
+            reason,
+            message,
+            waiting,
+            status,
+        } => {
+            return Ok(Step::Waiting {
+                reason,
+                message,
+                after: if waiting {
+                    Duration::from_secs(15)
+                } else {
+                    Duration::from_millis(200)
+                },
+                network: status,
+            });
+        }
+        NetworkOutcome::Ready { status, .. } => {
+            let subnets: Vec<String> = status["networkStatus"]["subnets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["id"].as_str().map(String::from))
+                .collect();
+            (status, subnets)
+        }
+    };
+    let eks = eks_name(cp, ns, cluster);
+    let found = match c.eks.describe_cluster().name(&eks).send().await {
+        Ok(o) => o.cluster().cloned(),
+        Err(e) if error::is_not_found(&e) => None,
+        Err(e) => return Err(error::map("DescribeCluster", e)),
+    };
+    let Some(found) = found else {
+        create(cp, &c, cluster, &eks, subnets).await?;
+        return Ok(Step::Waiting {
+            reason: "CreatingEKSCluster".into(),
+            message: format!("CreateCluster {eks} sent"),
+            after: Duration::from_secs(15),
+            network,
+        });
+    };
+    let tags = found.tags().cloned().unwrap_or_default();
+    let owned = |k: &str| tags.get(k).map(String::as_str) == Some("owned");
+    if !owned(&k8s_tag(cluster)) && !owned(&owner_tag(cluster)) {
+        return Err(ProviderError::terminal(format!(
+            "EKS cluster {eks} exists and is not tagged {}=owned; slipway does not adopt it",
+            k8s_tag(cluster)
+        )));
+    }
+    let status = found
+        .status()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default();
+    match state(&status) {
+        EksState::Failed => Err(ProviderError::terminal(format!(
+            "EKS cluster {eks} is FAILED; delete the Cluster and create it again"
+        ))),
+        EksState::Busy(s) => Ok(Step::Waiting {
+            reason: "WaitingForEKSCluster".into(),
+            message: format!("EKS cluster {eks} is {s}"),
+            after: Duration::from_secs(30),
+            network,
+        }),
+        EksState::Active => {
+            let server = found
+                .endpoint()
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_string();
+            let endpoint = endpoint_of(&server).ok_or_else(|| {
+                ProviderError::transient(format!("EKS cluster {eks} is ACTIVE without an endpoint"))
+            })?;
+            Ok(Step::Active {
+                endpoint,
+                server,
+                ca: found
+                    .certificate_authority()
+                    .and_then(|a| a.data())
+                    .unwrap_or_default()
+                    .to_string(),
+                version: found.version().map(|v| format!("v{v}")),
+                network,
+                clients: c,
+                eks,
+            })
+        }
+    }
+}
+
+async fn create(
+    cp: &AWSManagedControlPlane,
+    c: &Clients,
+    cluster: &str,
+    eks: &str,
+    subnets: Vec<String>,
+) -> Result<(), ProviderError> {
+    let account = error::retrying("GetCallerIdentity", || c.sts.get_caller_identity().send())
+        .await?
+        .account()
+        .unwrap_or_default()
+        .to_string();
+    let role = cp
+        .spec
+        .role_name
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ROLE.into());
+    let version = cp.spec.version.as_deref().and_then(eks_version);
+    let access = cp.spec.endpoint_access.clone().unwrap_or_default();
+    let mut tags: std::collections::HashMap<String, String> = cp
+        .spec
+        .additional_tags
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    tags.insert(k8s_tag(cluster), "owned".into());
+    tags.insert(owner_tag(cluster), "owned".into());
+    let vpc = aws_sdk_eks::types::VpcConfigRequest::builder()
+        .set_subnet_ids(Some(subnets))
+        .endpoint_public_access(access.public.unwrap_or(true))
+        .endpoint_private_access(access.private.unwrap_or(false))
+        .set_public_access_cidrs(access.public_cidrs.clone())
+        .build();
+    // Not retried in place: the next pass describes first.
+    c.eks
+        .create_cluster()
+        .name(eks)
+        .set_version(version)
+        .role_arn(format!("arn:aws:iam::{account}:role/{role}"))
+        .resources_vpc_config(vpc)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(|e| error::map("CreateCluster", e))?;
+    tracing::info!(eks_cluster = %eks, "created the EKS cluster");
+    Ok(())
+}
+
+async fn apply(
+    cp: &AWSManagedControlPlane,
+    ctx: &EksContext,
+    api: &Api<AWSManagedControlPlane>,
+) -> Result<Action, Error> {
+    let ns = cp.namespace().unwrap_or_default();
+    let Some(cluster_name) = owner_cluster_name(cp) else {
+        return Ok(Action::await_change());
+    };
+    let Some(cluster) = Api::<Cluster>::namespaced(ctx.base.client.clone(), &ns)
+        .get_opt(&cluster_name)
+        .await?
+    else {
+        return Ok(Action::await_change());
+    };
+    let old = cp.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    let mut conds = status.conditions.take().unwrap_or_default();
+    let generation = cp.metadata.generation;
+    let now = (ctx.base.clock)();
+    let paused = slipway_controller::cluster::is_paused(&cluster, cp.annotations());
+    conditions::set(&mut conds, conditions::paused(paused), generation, now);
+    let mut action = Action::await_change();
+    if !paused {
+        let (ready, after) = match provision(cp, &ns, &cluster_name, ctx).await {
+            Err(e) => (
+                desired(ct::READY, Status::False, e.reason(), e.to_string()),
+                if e.is_terminal() {
+                    None
+                } else {
+                    Some(e.fixed_retry().unwrap_or(Duration::from_secs(10)))
+                },
+            ),
+            Ok(Step::Waiting {
+                reason,
+                message,
+                after,
+                network,
+            }) => {
+                set_network(&mut status, &network);
+                (
+                    desired(ct::READY, Status::False, &reason, message),
+                    Some(after),
+                )
+            }
+            Ok(Step::Active {
+                endpoint,
+                server,
+                ca,
+                version,
+                network,
+                clients,
+                eks,
+            }) => {
+                set_network(&mut status, &network);
+                if cp.spec.control_plane_endpoint.as_ref() != Some(&endpoint) {
+                    api.patch(
+                        &cp.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&json!({"spec": {"controlPlaneEndpoint": endpoint}})),
+                    )
+                    .await?;
+                }
+                match write_kubeconfig(ctx, cp, &cluster_name, &clients, &eks, &server, &ca).await {
+                    Ok(()) => {
+                        status.initialization = Some(ControlPlaneInitializationStatus {
+                            control_plane_initialized: Some(true),
+                        });
+                        status.version = version;
+                        conditions::set(
+                            &mut conds,
+                            desired(ct::AVAILABLE, Status::True, reasons::AVAILABLE, ""),
+                            generation,
+                            now,
+                        );
+                        (
+                            desired(ct::READY, Status::True, reasons::READY, ""),
+                            Some(AT_REST),
+                        )
+                    }
+                    Err(e) => (
+                        desired(ct::READY, Status::False, e.reason(), e.to_string()),
+                        Some(Duration::from_secs(10)),
+                    ),
+                }
+            }
+        };
+        conditions::set(&mut conds, ready, generation, now);
+        if let Some(d) = after {
+            action = Action::requeue(d);
+        }
+        status.observed_generation = generation;
+    }
+    status.conditions = Some(conds);
+    if status != old {
+        api.patch_status(
+            &cp.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": status})),
+        )
+        .await?;
+    }
+    Ok(action)
+}
+
+fn set_network(status: &mut slipway_api::controlplane::AwsManagedControlPlaneStatus, v: &Value) {
+    if let Ok(n) = serde_json::from_value::<NetworkStatus>(v["networkStatus"].clone()) {
+        status.network_status = Some(n);
+    }
+}
+
+async fn write_kubeconfig(
+    ctx: &EksContext,
+    cp: &AWSManagedControlPlane,
+    cluster: &str,
+    c: &Clients,
+    eks: &str,
+    server: &str,
+    ca: &str,
+) -> Result<(), ProviderError> {
+    let ns = cp.namespace().unwrap_or_default();
+    let secrets_api: Api<Secret> = Api::namespaced(ctx.base.client.clone(), &ns);
+    let name = secrets::name(cluster, secrets::KUBECONFIG_SUFFIX);
+    let kube_err = |e: kube::Error| ProviderError::transient(format!("Secret {name}: {e}"));
+    let existing = secrets_api.get_opt(&name).await.map_err(kube_err)?;
+    let now = (ctx.base.clock)().as_second();
+    let same_target = existing.as_ref().is_some_and(|s| {
+        let text = s
+            .data
+            .as_ref()
+            .and_then(|d| d.get(secrets::VALUE_KEY))
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            .unwrap_or_default();
+        text.contains(server) && text.contains(ca)
+    });
+    if same_target && !needs_token(existing.as_ref(), now) {
+        return Ok(());
+    }
+    let provider = c.credentials.clone().ok_or_else(|| {
+        ProviderError::unavailable(
+            "AWS credentials",
+            "no credentials provider to sign the EKS token",
+        )
+    })?;
+    let creds = provider.provide_credentials().await.map_err(|e| {
+        ProviderError::unavailable("AWS credentials", format!("signing the EKS token: {e}"))
+    })?;
+    let t = token::token(&creds, &c.region, eks, std::time::SystemTime::now())?;
+    let value = kubeconfig(eks, server, ca, &t);
+    let data = BTreeMap::from([(
+        secrets::VALUE_KEY.to_string(),
+        ByteString(value.into_bytes()),
+    )]);
+    let annotations = BTreeMap::from([(TOKEN_ISSUED_AT.to_string(), now.to_string())]);
+    match existing {
+        Some(_) => {
+            secrets_api
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({"metadata": {"annotations": annotations}, "data": data})),
+                )
+                .await
+                .map_err(kube_err)?;
+        }
+        None => {
+            let owner = controller_ref(cp).map_err(|e| ProviderError::transient(e.to_string()))?;
+            let secret = Secret {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: Some(ns),
+                    labels: Some(BTreeMap::from([(
+                        labels::CLUSTER_NAME.to_string(),
+                        cluster.to_string(),
+                    )])),
+                    annotations: Some(annotations),
+                    owner_references: Some(vec![owner]),
+                    ..Default::default()
+                },
+                type_: Some(secrets::CLUSTER_SECRET_TYPE.into()),
+                data: Some(data),
+                ..Default::default()
+            };
+            slipway_controller::objects::create_once(&secrets_api, &secret)
+                .await
+                .map_err(kube_err)?;
+        }
+    }
+    tracing::debug!(cluster, "wrote the EKS kubeconfig with a fresh token");
+    Ok(())
+}
+
+async fn cleanup(cp: &AWSManagedControlPlane, ctx: &EksContext) -> Result<Action, Error> {
+    let ns = cp.namespace().unwrap_or_default();
+    let cluster = owner_cluster_name(cp)
+        .or_else(|| cp.labels().get(labels::CLUSTER_NAME).cloned())
+        .unwrap_or_default();
+    match teardown(cp, &ns, &cluster, ctx).await {
+        Ok(None) => Ok(Action::await_change()),
+        Ok(Some(waiting)) => Err(Error::Waiting(waiting)),
+        Err(e) => Err(Error::Waiting(format!(
+            "deleting the EKS control plane: {e}"
+        ))),
+    }
+}
+
+/// One pass of deleting: `None` once AWS shows nothing left.
+async fn teardown(
+    cp: &AWSManagedControlPlane,
+    ns: &str,
+    cluster: &str,
+    ctx: &EksContext,
+) -> Result<Option<String>, ProviderError> {
+    let c = ctx.clients.get(cp.spec.region.as_deref()).await?;
+    let eks = eks_name(cp, ns, cluster);
+    let found = match c.eks.describe_cluster().name(&eks).send().await {
+        Ok(o) => o.cluster().cloned(),
+        Err(e) if error::is_not_found(&e) => None,
+        Err(e) => return Err(error::map("DescribeCluster", e)),
+    };
+    if let Some(f) = found {
+        // Node groups first: AWS refuses to delete a cluster that has any.
+        let groups = match c.eks.list_nodegroups().cluster_name(&eks).send().await {
+            Ok(o) => o.nodegroups().to_vec(),
+            Err(e) if error::is_not_found(&e) => vec![],
+            Err(e) => return Err(error::map("ListNodegroups", e)),
+        };
+        if !groups.is_empty() {
+            for g in &groups {
+                match c
+                    .eks
+                    .delete_nodegroup()
+                    .cluster_name(&eks)
+                    .nodegroup_name(g)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if error::is_not_found(&e) => {}
+                    Err(e) => return Err(error::map("DeleteNodegroup", e)),
+                }
+            }
+            return Ok(Some(format!("deleting node groups {}", groups.join(", "))));
+        }
+        if f.status().map(|s| s.as_str()) != Some("DELETING") {
+            match c.eks.delete_cluster().name(&eks).send().await {
+                Ok(_) => {}
+                Err(e) if error::is_not_found(&e) => {}
+                Err(e) => return Err(error::map("DeleteCluster", e)),
+            }
+        }
+        return Ok(Some(format!("EKS cluster {eks} is being deleted")));
+    }
+    network::delete(&c, &input(cp, ns, cluster))
+        .await
+        .map(|done| done.map(|d| format!("deleting the network: {d}")))
+}
+
+/// The AWSManagedCluster infrastructure provider: EKS makes the infrastructure with the
+/// control plane, so there is nothing to provision; the endpoint comes from the
+/// AWSManagedControlPlane (core reads it there).
+#[derive(Debug, Default)]
+pub struct AwsManaged;
+
+impl InfrastructureProvider for AwsManaged {
+    type Cluster = AWSManagedCluster;
+    type Machine = AWSMachine;
+    const CLUSTER_FINALIZER: &'static str = "awsmanagedcluster.infrastructure.cluster.x-k8s.io";
+    const MACHINE_FINALIZER: &'static str = "awsmachine.infrastructure.cluster.x-k8s.io";
+
+    fn name(&self) -> &'static str {
+        "aws-eks"
+    }
+
+    async fn reconcile_cluster(
+        &self,
+        _scope: &ClusterScope<AWSManagedCluster>,
+    ) -> Result<ClusterOutcome, ProviderError> {
+        Ok(ClusterOutcome::Ready(ClusterReady {
+            control_plane_endpoint: None,
+            failure_domains: vec![],
+            status: json!({}),
+            message: "EKS makes the network and serves the API with the AWSManagedControlPlane"
+                .into(),
+            kubeconfig: None,
+        }))
+    }
+
+    async fn delete_cluster(
+        &self,
+        _scope: &ClusterScope<AWSManagedCluster>,
+    ) -> Result<Deletion, ProviderError> {
+        Ok(Deletion::Gone)
+    }
+
+    async fn reconcile_machine(
+        &self,
+        _scope: &MachineScope<AWSManagedCluster, AWSMachine>,
+        _bootstrap: &BootstrapData,
+    ) -> Result<MachineOutcome, ProviderError> {
+        Err(ProviderError::terminal(
+            "an EKS cluster has no Machines of its own; its workers are node groups",
+        ))
+    }
+
+    async fn delete_machine(
+        &self,
+        _scope: &MachineScope<AWSManagedCluster, AWSMachine>,
+    ) -> Result<Deletion, ProviderError> {
+        Ok(Deletion::Gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eks_states_versions_and_endpoints() {
+        assert_eq!(state("CREATING"), EksState::Busy("CREATING".into()));
+        assert_eq!(state("PENDING"), EksState::Busy("PENDING".into()));
+        assert_eq!(state("ACTIVE"), EksState::Active);
+        assert_eq!(state("UPDATING"), EksState::Active);
+        assert_eq!(state("FAILED"), EksState::Failed);
+        assert_eq!(eks_version("v1.31.0").as_deref(), Some("1.31"));
+        assert_eq!(eks_version("1.30").as_deref(), Some("1.30"));
+        assert_eq!(eks_version("v1"), None);
+        assert_eq!(
+            endpoint_of("https://ABC.gr7.us-east-1.eks.amazonaws.com/"),
+            Some(ApiEndpoint {
+                host: "ABC.gr7.us-east-1.eks.amazonaws.com".into(),
+                port: 443
+            })
+        );
+        assert_eq!(endpoint_of("http://x"), None);
+    }
+
+    #[test]
+    fn tokens_are_renewed_after_ten_minutes() {
+        let secret = |at: &str| Secret {
+            metadata: ObjectMeta {
+                annotations: Some(BTreeMap::from([(
+                    TOKEN_ISSUED_AT.to_string(),
+                    at.to_string(),
+                )])),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(needs_token(None, 1000));
+        assert!(needs_token(Some(&secret("garbage")), 1000));
+        assert!(!needs_token(Some(&secret("1000")), 1000 + 599));
+        assert!(needs_token(Some(&secret("1000")), 1000 + 600));
+    }
+
+    #[test]
+    fn the_kubeconfig_carries_server_ca_and_token() {
+        let kc: Value = serde_json::from_str(&kubeconfig(
+            "default_c1",
+            "https://x.eks",
+            "Q0E=",
+            "k8s-aws-v1.abc",
+        ))
+        .unwrap();
+        assert_eq!(kc["clusters"][0]["cluster"]["server"], "https://x.eks");
+        assert_eq!(
+            kc["clusters"][0]["cluster"]["certificate-authority-data"],
+            "Q0E="
+        );
+        assert_eq!(kc["users"][0]["user"]["token"], "k8s-aws-v1.abc");
+        assert_eq!(kc["current-context"], "default_c1-capi-admin@default_c1");
+    }
+}
