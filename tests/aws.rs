@@ -279,7 +279,7 @@ fn an_aws_cluster_on_moto_survives_controller_kills_and_deletes_everything_it_ma
 }
 
 #[test]
-fn an_eks_cluster_on_moto_is_created_with_a_token_kubeconfig_and_deleted_with_its_network() {
+fn an_eks_cluster_with_a_node_group_on_moto_is_created_and_deleted_with_its_network() {
     let Some(aws) = moto(&[]) else { return };
     let mut m = Mgmt::start("eks", true);
     let mut env = aws.env();
@@ -287,7 +287,7 @@ fn an_eks_cluster_on_moto_is_created_with_a_token_kubeconfig_and_deleted_with_it
     m.start_controller_env(&env);
     m.ok(
         &["apply", "-f", "-"],
-        Some(&generate_flavor("e1", "aws-eks", 0)),
+        Some(&generate_flavor("e1", "aws-eks", 2)),
     );
     std::thread::sleep(Duration::from_millis(2000));
     m.kill_controller();
@@ -351,9 +351,35 @@ fn an_eks_cluster_on_moto_is_created_with_a_token_kubeconfig_and_deleted_with_it
     );
     assert!(secret["metadata"]["annotations"]["slipway.dev/token-issued-at"].is_string());
 
-    // Delete: the EKS cluster, then the network; nothing left.
+    // The worker node group, once the control plane is ACTIVE.
+    let pool = eventually(60, "the node group is Ready", || {
+        let p = m.json(&["get", "awsmanagedmachinepool", "e1-pool-0"]);
+        (common::condition(&p, "Ready").as_deref() == Some("True"))
+            .then(|| p.clone())
+            .ok_or_else(|| format!("{:#}", p["status"]))
+    });
+    assert_eq!(pool["status"]["readyReplicas"], 2);
+    assert!(pool["status"]["nodegroupArn"].as_str().is_some());
+    let groups = r.block_on(aws.eks_nodegroups("default_e1"));
+    assert_eq!(
+        groups,
+        [(
+            "default_e1-pool-0".to_string(),
+            "ACTIVE".to_string(),
+            Some(2)
+        )]
+    );
+
+    // Delete: node group, EKS cluster, then the network; nothing left.
     delete_or_explain(&m, "e1");
     assert!(r.block_on(aws.eks_clusters()).is_empty());
+    // The pool goes with its Cluster (owner reference), after its node group.
+    eventually(30, "the AWSManagedMachinePool is gone", || {
+        let left = m.items(&["get", "awsmanagedmachinepools"]);
+        left.is_empty()
+            .then_some(())
+            .ok_or_else(|| format!("{left:?}"))
+    });
     let left = r.block_on(aws.inventory("e1"));
     assert!(left.values().all(|n| *n == 0), "left behind: {left:?}");
     assert!(m.items(&["get", "awsmanagedcontrolplanes"]).is_empty());

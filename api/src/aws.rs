@@ -659,3 +659,94 @@ pub struct AwsManagedClusterStatus {
     /// Generation last reconciled.
     pub observed_generation: Option<i64>,
 }
+
+/// Desired state of an AWSManagedMachinePool: one EKS managed node group of a Cluster.
+///
+/// slipway has no core MachinePool kind yet, so the pool stands on its own: it belongs to the
+/// Cluster its `cluster.x-k8s.io/cluster-name` label names, and carries its size in
+/// `spec.replicas` (CAPA reads that from the MachinePool).
+#[skip_serializing_none]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "infrastructure.cluster.x-k8s.io",
+    version = "v1beta2",
+    kind = "AWSManagedMachinePool",
+    plural = "awsmanagedmachinepools",
+    namespaced,
+    status = "AwsManagedMachinePoolStatus",
+    shortname = "awsmmp",
+    category = "cluster-api",
+    label("cluster.x-k8s.io/v1beta2", "v1beta2"),
+    printcolumn(
+        name = "Cluster",
+        type_ = "string",
+        json_path = ".metadata.labels['cluster\\.x-k8s\\.io/cluster-name']"
+    ),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsManagedMachinePoolSpec {
+    /// Node group name (default `<namespace>_<pool>`).
+    #[schemars(length(max = 63))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("eksNodegroupName is immutable"))]
+    pub eks_nodegroup_name: Option<String>,
+    /// Desired nodes.
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+    /// Scaling bounds (default: replicas for both).
+    pub scaling: Option<ManagedMachinePoolScaling>,
+    /// Instance type, e.g. t3.large.
+    pub instance_type: Option<String>,
+    /// AMI type, e.g. AL2023_x86_64_STANDARD.
+    pub ami_type: Option<String>,
+    /// Root disk size in GiB.
+    #[schemars(range(min = 1))]
+    pub disk_size: Option<i32>,
+    /// IAM role of the nodes (default CAPA's `eks-nodegroup.cluster-api-provider-aws.sigs.k8s.io`).
+    pub role_name: Option<String>,
+    /// Subnets (default: the private subnets of the cluster's network).
+    #[serde(rename = "subnetIDs")]
+    pub subnet_ids: Option<Vec<String>>,
+    /// Kubernetes labels of the nodes.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Tags added to the node group.
+    pub additional_tags: Option<BTreeMap<String, String>>,
+}
+
+/// Scaling bounds of a node group.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedMachinePoolScaling {
+    /// Fewest nodes.
+    #[schemars(range(min = 0))]
+    pub min_size: Option<i32>,
+    /// Most nodes.
+    #[schemars(range(min = 1))]
+    pub max_size: Option<i32>,
+}
+
+/// Observed state of an AWSManagedMachinePool.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsManagedMachinePoolStatus {
+    /// Contract flag `provisioned`.
+    pub initialization: Option<ProvisionedInitialization>,
+    /// Nodes the node group reports.
+    pub replicas: Option<i32>,
+    /// Nodes when the group is ACTIVE.
+    pub ready_replicas: Option<i32>,
+    /// ARN of the node group.
+    pub nodegroup_arn: Option<String>,
+    /// v1beta2 conditions.
+    pub conditions: Option<Vec<Condition>>,
+    /// Generation last reconciled.
+    pub observed_generation: Option<i64>,
+}

@@ -24,6 +24,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         AWSMachine::crd(),
         AWSMachineTemplate::crd(),
         AWSManagedCluster::crd(),
+        AWSManagedMachinePool::crd(),
         KindCluster::crd(),
         KindMachine::crd(),
         KindMachineTemplate::crd(),

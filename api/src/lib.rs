@@ -21,7 +21,9 @@ pub mod machine;
 pub mod names;
 pub mod registry;
 
-pub use aws::{AWSCluster, AWSMachine, AWSMachineTemplate, AWSManagedCluster};
+pub use aws::{
+    AWSCluster, AWSMachine, AWSMachineTemplate, AWSManagedCluster, AWSManagedMachinePool,
+};
 pub use bootstrap::{KubeadmConfig, KubeadmConfigTemplate};
 pub use cluster::Cluster;
 pub use controlplane::{AWSManagedControlPlane, KubeadmControlPlane};

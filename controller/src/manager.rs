@@ -111,6 +111,27 @@ impl ProviderRunner {
         drain(Box::pin(s)).await;
     }
 
+    /// A controller of kind `K` outside this crate that needs no watch but its own objects
+    /// (it requeues while it waits on others), with the manager's settings, error policy,
+    /// resync and metrics.
+    pub async fn run_kind<K, C, F, Fut>(self, metric: &'static str, ctx: Arc<C>, reconcile: F)
+    where
+        K: InfraObject,
+        C: Send + Sync + 'static,
+        F: FnMut(Arc<K>, Arc<C>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+    {
+        let mut reconcile = reconcile;
+        let s = Controller::new(self.scope.api::<K>(), watcher::Config::default())
+            .with_config(self.scope.config.clone())
+            .run(
+                move |o, c| resync(metrics::timed(metric, reconcile(o, c))),
+                |o, e, _| error_policy(o, e),
+                ctx,
+            );
+        drain(Box::pin(s)).await;
+    }
+
     /// Only the infrastructure cluster controller of `provider` (a provider whose machines
     /// are not Machines, as EKS node groups).
     pub async fn run_clusters_only<P>(self, provider: P)

@@ -297,24 +297,32 @@ fn hostile_values_cannot_break_the_yaml() {
 }
 
 #[test]
-fn eks_workers_are_refused_until_node_groups_exist() {
+fn eks_workers_are_a_managed_node_group() {
     let mut vars = required_vars(Infrastructure::AwsEks);
     vars.push(("WORKER_MACHINE_COUNT", "2"));
-    let err = generate::generate(&request(Infrastructure::AwsEks, None, &vars))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("aws-eks") && err.contains("--worker-machine-count 0"),
-        "{err}"
+    let out = generate::generate(&request(Infrastructure::AwsEks, None, &vars)).unwrap();
+    let docs = objects(&out).unwrap();
+    let pool = docs
+        .iter()
+        .find(|d| d["kind"] == "AWSManagedMachinePool")
+        .expect("a node group");
+    assert_eq!(pool["spec"]["replicas"], 2);
+    assert_eq!(pool["spec"]["eksNodegroupName"], "default_demo-pool-0");
+    assert_eq!(pool["spec"]["instanceType"], "t3.large");
+    assert_eq!(
+        pool["metadata"]["labels"]["cluster.x-k8s.io/cluster-name"],
+        "demo"
     );
+    assert!(!docs.iter().any(|d| d["kind"] == "MachineDeployment"));
     let out = generate::generate(&request(
         Infrastructure::AwsEks,
         None,
         &required_vars(Infrastructure::AwsEks),
     ))
     .unwrap();
-    let cp = objects(&out)
-        .unwrap()
+    let docs = objects(&out).unwrap();
+    assert!(!docs.iter().any(|d| d["kind"] == "AWSManagedMachinePool"));
+    let cp = docs
         .into_iter()
         .find(|d| d["kind"] == "AWSManagedControlPlane")
         .unwrap();

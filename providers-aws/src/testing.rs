@@ -149,6 +149,34 @@ impl Moto {
         out
     }
 
+    /// Node groups of an EKS cluster, with their status and desired size.
+    pub async fn eks_nodegroups(&self, cluster: &str) -> Vec<(String, String, Option<i32>)> {
+        let eks = aws_sdk_eks::Client::new(&self.sdk_config().await);
+        let names = match eks.list_nodegroups().cluster_name(cluster).send().await {
+            Ok(o) => o.nodegroups().to_vec(),
+            Err(_) => return vec![],
+        };
+        let mut out = Vec::new();
+        for n in names {
+            let g = eks
+                .describe_nodegroup()
+                .cluster_name(cluster)
+                .nodegroup_name(&n)
+                .send()
+                .await
+                .unwrap();
+            let g = g.nodegroup().unwrap();
+            out.push((
+                n,
+                g.status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                g.scaling_config().and_then(|s| s.desired_size()),
+            ));
+        }
+        out
+    }
+
     /// Counts of what is tagged as owned by `cluster` (NAT gateways not deleted, instances not
     /// terminated), plus all load balancers and target groups.
     pub async fn inventory(&self, cluster: &str) -> BTreeMap<&'static str, usize> {

@@ -159,12 +159,26 @@ impl Infrastructure {
             }
             Self::AwsEks => {
                 v.extend(aws_common());
-                v.push(var(
-                    "AWS_EKS_ROLE_NAME",
-                    Some("eks-controlplane.cluster-api-provider-aws.sigs.k8s.io"),
-                    "IAM role of the EKS control plane",
-                    Check::Any,
-                ));
+                v.extend([
+                    var(
+                        "AWS_EKS_ROLE_NAME",
+                        Some("eks-controlplane.cluster-api-provider-aws.sigs.k8s.io"),
+                        "IAM role of the EKS control plane",
+                        Check::Any,
+                    ),
+                    var(
+                        "AWS_EKS_NODEGROUP_ROLE_NAME",
+                        Some("eks-nodegroup.cluster-api-provider-aws.sigs.k8s.io"),
+                        "IAM role of the worker node group",
+                        Check::Any,
+                    ),
+                    var(
+                        "AWS_NODE_MACHINE_TYPE",
+                        Some("t3.large"),
+                        "instance type of the worker node group",
+                        Check::Any,
+                    ),
+                ]);
             }
             Self::Kind => v.extend([
                 var(

@@ -204,15 +204,6 @@ fn generate_builtin(
     let flavor = flavor_of(req)?;
     let specs = req.infrastructure.variables(flavor);
     let values = resolve(&specs, req)?;
-    let workers: u64 = values["WORKER_MACHINE_COUNT"].parse().unwrap_or_default();
-    if req.infrastructure == Infrastructure::AwsEks && workers > 0 {
-        return Err(GenerateError::Unsupported(
-            "aws-eks: worker node groups are not implemented yet (they come with the AWS provider); \
-             generate the EKS control plane with --worker-machine-count 0"
-                .into(),
-        ));
-    }
-
     let mut typed = serde_json::Map::new();
     for spec in &specs {
         let raw = &values[spec.name];

@@ -10,8 +10,9 @@
 //! token ([`token`]), renewed every 10 minutes (it lives about 15). Delete: node groups, then
 //! the EKS cluster (waited for), then the network; the finalizer goes only when AWS shows none.
 //!
-//! Worker node groups are not made here yet: the `aws-eks` flavor refuses workers.
+//! Worker node groups are AWSManagedMachinePools ([`pool`]).
 
+pub mod pool;
 pub mod token;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
@@ -137,7 +138,7 @@ pub fn needs_token(secret: Option<&Secret>, now: i64) -> bool {
         .is_none_or(|at| now - at >= RENEW_AFTER_SECONDS)
 }
 
-fn eks_name(cp: &AWSManagedControlPlane, ns: &str, cluster: &str) -> String {
+pub(crate) fn eks_name(cp: &AWSManagedControlPlane, ns: &str, cluster: &str) -> String {
     cp.spec
         .eks_cluster_name
         .clone()
@@ -181,20 +182,19 @@ pub async fn run(runner: slipway_controller::manager::ProviderRunner) {
         base: runner.context(),
         clients: ClientCache::default(),
     });
-    futures_join(
+    tokio::join!(
         runner
             .clone()
-            .run_control_plane::<AWSManagedControlPlane, _, _, _>(ctx, reconcile),
+            .run_control_plane::<AWSManagedControlPlane, _, _, _>(ctx.clone(), reconcile),
+        runner
+            .clone()
+            .run_kind::<slipway_api::aws::AWSManagedMachinePool, _, _, _>(
+                "AWSManagedMachinePool",
+                ctx,
+                pool::reconcile,
+            ),
         runner.run_clusters_only(AwsManaged),
-    )
-    .await;
-}
-
-async fn futures_join(
-    a: impl std::future::Future<Output = ()>,
-    b: impl std::future::Future<Output = ()>,
-) {
-    tokio::join!(a, b);
+    );
 }
 
 /// Entry point: finalizer dispatch.
