@@ -213,6 +213,40 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
         ids.push((name, cp, id));
     }
     assert_eq!(m.inventory("c1").await["instances"], 3);
+
+    // An AMI looked up by name and owner (CAPA's format), not given by id: the newest match.
+    let ec2 = m.ec2().await;
+    let mut images = Vec::new();
+    for suffix in ["00", "01"] {
+        let out = ec2
+            .create_image()
+            .instance_id(&ids[0].2)
+            .name(format!("capa-ami-ubuntu-24.04-v1.31.0-{suffix}"))
+            .send()
+            .await
+            .unwrap();
+        images.push(out.image_id().unwrap().to_string());
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    let mut ms = machine(&s, infra.clone(), "c1-md-looked-up", false);
+    let mut am = (*ms.infra).clone();
+    am.spec.ami = None;
+    am.spec.image_lookup_org = Some("123456789012".into());
+    ms.infra = Arc::new(am);
+    let r = machine_ready(&p, &ms, &bootstrap("c1-md-looked-up")).await;
+    let id = r.provider_id.rsplit('/').next().unwrap();
+    let got = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    let image = got.reservations()[0].instances()[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    assert_eq!(image, images[1], "the newest of {images:?}");
+    ids.push(("c1-md-looked-up", false, id.to_string()));
     print_calls("3 machines (1 control plane, 2 workers)", &p);
 
     // Delete: machines, then the cluster; nothing tagged remains.
