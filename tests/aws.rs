@@ -67,26 +67,7 @@ fn register_nodes(m: &Mgmt, workload: &Mgmt) {
             continue;
         };
         let name = am["metadata"]["name"].as_str().unwrap();
-        let node = serde_json::json!({
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name}, "spec": {"providerID": pid},
-        });
-        workload.ok(&["apply", "-f", "-"], Some(&node.to_string()));
-        let status = r#"{"status": {"conditions": [{"type": "Ready", "status": "True",
-            "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
-            "nodeInfo": {"kubeletVersion": "v1.31.0"}}}"#;
-        workload.ok(
-            &[
-                "patch",
-                "node",
-                name,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                status,
-            ],
-            None,
-        );
+        common::register_node(workload, name, pid, "v1.31.0");
     }
 }
 

@@ -131,36 +131,17 @@ fn a_kind_cluster_without_docker_names_the_missing_tool_and_is_never_available()
     assert!(m.items(&["get", "kindclusters"]).is_empty());
 }
 
-/// Registers a Node as kind's kubelet would: named after its container, with kind's providerID.
-fn register_node(workload: &Mgmt, cluster: &str, node: &str) {
-    let manifest = format!(
-        r#"{{"apiVersion": "v1", "kind": "Node", "metadata": {{"name": "{node}"}},
-            "spec": {{"providerID": "kind://docker/{cluster}/{node}"}}}}"#
-    );
-    workload.ok(&["apply", "-f", "-"], Some(&manifest));
-    let status = r#"{"status": {"conditions": [{"type": "Ready", "status": "True",
-        "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
-        "nodeInfo": {"kubeletVersion": "v1.31.0"}}}"#;
-    workload.ok(
-        &[
-            "patch",
-            "node",
-            node,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            status,
-        ],
-        None,
-    );
-}
-
 #[test]
 fn a_kind_cluster_goes_available_through_kind_and_is_deleted_with_it() {
     // The "kind cluster": an API server holding the Nodes kind's kubelets would register.
     let workload = Mgmt::start("kind-workload", true);
     for node in ["c1-control-plane", "c1-worker"] {
-        register_node(&workload, "c1", node);
+        common::register_node(
+            &workload,
+            node,
+            &format!("kind://docker/c1/{node}"),
+            "v1.31.0",
+        );
     }
     let fake = FakeBin::new("kind-flow", &["kind", "docker"]);
     let bin = fake.path();

@@ -312,3 +312,29 @@ pub fn wait_shape(m: &Mgmt, cluster: &str, cp: usize, workers: usize, kubeconfig
             .ok_or_else(|| format!("nodes: {nodes:?}"))
     });
 }
+
+/// Registers a Ready Node in a workload plane, as a kubelet (and its cloud provider) would.
+pub fn register_node(workload: &Mgmt, node: &str, provider_id: &str, version: &str) {
+    let manifest = serde_json::json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": node}, "spec": {"providerID": provider_id},
+    });
+    workload.ok(&["apply", "-f", "-"], Some(&manifest.to_string()));
+    let status = serde_json::json!({"status": {
+        "conditions": [{"type": "Ready", "status": "True",
+            "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
+        "nodeInfo": {"kubeletVersion": version},
+    }});
+    workload.ok(
+        &[
+            "patch",
+            "node",
+            node,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &status.to_string(),
+        ],
+        None,
+    );
+}

@@ -209,19 +209,7 @@ async fn step(
     let eks = eks_name(cp, &ns, &cluster_name);
     let ng = nodegroup_name(pool);
     let (min, want, max) = scaling(pool);
-    let found = match c
-        .eks
-        .describe_nodegroup()
-        .cluster_name(&eks)
-        .nodegroup_name(&ng)
-        .send()
-        .await
-    {
-        Ok(o) => o.nodegroup().cloned(),
-        Err(e) if error::is_not_found(&e) => None,
-        Err(e) => return Err(error::map("DescribeNodegroup", e)),
-    };
-    let Some(found) = found else {
+    let Some(found) = describe(&c, &eks, &ng).await? else {
         create(pool, cp, &c, &cluster_name, &eks, &ng).await?;
         return Ok(Step::Waiting(
             "CreatingNodegroup".into(),
@@ -284,6 +272,26 @@ async fn step(
         replicas: want,
         arn: found.nodegroup_arn().unwrap_or_default().to_string(),
     })
+}
+
+/// The node group, if it exists.
+async fn describe(
+    c: &Clients,
+    eks: &str,
+    ng: &str,
+) -> Result<Option<aws_sdk_eks::types::Nodegroup>, ProviderError> {
+    match c
+        .eks
+        .describe_nodegroup()
+        .cluster_name(eks)
+        .nodegroup_name(ng)
+        .send()
+        .await
+    {
+        Ok(o) => Ok(o.nodegroup().cloned()),
+        Err(e) if error::is_not_found(&e) => Ok(None),
+        Err(e) => Err(error::map("DescribeNodegroup", e)),
+    }
 }
 
 async fn create(
@@ -373,19 +381,7 @@ async fn cleanup(pool: &AWSManagedMachinePool, ctx: &EksContext) -> Result<Actio
         let ns = cp.namespace().unwrap_or_default();
         let eks = eks_name(&cp, &ns, &cluster.name_any());
         let ng = nodegroup_name(pool);
-        let found = match c
-            .eks
-            .describe_nodegroup()
-            .cluster_name(&eks)
-            .nodegroup_name(&ng)
-            .send()
-            .await
-        {
-            Ok(o) => o.nodegroup().cloned(),
-            Err(e) if error::is_not_found(&e) => None,
-            Err(e) => return Err(error::map("DescribeNodegroup", e)),
-        };
-        let Some(found) = found else {
+        let Some(found) = describe(&c, &eks, &ng).await? else {
             return Ok(None);
         };
         if found.status().map(|s| s.as_str()) != Some("DELETING") {

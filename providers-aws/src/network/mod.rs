@@ -20,7 +20,7 @@ use slipway_api::{
 };
 
 use self::{
-    model::{Desired, DesiredSubnet, Observed, SG_ROLES, default_subnets, short_name},
+    model::{Desired, DesiredSubnet, Observed, default_subnets, short_name},
     plan::Action,
 };
 use crate::{ProviderError, clients::Clients};
@@ -151,15 +151,9 @@ pub fn desired(input: &Input<'_>, zones: &[String]) -> Result<Desired, ProviderE
 
 /// The AWSCluster status fields for what exists.
 pub fn status(d: &Desired, o: &Observed) -> Value {
-    let groups: BTreeMap<String, Value> = SG_ROLES
-        .iter()
-        .filter_map(|role| {
-            let name = format!("{}-{role}", d.cluster);
-            o.security_groups
-                .iter()
-                .find(|g| g.name == name)
-                .map(|g| (role.to_string(), json!({"id": g.id, "name": g.name})))
-        })
+    let groups: BTreeMap<String, Value> = model::groups_by_role(&d.cluster, o)
+        .into_iter()
+        .map(|(role, g)| (role, json!({"id": g.id, "name": g.name})))
         .collect();
     let mut ns = serde_json::Map::new();
     let mut put = |k: &str, v: Value| {

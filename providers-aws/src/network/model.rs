@@ -227,6 +227,20 @@ pub fn desired_rules(
     out
 }
 
+/// The cluster's security groups by role, found by their names `<cluster>-<role>`.
+pub fn groups_by_role<'o>(cluster: &str, o: &'o Observed) -> BTreeMap<String, &'o SecurityGroup> {
+    SG_ROLES
+        .iter()
+        .filter_map(|role| {
+            let name = format!("{cluster}-{role}");
+            o.security_groups
+                .iter()
+                .find(|g| g.name == name)
+                .map(|g| (role.to_string(), g))
+        })
+        .collect()
+}
+
 /// A VPC as observed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Vpc {

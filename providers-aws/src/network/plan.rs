@@ -127,15 +127,9 @@ pub fn plan_create(d: &Desired, o: &Observed) -> Vec<Action> {
             return out;
         }
     }
-    let groups: BTreeMap<String, String> = SG_ROLES
-        .iter()
-        .filter_map(|role| {
-            let name = format!("{}-{role}", d.cluster);
-            o.security_groups
-                .iter()
-                .find(|g| g.name == name)
-                .map(|g| (role.to_string(), g.id.clone()))
-        })
+    let groups: BTreeMap<String, String> = super::model::groups_by_role(&d.cluster, o)
+        .into_iter()
+        .map(|(role, g)| (role, g.id.clone()))
         .collect();
     for role in SG_ROLES {
         if !groups.contains_key(role) {

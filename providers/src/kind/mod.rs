@@ -291,10 +291,7 @@ impl InfrastructureProvider for Kind {
     ) -> Result<ClusterOutcome, ProviderError> {
         let infra = scope.infra.as_ref();
         let dir = self.dir(infra);
-        let name = config::cluster_name(
-            &infra.spec,
-            infra.metadata.name.as_deref().unwrap_or_default(),
-        );
+        let name = kind_name(infra);
         if let Some(p) = self.creation(&dir)? {
             return Ok(ClusterOutcome::Provisioning(p));
         }
@@ -385,10 +382,7 @@ impl InfrastructureProvider for Kind {
     ) -> Result<Deletion, ProviderError> {
         let infra = scope.infra.as_ref();
         let dir = self.dir(infra);
-        let name = config::cluster_name(
-            &infra.spec,
-            infra.metadata.name.as_deref().unwrap_or_default(),
-        );
+        let name = kind_name(infra);
         if self.running(&dir) {
             // A creation still running would bring the cluster back after a delete.
             return Ok(Deletion::InProgress(Progress {
@@ -440,10 +434,7 @@ impl InfrastructureProvider for Kind {
     ) -> Result<MachineOutcome, ProviderError> {
         let infra_cluster = scope.infra_cluster.as_ref();
         let dir = self.dir(infra_cluster);
-        let name = config::cluster_name(
-            &infra_cluster.spec,
-            infra_cluster.metadata.name.as_deref().unwrap_or_default(),
-        );
+        let name = kind_name(infra_cluster);
         self.tools.check().await?;
         let observed = self.observe(&name).await?;
         if observed.is_empty() {
@@ -553,6 +544,14 @@ impl InfrastructureProvider for Kind {
         })?;
         Ok(Deletion::Gone)
     }
+}
+
+/// The kind cluster of a KindCluster.
+fn kind_name(infra: &KindCluster) -> String {
+    config::cluster_name(
+        &infra.spec,
+        infra.metadata.name.as_deref().unwrap_or_default(),
+    )
 }
 
 /// How the observed nodes differ from the layout, by role counts and images; `None` if alike.
