@@ -12,15 +12,13 @@
 //!
 //! Worker node groups are AWSManagedMachinePools ([`pool`]).
 
+mod kubeconfig;
+mod managed_cluster;
 pub mod pool;
 pub mod token;
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use aws_credential_types::provider::ProvideCredentials;
-use k8s_openapi::{
-    ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta,
-};
 use kube::{
     Api, ResourceExt,
     api::{Patch, PatchParams},
@@ -29,20 +27,15 @@ use kube::{
 use serde_json::{Value, json};
 use slipway_api::{
     Cluster,
-    aws::{AWSMachine, AWSManagedCluster, NetworkStatus},
+    aws::NetworkStatus,
     common::ApiEndpoint,
     controlplane::{AWSManagedControlPlane, ControlPlaneInitializationStatus},
-    names::{conditions as ct, labels, reasons, secrets},
+    names::{conditions as ct, labels, reasons},
 };
 use slipway_controller::{
     Context, Error,
     conditions::{self, Status, desired},
     infra_cluster::owner_cluster_name,
-    objects::controller_ref,
-};
-use slipway_providers::{
-    BootstrapData, ClusterOutcome, ClusterReady, ClusterScope, Deletion, InfrastructureProvider,
-    MachineOutcome, MachineScope,
 };
 
 use crate::{
@@ -57,10 +50,6 @@ use crate::{
 
 /// Finalizer of AWSManagedControlPlanes.
 pub const FINALIZER: &str = "awsmanagedcontrolplane.controlplane.cluster.x-k8s.io";
-/// When the kubeconfig's token was issued (unix seconds), on `<cluster>-kubeconfig`.
-pub const TOKEN_ISSUED_AT: &str = "slipway.dev/token-issued-at";
-/// A token older than this is renewed (EKS accepts it for about 15 minutes).
-const RENEW_AFTER_SECONDS: i64 = 10 * 60;
 /// How often an ACTIVE control plane looks at its token.
 const AT_REST: Duration = Duration::from_secs(5 * 60);
 /// CAPA's default role of EKS control planes.
@@ -114,30 +103,6 @@ pub fn endpoint_of(url: &str) -> Option<ApiEndpoint> {
     })
 }
 
-/// The admin kubeconfig of an EKS cluster, as JSON (a kubeconfig may be JSON).
-pub fn kubeconfig(cluster: &str, server: &str, ca_data: &str, token: &str) -> String {
-    let user = format!("{cluster}-capi-admin");
-    let context = format!("{user}@{cluster}");
-    json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": ca_data}}],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": context, "context": {"cluster": cluster, "user": user}}],
-        "current-context": context,
-    })
-    .to_string()
-}
-
-/// Whether the kubeconfig Secret needs a new token (pure): missing, unreadable, or older than
-/// ten minutes.
-pub fn needs_token(secret: Option<&Secret>, now: i64) -> bool {
-    secret
-        .and_then(|s| s.annotations().get(TOKEN_ISSUED_AT).cloned())
-        .and_then(|t| t.parse::<i64>().ok())
-        .is_none_or(|at| now - at >= RENEW_AFTER_SECONDS)
-}
-
 pub(crate) fn eks_name(cp: &AWSManagedControlPlane, ns: &str, cluster: &str) -> String {
     cp.spec
         .eks_cluster_name
@@ -175,6 +140,11 @@ enum Step {
         eks: String,
     },
 }
+
+pub use self::{
+    kubeconfig::{TOKEN_ISSUED_AT, kubeconfig, needs_token},
+    managed_cluster::AwsManaged,
+};
 
 /// Runs the AWSManagedControlPlane and AWSManagedCluster controllers.
 pub async fn run(runner: slipway_controller::manager::ProviderRunner) {
@@ -424,7 +394,8 @@ async fn apply(
                     )
                     .await?;
                 }
-                match write_kubeconfig(ctx, cp, &cluster_name, &clients, &eks, &server, &ca).await {
+                match kubeconfig::write(ctx, cp, &cluster_name, &clients, &eks, &server, &ca).await
+                {
                     Ok(()) => {
                         status.initialization = Some(ControlPlaneInitializationStatus {
                             control_plane_initialized: Some(true),
@@ -470,87 +441,6 @@ fn set_network(status: &mut slipway_api::controlplane::AwsManagedControlPlaneSta
     if let Ok(n) = serde_json::from_value::<NetworkStatus>(v["networkStatus"].clone()) {
         status.network_status = Some(n);
     }
-}
-
-async fn write_kubeconfig(
-    ctx: &EksContext,
-    cp: &AWSManagedControlPlane,
-    cluster: &str,
-    c: &Clients,
-    eks: &str,
-    server: &str,
-    ca: &str,
-) -> Result<(), ProviderError> {
-    let ns = cp.namespace().unwrap_or_default();
-    let secrets_api: Api<Secret> = Api::namespaced(ctx.base.client.clone(), &ns);
-    let name = secrets::name(cluster, secrets::KUBECONFIG_SUFFIX);
-    let kube_err = |e: kube::Error| ProviderError::transient(format!("Secret {name}: {e}"));
-    let existing = secrets_api.get_opt(&name).await.map_err(kube_err)?;
-    let now = (ctx.base.clock)().as_second();
-    let same_target = existing.as_ref().is_some_and(|s| {
-        let text = s
-            .data
-            .as_ref()
-            .and_then(|d| d.get(secrets::VALUE_KEY))
-            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-            .unwrap_or_default();
-        text.contains(server) && text.contains(ca)
-    });
-    if same_target && !needs_token(existing.as_ref(), now) {
-        return Ok(());
-    }
-    let provider = c.credentials.clone().ok_or_else(|| {
-        ProviderError::unavailable(
-            "AWS credentials",
-            "no credentials provider to sign the EKS token",
-        )
-    })?;
-    let creds = provider.provide_credentials().await.map_err(|e| {
-        ProviderError::unavailable("AWS credentials", format!("signing the EKS token: {e}"))
-    })?;
-    let t = token::token(&creds, &c.region, eks, std::time::SystemTime::now())?;
-    let value = kubeconfig(eks, server, ca, &t);
-    let data = BTreeMap::from([(
-        secrets::VALUE_KEY.to_string(),
-        ByteString(value.into_bytes()),
-    )]);
-    let annotations = BTreeMap::from([(TOKEN_ISSUED_AT.to_string(), now.to_string())]);
-    match existing {
-        Some(_) => {
-            secrets_api
-                .patch(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(&json!({"metadata": {"annotations": annotations}, "data": data})),
-                )
-                .await
-                .map_err(kube_err)?;
-        }
-        None => {
-            let owner = controller_ref(cp).map_err(|e| ProviderError::transient(e.to_string()))?;
-            let secret = Secret {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    namespace: Some(ns),
-                    labels: Some(BTreeMap::from([(
-                        labels::CLUSTER_NAME.to_string(),
-                        cluster.to_string(),
-                    )])),
-                    annotations: Some(annotations),
-                    owner_references: Some(vec![owner]),
-                    ..Default::default()
-                },
-                type_: Some(secrets::CLUSTER_SECRET_TYPE.into()),
-                data: Some(data),
-                ..Default::default()
-            };
-            slipway_controller::objects::create_once(&secrets_api, &secret)
-                .await
-                .map_err(kube_err)?;
-        }
-    }
-    tracing::debug!(cluster, "wrote the EKS kubeconfig with a fresh token");
-    Ok(())
 }
 
 async fn cleanup(cp: &AWSManagedControlPlane, ctx: &EksContext) -> Result<Action, Error> {
@@ -619,61 +509,6 @@ async fn teardown(
         .map(|done| done.map(|d| format!("deleting the network: {d}")))
 }
 
-/// The AWSManagedCluster infrastructure provider: EKS makes the infrastructure with the
-/// control plane, so there is nothing to provision; the endpoint comes from the
-/// AWSManagedControlPlane (core reads it there).
-#[derive(Debug, Default)]
-pub struct AwsManaged;
-
-impl InfrastructureProvider for AwsManaged {
-    type Cluster = AWSManagedCluster;
-    type Machine = AWSMachine;
-    const CLUSTER_FINALIZER: &'static str = "awsmanagedcluster.infrastructure.cluster.x-k8s.io";
-    const MACHINE_FINALIZER: &'static str = "awsmachine.infrastructure.cluster.x-k8s.io";
-
-    fn name(&self) -> &'static str {
-        "aws-eks"
-    }
-
-    async fn reconcile_cluster(
-        &self,
-        _scope: &ClusterScope<AWSManagedCluster>,
-    ) -> Result<ClusterOutcome, ProviderError> {
-        Ok(ClusterOutcome::Ready(ClusterReady {
-            control_plane_endpoint: None,
-            failure_domains: vec![],
-            status: json!({}),
-            message: "EKS makes the network and serves the API with the AWSManagedControlPlane"
-                .into(),
-            kubeconfig: None,
-        }))
-    }
-
-    async fn delete_cluster(
-        &self,
-        _scope: &ClusterScope<AWSManagedCluster>,
-    ) -> Result<Deletion, ProviderError> {
-        Ok(Deletion::Gone)
-    }
-
-    async fn reconcile_machine(
-        &self,
-        _scope: &MachineScope<AWSManagedCluster, AWSMachine>,
-        _bootstrap: &BootstrapData,
-    ) -> Result<MachineOutcome, ProviderError> {
-        Err(ProviderError::terminal(
-            "an EKS cluster has no Machines of its own; its workers are node groups",
-        ))
-    }
-
-    async fn delete_machine(
-        &self,
-        _scope: &MachineScope<AWSManagedCluster, AWSMachine>,
-    ) -> Result<Deletion, ProviderError> {
-        Ok(Deletion::Gone)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -696,41 +531,5 @@ mod tests {
             })
         );
         assert_eq!(endpoint_of("http://x"), None);
-    }
-
-    #[test]
-    fn tokens_are_renewed_after_ten_minutes() {
-        let secret = |at: &str| Secret {
-            metadata: ObjectMeta {
-                annotations: Some(BTreeMap::from([(
-                    TOKEN_ISSUED_AT.to_string(),
-                    at.to_string(),
-                )])),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        assert!(needs_token(None, 1000));
-        assert!(needs_token(Some(&secret("garbage")), 1000));
-        assert!(!needs_token(Some(&secret("1000")), 1000 + 599));
-        assert!(needs_token(Some(&secret("1000")), 1000 + 600));
-    }
-
-    #[test]
-    fn the_kubeconfig_carries_server_ca_and_token() {
-        let kc: Value = serde_json::from_str(&kubeconfig(
-            "default_c1",
-            "https://x.eks",
-            "Q0E=",
-            "k8s-aws-v1.abc",
-        ))
-        .unwrap();
-        assert_eq!(kc["clusters"][0]["cluster"]["server"], "https://x.eks");
-        assert_eq!(
-            kc["clusters"][0]["cluster"]["certificate-authority-data"],
-            "Q0E="
-        );
-        assert_eq!(kc["users"][0]["user"]["token"], "k8s-aws-v1.abc");
-        assert_eq!(kc["current-context"], "default_c1-capi-admin@default_c1");
     }
 }

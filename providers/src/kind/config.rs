@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use slipway_api::{Cluster, kind::KindClusterSpec};
+use slipway_api::{Cluster, common::ApiEndpoint, kind::KindClusterSpec};
 
 use crate::{Pool, ProviderError, Topology};
 
@@ -259,6 +259,21 @@ fn node_labels(pool: &Pool) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// The `https://host:port` server of a kubeconfig's first cluster.
+pub fn endpoint_of(kubeconfig: &str) -> Option<ApiEndpoint> {
+    let v: Value = serde_saphyr::from_str(kubeconfig).ok()?;
+    let server = v["clusters"][0]["cluster"]["server"].as_str()?;
+    let hostport = server.strip_prefix("https://")?.trim_end_matches('/');
+    let (host, port) = hostport.rsplit_once(':')?;
+    Some(ApiEndpoint {
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port: port.parse().ok()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -435,5 +450,22 @@ mod tests {
         assert_eq!(parse_node_name("c1", "c10-worker"), None);
         assert_eq!(parse_node_name("c1", "c1-worker1"), None);
         assert_eq!(parse_node_name("c1", "c1-worker02"), None);
+    }
+
+    #[test]
+    fn the_endpoint_comes_from_the_kubeconfig_server() {
+        let kc = "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AA==\n    server: https://127.0.0.1:40123\n  name: kind-c1\n";
+        assert_eq!(
+            endpoint_of(kc),
+            Some(ApiEndpoint {
+                host: "127.0.0.1".into(),
+                port: 40123
+            })
+        );
+        let internal = kc.replace("127.0.0.1:40123", "c1-control-plane:6443");
+        assert_eq!(endpoint_of(&internal).unwrap().host, "c1-control-plane");
+        let v6 = kc.replace("127.0.0.1:40123", "[::1]:5000");
+        assert_eq!(endpoint_of(&v6).unwrap().host, "::1");
+        assert_eq!(endpoint_of("clusters: []"), None);
     }
 }

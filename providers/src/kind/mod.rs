@@ -231,7 +231,7 @@ impl Kind {
         } else {
             host.clone()
         };
-        let endpoint = endpoint_of(&value).ok_or_else(|| {
+        let endpoint = config::endpoint_of(&value).ok_or_else(|| {
             ProviderError::transient(format!(
                 "`kind get kubeconfig --name {name}` printed no https server address"
             ))
@@ -329,7 +329,7 @@ impl InfrastructureProvider for Kind {
             tracing::info!(kind_cluster = %name, "adopted an existing kind cluster");
         }
         let observed = self.observe(&name).await?;
-        let drift = drift(&layout, &observed);
+        let drift = nodes::drift(&layout, &observed);
         let mut message = BOOTSTRAP_NOTE.to_string();
         if let Some(d) = &drift {
             if infra.spec.recreate_policy.as_deref() == Some("Recreate") {
@@ -554,52 +554,6 @@ fn kind_name(infra: &KindCluster) -> String {
     )
 }
 
-/// How the observed nodes differ from the layout, by role counts and images; `None` if alike.
-fn drift(layout: &[NodeSlot], observed: &[ObservedNode]) -> Option<String> {
-    let count = |role: Role| {
-        (
-            layout.iter().filter(|s| s.role == role).count(),
-            observed.iter().filter(|n| n.role == role).count(),
-        )
-    };
-    let mut out = Vec::new();
-    for role in [Role::ControlPlane, Role::Worker] {
-        let (want, have) = count(role);
-        if want != have {
-            out.push(format!(
-                "{want} {} nodes wanted, {have} exist",
-                role.as_str()
-            ));
-        }
-    }
-    for slot in layout {
-        if let Some(n) = observed.iter().find(|n| n.name == slot.name)
-            && n.image != slot.image
-        {
-            out.push(format!(
-                "{} runs {}, {} wanted",
-                n.name, n.image, slot.image
-            ));
-        }
-    }
-    (!out.is_empty()).then(|| out.join("; "))
-}
-
-/// The `https://host:port` server of a kubeconfig's first cluster.
-fn endpoint_of(kubeconfig: &str) -> Option<ApiEndpoint> {
-    let v: Value = serde_saphyr::from_str(kubeconfig).ok()?;
-    let server = v["clusters"][0]["cluster"]["server"].as_str()?;
-    let hostport = server.strip_prefix("https://")?.trim_end_matches('/');
-    let (host, port) = hostport.rsplit_once(':')?;
-    Some(ApiEndpoint {
-        host: host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
-        port: port.parse().ok()?,
-    })
-}
-
 fn io_error(p: &Path, e: std::io::Error) -> ProviderError {
     ProviderError::Transient {
         message: format!("{}", p.display()),
@@ -635,75 +589,5 @@ mod tests {
             .map(|n| create_backoff(n).as_secs())
             .to_vec();
         assert_eq!(secs, [5, 10, 20, 40, 300, 300]);
-    }
-
-    #[test]
-    fn the_endpoint_comes_from_the_kubeconfig_server() {
-        let kc = "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AA==\n    server: https://127.0.0.1:40123\n  name: kind-c1\n";
-        assert_eq!(
-            endpoint_of(kc),
-            Some(ApiEndpoint {
-                host: "127.0.0.1".into(),
-                port: 40123
-            })
-        );
-        let internal = kc.replace("127.0.0.1:40123", "c1-control-plane:6443");
-        assert_eq!(endpoint_of(&internal).unwrap().host, "c1-control-plane");
-        let v6 = kc.replace("127.0.0.1:40123", "[::1]:5000");
-        assert_eq!(endpoint_of(&v6).unwrap().host, "::1");
-        assert_eq!(endpoint_of("clusters: []"), None);
-    }
-
-    #[test]
-    fn drift_compares_role_counts_and_images() {
-        let slot = |name: &str, role, image: &str| NodeSlot {
-            name: name.into(),
-            role,
-            pool: "p".into(),
-            image: image.into(),
-        };
-        let node = |name: &str, role, ordinal, image: &str| ObservedNode {
-            name: name.into(),
-            role,
-            ordinal,
-            image: image.into(),
-            running: true,
-            addresses: vec![],
-        };
-        let layout = [
-            slot(
-                "c-control-plane",
-                Role::ControlPlane,
-                "kindest/node:v1.31.0",
-            ),
-            slot("c-worker", Role::Worker, "kindest/node:v1.31.0"),
-        ];
-        let same = [
-            node(
-                "c-control-plane",
-                Role::ControlPlane,
-                1,
-                "kindest/node:v1.31.0",
-            ),
-            node("c-worker", Role::Worker, 1, "kindest/node:v1.31.0"),
-        ];
-        assert_eq!(drift(&layout, &same), None);
-        assert_eq!(
-            drift(&layout, &same[..1]).unwrap(),
-            "1 worker nodes wanted, 0 exist"
-        );
-        let older = [
-            node(
-                "c-control-plane",
-                Role::ControlPlane,
-                1,
-                "kindest/node:v1.30.0",
-            ),
-            same[1].clone(),
-        ];
-        assert_eq!(
-            drift(&layout, &older).unwrap(),
-            "c-control-plane runs kindest/node:v1.30.0, kindest/node:v1.31.0 wanted"
-        );
     }
 }

@@ -175,6 +175,37 @@ pub fn bind<'n>(
     })
 }
 
+/// How the observed nodes differ from the layout, by role counts and images; `None` if alike.
+pub fn drift(layout: &[NodeSlot], observed: &[ObservedNode]) -> Option<String> {
+    let count = |role: Role| {
+        (
+            layout.iter().filter(|s| s.role == role).count(),
+            observed.iter().filter(|n| n.role == role).count(),
+        )
+    };
+    let mut out = Vec::new();
+    for role in [Role::ControlPlane, Role::Worker] {
+        let (want, have) = count(role);
+        if want != have {
+            out.push(format!(
+                "{want} {} nodes wanted, {have} exist",
+                role.as_str()
+            ));
+        }
+    }
+    for slot in layout {
+        if let Some(n) = observed.iter().find(|n| n.name == slot.name)
+            && n.image != slot.image
+        {
+            out.push(format!(
+                "{} runs {}, {} wanted",
+                n.name, n.image, slot.image
+            ));
+        }
+    }
+    (!out.is_empty()).then(|| out.join("; "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,5 +352,58 @@ mod tests {
         };
         let e = bind(&gone, "c1", &nodes, &[], &bindings).unwrap_err();
         assert_eq!(e.reason, NODE_NOT_FOUND);
+    }
+
+    #[test]
+    fn drift_compares_role_counts_and_images() {
+        let slot = |name: &str, role, image: &str| NodeSlot {
+            name: name.into(),
+            role,
+            pool: "p".into(),
+            image: image.into(),
+        };
+        let node = |name: &str, role, ordinal, image: &str| ObservedNode {
+            name: name.into(),
+            role,
+            ordinal,
+            image: image.into(),
+            running: true,
+            addresses: vec![],
+        };
+        let layout = [
+            slot(
+                "c-control-plane",
+                Role::ControlPlane,
+                "kindest/node:v1.31.0",
+            ),
+            slot("c-worker", Role::Worker, "kindest/node:v1.31.0"),
+        ];
+        let same = [
+            node(
+                "c-control-plane",
+                Role::ControlPlane,
+                1,
+                "kindest/node:v1.31.0",
+            ),
+            node("c-worker", Role::Worker, 1, "kindest/node:v1.31.0"),
+        ];
+        assert_eq!(drift(&layout, &same), None);
+        assert_eq!(
+            drift(&layout, &same[..1]).unwrap(),
+            "1 worker nodes wanted, 0 exist"
+        );
+        let older = [
+            node(
+                "c-control-plane",
+                Role::ControlPlane,
+                1,
+                "kindest/node:v1.30.0",
+            ),
+            same[1].clone(),
+        ];
+        assert_eq!(
+            drift(&layout, &older).unwrap(),
+            "c-control-plane runs kindest/node:v1.30.0, kindest/node:v1.31.0 wanted"
+        );
     }
 }
