@@ -81,7 +81,11 @@ fn calls(bin: &Path) -> Vec<String> {
 
 /// `slipway up` whose PATH is `bin` only, so only the fakes placed there exist.
 fn start_with_path(tag: &str, bin: &FakeBin) -> Mgmt {
-    Mgmt::start_env(tag, false, &[], &[("PATH", bin.path().as_os_str())])
+    start_with_path_and(tag, bin, &[])
+}
+
+fn start_with_path_and(tag: &str, bin: &FakeBin, flags: &[&str]) -> Mgmt {
+    Mgmt::start_env(tag, false, flags, &[("PATH", bin.path().as_os_str())])
 }
 
 #[test]
@@ -146,7 +150,8 @@ fn a_kind_cluster_goes_available_through_kind_and_is_deleted_with_it() {
     let fake = FakeBin::new("kind-flow", &["kind", "docker"]);
     let bin = fake.path();
     std::fs::copy(&workload.kubeconfig, bin.join("state/kubeconfig")).unwrap();
-    let m = start_with_path("kind-flow", &fake);
+    let m = start_with_path_and("kind-flow", &fake, &["--argocd-sink"]);
+    m.ok(&["create", "namespace", "argocd"], None);
     m.ok(&["apply", "-f", "-"], Some(&generate_kind("c1", 1)));
     common::wait_available(&m, "c1", 90);
     eventually(60, "both machines Running", || {
@@ -255,6 +260,36 @@ fn a_kind_cluster_goes_available_through_kind_and_is_deleted_with_it() {
     std::fs::write(&path, &got.stdout).unwrap();
     let nodes = m.nodes(&path).unwrap();
     assert_eq!(nodes.len(), 2, "{nodes:?}");
+    // The registry has kind's endpoint: the Argo CD cluster Secret points where kubectl went.
+    let server = b64("value")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: ").map(String::from))
+        .unwrap();
+    let argo = eventually(30, "the Argo CD cluster Secret", || {
+        let out = m.kubectl_with(
+            &m.kubeconfig,
+            &[
+                "get",
+                "secret",
+                "-n",
+                "argocd",
+                "slipway-default-c1",
+                "-o",
+                "json",
+            ],
+            None,
+        );
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap())
+            .ok_or_else(|| text(&out.stderr))
+    });
+    let argo_server = text(
+        &base64::engine::general_purpose::STANDARD
+            .decode(argo["data"]["server"].as_str().unwrap())
+            .unwrap(),
+    );
+    assert_eq!(argo_server, server);
 
     // A third node cannot be added: the new Machine says why and is not Running.
     m.ok(
