@@ -11,7 +11,10 @@
 //! - a namespace being deleted has every object in it deleted, then its `kubernetes` finalizer
 //!   goes and the namespace with it.
 //!
-//! Sweeps run after any deletion-related event (debounced) and every [`SWEEP_INTERVAL`].
+//! Sweeps run after any deletion-related event (debounced) and every [`SWEEP_INTERVAL`]; the
+//! periodic one is skipped while the store has not changed since the last sweep began (a sweep
+//! depends on the store's contents only), so an idle plane does not walk every object every
+//! ten seconds.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -38,23 +41,39 @@ pub fn spawn(api: Arc<Api>) -> tokio::task::JoinHandle<()> {
             return;
         };
         let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
+        let mut swept_at: Option<u64> = None;
+        let sweep_now = |api: &Api, swept_at: &mut Option<u64>| {
+            *swept_at = Some(api.store.current_rv());
+            sweep(api);
+        };
         loop {
             tokio::select! {
-                _ = ticker.tick() => sweep(&api),
+                _ = ticker.tick() => {
+                    if due(swept_at, api.store.current_rv()) {
+                        sweep_now(&api, &mut swept_at);
+                    }
+                }
                 ev = rx.recv() => match ev {
                     Ok(e) if e.kind == EventType::Deleted || e.entry.meta.deleting => {
                         // Let a burst of deletions settle into one sweep.
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         while rx.try_recv().is_ok() {}
-                        sweep(&api);
+                        sweep_now(&api, &mut swept_at);
                     }
                     Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => sweep(&api),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => sweep_now(&api, &mut swept_at),
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
             }
         }
     })
+}
+
+/// Whether the periodic sweep has work to look at: never swept, or the store changed since the
+/// last sweep began (its own writes included, so a sweep that changed something is followed by
+/// one that converges).
+fn due(swept_at: Option<u64>, current_rv: u64) -> bool {
+    swept_at != Some(current_rv)
 }
 
 /// One pass over every object.
@@ -211,5 +230,17 @@ fn edit(api: &Api, key: &ObjKey, f: impl FnOnce(&mut Value)) {
         {
             tracing::debug!(name = %key.name, error = %e.message, "garbage collector: update failed; the next sweep retries");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_periodic_sweep_runs_only_after_a_change() {
+        assert!(due(None, 7), "the first tick sweeps");
+        assert!(!due(Some(7), 7), "nothing changed since: skipped");
+        assert!(due(Some(7), 8), "a write since: swept");
     }
 }
