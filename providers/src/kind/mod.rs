@@ -245,6 +245,27 @@ impl Kind {
         ))
     }
 
+    /// `kind delete cluster` (succeeds when already gone), with the private kubeconfig path so
+    /// no other kubeconfig is edited.
+    async fn delete_kind_cluster(&self, dir: &Path, name: &str) -> Result<(), ProviderError> {
+        let kubeconfig = dir.join("kubeconfig").to_string_lossy().into_owned();
+        self.tools
+            .run(
+                "kind",
+                &[
+                    "delete",
+                    "cluster",
+                    "--name",
+                    name,
+                    "--kubeconfig",
+                    &kubeconfig,
+                ],
+                None,
+            )
+            .await
+            .map(drop)
+    }
+
     fn load_bindings(dir: &Path) -> Result<BTreeMap<String, String>, ProviderError> {
         match std::fs::read(dir.join("bindings.json")) {
             Ok(b) => serde_json::from_slice(&b)
@@ -333,20 +354,7 @@ impl InfrastructureProvider for Kind {
         let mut message = BOOTSTRAP_NOTE.to_string();
         if let Some(d) = &drift {
             if infra.spec.recreate_policy.as_deref() == Some("Recreate") {
-                self.tools
-                    .run(
-                        "kind",
-                        &[
-                            "delete",
-                            "cluster",
-                            "--name",
-                            &name,
-                            "--kubeconfig",
-                            &dir.join("kubeconfig").to_string_lossy(),
-                        ],
-                        None,
-                    )
-                    .await?;
+                self.delete_kind_cluster(&dir, &name).await?;
                 let _ = std::fs::remove_file(dir.join("layout.json"));
                 return Ok(ClusterOutcome::Provisioning(Progress {
                     reason: reasons::RECREATING_KIND_CLUSTER.into(),
@@ -399,21 +407,7 @@ impl InfrastructureProvider for Kind {
             remove_dir(&dir)?;
             return Ok(Deletion::Gone);
         }
-        let kubeconfig = dir.join("kubeconfig").to_string_lossy().into_owned();
-        self.tools
-            .run(
-                "kind",
-                &[
-                    "delete",
-                    "cluster",
-                    "--name",
-                    &name,
-                    "--kubeconfig",
-                    &kubeconfig,
-                ],
-                None,
-            )
-            .await?;
+        self.delete_kind_cluster(&dir, &name).await?;
         if self.listed(&name).await? {
             return Ok(Deletion::InProgress(Progress {
                 reason: reasons::DELETING.into(),
