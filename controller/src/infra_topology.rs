@@ -10,12 +10,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
-    ByteString,
-    api::core::v1::Secret,
-    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+    ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use kube::{
-    Api, Resource, ResourceExt,
+    Api, ResourceExt,
     api::{ListParams, Patch, PatchParams},
 };
 use serde_json::{Value, json};
@@ -109,13 +107,7 @@ pub async fn write_kubeconfig(
     }
     let existing = api.get_opt(&name).await?;
     let Some(existing) = existing else {
-        let owner = OwnerReference {
-            api_version: Cluster::api_version(&()).into_owned(),
-            kind: Cluster::kind(&()).into_owned(),
-            name: cluster_name.clone(),
-            uid: cluster.uid().unwrap_or_default(),
-            ..Default::default()
-        };
+        let owner = crate::objects::cluster_owner_ref(cluster)?;
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name),

@@ -123,6 +123,16 @@ pub fn controlled_by<K: Resource>(obj: &K, uid: &str) -> bool {
         .any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
+/// A non-controller owner reference to the Cluster: what ties an object to its Cluster's
+/// lifetime (garbage collection) without claiming control of it.
+pub fn cluster_owner_ref(cluster: &slipway_api::Cluster) -> Result<OwnerReference, Error> {
+    let mut owner = cluster
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::Contract("the Cluster has no uid yet".into()))?;
+    owner.controller = None;
+    Ok(owner)
+}
+
 /// Adds a (non-controller) owner reference to the Cluster on a referenced template, as
 /// upstream does, so deleting the Cluster garbage-collects the templates it used. Templates
 /// that do not exist yet are left for a later pass.
@@ -140,11 +150,7 @@ pub async fn ensure_template_owner(
     if refs.iter().any(|o| o.uid == uid) {
         return Ok(());
     }
-    let mut owner = cluster
-        .controller_owner_ref(&())
-        .ok_or_else(|| Error::Contract("the Cluster has no uid yet".into()))?;
-    owner.controller = None;
-    refs.push(owner);
+    refs.push(cluster_owner_ref(cluster)?);
     let (api, _) = ctx.resolver.api(ns, template).await?;
     let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": obj.metadata.resource_version}});
     api.patch(

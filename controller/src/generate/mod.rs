@@ -58,9 +58,6 @@ pub enum GenerateError {
         /// Flavors it has.
         available: Vec<String>,
     },
-    /// The request asks for something slipway cannot generate yet.
-    #[error("{0}")]
-    Unsupported(String),
     /// The config file cannot be read or parsed.
     #[error("config file {}: {reason}", .path.display())]
     Config {

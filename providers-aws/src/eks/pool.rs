@@ -8,7 +8,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use kube::{
-    Api, Resource, ResourceExt,
+    Api, ResourceExt,
     api::{Patch, PatchParams},
     runtime::{controller::Action, finalizer},
 };
@@ -123,15 +123,7 @@ async fn apply(
         .any(|o| o.kind == "Cluster" && o.uid == cluster.uid().unwrap_or_default())
     {
         let mut owners = pool.owner_references().to_vec();
-        owners.push(
-            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-                api_version: Cluster::api_version(&()).into_owned(),
-                kind: Cluster::kind(&()).into_owned(),
-                name: cluster.name_any(),
-                uid: cluster.uid().unwrap_or_default(),
-                ..Default::default()
-            },
-        );
+        owners.push(slipway_controller::objects::cluster_owner_ref(&cluster)?);
         api.patch(
             &pool.name_any(),
             &PatchParams::default(),

@@ -444,16 +444,7 @@ impl InfrastructureProvider for Kind {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         let machine_labels = scope.machine.metadata.labels.clone().unwrap_or_default();
-        let key = format!(
-            "{}/{}",
-            scope
-                .machine
-                .metadata
-                .namespace
-                .as_deref()
-                .unwrap_or_default(),
-            scope.machine.metadata.name.as_deref().unwrap_or_default()
-        );
+        let key = machine_key(scope);
         let want = Want {
             machine: &key,
             role: if scope.is_control_plane() {
@@ -506,16 +497,7 @@ impl InfrastructureProvider for Kind {
         scope: &MachineScope<KindCluster, KindMachine>,
     ) -> Result<Deletion, ProviderError> {
         let dir = self.dir(scope.infra_cluster.as_ref());
-        let key = format!(
-            "{}/{}",
-            scope
-                .machine
-                .metadata
-                .namespace
-                .as_deref()
-                .unwrap_or_default(),
-            scope.machine.metadata.name.as_deref().unwrap_or_default()
-        );
+        let key = machine_key(scope);
         let bound = self.update_bindings(&dir, |b| {
             b.iter().find(|(_, m)| **m == key).map(|(n, _)| n.clone())
         })?;
@@ -538,6 +520,16 @@ impl InfrastructureProvider for Kind {
         })?;
         Ok(Deletion::Gone)
     }
+}
+
+/// `namespace/name` of a scope's Machine: what the bindings file records.
+fn machine_key(scope: &MachineScope<KindCluster, KindMachine>) -> String {
+    let m = &scope.machine.metadata;
+    format!(
+        "{}/{}",
+        m.namespace.as_deref().unwrap_or_default(),
+        m.name.as_deref().unwrap_or_default()
+    )
 }
 
 /// The kind cluster of a KindCluster.
