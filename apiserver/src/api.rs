@@ -754,7 +754,7 @@ impl Api {
         }
         if let Some(schema) = &res.schema {
             if call.query.get("fieldValidation") == Some("Strict") {
-                let unknown = schema::unknown_fields(schema, &new);
+                let unknown = schema::unknown_fields(&schema.json, &new);
                 if !unknown.is_empty() {
                     let list: Vec<String> = unknown
                         .iter()
@@ -770,7 +770,8 @@ impl Api {
                 }
             }
             let managed_fields = new["metadata"].get("managedFields").cloned();
-            new = schema::admit(schema, &new, old)
+            new = schema
+                .admit(&new, old)
                 .map_err(|errs| ApiError::invalid(&res.kind, &res.group, &name, &errs))?;
             if let Some(mf) = managed_fields {
                 new["metadata"]["managedFields"] = mf;

@@ -59,8 +59,8 @@ pub struct Resource {
     pub status: bool,
     /// Scale subresource.
     pub scale: Option<Scale>,
-    /// `openAPIV3Schema` (custom resources only).
-    pub schema: Option<Value>,
+    /// `openAPIV3Schema` (custom resources only), ready for admission.
+    pub schema: Option<Arc<crate::schema::Schema>>,
     /// Printer columns after Name.
     pub columns: Vec<Column>,
     /// Served from a CRD.
@@ -509,7 +509,9 @@ pub fn resources_of_crd(crd: &Value) -> Result<Vec<Resource>, String> {
             categories: strs(&spec["names"]["categories"]),
             status: v.pointer("/subresources/status").is_some(),
             scale,
-            schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+            schema: v
+                .pointer("/schema/openAPIV3Schema")
+                .map(|s| Arc::new(crate::schema::Schema::new(s.clone()))),
             columns,
             custom: true,
             storage_version: storage_version.clone(),

@@ -132,7 +132,10 @@ pub fn openapi_gv(catalog: &Catalog, group: &str, version: &str) -> Option<Value
     let mut paths = serde_json::Map::new();
     for r in &resources {
         let gvk = json!([{"group": r.group, "version": r.version, "kind": r.kind}]);
-        let mut s = r.schema.clone().unwrap_or_else(|| builtin_schema(&r.kind));
+        let mut s = r
+            .schema
+            .as_ref()
+            .map_or_else(|| builtin_schema(&r.kind), |s| s.json.clone());
         s["x-kubernetes-group-version-kind"] = gvk.clone();
         let name = schema_name(r);
         schemas.insert(name.clone(), s);

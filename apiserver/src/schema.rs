@@ -9,7 +9,11 @@
 //!
 //! The root's `metadata` is not pruned or validated here: ObjectMeta has its own rules.
 
-use std::fmt;
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, LazyLock, RwLock},
+};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::{Map, Value};
@@ -134,47 +138,106 @@ pub fn version_schema(crd: &CustomResourceDefinition, version: &str) -> Option<V
     serde_json::to_value(schema).ok()
 }
 
-/// Full admission check of a custom object against one schema, in kube-apiserver's order:
-/// prune unknown fields, apply defaults, validate structure, then CEL rules (transition rules
-/// only when `old` is given). Returns the pruned, defaulted object, or every field error.
+/// A CRD version's schema made ready for admission once, when the CRD is served: the JSON
+/// and its CEL rules compiled. Kinds without rules (all of slipway's own) skip the CEL walk.
+#[derive(Debug)]
+pub struct Schema {
+    /// `openAPIV3Schema`.
+    pub json: Value,
+    /// The compiled `x-kubernetes-validations` rules; `None` when the schema has none.
+    rules: Option<kube_cel::CompiledSchema>,
+}
+
+impl Schema {
+    /// Prepares `json` (compiles its CEL rules, if any).
+    pub fn new(json: Value) -> Self {
+        let rules = has_rules(&json).then(|| kube_cel::compile_schema(&json));
+        Self { json, rules }
+    }
+
+    /// Full admission check of a custom object, in kube-apiserver's order: prune unknown
+    /// fields, apply defaults, validate structure, then CEL rules (transition rules only when
+    /// `old` is given). Returns the pruned, defaulted object, or every field error.
+    pub fn admit(&self, obj: &Value, old: Option<&Value>) -> Result<Value, Vec<FieldError>> {
+        let mut obj = obj.clone();
+        prune(&self.json, &mut obj);
+        let obj = kube_cel::apply_defaults(&self.json, &obj);
+        let mut errors = validate(&self.json, &obj);
+        if errors.is_empty()
+            && let Some(rules) = &self.rules
+            && let Err(errs) = kube_cel::validate_compiled(rules, &obj, old)
+        {
+            errors.extend(cel_errors(&obj, errs.as_slice()));
+        }
+        if errors.is_empty() {
+            Ok(obj)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// Whether any node of the schema carries `x-kubernetes-validations`.
+fn has_rules(schema: &Value) -> bool {
+    match schema {
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| k == "x-kubernetes-validations" || has_rules(v)),
+        Value::Array(a) => a.iter().any(has_rules),
+        _ => false,
+    }
+}
+
+/// [`Schema::admit`] with a schema prepared for this one call.
 pub fn admit(schema: &Value, obj: &Value, old: Option<&Value>) -> Result<Value, Vec<FieldError>> {
-    let mut obj = obj.clone();
-    prune(schema, &mut obj);
-    let obj = kube_cel::apply_defaults(schema, &obj);
-    let mut errors = validate(schema, &obj);
-    if errors.is_empty() {
-        errors.extend(validate_cel(schema, &obj, old));
-    }
-    if errors.is_empty() {
-        Ok(obj)
-    } else {
-        Err(errors)
-    }
+    Schema::new(schema.clone()).admit(obj, old)
 }
 
 /// Evaluates the `x-kubernetes-validations` rules of `schema` on `obj`.
 pub fn validate_cel(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     match kube_cel::validate(schema, obj, old) {
         Ok(()) => Vec::new(),
-        Err(errs) => errs
-            .iter()
-            .map(|e| {
-                let field = e.field_path.trim_start_matches('.').to_string();
-                let bad = lookup(obj, &field).cloned().unwrap_or(Value::Null);
-                let bad = if bad.is_object() || bad.is_array() {
-                    Value::String("object".into())
-                } else {
-                    bad
-                };
-                FieldError {
-                    field,
-                    error_type: ErrorType::Invalid,
-                    bad_value: Some(bad),
-                    detail: e.message.clone(),
-                }
-            })
-            .collect(),
+        Err(errs) => cel_errors(obj, errs.as_slice()),
     }
+}
+
+fn cel_errors(obj: &Value, errs: &[kube_cel::ValidationError]) -> Vec<FieldError> {
+    errs.iter()
+        .map(|e| {
+            let field = e.field_path.trim_start_matches('.').to_string();
+            let bad = lookup(obj, &field).cloned().unwrap_or(Value::Null);
+            let bad = if bad.is_object() || bad.is_array() {
+                Value::String("object".into())
+            } else {
+                bad
+            };
+            FieldError {
+                field,
+                error_type: ErrorType::Invalid,
+                bad_value: Some(bad),
+                detail: e.message.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Compiled `pattern`s, shared by every schema: compiling one per validated string showed
+/// up in the scale profile. Bounded by the distinct patterns of the served CRDs.
+static PATTERNS: LazyLock<RwLock<HashMap<String, Result<Arc<regex::Regex>, String>>>> =
+    LazyLock::new(Default::default);
+
+fn pattern(p: &str) -> Result<Arc<regex::Regex>, String> {
+    if let Some(r) = PATTERNS.read().unwrap_or_else(|e| e.into_inner()).get(p) {
+        return r.clone();
+    }
+    let compiled = regex::Regex::new(p)
+        .map(Arc::new)
+        .map_err(|e| e.to_string());
+    PATTERNS
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(p.to_string(), compiled.clone());
+    compiled
 }
 
 /// Structural validation; returns every error found (empty when valid).
@@ -402,7 +465,7 @@ fn validate_string(schema: &Value, s: &str, v: &Value, path: &str, errors: &mut 
         ));
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-        match regex::Regex::new(pattern) {
+        match self::pattern(pattern) {
             Ok(re) if !re.is_match(s) => {
                 errors.push(FieldError::new(
                     path,

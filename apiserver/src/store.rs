@@ -289,6 +289,14 @@ impl Store {
         Self::with_db(Some(db), DEFAULT_HISTORY)
     }
 
+    /// A store held only in memory that keeps `history` events for watch resumption and
+    /// buffers `live` events for each watcher between its reads (defaults: 10,000 and 4,096).
+    pub fn in_memory_sized(history: usize, live: usize) -> Self {
+        let mut s = Self::with_db(None, history).expect("an in-memory store cannot fail to open");
+        s.tx = broadcast::channel(live.max(1)).0;
+        s
+    }
+
     fn with_db(db: Option<rusqlite::Connection>, history_cap: usize) -> Result<Self, StoreError> {
         let mut objects = BTreeMap::new();
         let mut history = VecDeque::new();

@@ -2,7 +2,8 @@
 //! selectors), starting with synthetic ADDED events when no resourceVersion is given, or
 //! replaying the history after the given one (410 Gone when it is older than the history).
 //! Bookmarks carry the last resourceVersion seen when `allowWatchBookmarks` is set. A watcher
-//! that falls behind the broadcast gets an ERROR 410 and must re-watch, as from kube-apiserver.
+//! that falls behind the live broadcast catches up from the history; one that falls behind the
+//! history too gets an ERROR 410 and must re-watch, as from kube-apiserver.
 
 use std::{sync::Arc, time::Duration};
 
@@ -133,6 +134,7 @@ pub fn start(
         };
 
     let (tx, out) = mpsc::channel(256);
+    let store = api.store.clone();
     tokio::spawn(async move {
         let mut first_table = true;
         macro_rules! line {
@@ -174,9 +176,21 @@ pub fn start(
                         if tx.send(Ok(line!(e.kind.as_str(), &e.entry))).await.is_err() { return; }
                     }
                     Err(RecvError::Lagged(_)) => {
-                        let status = ApiError::gone(format!("too old resource version: {last_rv}: the watcher fell behind")).status();
-                        let _ = tx.send(Ok(encode_value("ERROR", &status))).await;
-                        return;
+                        // Behind the live broadcast: catch up from the history while it still
+                        // holds every event since `last_rv`. Only a watcher older than the
+                        // history gets 410: a re-list under load costs the client far more
+                        // (and kube-runtime reconciles against a stale cache while it runs).
+                        let Ok((backlog, live)) = store.watch_from(last_rv) else {
+                            let status = ApiError::gone(format!("too old resource version: {last_rv}: the watcher fell behind")).status();
+                            let _ = tx.send(Ok(encode_value("ERROR", &status))).await;
+                            return;
+                        };
+                        rx = live;
+                        for e in backlog {
+                            last_rv = e.rv;
+                            if !filter.matches(&e.key, &e.entry) { continue; }
+                            if tx.send(Ok(line!(e.kind.as_str(), &e.entry))).await.is_err() { return; }
+                        }
                     }
                     Err(RecvError::Closed) => return,
                 }

@@ -1,13 +1,14 @@
 //! Kubernetes semantics of the verbs, through the API layer: optimistic concurrency,
 //! generation, the status subresource split, paging, selectors, patches, watch resume and 410.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use serde_json::{Value, json};
 use slipway_apiserver::{
     api::{Api, Call, Part},
     request::{Query, Target},
     store::Store,
+    watch,
 };
 
 const CRD: &str = r#"{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",
@@ -19,7 +20,11 @@ const CRD: &str = r#"{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResou
      "status":{"type":"object","properties":{"ready":{"type":"boolean"}}}}}}}]}}"#;
 
 fn setup() -> Api {
-    let api = Api::new(Arc::new(Store::in_memory()));
+    setup_with(Store::in_memory())
+}
+
+fn setup_with(store: Store) -> Api {
+    let api = Api::new(Arc::new(store));
     run(&api, "", "v1", "namespaces", None, "", |a, c| {
         a.create(c, json!({"metadata": {"name": "default"}}))
     })
@@ -328,4 +333,58 @@ fn delete_preconditions_and_watch_history() {
         "the deletion is in the history after the create"
     );
     assert!(api.store.watch_from(0).is_ok());
+}
+
+/// The next line of a watch, parsed.
+async fn next_event(w: &mut tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>) -> Value {
+    let line = tokio::time::timeout(Duration::from_secs(10), w.recv())
+        .await
+        .expect("a watch event within 10s")
+        .expect("the watch is open")
+        .expect("a body chunk");
+    serde_json::from_slice(&line).expect("a JSON line")
+}
+
+#[tokio::test]
+async fn a_watcher_that_falls_behind_catches_up_from_history_and_only_past_it_gets_gone() {
+    // 500 events of history; 64 buffered live between a watcher's reads.
+    let api = Arc::new(setup_with(Store::in_memory_sized(500, 64)));
+    let target = Target {
+        group: "example.com".into(),
+        version: "v1".into(),
+        namespace: Some("default".into()),
+        plural: "widgets".into(),
+        name: None,
+        sub: None,
+    };
+    let res = api.catalog.find("example.com", "v1", "widgets").unwrap();
+    let start = || watch::start(api.clone(), res.clone(), &target, &Query::parse(None), false);
+
+    // 300 writes while the watcher reads nothing: far past the live buffer, inside the history.
+    let mut slow = start().unwrap();
+    for i in 0..300 {
+        widgets(&api, "", |a, c| a.create(c, widget(&format!("a{i}"), 1, json!({})))).unwrap();
+    }
+    let mut seen = vec![];
+    for _ in 0..300 {
+        let e = next_event(&mut slow).await;
+        assert_eq!(e["type"], "ADDED", "{e}");
+        seen.push(e["object"]["metadata"]["name"].as_str().unwrap().to_string());
+    }
+    let want: Vec<String> = (0..300).map(|i| format!("a{i}")).collect();
+    assert_eq!(seen, want, "every event once, in order, no gap");
+
+    // 600 writes while another reads nothing: past the history too, so 410 Gone.
+    let mut stale = start().unwrap();
+    for i in 0..600 {
+        widgets(&api, "", |a, c| a.create(c, widget(&format!("b{i}"), 1, json!({})))).unwrap();
+    }
+    loop {
+        let e = next_event(&mut stale).await;
+        if e["type"] == "ERROR" {
+            assert_eq!(e["object"]["code"], 410, "{e}");
+            break;
+        }
+        assert_eq!(e["type"], "ADDED", "{e}");
+    }
 }
