@@ -336,7 +336,9 @@ fn delete_preconditions_and_watch_history() {
 }
 
 /// The next line of a watch, parsed.
-async fn next_event(w: &mut tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>) -> Value {
+async fn next_event(
+    w: &mut tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+) -> Value {
     let line = tokio::time::timeout(Duration::from_secs(10), w.recv())
         .await
         .expect("a watch event within 10s")
@@ -358,18 +360,34 @@ async fn a_watcher_that_falls_behind_catches_up_from_history_and_only_past_it_ge
         sub: None,
     };
     let res = api.catalog.find("example.com", "v1", "widgets").unwrap();
-    let start = || watch::start(api.clone(), res.clone(), &target, &Query::parse(None), false);
+    let start = || {
+        watch::start(
+            api.clone(),
+            res.clone(),
+            &target,
+            &Query::parse(None),
+            false,
+        )
+    };
 
     // 300 writes while the watcher reads nothing: far past the live buffer, inside the history.
     let mut slow = start().unwrap();
     for i in 0..300 {
-        widgets(&api, "", |a, c| a.create(c, widget(&format!("a{i}"), 1, json!({})))).unwrap();
+        widgets(&api, "", |a, c| {
+            a.create(c, widget(&format!("a{i}"), 1, json!({})))
+        })
+        .unwrap();
     }
     let mut seen = vec![];
     for _ in 0..300 {
         let e = next_event(&mut slow).await;
         assert_eq!(e["type"], "ADDED", "{e}");
-        seen.push(e["object"]["metadata"]["name"].as_str().unwrap().to_string());
+        seen.push(
+            e["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     let want: Vec<String> = (0..300).map(|i| format!("a{i}")).collect();
     assert_eq!(seen, want, "every event once, in order, no gap");
@@ -377,7 +395,10 @@ async fn a_watcher_that_falls_behind_catches_up_from_history_and_only_past_it_ge
     // 600 writes while another reads nothing: past the history too, so 410 Gone.
     let mut stale = start().unwrap();
     for i in 0..600 {
-        widgets(&api, "", |a, c| a.create(c, widget(&format!("b{i}"), 1, json!({})))).unwrap();
+        widgets(&api, "", |a, c| {
+            a.create(c, widget(&format!("b{i}"), 1, json!({})))
+        })
+        .unwrap();
     }
     loop {
         let e = next_event(&mut stale).await;
