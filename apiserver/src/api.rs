@@ -146,9 +146,12 @@ impl Api {
             Some(token) => Some(decode_continue(token)?),
             None => None,
         };
-        let (rv, items) = self.store.list_where(&call.res.gr(), ns, |_, e| {
-            labels.matches_meta(&e.meta) && fields.matches_meta(&e.meta)
-        });
+        let keep =
+            |_: &ObjKey, e: &Entry| labels.matches_meta(&e.meta) && fields.matches_meta(&e.meta);
+        let (rv, items) = match labels.required_value(crate::store::INDEXED_LABEL) {
+            Some(v) => self.store.list_labelled(&call.res.gr(), ns, v, keep),
+            None => self.store.list_where(&call.res.gr(), ns, keep),
+        };
         let limit: usize = call
             .query
             .get("limit")
@@ -921,6 +924,17 @@ impl Api {
             self.commit_delete(call, key, rv)?;
             return Ok(None);
         }
+        // As kube-apiserver: a write that changes nothing but managedFields timestamps is a
+        // no-op, with no new resourceVersion and no watch event.
+        if let Some(rv) = old_rv
+            && let Some(current) = self.store.get(key)
+            && current.rv == rv
+        {
+            let current = current.value();
+            if same_but_times(&current, &obj) {
+                return Ok(Some(at_version(&call.res, &current)));
+            }
+        }
         let stored: Entry = match self.store.commit(key, pre, Change::Put(obj)) {
             Ok(e) => e.expect("put returns the entry"),
             Err(StoreError::Conflict) if old_rv.is_none() => {
@@ -953,6 +967,53 @@ impl Api {
             .save(call, key, old_rv, obj)?
             .unwrap_or_else(|| at_version(&call.res, &last)))
     }
+}
+
+/// Whether two versions of an object are equal but for `metadata.resourceVersion` and the
+/// `time` of their managedFields entries.
+fn same_but_times(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().all(|(k, va)| {
+        let Some(vb) = b.get(k) else { return false };
+        if k != "metadata" {
+            return va == vb;
+        }
+        let (Some(ma), Some(mb)) = (va.as_object(), vb.as_object()) else {
+            return va == vb;
+        };
+        let keys = |m: &serde_json::Map<String, Value>| {
+            m.keys()
+                .filter(|k| *k != "resourceVersion")
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        keys(ma) == keys(mb)
+            && ma.iter().all(|(k, x)| match k.as_str() {
+                "resourceVersion" => true,
+                "managedFields" => same_managed_fields(x, &mb[k]),
+                _ => Some(x) == mb.get(k),
+            })
+    })
+}
+
+fn same_managed_fields(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_array(), b.as_array()) else {
+        return a == b;
+    };
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            let (Some(x), Some(y)) = (x.as_object(), y.as_object()) else {
+                return x == y;
+            };
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| k == "time" || y.get(k).is_some_and(|w| w == v))
+        })
 }
 
 fn sub(part: Part) -> &'static str {

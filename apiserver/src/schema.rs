@@ -146,13 +146,36 @@ pub struct Schema {
     pub json: Value,
     /// The compiled `x-kubernetes-validations` rules; `None` when the schema has none.
     rules: Option<kube_cel::CompiledSchema>,
+    /// Where the rules sit: the property paths whose values decide every rule.
+    rule_paths: Vec<Vec<String>>,
 }
 
 impl Schema {
     /// Prepares `json` (compiles its CEL rules, if any).
     pub fn new(json: Value) -> Self {
         let rules = has_rules(&json).then(|| kube_cel::compile_schema(&json));
-        Self { json, rules }
+        let mut rule_paths = Vec::new();
+        if rules.is_some() {
+            collect_rule_paths(&json, &mut Vec::new(), &mut rule_paths);
+        }
+        Self {
+            json,
+            rules,
+            rule_paths,
+        }
+    }
+
+    /// Whether an update leaves every value a rule looks at as it was. Such rules are not
+    /// evaluated again, as kube-apiserver's validation ratcheting leaves unchanged values
+    /// alone: a status write does not re-run the spec's rules.
+    fn rules_unchanged(&self, obj: &Value, old: Option<&Value>) -> bool {
+        let Some(old) = old else { return false };
+        fn at<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
+            path.iter().try_fold(v, |v, k| v.get(k))
+        }
+        self.rule_paths
+            .iter()
+            .all(|p| !p.is_empty() && at(obj, p) == at(old, p))
     }
 
     /// Full admission check of a custom object, in kube-apiserver's order: prune unknown
@@ -165,6 +188,7 @@ impl Schema {
         let mut errors = validate(&self.json, &obj);
         if errors.is_empty()
             && let Some(rules) = &self.rules
+            && !self.rules_unchanged(&obj, old)
             && let Err(errs) = kube_cel::validate_compiled(rules, &obj, old)
         {
             errors.extend(cel_errors(&obj, errs.as_slice()));
@@ -173,6 +197,36 @@ impl Schema {
             Ok(obj)
         } else {
             Err(errors)
+        }
+    }
+}
+
+/// The property paths of the nodes whose subtree holds every rule: a node with rules itself,
+/// or a list, map or combinator holding rules somewhere below (compared whole).
+fn collect_rule_paths(schema: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    if schema.get("x-kubernetes-validations").is_some() {
+        out.push(path.clone());
+        return;
+    }
+    let opaque = [
+        "items",
+        "additionalProperties",
+        "allOf",
+        "anyOf",
+        "oneOf",
+        "not",
+    ];
+    if opaque.iter().any(|k| schema.get(*k).is_some_and(has_rules)) {
+        out.push(path.clone());
+        return;
+    }
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (k, sub) in props {
+            if has_rules(sub) {
+                path.push(k.clone());
+                collect_rule_paths(sub, path, out);
+                path.pop();
+            }
         }
     }
 }
@@ -694,5 +748,25 @@ mod tests {
             vec!["spec: Invalid value: \"object\": name is immutable"]
         );
         assert!(admit(&schema(), &json!({"spec": {"name": "a"}}), Some(&old)).is_ok());
+    }
+
+    #[test]
+    fn rules_of_unchanged_values_are_ratcheted_and_changed_ones_run() {
+        let schema = Schema::new(schema());
+        assert_eq!(schema.rule_paths, vec![vec!["spec".to_string()]]);
+        // Stored before the rule existed: unlucky, yet a write leaving spec alone passes.
+        let old = json!({"spec": {"name": "a", "replicas": 7, "port": 6443}});
+        let status_only = json!({"spec": {"name": "a", "replicas": 7}, "status": {"x": 1}});
+        assert!(schema.admit(&status_only, Some(&old)).is_ok());
+        let changed = json!({"spec": {"name": "a", "replicas": 7, "mode": "A"}});
+        let errs = schema.admit(&changed, Some(&old)).unwrap_err();
+        assert_eq!(
+            messages(&errs),
+            vec!["spec: Invalid value: \"object\": seven is unlucky"]
+        );
+        assert!(
+            schema.admit(&status_only, None).is_err(),
+            "a create always runs them"
+        );
     }
 }

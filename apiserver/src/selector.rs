@@ -59,6 +59,15 @@ impl LabelSelector {
         })
     }
 
+    /// The one value `key` must have, when the selector requires one (`key=v`, `key in (v)`).
+    pub fn required_value(&self, key: &str) -> Option<&str> {
+        self.0.iter().find_map(|r| match r {
+            Req::Eq(k, v) if k == key => Some(v.as_str()),
+            Req::In(k, vs) if k == key && vs.len() == 1 => Some(vs[0].as_str()),
+            _ => None,
+        })
+    }
+
     /// Whether the object's labels match.
     pub fn matches_object(&self, obj: &Value) -> bool {
         self.0.is_empty() || self.matches(&labels_of(obj))

@@ -13,7 +13,7 @@
 //! - All objects are also held in memory (parsed), so reads never touch the disk.
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     path::Path,
     sync::{Arc, Mutex},
 };
@@ -248,6 +248,8 @@ impl StoreError {
 struct Inner {
     rv: u64,
     objects: BTreeMap<ObjKey, Entry>,
+    /// Objects by their [`INDEXED_LABEL`] value: (`gr`, value) -> (namespace, name).
+    by_label: HashMap<(String, String), BTreeSet<(String, String)>>,
     history: VecDeque<Arc<Event>>,
     /// Lowest resourceVersion from which a watch can resume.
     oldest: u64,
@@ -267,6 +269,17 @@ pub struct Store {
 
 /// Default number of events kept for watch resumption.
 pub const DEFAULT_HISTORY: usize = 10_000;
+
+/// The label the store indexes, so that a LIST selecting one value of it reads only its
+/// matches: Cluster API puts it on every object of a cluster, and its controllers list a
+/// cluster's machines, sets and deployments by it (kube-apiserver's watch cache keeps
+/// indexes of the same kind for the selectors its own controllers use).
+pub const INDEXED_LABEL: &str = "cluster.x-k8s.io/cluster-name";
+
+/// Events buffered for each watcher between its reads. Small on purpose: the buffer is
+/// allocated whole for every store (a simulated workload cluster has one each), and a watcher
+/// that falls further behind catches up from the history, which costs one binary search.
+pub const DEFAULT_LIVE: usize = 256;
 
 impl Store {
     /// A store held only in memory (tests, simulated workload clusters).
@@ -290,7 +303,8 @@ impl Store {
     }
 
     /// A store held only in memory that keeps `history` events for watch resumption and
-    /// buffers `live` events for each watcher between its reads (defaults: 10,000 and 4,096).
+    /// buffers `live` events for each watcher between its reads (defaults: [`DEFAULT_HISTORY`]
+    /// and [`DEFAULT_LIVE`]).
     pub fn in_memory_sized(history: usize, live: usize) -> Self {
         let mut s = Self::with_db(None, history).expect("an in-memory store cannot fail to open");
         s.tx = broadcast::channel(live.max(1)).0;
@@ -347,10 +361,14 @@ impl Store {
         // A watch may resume from the resourceVersion just before the oldest kept event; with no
         // history, only from now.
         let oldest = history.front().map_or(rv, |e| e.rv - 1);
-        let (tx, _) = broadcast::channel(4096);
+        let (tx, _) = broadcast::channel(DEFAULT_LIVE);
         Ok(Self {
             inner: Mutex::new(Inner {
                 rv,
+                by_label: objects.iter().fold(HashMap::new(), |mut idx, (k, e)| {
+                    index(&mut idx, k, e, true);
+                    idx
+                }),
                 objects,
                 history,
                 oldest,
@@ -401,6 +419,31 @@ impl Store {
             .take_while(|(k, _)| k.gr == gr && ns.is_none_or(|n| k.ns == n))
             .filter(|(k, e)| keep(k, e))
             .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        (inner.rv, items)
+    }
+
+    /// Like [`Store::list_where`] for the objects whose [`INDEXED_LABEL`] is `value`, read
+    /// through the index (nothing else is visited).
+    pub fn list_labelled(
+        &self,
+        gr: &str,
+        ns: Option<&str>,
+        value: &str,
+        keep: impl Fn(&ObjKey, &Entry) -> bool,
+    ) -> (u64, Vec<(ObjKey, Entry)>) {
+        let inner = self.lock();
+        let Some(names) = inner.by_label.get(&(gr.to_string(), value.to_string())) else {
+            return (inner.rv, Vec::new());
+        };
+        let items = names
+            .iter()
+            .filter(|(n, _)| ns.is_none_or(|want| want == n))
+            .filter_map(|(n, name)| {
+                let k = ObjKey::new(gr, n, name);
+                let e = inner.objects.get(&k)?;
+                keep(&k, e).then(|| (k, e.clone()))
+            })
             .collect();
         (inner.rv, items)
     }
@@ -461,10 +504,15 @@ impl Store {
         inner.rv = rv;
         match kind {
             EventType::Deleted => {
-                inner.objects.remove(key);
+                if let Some(old) = inner.objects.remove(key) {
+                    index(&mut inner.by_label, key, &old, false);
+                }
             }
             _ => {
-                inner.objects.insert(key.clone(), entry.clone());
+                if let Some(old) = inner.objects.insert(key.clone(), entry.clone()) {
+                    index(&mut inner.by_label, key, &old, false);
+                }
+                index(&mut inner.by_label, key, &entry, true);
             }
         }
         let event = Arc::new(Event {
@@ -502,12 +550,9 @@ impl Store {
                 oldest: inner.oldest,
             });
         }
-        let backlog = inner
-            .history
-            .iter()
-            .filter(|e| e.rv > since)
-            .cloned()
-            .collect();
+        // The history is in resourceVersion order.
+        let first = inner.history.partition_point(|e| e.rv <= since);
+        let backlog = inner.history.range(first..).cloned().collect();
         Ok((backlog, self.tx.subscribe()))
     }
 
@@ -522,6 +567,29 @@ impl Store {
         let rx = self.tx.subscribe();
         let items = scan(&inner, gr, ns);
         (inner.rv, items, rx)
+    }
+}
+
+/// Adds (or removes) an object's entry in the label index.
+fn index(
+    idx: &mut HashMap<(String, String), BTreeSet<(String, String)>>,
+    key: &ObjKey,
+    e: &Entry,
+    add: bool,
+) {
+    let Some(value) = e.meta.labels.get(INDEXED_LABEL) else {
+        return;
+    };
+    let slot = (key.gr.clone(), value.clone());
+    if add {
+        idx.entry(slot)
+            .or_default()
+            .insert((key.ns.clone(), key.name.clone()));
+    } else if let Some(set) = idx.get_mut(&slot) {
+        set.remove(&(key.ns.clone(), key.name.clone()));
+        if set.is_empty() {
+            idx.remove(&slot);
+        }
     }
 }
 
@@ -570,6 +638,58 @@ mod tests {
 
     fn obj(name: &str, v: i64) -> Value {
         json!({"metadata": {"name": name}, "spec": {"v": v}})
+    }
+
+    fn labelled(name: &str, ns: &str, cluster: &str) -> Value {
+        json!({"metadata": {"name": name, "namespace": ns, "labels": {INDEXED_LABEL: cluster, "x": "y"}}})
+    }
+
+    fn names(items: &[(ObjKey, Entry)]) -> Vec<String> {
+        items
+            .iter()
+            .map(|(k, _)| format!("{}/{}", k.ns, k.name))
+            .collect()
+    }
+
+    #[test]
+    fn the_label_index_follows_puts_relabels_and_deletes() {
+        let s = Store::in_memory();
+        let put = |gr: &str, ns: &str, name: &str, cluster: &str| {
+            let k = ObjKey::new(gr, ns, name);
+            let pre = s
+                .get(&k)
+                .map_or(Precondition::Absent, |e| Precondition::At(e.rv));
+            s.commit(&k, pre, Change::Put(labelled(name, ns, cluster)))
+                .unwrap();
+        };
+        put("g/machines", "b", "m2", "c1");
+        put("g/machines", "a", "m1", "c1");
+        put("g/machines", "a", "m3", "c2");
+        put("g/sets", "a", "s1", "c1");
+        let all = |ns| s.list_labelled("g/machines", ns, "c1", |_, _| true).1;
+        assert_eq!(
+            names(&all(None)),
+            ["a/m1", "b/m2"],
+            "key order, this resource only"
+        );
+        assert_eq!(names(&all(Some("a"))), ["a/m1"]);
+        put("g/machines", "a", "m1", "c2");
+        assert_eq!(names(&all(None)), ["b/m2"], "relabelled away");
+        let c2 = s.list_labelled("g/machines", None, "c2", |_, _| true).1;
+        assert_eq!(names(&c2), ["a/m1", "a/m3"]);
+        let k = ObjKey::new("g/machines", "b", "m2");
+        let rv = s.get(&k).unwrap().rv;
+        s.commit(&k, Precondition::At(rv), Change::Delete).unwrap();
+        assert!(all(None).is_empty(), "deleted");
+        let keep = s
+            .list_labelled("g/machines", None, "c2", |k, _| k.name == "m3")
+            .1;
+        assert_eq!(names(&keep), ["a/m3"], "the filter still applies");
+        assert!(
+            s.list_labelled("g/machines", None, "none", |_, _| true)
+                .1
+                .is_empty()
+        );
     }
 
     #[test]

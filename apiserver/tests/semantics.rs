@@ -409,3 +409,65 @@ async fn a_watcher_that_falls_behind_catches_up_from_history_and_only_past_it_ge
         assert_eq!(e["type"], "ADDED", "{e}");
     }
 }
+
+#[test]
+fn a_write_that_changes_nothing_keeps_the_resource_version_and_sends_no_event() {
+    let api = setup();
+    let w = widgets(&api, "", |a, c| {
+        a.create(c, widget("w", 1, json!({"a": "b"})))
+    })
+    .unwrap();
+    let rv = w["metadata"]["resourceVersion"].clone();
+    let before = api.store.current_rv();
+
+    let same = widgets(&api, "", |a, c| a.update(c, "w", w.clone(), Part::Main)).unwrap();
+    assert_eq!(
+        same["metadata"]["resourceVersion"], rv,
+        "main write of the same object"
+    );
+    let mut status = w.clone();
+    status["status"] = json!({"ready": true});
+    let s = widgets(&api, "", |a, c| {
+        a.update(c, "w", status.clone(), Part::Status)
+    })
+    .unwrap();
+    let rv2 = s["metadata"]["resourceVersion"].clone();
+    assert_ne!(rv2, rv, "a real status change is written");
+    let again = widgets(&api, "", |a, c| a.update(c, "w", s.clone(), Part::Status)).unwrap();
+    assert_eq!(
+        again["metadata"]["resourceVersion"], rv2,
+        "the same status again"
+    );
+    let patched = widgets(&api, "", |a, c| {
+        a.patch(
+            c,
+            "w",
+            "application/merge-patch+json",
+            br#"{"spec":{"size":1}}"#,
+            Part::Main,
+        )
+    })
+    .unwrap();
+    assert_eq!(
+        patched.1["metadata"]["resourceVersion"], rv2,
+        "a patch to the same value"
+    );
+    assert_eq!(
+        api.store.current_rv(),
+        before + 1,
+        "one commit: the status change"
+    );
+
+    let grown = widgets(&api, "", |a, c| {
+        a.patch(
+            c,
+            "w",
+            "application/merge-patch+json",
+            br#"{"spec":{"size":2}}"#,
+            Part::Main,
+        )
+    })
+    .unwrap();
+    assert_ne!(grown.1["metadata"]["resourceVersion"], rv2, "a real change");
+    assert_eq!(grown.1["metadata"]["generation"], 2);
+}

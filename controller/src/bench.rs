@@ -153,6 +153,77 @@ async fn report_stuck(client: &kube::Client) {
     }
 }
 
+/// Counts the management plane's writes by resource and event type as they happen (a
+/// subscriber that falls behind reports how many it missed instead of guessing).
+struct WriteTally {
+    counts: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WriteTally {
+    fn start(store: &Arc<slipway_apiserver::store::Store>) -> Self {
+        let counts: Arc<std::sync::Mutex<BTreeMap<String, u64>>> = Arc::default();
+        // The newest resourceVersion is never older than the history.
+        let (_, mut rx) = store
+            .watch_from(store.current_rv())
+            .expect("the current resourceVersion is in the history");
+        let c = counts.clone();
+        let task = tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let key = match rx.recv().await {
+                    Ok(e) => format!("{} {}", e.key.gr, e.kind.as_str()),
+                    Err(RecvError::Lagged(n)) => {
+                        *c.lock()
+                            .expect("tally")
+                            .entry("(missed)".into())
+                            .or_default() += n;
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+                *c.lock().expect("tally").entry(key).or_default() += 1;
+            }
+        });
+        Self { counts, task }
+    }
+
+    fn summary(&self) -> String {
+        let counts = self.counts.lock().expect("tally").clone();
+        breakdown(counts)
+    }
+}
+
+impl Drop for WriteTally {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `resource EVENT=n` pairs, most first.
+fn breakdown(counts: BTreeMap<String, u64>) -> String {
+    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The writes after `since`, from the store's history, by resource, event type and name.
+fn idle_breakdown(store: &slipway_apiserver::store::Store, since: u64) -> String {
+    let Ok((events, _)) = store.watch_from(since) else {
+        return "(older than the history)".into();
+    };
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for e in events {
+        *counts
+            .entry(format!("{} {} {}", e.key.gr, e.kind.as_str(), e.key.name))
+            .or_default() += 1;
+    }
+    breakdown(counts)
+}
+
 /// Runs the benchmark, printing progress and figures to stdout.
 pub async fn run(cfg: Config) -> Result<Value, String> {
     let crds = slipway_api::crds::all()
@@ -175,7 +246,11 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
         plane.kubeconfig_path.display()
     );
     let store = plane.server.api.store.clone();
-    let writes = move || store.list("/namespaces", None).0;
+    let writes = {
+        let store = store.clone();
+        move || store.current_rv()
+    };
+    let tally = WriteTally::start(&store);
     let kc = kube::config::Kubeconfig::from_yaml(&plane.kubeconfig).map_err(|e| e.to_string())?;
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
@@ -331,11 +406,18 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
         peak_rss_mib(),
         busy_writes as f64 / f64::from(n)
     );
+    println!("writes by resource while busy: {}", tally.summary());
     let (cpu1, writes1, idle_start) = (cpu_seconds(), writes(), Instant::now());
     tokio::time::sleep(Duration::from_secs(cfg.idle_seconds)).await;
     let idle_elapsed = idle_start.elapsed().as_secs_f64().max(0.001);
     let idle_cpu_percent = (cpu_seconds() - cpu1) / idle_elapsed * 100.0;
     let idle_writes = writes() - writes1;
+    if idle_writes > 0 {
+        println!(
+            "idle writes by resource: {}",
+            idle_breakdown(&plane.server.api.store, writes1)
+        );
+    }
     println!(
         "idle for {:.0}s: {idle_cpu_percent:.2}% of one core, {idle_writes} API writes",
         idle_elapsed

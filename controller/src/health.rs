@@ -4,6 +4,12 @@
 //! debounced state ([`next`], pure and table-tested): turning unhealthy takes
 //! `failure_threshold` consecutive failures, recovering takes one success. A change of state
 //! wakes the registry reconciler of that cluster, which writes it.
+//!
+//! Cost at rest matters (a thousand clusters are probed every 10 s): while a cluster is
+//! healthy its kubeconfig client is reused without re-reading the Secret for up to
+//! [`KUBECONFIG_MAX_AGE`], and `/version` (which changes only with an upgrade) is asked on
+//! the first healthy probe, then every [`Prober::version_every`] probes; any failure re-reads
+//! the Secret and the version on the next probe.
 
 use std::{
     collections::HashMap,
@@ -27,6 +33,9 @@ pub enum Outcome {
     Unauthorized(String),
 }
 
+/// How long a healthy cluster's kubeconfig client is reused without reading its Secret.
+pub const KUBECONFIG_MAX_AGE: Duration = Duration::from_secs(60);
+
 /// The reported state of a cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct State {
@@ -36,6 +45,21 @@ pub struct State {
     pub failures: u32,
     /// Last version seen.
     pub version: Option<String>,
+    /// Probes since `/version` last answered.
+    pub since_version: u32,
+}
+
+impl State {
+    /// Whether the next probe asks `/version` too: when no version is known, after a
+    /// failure, and every `every` probes.
+    pub fn wants_version(&self, every: u32) -> bool {
+        self.version.is_none() || self.failures > 0 || self.since_version + 1 >= every.max(1)
+    }
+
+    /// Whether the next probe may reuse the cached kubeconfig client (healthy, no failure).
+    pub fn trusts_cached_client(&self) -> bool {
+        self.failures == 0 && matches!(self.reported, Some(Outcome::Healthy(_)))
+    }
 }
 
 /// Debounce thresholds.
@@ -58,6 +82,11 @@ pub fn next(prev: &State, probe: Outcome, t: Thresholds) -> State {
         Outcome::Healthy(v) => State {
             reported: Some(Outcome::Healthy(v.clone().or_else(|| prev.version.clone()))),
             failures: 0,
+            since_version: if v.is_some() {
+                0
+            } else {
+                prev.since_version + 1
+            },
             version: v.or_else(|| prev.version.clone()),
         },
         failure => {
@@ -73,6 +102,7 @@ pub fn next(prev: &State, probe: Outcome, t: Thresholds) -> State {
                 },
                 failures,
                 version: prev.version.clone(),
+                since_version: prev.since_version + 1,
             }
         }
     }
@@ -99,6 +129,8 @@ pub struct Prober {
     pub timeout: Duration,
     /// Thresholds.
     pub thresholds: Thresholds,
+    /// `/version` is asked every this many probes of a healthy cluster.
+    pub version_every: u32,
 }
 
 impl Prober {
@@ -109,6 +141,7 @@ impl Prober {
             interval,
             timeout,
             thresholds: Thresholds::default(),
+            version_every: 6,
         }
     }
 
@@ -160,8 +193,8 @@ impl Prober {
     }
 }
 
-/// One probe of a cluster through its kubeconfig client.
-pub async fn probe(client: kube::Client, timeout: Duration) -> Outcome {
+/// One probe of a cluster through its kubeconfig client (`/version` too when `version`).
+pub async fn probe(client: kube::Client, timeout: Duration, version: bool) -> Outcome {
     let readyz = http::Request::get("/readyz")
         .body(Vec::new())
         .expect("request");
@@ -175,6 +208,7 @@ pub async fn probe(client: kube::Client, timeout: Duration) -> Outcome {
             Outcome::Unhealthy(format!("/readyz: {} {}", s.code, s.message))
         }
         Ok(Err(e)) => Outcome::Unreachable(format!("/readyz: {e}")),
+        Ok(Ok(_)) if !version => Outcome::Healthy(None),
         Ok(Ok(_)) => {
             let version = tokio::time::timeout(timeout, client.apiserver_version())
                 .await
@@ -200,8 +234,16 @@ pub async fn run(
         for key in prober.keys() {
             let (prober, ctx, mut wake) = (prober.clone(), ctx.clone(), wake.clone());
             tokio::spawn(async move {
-                let outcome = match ctx.remote.client(&ctx.client, &key.0, &key.1).await {
-                    Ok(Some(c)) => probe(c, prober.timeout).await,
+                let state = prober.state(&key.0, &key.1).unwrap_or_default();
+                let client = if state.trusts_cached_client() {
+                    let age = KUBECONFIG_MAX_AGE;
+                    ctx.remote.recent(&ctx.client, &key.0, &key.1, age).await
+                } else {
+                    ctx.remote.client(&ctx.client, &key.0, &key.1).await
+                };
+                let version = state.wants_version(prober.version_every);
+                let outcome = match client {
+                    Ok(Some(c)) => probe(c, prober.timeout, version).await,
                     Ok(None) => Outcome::Unauthorized("the kubeconfig Secret is gone".into()),
                     Err(e) => Outcome::Unauthorized(format!("unusable kubeconfig: {e}")),
                 };
@@ -262,6 +304,42 @@ mod tests {
             &Some(down),
             &Some(Outcome::Unreachable("timeout".into()))
         ));
+    }
+
+    #[test]
+    fn the_version_is_asked_first_after_failures_and_every_nth_probe() {
+        let t = Thresholds::default();
+        let mut s = State::default();
+        assert!(s.wants_version(6), "unknown version");
+        assert!(!s.trusts_cached_client(), "never probed: read the Secret");
+        s = next(&s, Outcome::Healthy(Some("v1.31.0".into())), t);
+        assert!(s.trusts_cached_client());
+        let mut asked = vec![];
+        for _ in 0..12 {
+            let want = s.wants_version(6);
+            asked.push(want);
+            let v = want.then(|| "v1.31.0".to_string());
+            s = next(&s, Outcome::Healthy(v), t);
+        }
+        assert_eq!(
+            asked,
+            [
+                false, false, false, false, false, true, false, false, false, false, false, true
+            ]
+        );
+        assert_eq!(s.reported, Some(Outcome::Healthy(Some("v1.31.0".into()))));
+        s = next(&s, Outcome::Unreachable("x".into()), t);
+        assert!(s.wants_version(6), "after a failure");
+        assert!(
+            !s.trusts_cached_client(),
+            "after a failure: read the Secret"
+        );
+        let settled = next(&State::default(), Outcome::Healthy(Some("v1".into())), t);
+        assert!(!settled.wants_version(2));
+        assert!(
+            settled.wants_version(1) && settled.wants_version(0),
+            "every probe"
+        );
     }
 
     #[test]

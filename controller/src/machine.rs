@@ -359,12 +359,16 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
             }
         };
         if !spec_patch.is_empty() {
-            api.patch(
-                &machine.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&json!({ "spec": spec_patch })),
-            )
-            .await?;
+            let patched = api
+                .patch(
+                    &machine.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({ "spec": spec_patch })),
+                )
+                .await?;
+            // The status below is computed from what that spec change was made from, so it
+            // observes the new generation (one status write, not a second one to catch up).
+            o.generation = patched.metadata.generation;
         }
         let provider_id = spec_patch
             .get("providerID")

@@ -1,7 +1,17 @@
 //! Clients of workload clusters, built from their `<cluster>-kubeconfig` Secret and cached until
 //! that Secret changes (a renewed certificate gives a new client).
+//!
+//! [`Remote::client`] reads the Secret every call; [`Remote::recent`] trusts a client whose
+//! Secret was read less than a given age ago, for callers on a period (the health probes of
+//! every registered cluster) where one management-plane read per call is most of their cost.
+//! A kubeconfig is renewed well before its certificate expires, so a client up to that age
+//! old still authenticates.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
@@ -12,10 +22,44 @@ use crate::Error;
 /// The cache.
 #[derive(Default)]
 pub struct Remote {
-    cache: Mutex<HashMap<(String, String), (String, Client)>>,
+    cache: Mutex<HashMap<(String, String), Cached>>,
+}
+
+struct Cached {
+    /// resourceVersion of the Secret the client was built from.
+    rv: String,
+    client: Client,
+    /// When that Secret was last read.
+    read_at: Instant,
 }
 
 impl Remote {
+    /// Like [`Remote::client`], without reading the Secret when it was read less than
+    /// `max_age` ago.
+    pub async fn recent(
+        &self,
+        management: &Client,
+        ns: &str,
+        cluster: &str,
+        max_age: Duration,
+    ) -> Result<Option<Client>, Error> {
+        let key = (ns.to_string(), cluster.to_string());
+        if let Some(c) = self.cache.lock().expect("remote cache").get(&key)
+            && c.read_at.elapsed() < max_age
+        {
+            return Ok(Some(c.client.clone()));
+        }
+        self.client(management, ns, cluster).await
+    }
+
+    /// Forgets the client of a cluster (its Secret is read again on the next call).
+    pub fn forget(&self, ns: &str, cluster: &str) {
+        self.cache
+            .lock()
+            .expect("remote cache")
+            .remove(&(ns.to_string(), cluster.to_string()));
+    }
+
     /// A client of the workload cluster `cluster` in `ns`; `None` while it has no kubeconfig.
     pub async fn client(
         &self,
@@ -24,18 +68,20 @@ impl Remote {
         cluster: &str,
     ) -> Result<Option<Client>, Error> {
         let api: Api<Secret> = Api::namespaced(management.clone(), ns);
+        let key = (ns.to_string(), cluster.to_string());
         let Some(secret) = api
             .get_opt(&secrets::name(cluster, secrets::KUBECONFIG_SUFFIX))
             .await?
         else {
+            self.cache.lock().expect("remote cache").remove(&key);
             return Ok(None);
         };
         let rv = secret.resource_version().unwrap_or_default();
-        let key = (ns.to_string(), cluster.to_string());
-        if let Some((seen, c)) = self.cache.lock().expect("remote cache").get(&key)
-            && *seen == rv
+        if let Some(c) = self.cache.lock().expect("remote cache").get_mut(&key)
+            && c.rv == rv
         {
-            return Ok(Some(c.clone()));
+            c.read_at = Instant::now();
+            return Ok(Some(c.client.clone()));
         }
         let Some(value) = secret.data.as_ref().and_then(|d| d.get(secrets::VALUE_KEY)) else {
             return Err(Error::Contract(format!(
@@ -60,10 +106,14 @@ impl Remote {
         config.connect_timeout = Some(std::time::Duration::from_secs(3));
         config.read_timeout = Some(std::time::Duration::from_secs(10));
         let client = Client::try_from(config).map_err(|e| bad(e.to_string()))?;
-        self.cache
-            .lock()
-            .expect("remote cache")
-            .insert(key, (rv, client.clone()));
+        self.cache.lock().expect("remote cache").insert(
+            key,
+            Cached {
+                rv,
+                client: client.clone(),
+                read_at: Instant::now(),
+            },
+        );
         Ok(Some(client))
     }
 }
