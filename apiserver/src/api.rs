@@ -130,6 +130,16 @@ impl Api {
         Ok(at_version(&call.res, &e.value()))
     }
 
+    /// GET of one object as served on the wire: the stored bytes, unparsed, when the versions
+    /// agree (most reads of a controller).
+    pub fn get_raw(&self, call: &Call<'_>, name: &str) -> Result<Bytes, ApiError> {
+        let e = self
+            .store
+            .get(&call.key(name))
+            .ok_or_else(|| call.not_found(name))?;
+        Ok(raw_at_version(&call.res, &e))
+    }
+
     /// LIST with selectors and paging; the serialized response body. Items are spliced in
     /// as stored, without being parsed, unless a table or another version is asked for.
     pub fn list(&self, call: &Call<'_>, accept_table: bool) -> Result<Bytes, ApiError> {

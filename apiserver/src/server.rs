@@ -343,6 +343,11 @@ async fn route(
             .header("content-type", "application/json")
             .body(Body::from(api.list(&call, accept_table)?))
             .expect("valid response")),
+        (Method::GET, Some(name)) if !accept_table => Ok(Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(Body::from(api.get_raw(&call, name)?))
+            .expect("valid response")),
         (Method::GET, Some(name)) => Ok(json_response(200, &one(api.get(&call, name)?))),
         (Method::POST, None) => Ok(json_response(201, &api.create(&call, parse_body()?)?)),
         (Method::PUT, Some(name)) => Ok(json_response(

@@ -130,6 +130,41 @@ fn available(c: &Cluster) -> bool {
         .is_some_and(|c| crate::conditions::is_true(c, "Available"))
 }
 
+/// Waits until `want` Machines are Ready.
+async fn wait_machines_ready(
+    client: &kube::Client,
+    want: u32,
+    start: Instant,
+    timeout: Duration,
+) -> Result<(), String> {
+    let machines: Api<slipway_api::Machine> = Api::namespaced(client.clone(), "default");
+    loop {
+        let ready = machines
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .iter()
+            .filter(|m| {
+                m.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_deref())
+                    .is_some_and(|c| crate::conditions::is_true(c, "Ready"))
+            })
+            .count();
+        if ready >= want as usize {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            report_stuck(client).await;
+            return Err(format!(
+                "only {ready} of {want} machines Ready after {timeout:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Prints why machines are not Ready (for a benchmark that timed out).
 async fn report_stuck(client: &kube::Client) {
     let machines: Api<slipway_api::Machine> = Api::namespaced(client.clone(), "default");
@@ -367,6 +402,11 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
     println!(
         "all {n} clusters registered (ClusterProfile ControlPlaneHealthy) at {seconds_registered:.1}s"
     );
+    // The idle window needs everything at rest: Cluster Available does not wait for workers.
+    let ready_machines = n * (cfg.control_plane + workers);
+    wait_machines_ready(&client, ready_machines, start, cfg.timeout).await?;
+    let seconds_machines = start.elapsed().as_secs_f64();
+    println!("all {ready_machines} machines Ready at {seconds_machines:.1}s");
     let mut scale_seconds = None;
     if let Some(w) = cfg.scale_workers {
         let mds: Api<MachineDeployment> = Api::namespaced(client.clone(), "default");
@@ -429,6 +469,7 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
         "machines": machines,
         "seconds_to_all_available": (seconds_all * 100.0).round() / 100.0,
         "seconds_to_all_registered": (seconds_registered * 100.0).round() / 100.0,
+        "seconds_to_all_machines_ready": (seconds_machines * 100.0).round() / 100.0,
         "p50_seconds_to_available": percentile(&per, 50.0),
         "p99_seconds_to_available": percentile(&per, 99.0),
         "cpu_seconds": (busy_cpu * 100.0).round() / 100.0,

@@ -19,6 +19,10 @@ use slipway_api::names::secrets;
 
 use crate::Error;
 
+/// Read timeout of workload clients: a stalled request is abandoned after this long, and an
+/// idle pooled connection closed. Several probe periods long.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The cache.
 #[derive(Default)]
 pub struct Remote {
@@ -102,9 +106,12 @@ impl Remote {
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
                 .map_err(|e| bad(e.to_string()))?;
-        // One unreachable cluster must not hold a reconcile worker for long.
+        // One unreachable cluster must not hold a reconcile worker for long. The read timeout
+        // also ends pooled connections that stay idle that long, so it is kept well above the
+        // health-probe period: at 10 s every probe found its connection closed and paid a
+        // new TLS handshake (and some raced the close and failed).
         config.connect_timeout = Some(std::time::Duration::from_secs(3));
-        config.read_timeout = Some(std::time::Duration::from_secs(10));
+        config.read_timeout = Some(READ_TIMEOUT);
         let client = Client::try_from(config).map_err(|e| bad(e.to_string()))?;
         self.cache.lock().expect("remote cache").insert(
             key,
