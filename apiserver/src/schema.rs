@@ -277,10 +277,11 @@ fn cel_errors(obj: &Value, errs: &[kube_cel::ValidationError]) -> Vec<FieldError
 
 /// Compiled `pattern`s, shared by every schema: compiling one per validated string showed
 /// up in the scale profile. Bounded by the distinct patterns of the served CRDs.
-static PATTERNS: LazyLock<RwLock<HashMap<String, Result<Arc<regex::Regex>, String>>>> =
-    LazyLock::new(Default::default);
+type Compiled = Result<Arc<regex::Regex>, String>;
 
-fn pattern(p: &str) -> Result<Arc<regex::Regex>, String> {
+static PATTERNS: LazyLock<RwLock<HashMap<String, Compiled>>> = LazyLock::new(Default::default);
+
+fn pattern(p: &str) -> Compiled {
     if let Some(r) = PATTERNS.read().unwrap_or_else(|e| e.into_inner()).get(p) {
         return r.clone();
     }
