@@ -438,16 +438,13 @@ fn a_write_that_changes_nothing_keeps_the_resource_version_and_sends_no_event() 
         again["metadata"]["resourceVersion"], rv2,
         "the same status again"
     );
-    let patched = widgets(&api, "", |a, c| {
-        a.patch(
-            c,
-            "w",
-            "application/merge-patch+json",
-            br#"{"spec":{"size":1}}"#,
-            Part::Main,
-        )
-    })
-    .unwrap();
+    let merge = |body: &[u8]| {
+        widgets(&api, "", |a, c| {
+            a.patch(c, "w", "application/merge-patch+json", body, Part::Main)
+        })
+        .unwrap()
+    };
+    let patched = merge(br#"{"spec":{"size":1}}"#);
     assert_eq!(
         patched.1["metadata"]["resourceVersion"], rv2,
         "a patch to the same value"
@@ -458,16 +455,7 @@ fn a_write_that_changes_nothing_keeps_the_resource_version_and_sends_no_event() 
         "one commit: the status change"
     );
 
-    let grown = widgets(&api, "", |a, c| {
-        a.patch(
-            c,
-            "w",
-            "application/merge-patch+json",
-            br#"{"spec":{"size":2}}"#,
-            Part::Main,
-        )
-    })
-    .unwrap();
+    let grown = merge(br#"{"spec":{"size":2}}"#);
     assert_ne!(grown.1["metadata"]["resourceVersion"], rv2, "a real change");
     assert_eq!(grown.1["metadata"]["generation"], 2);
 }

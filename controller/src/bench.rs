@@ -130,6 +130,26 @@ fn available(c: &Cluster) -> bool {
         .is_some_and(|c| crate::conditions::is_true(c, "Available"))
 }
 
+/// How many objects have the condition `type_` True.
+async fn count_true<K>(
+    api: &Api<K>,
+    type_: &str,
+    conditions: impl Fn(&K) -> Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
+) -> Result<usize, String>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|o| conditions(o).is_some_and(|c| crate::conditions::is_true(c, type_)))
+        .count())
+}
+
 /// Waits until `want` Machines are Ready.
 async fn wait_machines_ready(
     client: &kube::Client,
@@ -139,19 +159,10 @@ async fn wait_machines_ready(
 ) -> Result<(), String> {
     let machines: Api<slipway_api::Machine> = Api::namespaced(client.clone(), "default");
     loop {
-        let ready = machines
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| e.to_string())?
-            .items
-            .iter()
-            .filter(|m| {
-                m.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_deref())
-                    .is_some_and(|c| crate::conditions::is_true(c, "Ready"))
-            })
-            .count();
+        let ready = count_true(&machines, "Ready", |m| {
+            m.status.as_ref().and_then(|s| s.conditions.as_deref())
+        })
+        .await?;
         if ready >= want as usize {
             return Ok(());
         }
@@ -374,19 +385,10 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
     let profiles: Api<slipway_api::registry::ClusterProfile> =
         Api::namespaced(client.clone(), "default");
     loop {
-        let healthy = profiles
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| e.to_string())?
-            .items
-            .iter()
-            .filter(|p| {
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_deref())
-                    .is_some_and(|c| crate::conditions::is_true(c, "ControlPlaneHealthy"))
-            })
-            .count();
+        let healthy = count_true(&profiles, "ControlPlaneHealthy", |p| {
+            p.status.as_ref().and_then(|s| s.conditions.as_deref())
+        })
+        .await?;
         if healthy >= names.len() {
             break;
         }
