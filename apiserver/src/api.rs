@@ -318,7 +318,7 @@ impl Api {
         }
         let old_obj = old.value();
         let prepared = self.prepare(call, Some(&old_obj), obj, part, None)?;
-        self.save_or_deleted(call, &key, Some(old.rv), prepared)
+        self.save_or_deleted(call, &key, old.rv, &old_obj, prepared)
     }
 
     /// PATCH (merge, JSON, strategic or apply) of the main resource or its status.
@@ -441,7 +441,8 @@ impl Api {
                 ));
             }
             let prepared = self.prepare(call, old_obj.as_ref(), new, part, managed)?;
-            match self.save_or_deleted(call, &key, Some(old.rv), prepared) {
+            let old_obj = old_obj.as_ref().expect("read with the entry");
+            match self.save_or_deleted(call, &key, old.rv, old_obj, prepared) {
                 Err(e)
                     if e.reason == "Conflict" && meta_str(&patch, "resourceVersion").is_none() =>
                 {
@@ -934,17 +935,6 @@ impl Api {
             self.commit_delete(call, key, rv)?;
             return Ok(None);
         }
-        // As kube-apiserver: a write that changes nothing but managedFields timestamps is a
-        // no-op, with no new resourceVersion and no watch event.
-        if let Some(rv) = old_rv
-            && let Some(current) = self.store.get(key)
-            && current.rv == rv
-        {
-            let current = current.value();
-            if same_but_times(&current, &obj) {
-                return Ok(Some(at_version(&call.res, &current)));
-            }
-        }
         let stored: Entry = match self.store.commit(key, pre, Change::Put(obj)) {
             Ok(e) => e.expect("put returns the entry"),
             Err(StoreError::Conflict) if old_rv.is_none() => {
@@ -965,16 +955,23 @@ impl Api {
         Ok(Some(at_version(&call.res, &stored.value())))
     }
 
+    /// Saves an update of `old` (stored at `old_rv`). As kube-apiserver, a write that changes
+    /// nothing but managedFields timestamps is a no-op: no new resourceVersion, no watch event
+    /// (unless `old` is no longer current, which the commit reports as a conflict).
     fn save_or_deleted(
         &self,
         call: &Call<'_>,
         key: &ObjKey,
-        old_rv: Option<u64>,
+        old_rv: u64,
+        old: &Value,
         obj: Value,
     ) -> Result<Value, ApiError> {
+        if same_but_times(old, &obj) && self.store.get(key).is_some_and(|e| e.rv == old_rv) {
+            return Ok(at_version(&call.res, old));
+        }
         let last = obj.clone();
         Ok(self
-            .save(call, key, old_rv, obj)?
+            .save(call, key, Some(old_rv), obj)?
             .unwrap_or_else(|| at_version(&call.res, &last)))
     }
 }

@@ -284,7 +284,7 @@ pub const DEFAULT_LIVE: usize = 256;
 impl Store {
     /// A store held only in memory (tests, simulated workload clusters).
     pub fn in_memory() -> Self {
-        Self::with_db(None, DEFAULT_HISTORY).expect("an in-memory store cannot fail to open")
+        Self::in_memory_sized(DEFAULT_HISTORY, DEFAULT_LIVE)
     }
 
     /// A persistent store in the SQLite file `path`, created if absent.
@@ -299,19 +299,21 @@ impl Store {
              CREATE TABLE IF NOT EXISTS events (rv INTEGER PRIMARY KEY, type INTEGER NOT NULL, gr TEXT NOT NULL,
                  ns TEXT NOT NULL, name TEXT NOT NULL, body BLOB NOT NULL);",
         )?;
-        Self::with_db(Some(db), DEFAULT_HISTORY)
+        Self::with_db(Some(db), DEFAULT_HISTORY, DEFAULT_LIVE)
     }
 
     /// A store held only in memory that keeps `history` events for watch resumption and
     /// buffers `live` events for each watcher between its reads (defaults: [`DEFAULT_HISTORY`]
     /// and [`DEFAULT_LIVE`]).
     pub fn in_memory_sized(history: usize, live: usize) -> Self {
-        let mut s = Self::with_db(None, history).expect("an in-memory store cannot fail to open");
-        s.tx = broadcast::channel(live.max(1)).0;
-        s
+        Self::with_db(None, history, live).expect("an in-memory store cannot fail to open")
     }
 
-    fn with_db(db: Option<rusqlite::Connection>, history_cap: usize) -> Result<Self, StoreError> {
+    fn with_db(
+        db: Option<rusqlite::Connection>,
+        history_cap: usize,
+        live: usize,
+    ) -> Result<Self, StoreError> {
         let mut objects = BTreeMap::new();
         let mut history = VecDeque::new();
         let mut rv = 0;
@@ -361,7 +363,7 @@ impl Store {
         // A watch may resume from the resourceVersion just before the oldest kept event; with no
         // history, only from now.
         let oldest = history.front().map_or(rv, |e| e.rv - 1);
-        let (tx, _) = broadcast::channel(DEFAULT_LIVE);
+        let (tx, _) = broadcast::channel(live.max(1));
         Ok(Self {
             inner: Mutex::new(Inner {
                 rv,

@@ -56,14 +56,6 @@ impl Remote {
         self.client(management, ns, cluster).await
     }
 
-    /// Forgets the client of a cluster (its Secret is read again on the next call).
-    pub fn forget(&self, ns: &str, cluster: &str) {
-        self.cache
-            .lock()
-            .expect("remote cache")
-            .remove(&(ns.to_string(), cluster.to_string()));
-    }
-
     /// A client of the workload cluster `cluster` in `ns`; `None` while it has no kubeconfig.
     pub async fn client(
         &self,
