@@ -24,5 +24,5 @@ pub mod selector;
 pub mod server;
 pub mod store;
 pub mod table;
-pub mod tls;
+pub use slipway_pki as tls;
 pub mod watch;

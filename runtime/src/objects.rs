@@ -46,7 +46,10 @@ pub fn hash(v: &Value) -> String {
 pub fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> Result<OwnerReference, Error> {
     let mut r = owner
         .controller_owner_ref(&())
-        .ok_or_else(|| Error::Contract(format!("{} has no uid yet", owner.name_any())))?;
+        .ok_or_else(|| Error::NoUid {
+            kind: K::kind(&()).to_string(),
+            name: owner.name_any(),
+        })?;
     r.block_owner_deletion = Some(true);
     Ok(r)
 }
@@ -65,16 +68,17 @@ pub async fn clone_template(
     spec_override: Option<Value>,
 ) -> Result<ContractVersionedObjectReference, Error> {
     let kind = template.kind.strip_suffix("Template").ok_or_else(|| {
-        Error::Contract(format!(
-            "{} {} is not a template kind (its name must end in Template)",
-            template.kind, template.name
-        ))
+        Error::invalid(
+            format!("{} {ns}/{}", template.kind, template.name),
+            "not a template kind (its name must end in Template)",
+        )
     })?;
     let tpl = ctx.resolver.get(ns, template).await?.ok_or_else(|| {
-        Error::Contract(format!(
-            "{} {}/{} does not exist",
-            template.kind, ns, template.name
-        ))
+        Error::Missing {
+            kind: template.kind.clone(),
+            namespace: ns.to_string(),
+            name: template.name.clone(),
+        }
     })?;
     let target = ContractVersionedObjectReference {
         api_group: template.api_group.clone(),
@@ -128,7 +132,10 @@ pub fn controlled_by<K: Resource>(obj: &K, uid: &str) -> bool {
 pub fn cluster_owner_ref(cluster: &slipway_api::Cluster) -> Result<OwnerReference, Error> {
     let mut owner = cluster
         .controller_owner_ref(&())
-        .ok_or_else(|| Error::Contract("the Cluster has no uid yet".into()))?;
+        .ok_or_else(|| Error::NoUid {
+            kind: "Cluster".into(),
+            name: cluster.name_any(),
+        })?;
     owner.controller = None;
     Ok(owner)
 }
@@ -246,4 +253,24 @@ where
         "waiting for {} {what} to be deleted",
         children.len()
     )))
+}
+
+/// The name of the core (`cluster.x-k8s.io`) object of `kind` owning `obj`, by owner reference.
+pub fn core_owner_name<K: Resource>(obj: &K, kind: &str) -> Option<String> {
+    obj.meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == kind && o.api_version.starts_with("cluster.x-k8s.io/"))
+        .map(|o| o.name.clone())
+}
+
+/// The Cluster owning an object, by owner reference.
+pub fn owner_cluster_name<K: Resource>(obj: &K) -> Option<String> {
+    core_owner_name(obj, "Cluster")
+}
+
+/// The Machine owning an object, by owner reference.
+pub fn owner_machine_name<K: Resource>(obj: &K) -> Option<String> {
+    core_owner_name(obj, "Machine")
 }

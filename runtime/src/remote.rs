@@ -80,17 +80,16 @@ impl Remote {
             return Ok(Some(c.client.clone()));
         }
         let Some(value) = secret.data.as_ref().and_then(|d| d.get(secrets::VALUE_KEY)) else {
-            return Err(Error::Contract(format!(
-                "Secret {ns}/{} has no key {:?}",
-                secret.name_any(),
-                secrets::VALUE_KEY
-            )));
+            return Err(Error::invalid(
+                format!("Secret {ns}/{}", secret.name_any()),
+                format!("no key {:?}", secrets::VALUE_KEY),
+            ));
         };
         let bad = |e: String| {
-            Error::Contract(format!(
-                "Secret {ns}/{}: not a usable kubeconfig: {e}",
-                secret.name_any()
-            ))
+            Error::invalid(
+                format!("Secret {ns}/{}", secret.name_any()),
+                format!("not a usable kubeconfig: {e}"),
+            )
         };
         let text = String::from_utf8(value.0.clone()).map_err(|e| bad(e.to_string()))?;
         let kc = kube::config::Kubeconfig::from_yaml(&text).map_err(|e| bad(e.to_string()))?;

@@ -43,9 +43,10 @@ impl Resolver {
             .into_iter()
             .find(|c| c.spec.group == group && c.spec.names.kind == kind)
             .ok_or_else(|| {
-                Error::Contract(format!(
-                    "no CustomResourceDefinition serves kind {kind} in group {group}"
-                ))
+                Error::UnservedKind {
+                    group: group.to_string(),
+                    kind: kind.to_string(),
+                }
             })?;
         let contract = found
             .metadata

@@ -54,15 +54,9 @@ pub async fn timed<T, E>(
     out
 }
 
-/// Counts one registry probe by its result.
-pub fn probe(outcome: &crate::health::Outcome) {
-    use crate::health::Outcome;
-    let result = match outcome {
-        Outcome::Healthy(_) => "healthy",
-        Outcome::Unhealthy(_) => "unhealthy",
-        Outcome::Unreachable(_) => "unreachable",
-        Outcome::Unauthorized(_) => "unauthorized",
-    };
+/// Counts one registry probe by its result (`healthy`, `unhealthy`, `unreachable`,
+/// `unauthorized`).
+pub fn probe(result: &'static str) {
     *METRICS
         .lock()
         .expect("metrics")

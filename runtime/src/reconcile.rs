@@ -1,0 +1,159 @@
+//! The one reconcile skeleton every reconciler uses, core and provider alike:
+//!
+//! 1. [`dispatch`]: the finalizer decides between `apply` (the object lives: the finalizer is
+//!    added first) and `cleanup` (it is being deleted: the finalizer goes only when cleanup
+//!    returns `Ok`);
+//! 2. [`is_paused`] / [`paused_condition`]: the Cluster's `spec.paused` and the
+//!    `cluster.x-k8s.io/paused` annotation stop all work but the Paused condition;
+//! 3. [`StatusWrite`]: the status is computed from the old one, conditions set with the
+//!    generation observed, and written once, only when it changed (no hot loops: a reconcile
+//!    at rest writes nothing).
+
+use std::{collections::BTreeMap, fmt::Debug, future::Future, sync::Arc};
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        controller::Action,
+        finalizer::{Event, finalizer},
+    },
+};
+use serde::{Serialize, de::DeserializeOwned};
+use slipway_api::{Cluster, names::annotations};
+
+use crate::{Error, conditions};
+
+/// Finalizer dispatch: `apply` while the object lives (after its finalizer is in place),
+/// `cleanup` once it is being deleted (the finalizer goes when cleanup returns `Ok`).
+pub async fn dispatch<K, A, AF, C, CF>(
+    api: &Api<K>,
+    finalizer_name: &str,
+    obj: Arc<K>,
+    apply: A,
+    cleanup: C,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug,
+    A: FnOnce(Arc<K>) -> AF,
+    AF: Future<Output = Result<Action, Error>>,
+    C: FnOnce(Arc<K>) -> CF,
+    CF: Future<Output = Result<Action, Error>>,
+{
+    finalizer(api, finalizer_name, obj, |event| async move {
+        match event {
+            Event::Apply(o) => apply(o).await,
+            Event::Cleanup(o) => cleanup(o).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Whether work on an object of `cluster` is paused: the Cluster's `spec.paused`, or the
+/// paused annotation on the Cluster or on the object itself.
+pub fn is_paused(cluster: &Cluster, object_annotations: &BTreeMap<String, String>) -> bool {
+    cluster.spec.paused.unwrap_or(false)
+        || cluster.annotations().contains_key(annotations::PAUSED)
+        || object_annotations.contains_key(annotations::PAUSED)
+}
+
+/// Sets the Paused condition from [`is_paused`] and returns whether the object is paused.
+pub fn paused_condition(
+    conds: &mut Vec<Condition>,
+    cluster: &Cluster,
+    object_annotations: &BTreeMap<String, String>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> bool {
+    let paused = is_paused(cluster, object_annotations);
+    conditions::set(conds, conditions::paused(paused), generation, now);
+    paused
+}
+
+/// One status write per reconcile, only when the status changed.
+pub struct StatusWrite<'a, K> {
+    api: &'a Api<K>,
+    name: String,
+}
+
+impl<'a, K> StatusWrite<'a, K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    /// The status writer of `obj` through `api`.
+    pub fn of(api: &'a Api<K>, obj: &K) -> Self {
+        Self {
+            api,
+            name: obj.name_any(),
+        }
+    }
+
+    /// Writes `new` as a merge patch of the status when it differs from `old`; returns whether
+    /// it wrote.
+    pub async fn write_if_changed<S: Serialize + PartialEq>(
+        &self,
+        old: &S,
+        new: &S,
+    ) -> Result<bool, Error> {
+        if old == new {
+            return Ok(false);
+        }
+        self.api
+            .patch_status(
+                &self.name,
+                &PatchParams::default(),
+                &Patch::Merge(&serde_json::json!({ "status": new })),
+            )
+            .await?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(paused: Option<bool>, annotated: bool) -> Cluster {
+        let mut c = Cluster::new("c", Default::default());
+        c.spec.paused = paused;
+        if annotated {
+            c.metadata.annotations = Some(BTreeMap::from([(
+                annotations::PAUSED.to_string(),
+                String::new(),
+            )]));
+        }
+        c
+    }
+
+    #[test]
+    fn paused_by_spec_cluster_annotation_or_object_annotation() {
+        let none = BTreeMap::new();
+        let own = BTreeMap::from([(annotations::PAUSED.to_string(), String::new())]);
+        assert!(!is_paused(&cluster(None, false), &none));
+        assert!(!is_paused(&cluster(Some(false), false), &none));
+        assert!(is_paused(&cluster(Some(true), false), &none));
+        assert!(is_paused(&cluster(None, true), &none));
+        assert!(is_paused(&cluster(None, false), &own));
+    }
+
+    #[test]
+    fn paused_condition_records_the_generation_and_time() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let mut conds = Vec::new();
+        assert!(paused_condition(
+            &mut conds,
+            &cluster(Some(true), false),
+            &BTreeMap::new(),
+            Some(3),
+            now
+        ));
+        let c = &conds[0];
+        assert_eq!(c.type_, slipway_api::names::conditions::PAUSED);
+        assert_eq!(c.status, "True");
+        assert_eq!(c.observed_generation, Some(3));
+        assert_eq!(c.last_transition_time.0.as_second(), 1_000);
+    }
+}

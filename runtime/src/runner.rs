@@ -1,0 +1,215 @@
+//! The controller runner: turns a reconcile function into a kube-runtime controller with the
+//! process-wide settings (namespace, concurrency), one error policy, the resync period and the
+//! reconcile metrics. Core reconcilers and provider crates run their controllers through it,
+//! so every controller in the process behaves alike.
+
+use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{ApiResource, DynamicObject},
+    runtime::{
+        Controller,
+        controller::{Action, Config},
+        reflector::ObjectRef,
+        watcher,
+    },
+};
+use serde::{Serialize, de::DeserializeOwned};
+use slipway_api::{Cluster, Machine, names::labels};
+
+use crate::{Context, Error, metrics, objects};
+
+/// Bounds a kind must meet to be run by the [`Runner`]: a namespaced custom resource with a
+/// static type.
+pub trait Watched:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+impl<
+    T: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+> Watched for T
+{
+}
+
+/// How often an object at rest is reconciled again anyway (upstream's sync period), so a
+/// trigger lost under load delays an object by at most this much instead of forever.
+/// Jittered so resyncs do not arrive together. A reconcile at rest writes nothing.
+pub const SYNC_PERIOD: Duration = Duration::from_secs(600);
+
+/// Where and how controllers run.
+#[derive(Clone)]
+pub struct Runner {
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    config: Config,
+}
+
+impl Runner {
+    /// A runner over the shared context, watching `namespace` (all when `None`) with
+    /// `concurrency` reconciles per kind.
+    pub fn new(ctx: Arc<Context>, namespace: Option<String>, concurrency: u16) -> Self {
+        Self {
+            ctx,
+            namespace,
+            config: Config::default().concurrency(concurrency),
+        }
+    }
+
+    /// The shared context (client, resolver, clock, workload clients).
+    pub fn context(&self) -> Arc<Context> {
+        self.ctx.clone()
+    }
+
+    /// The management cluster's client.
+    pub fn client(&self) -> Client {
+        self.ctx.client.clone()
+    }
+
+    /// The API of `K` in the watched namespace(s).
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + DeserializeOwned,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(self.client(), ns),
+            None => Api::all(self.client()),
+        }
+    }
+
+    /// The API of a kind known only at run time (a provider's kind) in the watched
+    /// namespace(s).
+    pub fn dynamic_api(&self, ar: &ApiResource) -> Api<DynamicObject> {
+        match &self.namespace {
+            Some(ns) => Api::namespaced_with(self.client(), ns, ar),
+            None => Api::all_with(self.client(), ar),
+        }
+    }
+
+    /// A controller of `K` with the process settings; add watches, then [`Runner::run`] it.
+    pub fn controller<K: Watched>(&self) -> Controller<K> {
+        Controller::new(self.api::<K>(), watcher::Config::default()).with_config(self.config.clone())
+    }
+
+    /// Runs `controller` until the future is dropped: every reconcile timed under `metric`,
+    /// objects at rest resynced after [`SYNC_PERIOD`], failures handled by [`error_policy`].
+    pub async fn run<K, C, F, Fut>(
+        &self,
+        controller: Controller<K>,
+        metric: &'static str,
+        ctx: Arc<C>,
+        mut reconcile: F,
+    ) where
+        K: Watched,
+        C: Send + Sync + 'static,
+        F: FnMut(Arc<K>, Arc<C>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+    {
+        let s = controller.run(
+            move |o, c| resync(metrics::timed(metric, reconcile(o, c))),
+            |o, e, _| error_policy(o.as_ref(), e),
+            ctx,
+        );
+        Box::pin(s).for_each(|_| futures::future::ready(())).await;
+    }
+
+    /// A controller of a control-plane kind `K` (as EKS's), woken by changes of the Cluster
+    /// whose `controlPlaneRef` names it.
+    pub async fn run_control_plane<K, C, F, Fut>(&self, ctx: Arc<C>, reconcile: F)
+    where
+        K: Watched,
+        C: Send + Sync + 'static,
+        F: FnMut(Arc<K>, Arc<C>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+    {
+        let kind = K::kind(&()).to_string();
+        let c = self.controller::<K>().watches(
+            self.api::<Cluster>(),
+            watcher::Config::default(),
+            move |c: Cluster| {
+                let ns = c.namespace().unwrap_or_default();
+                c.spec
+                    .control_plane_ref
+                    .clone()
+                    .filter(|r| r.kind == kind)
+                    .map(|r| ObjectRef::new(&r.name).within(&ns))
+            },
+        );
+        self.run(c, "ControlPlane", ctx, reconcile).await;
+    }
+}
+
+async fn resync<E>(f: impl Future<Output = Result<Action, E>>) -> Result<Action, E> {
+    let a = f.await?;
+    Ok(if a == Action::await_change() {
+        let jitter = rand::random::<u64>() % (SYNC_PERIOD.as_secs() / 5);
+        Action::requeue(SYNC_PERIOD + Duration::from_secs(jitter))
+    } else {
+        a
+    })
+}
+
+/// Requeue policy of every controller: a deletion that is waiting retries soon and quietly;
+/// a lost write race retries soon; other failures are logged and retried soon when transient,
+/// slowly otherwise.
+pub fn error_policy<K: ResourceExt>(obj: &K, error: &Error) -> Action {
+    if let Some(why) = error.waiting() {
+        tracing::debug!(name = %obj.name_any(), %why, "deletion waiting");
+        return Action::requeue(Duration::from_secs(1));
+    }
+    if error.is_conflict() {
+        // Another writer got there first (a stale cache, two controllers on one object): the
+        // retry reads the new version. Routine, not worth a warning.
+        tracing::debug!(name = %obj.name_any(), %error, "conflict; retrying");
+        return Action::requeue(Duration::from_millis(500));
+    }
+    tracing::warn!(name = %obj.name_any(), %error, "reconcile failed");
+    Action::requeue(if error.is_transient() {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(30)
+    })
+}
+
+/// The Cluster owning an object, by owner reference.
+pub fn owner_cluster<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
+    let ns = obj.meta().namespace.clone().unwrap_or_default();
+    objects::owner_cluster_name(obj).map(|name| ObjectRef::new(&name).within(&ns))
+}
+
+/// The Cluster owning an object, or (its owner reference removed) the one its label names.
+pub fn cluster_of<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
+    owner_cluster(obj).or_else(|| labelled_cluster(obj))
+}
+
+/// The Machine owning an object, or (its owner reference removed) the Machine of the same
+/// name, which is how slipway names the objects it creates for a Machine.
+pub fn machine_of<K: Resource>(obj: &K) -> Option<ObjectRef<Machine>> {
+    let ns = obj.meta().namespace.clone().unwrap_or_default();
+    let name = objects::owner_machine_name(obj).or_else(|| obj.meta().name.clone())?;
+    Some(ObjectRef::new(&name).within(&ns))
+}
+
+/// The Cluster named by the cluster-name label.
+pub fn labelled_cluster<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
+    let ns = obj.meta().namespace.clone().unwrap_or_default();
+    obj.labels()
+        .get(labels::CLUSTER_NAME)
+        .map(|n| ObjectRef::new(n).within(&ns))
+}
