@@ -1,9 +1,8 @@
-//! `controlplane.cluster.x-k8s.io/v1beta2` KubeadmControlPlane and AWSManagedControlPlane (EKS).
+//! `controlplane.cluster.x-k8s.io/v1beta2` KubeadmControlPlane.
 //!
 //! Control-plane contract fields core reads: `spec.controlPlaneEndpoint` (EKS), `spec.replicas`,
 //! `spec.version`, `status.initialization.controlPlaneInitialized`, replica counters, conditions.
 
-use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::{apis::meta::v1::Time, util::intstr::IntOrString};
 use kube::{CustomResource, KubeSchema};
@@ -11,10 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 use crate::{
-    aws::{AwsIdentityReference, NetworkSpec},
     bootstrap::KubeadmConfigSpec,
     common::{
-        ApiEndpoint, Condition, ContractVersionedObjectReference, MachineDeletionSpec, ObjectMeta,
+        Condition, ContractVersionedObjectReference, MachineDeletionSpec, ObjectMeta,
         ReadinessGate, Taint,
     },
     machine::MachineNaming,
@@ -205,198 +203,3 @@ pub struct ControlPlaneInitializationStatus {
     pub control_plane_initialized: Option<bool>,
 }
 
-/// Desired state of an EKS control plane (CAPA's AWSManagedControlPlane fields).
-#[skip_serializing_none]
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[kube(
-    group = "controlplane.cluster.x-k8s.io",
-    version = "v1beta2",
-    kind = "AWSManagedControlPlane",
-    plural = "awsmanagedcontrolplanes",
-    namespaced,
-    status = "AwsManagedControlPlaneStatus",
-    shortname = "awsmcp",
-    category = "cluster-api",
-    label("cluster.x-k8s.io/v1beta2", "v1beta2"),
-    printcolumn(
-        name = "Cluster",
-        type_ = "string",
-        json_path = ".metadata.labels['cluster\\.x-k8s\\.io/cluster-name']"
-    ),
-    printcolumn(
-        name = "Initialized",
-        type_ = "boolean",
-        json_path = ".status.initialization.controlPlaneInitialized"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Endpoint",
-        type_ = "string",
-        json_path = ".spec.controlPlaneEndpoint.host",
-        priority = 1
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    ),
-    printcolumn(name = "Version", type_ = "string", json_path = ".spec.version")
-)]
-#[serde(rename_all = "camelCase")]
-pub struct AwsManagedControlPlaneSpec {
-    /// EKS cluster name (default: `<namespace>_<name>`, at most 100 characters).
-    #[schemars(length(max = 100))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("eksClusterName is immutable"))]
-    pub eks_cluster_name: Option<String>,
-    /// Credentials to use.
-    pub identity_ref: Option<AwsIdentityReference>,
-    /// VPC and subnets.
-    pub network: Option<NetworkSpec>,
-    /// Secondary CIDR of the VPC (for pod networking).
-    #[x_kube(validation = Rule::new("isCIDR(self)").message("secondaryCidrBlock must be a CIDR block"))]
-    pub secondary_cidr_block: Option<String>,
-    /// AWS region.
-    #[x_kube(validation = Rule::new("self == oldSelf").message("region is immutable"))]
-    pub region: Option<String>,
-    /// SSH key for the bastion.
-    pub ssh_key_name: Option<String>,
-    /// Kubernetes version, e.g. `v1.31`.
-    #[x_kube(validation = Rule::new("self.matches('^v?[0-9]+\\\\.[0-9]+(\\\\.[0-9]+)?$')").message("version must look like v1.31 or v1.31.0"))]
-    pub version: Option<String>,
-    /// IAM role of the EKS control plane.
-    pub role_name: Option<String>,
-    /// Extra IAM policies for that role.
-    pub role_additional_policies: Option<Vec<String>>,
-    /// Control-plane log types.
-    pub logging: Option<ControlPlaneLoggingSpec>,
-    /// Secrets encryption.
-    pub encryption_config: Option<EncryptionConfig>,
-    /// Tags added to every resource.
-    pub additional_tags: Option<BTreeMap<String, String>>,
-    /// API endpoint access.
-    pub endpoint_access: Option<EndpointAccess>,
-    /// Endpoint; filled from EKS.
-    pub control_plane_endpoint: Option<ApiEndpoint>,
-    /// `iam-authenticator` or `aws-cli`.
-    #[schemars(regex(pattern = r"^(iam-authenticator|aws-cli)$"))]
-    pub token_method: Option<String>,
-    /// Associate an IAM OIDC provider.
-    #[serde(rename = "associateOIDCProvider")]
-    pub associate_oidc_provider: Option<bool>,
-    /// EKS addons.
-    pub addons: Option<Vec<EksAddon>>,
-    /// Access configuration.
-    pub access_config: Option<AccessConfig>,
-    /// Install the VPC CNI (default true).
-    pub vpc_cni: Option<EksComponentToggle>,
-    /// Install kube-proxy (default true).
-    pub kube_proxy: Option<EksComponentToggle>,
-    /// Let EKS install its default addons.
-    pub bootstrap_self_managed_addons: Option<bool>,
-    /// Use only private subnets for the control plane.
-    pub restrict_private_subnets: Option<bool>,
-}
-
-/// Control-plane logging.
-#[skip_serializing_none]
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ControlPlaneLoggingSpec {
-    /// API server logs.
-    pub api_server: Option<bool>,
-    /// Audit logs.
-    pub audit: Option<bool>,
-    /// Authenticator logs.
-    pub authenticator: Option<bool>,
-    /// Controller manager logs.
-    pub controller_manager: Option<bool>,
-    /// Scheduler logs.
-    pub scheduler: Option<bool>,
-}
-
-/// Secrets encryption.
-#[skip_serializing_none]
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-pub struct EncryptionConfig {
-    /// KMS key ARN.
-    pub provider: Option<String>,
-    /// Resources to encrypt, e.g. `secrets`.
-    pub resources: Option<Vec<String>>,
-}
-
-/// Endpoint access.
-#[skip_serializing_none]
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EndpointAccess {
-    /// Public endpoint (default true).
-    pub public: Option<bool>,
-    /// Private endpoint.
-    pub private: Option<bool>,
-    /// CIDRs allowed to reach the public endpoint.
-    #[serde(rename = "publicCIDRs")]
-    #[x_kube(validation = Rule::new("self.all(c, isCIDR(c))").message("every entry of publicCIDRs must be a CIDR block"))]
-    pub public_cidrs: Option<Vec<String>>,
-}
-
-/// An EKS addon.
-#[skip_serializing_none]
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EksAddon {
-    /// Addon name, e.g. `coredns`.
-    pub name: String,
-    /// Addon version.
-    pub version: String,
-    /// JSON configuration.
-    pub configuration: Option<String>,
-    /// `overwrite`, `none` or `preserve`.
-    pub conflict_resolution: Option<String>,
-    /// Service-account role ARN.
-    pub service_account_role_arn: Option<String>,
-}
-
-/// Access configuration.
-#[skip_serializing_none]
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AccessConfig {
-    /// `CONFIG_MAP`, `API` or `API_AND_CONFIG_MAP`.
-    #[schemars(regex(pattern = r"^(CONFIG_MAP|API|API_AND_CONFIG_MAP)$"))]
-    pub authentication_mode: Option<String>,
-    /// Give the creator admin access.
-    pub bootstrap_cluster_creator_admin_permissions: Option<bool>,
-}
-
-/// A component that can be switched off.
-#[skip_serializing_none]
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-pub struct EksComponentToggle {
-    /// Do not install it.
-    pub disable: Option<bool>,
-}
-
-/// Observed state of an EKS control plane.
-#[skip_serializing_none]
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AwsManagedControlPlaneStatus {
-    /// Contract flags, set once.
-    pub initialization: Option<ControlPlaneInitializationStatus>,
-    /// Network status (security groups, NAT IPs).
-    pub network_status: Option<crate::aws::NetworkStatus>,
-    /// Failure domains of the cluster.
-    pub failure_domains: Option<Vec<crate::common::FailureDomain>>,
-    /// Kubernetes version reported by EKS.
-    pub version: Option<String>,
-    /// OIDC provider ARN and trust policy.
-    pub oidc_provider: Option<BTreeMap<String, String>>,
-    /// v1beta2 conditions.
-    pub conditions: Option<Vec<Condition>>,
-    /// Generation last reconciled.
-    pub observed_generation: Option<i64>,
-}

@@ -8,8 +8,9 @@ use kube::CustomResourceExt;
 
 use crate::*;
 
-/// Every CRD, core kinds first, then bootstrap, control plane, infrastructure and registry.
-pub fn all() -> Vec<CustomResourceDefinition> {
+/// The CRDs of core kinds: Cluster API core, bootstrap, control plane and registry kinds.
+/// Provider crates list their own; the binary serves both.
+pub fn core() -> Vec<CustomResourceDefinition> {
     vec![
         Cluster::crd(),
         Machine::crd(),
@@ -19,18 +20,6 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         KubeadmConfig::crd(),
         KubeadmConfigTemplate::crd(),
         KubeadmControlPlane::crd(),
-        AWSManagedControlPlane::crd(),
-        AWSCluster::crd(),
-        AWSMachine::crd(),
-        AWSMachineTemplate::crd(),
-        AWSManagedCluster::crd(),
-        AWSManagedMachinePool::crd(),
-        KindCluster::crd(),
-        KindMachine::crd(),
-        KindMachineTemplate::crd(),
-        InMemoryCluster::crd(),
-        InMemoryMachine::crd(),
-        InMemoryMachineTemplate::crd(),
         ClusterProfile::crd(),
         KubeFedCluster::crd(),
     ]
@@ -41,10 +30,9 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> String {
     serde_saphyr::to_string(crd).expect("a CRD always serializes")
 }
 
-/// Every CRD as one multi-document YAML stream, as `slipway crds` prints it.
-pub fn all_yaml() -> String {
-    all()
-        .iter()
+/// CRDs as one multi-document YAML stream, as `slipway crds` prints them.
+pub fn to_yaml_stream(crds: &[CustomResourceDefinition]) -> String {
+    crds.iter()
         .map(|c| format!("---\n{}", to_yaml(c)))
         .collect()
 }
@@ -54,11 +42,10 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
     format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural)
 }
 
-/// Writes every CRD to `dir/<file_name>`; returns how many were written.
-pub fn write_dir(dir: &std::path::Path) -> std::io::Result<usize> {
+/// Writes CRDs to `dir/<file_name>`; returns how many were written.
+pub fn write_dir(dir: &std::path::Path, crds: &[CustomResourceDefinition]) -> std::io::Result<usize> {
     std::fs::create_dir_all(dir)?;
-    let crds = all();
-    for crd in &crds {
+    for crd in crds {
         std::fs::write(dir.join(file_name(crd)), to_yaml(crd))?;
     }
     Ok(crds.len())

@@ -1,5 +1,8 @@
 //! Cluster API types slipway serves and reads, their CRDs, and the well-known names.
 //!
+//! Provider kinds (AWSCluster, KindCluster, InMemoryCluster, ...) live in their provider's
+//! crate under `providers/`; this crate holds only what core serves and reads.
+//!
 //! Every kind is a `#[derive(CustomResource)]` type with upstream JSON field names (contract
 //! v1beta2). [`crds::all`] lists every CRD; `slipway crds` prints them and `config/crd/` holds the
 //! committed copy, kept equal by a test. Schema validation and CEL rules are part of the types,
@@ -9,25 +12,17 @@
 // kube-derive takes one `printcolumn(...)` per column; clippy reads the repeats as duplicates.
 #![allow(clippy::duplicated_attributes)]
 
-pub mod aws;
 pub mod bootstrap;
 pub mod cluster;
 pub mod common;
 pub mod controlplane;
 pub mod crds;
-pub mod inmemory;
-pub mod kind;
 pub mod machine;
 pub mod names;
 pub mod registry;
 
-pub use aws::{
-    AWSCluster, AWSMachine, AWSMachineTemplate, AWSManagedCluster, AWSManagedMachinePool,
-};
 pub use bootstrap::{KubeadmConfig, KubeadmConfigTemplate};
 pub use cluster::Cluster;
-pub use controlplane::{AWSManagedControlPlane, KubeadmControlPlane};
-pub use inmemory::{InMemoryCluster, InMemoryMachine, InMemoryMachineTemplate};
-pub use kind::{KindCluster, KindMachine, KindMachineTemplate};
+pub use controlplane::KubeadmControlPlane;
 pub use machine::{Machine, MachineDeployment, MachineHealthCheck, MachineSet};
 pub use registry::{ClusterProfile, KubeFedCluster};

@@ -1,6 +1,7 @@
 //! The infrastructure provider contract: the [`InfrastructureProvider`] trait, its outcomes and
-//! [`ProviderError`]. Implementations (aws, kind, in-memory) live in submodules of their own
-//! issues.
+//! [`ProviderError`]; the generic reconcilers that drive any provider ([`infra`]); and the
+//! [`Plugin`] through which a provider crate (`providers/<name>/`) registers its CRDs, kinds,
+//! `generate cluster` flavors and controllers.
 //!
 //! A provider turns a provider object (e.g. an AWSCluster) into real infrastructure and reports
 //! what it made. It never writes Kubernetes status: the generic reconcilers in `controller` do,
@@ -11,13 +12,15 @@
 #![deny(missing_docs)]
 
 mod error;
-pub mod inmemory;
-pub mod kind;
+pub mod flavor;
+pub mod infra;
 mod outcome;
+mod plugin;
 
 use std::{future::Future, sync::Arc};
 
 pub use error::ProviderError;
+pub use plugin::{Plugin, Plugins, ProvidedKind, Role, Settings};
 pub use outcome::{
     BootstrapData, BootstrapFormat, ClusterOutcome, ClusterReady, Deletion, MachineOutcome,
     MachineReady, Progress, ProvidedKubeconfig,

@@ -4,77 +4,32 @@
 //! `status.failureDomains`, the `Ready` condition). Providers never write status; this does, once
 //! per reconcile and only when it changed.
 
-use std::{fmt::Debug, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use k8s_openapi::NamespaceResourceScope;
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
-    runtime::{controller::Action, finalizer},
+    runtime::controller::Action,
 };
-use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 use slipway_api::{
     Cluster,
     common::Condition,
     names::{conditions as ct, reasons},
 };
-use slipway_providers::{
+use crate::{
     ClusterOutcome, ClusterScope, Deletion, InfrastructureProvider, ProviderError,
 };
 
-use crate::{
-    Context, Error,
+use slipway_runtime::{
+    Error,
     conditions::{self, Status, desired},
+    objects::owner_cluster_name,
+    reconcile::{dispatch, paused_condition},
+    runner::Watched as InfraObject,
 };
 
-/// Context of one provider's infrastructure reconcilers.
-pub struct InfraContext<P> {
-    /// Shared context.
-    pub base: Arc<Context>,
-    /// The provider.
-    pub provider: P,
-}
-
-/// Bounds a provider's cluster kind must meet to be reconciled generically.
-pub trait InfraObject:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + Clone
-    + DeserializeOwned
-    + Serialize
-    + Debug
-    + Send
-    + Sync
-    + 'static
-{
-}
-impl<
-    T: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-> InfraObject for T
-{
-}
-
-/// The name of the core (`cluster.x-k8s.io`) object of `kind` owning `obj`, by owner reference.
-pub fn core_owner_name<K: Resource>(obj: &K, kind: &str) -> Option<String> {
-    obj.meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.kind == kind && o.api_version.starts_with("cluster.x-k8s.io/"))
-        .map(|o| o.name.clone())
-}
-
-/// The Cluster owning an object, by owner reference.
-pub fn owner_cluster_name<K: Resource>(obj: &K) -> Option<String> {
-    core_owner_name(obj, "Cluster")
-}
+use super::{InfraContext, topology};
 
 /// Entry point: finalizer dispatch.
 pub async fn reconcile<P>(obj: Arc<P::Cluster>, ctx: Arc<InfraContext<P>>) -> Result<Action, Error>
@@ -84,14 +39,15 @@ where
 {
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<P::Cluster> = Api::namespaced(ctx.base.client.clone(), &ns);
-    finalizer(&api, P::CLUSTER_FINALIZER, obj, |event| async {
-        match event {
-            finalizer::Event::Apply(o) => apply(o.as_ref(), &ctx, &api).await,
-            finalizer::Event::Cleanup(o) => cleanup(o.as_ref(), &ctx).await,
-        }
-    })
+    let (ctx, api) = (&ctx, &api);
+    dispatch(
+        api,
+        P::CLUSTER_FINALIZER,
+        obj,
+        |o| async move { apply(o.as_ref(), ctx, api).await },
+        |o| async move { cleanup(o.as_ref(), ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 async fn owner<P: InfrastructureProvider>(
@@ -124,7 +80,7 @@ where
     let Some(cluster) = owner(obj, ctx).await? else {
         return Ok(Action::await_change());
     };
-    let value = serde_json::to_value(obj).map_err(|e| Error::Contract(e.to_string()))?;
+    let value = serde_json::to_value(obj)?;
     let mut status: Map<String, Value> = value
         .get("status")
         .and_then(Value::as_object)
@@ -136,12 +92,11 @@ where
         .unwrap_or_default();
     let generation = obj.meta().generation;
     let now = (ctx.base.clock)();
-    let paused = crate::cluster::is_paused(&cluster, obj.annotations());
-    conditions::set(&mut conds, conditions::paused(paused), generation, now);
+    let paused = paused_condition(&mut conds, &cluster, obj.annotations(), generation, now);
     let mut action = Action::await_change();
     if !paused {
         let topology = if P::NEEDS_TOPOLOGY {
-            crate::infra_topology::topology(&ctx.base, &cluster).await?
+            topology::topology(&ctx.base, &cluster).await?
         } else {
             None
         };
@@ -180,7 +135,7 @@ where
                     .await?;
                 }
                 if let Some(kc) = &r.kubeconfig {
-                    crate::infra_topology::write_kubeconfig(
+                    topology::write_kubeconfig(
                         &ctx.base,
                         &scope.cluster,
                         ctx.provider.name(),

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
-    runtime::{controller::Action, finalizer},
+    runtime::controller::Action,
 };
 use serde_json::{Map, Value, json};
 use slipway_api::{
@@ -18,20 +18,19 @@ use slipway_api::{
     common::Condition,
     names::{conditions as ct, reasons, secrets},
 };
-use slipway_providers::{
+use crate::{
     BootstrapData, BootstrapFormat, Deletion, InfrastructureProvider, MachineOutcome, MachineScope,
 };
 
-use crate::{
+use slipway_runtime::{
     Error,
     conditions::{self, Status, desired},
-    infra_cluster::{InfraContext, InfraObject},
+    objects::owner_machine_name,
+    reconcile::{dispatch, paused_condition},
+    runner::Watched as InfraObject,
 };
 
-/// The Machine owning an object, by owner reference.
-pub fn owner_machine_name<K: Resource>(obj: &K) -> Option<String> {
-    crate::infra_cluster::core_owner_name(obj, "Machine")
-}
+use super::InfraContext;
 
 /// Entry point: finalizer dispatch.
 pub async fn reconcile<P>(obj: Arc<P::Machine>, ctx: Arc<InfraContext<P>>) -> Result<Action, Error>
@@ -42,14 +41,15 @@ where
 {
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<P::Machine> = Api::namespaced(ctx.base.client.clone(), &ns);
-    finalizer(&api, P::MACHINE_FINALIZER, obj, |event| async {
-        match event {
-            finalizer::Event::Apply(o) => apply(o.as_ref(), &ctx, &api).await,
-            finalizer::Event::Cleanup(o) => cleanup(o.as_ref(), &ctx).await,
-        }
-    })
+    let (ctx, api) = (&ctx, &api);
+    dispatch(
+        api,
+        P::MACHINE_FINALIZER,
+        obj,
+        |o| async move { apply(o.as_ref(), ctx, api).await },
+        |o| async move { cleanup(o.as_ref(), ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 /// Machine, Cluster and infrastructure cluster of an infrastructure machine; `None` until all
@@ -108,10 +108,10 @@ async fn bootstrap_data(
     };
     let data = s.data.unwrap_or_default();
     let Some(value) = data.get(secrets::VALUE_KEY) else {
-        return Err(Error::Contract(format!(
-            "bootstrap Secret {ns}/{name} has no key {:?}",
-            secrets::VALUE_KEY
-        )));
+        return Err(Error::invalid(
+            format!("bootstrap Secret {ns}/{name}"),
+            format!("no key {:?}", secrets::VALUE_KEY),
+        ));
     };
     let format = match data.get(secrets::FORMAT_KEY).map(|b| b.0.as_slice()) {
         Some(b"ignition") => BootstrapFormat::Ignition,
@@ -138,7 +138,7 @@ where
         return Ok(Action::requeue(Duration::from_secs(10)));
     };
     let ns = obj.namespace().unwrap_or_default();
-    let value = serde_json::to_value(obj).map_err(|e| Error::Contract(e.to_string()))?;
+    let value = serde_json::to_value(obj)?;
     let mut status: Map<String, Value> = value
         .get("status")
         .and_then(Value::as_object)
@@ -150,8 +150,7 @@ where
         .unwrap_or_default();
     let generation = obj.meta().generation;
     let now = (ctx.base.clock)();
-    let paused = crate::cluster::is_paused(&scope.cluster, obj.annotations());
-    conditions::set(&mut conds, conditions::paused(paused), generation, now);
+    let paused = paused_condition(&mut conds, &scope.cluster, obj.annotations(), generation, now);
     let mut action = Action::await_change();
     let provisioned = value
         .pointer("/status/initialization/provisioned")

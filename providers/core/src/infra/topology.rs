@@ -22,9 +22,9 @@ use slipway_api::{
     common::ContractVersionedObjectReference,
     names::{annotations, labels, secrets},
 };
-use slipway_providers::{Pool, ProvidedKubeconfig, Topology};
+use crate::{Pool, ProvidedKubeconfig, Topology};
 
-use crate::{Context, Error, objects::create_once};
+use slipway_runtime::{Context, Error, objects::create_once};
 
 /// The Cluster's topology; `None` while it has no control plane object.
 pub async fn topology(ctx: &Context, cluster: &Cluster) -> Result<Option<Topology>, Error> {
@@ -107,7 +107,7 @@ pub async fn write_kubeconfig(
     }
     let existing = api.get_opt(&name).await?;
     let Some(existing) = existing else {
-        let owner = crate::objects::cluster_owner_ref(cluster)?;
+        let owner = slipway_runtime::objects::cluster_owner_ref(cluster)?;
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name),

@@ -1,0 +1,11 @@
+//! Operations beside the controllers: clusterctl-style commands ([`clusterctl`]), the
+//! benchmark ([`bench`]), leader election ([`leader`]), the metrics and health endpoint
+//! ([`endpoint`]) and the process around the manager ([`process`]). None of it reconciles.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod bench;
+pub mod clusterctl;
+pub mod endpoint;
+pub mod leader;
+pub mod process;
