@@ -8,7 +8,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-use crate::common::{
+use slipway_api::common::{
     ApiEndpoint, Condition, MachineAddress, ObjectMeta, ProvisionedInitialization, TemplateStatus,
 };
 

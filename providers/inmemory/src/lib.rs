@@ -1,5 +1,6 @@
 //! The in-memory provider: simulated infrastructure for tests, demos and scale runs, with
-//! nothing faked above the machine.
+//! nothing faked above the machine. This crate owns its kinds ([`api`]), its `generate
+//! cluster` flavors and its [`Plugin`].
 //!
 //! - Clusters: an InMemoryCluster gets an endpoint on 127.0.0.1 with a free port (or keeps the
 //!   one in its spec) once its simulated provisioning delay has passed.
@@ -13,8 +14,18 @@
 //!   (never boots). Everything lives under the provider's root directory, so machines and their
 //!   workload clusters survive a restart of the controller.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+// kube-derive takes one `printcolumn(...)` per column; clippy reads the repeats as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
+pub mod api;
 pub mod boot;
+mod plugin;
 pub mod workload;
+
+pub use api::{InMemoryCluster, InMemoryMachine, InMemoryMachineTemplate};
+pub use plugin::{Plugin, plugin};
 
 use std::{
     path::{Path, PathBuf},
@@ -25,12 +36,10 @@ use jiff::Timestamp;
 use serde_json::json;
 use slipway_api::{
     common::{ApiEndpoint, MachineAddress, MachineAddressType},
-    inmemory::{InMemoryCluster, InMemoryMachine},
     names::finalizers,
 };
-use slipway_apiserver::tls::CertKey;
-
-use crate::{
+use slipway_pki::CertKey;
+use slipway_providers::{
     BootstrapData, ClusterOutcome, ClusterReady, ClusterScope, Deletion, InfrastructureProvider,
     MachineOutcome, MachineReady, MachineScope, Progress, ProviderError,
 };

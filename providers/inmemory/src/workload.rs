@@ -23,7 +23,7 @@ use slipway_apiserver::{
     tls::{self, CertKey},
 };
 
-use crate::ProviderError;
+use slipway_providers::ProviderError;
 
 /// A running workload API server.
 pub struct Workload {

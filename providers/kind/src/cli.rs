@@ -11,7 +11,7 @@ use std::{
 
 use tokio::{io::AsyncWriteExt, process::Command};
 
-use crate::ProviderError;
+use slipway_providers::ProviderError;
 
 /// Where to get kind.
 pub const KIND_INSTALL: &str = "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation) \

@@ -10,9 +10,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use slipway_api::{Cluster, common::ApiEndpoint, kind::KindClusterSpec};
+use slipway_api::{Cluster, common::ApiEndpoint};
 
-use crate::{Pool, ProviderError, Topology};
+use slipway_providers::{Pool, ProviderError, Topology};
+
+use crate::api::KindClusterSpec;
 
 /// kind's node roles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -341,7 +343,7 @@ mod tests {
         t.workers[0].version = Some("v1.30.4".into());
         t.workers[1].machine_template = json!({"nodeLabels": {"pool": "a"}});
         let kspec = KindClusterSpec {
-            networking: Some(slipway_api::kind::KindNetworking {
+            networking: Some(crate::api::KindNetworking {
                 api_server_address: Some("127.0.0.1".into()),
                 api_server_port: Some(0),
                 kube_proxy_mode: Some("ipvs".into()),

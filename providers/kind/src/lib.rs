@@ -20,9 +20,19 @@
 //! kind cluster, so deleting the KindCluster deletes it), `layout.json` (which pool each node was
 //! made for) and `kubeconfig` (kind's `--kubeconfig` target, so ~/.kube/config is never touched).
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+// kube-derive takes one `printcolumn(...)` per column; clippy reads the repeats as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod nodes;
+mod plugin;
+
+pub use api::{KindCluster, KindMachine, KindMachineTemplate};
+pub use plugin::{Plugin, plugin};
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -34,7 +44,6 @@ use std::{
 use serde_json::{Value, json};
 use slipway_api::{
     common::ApiEndpoint,
-    kind::{KindCluster, KindMachine},
     names::{labels, reasons},
 };
 
@@ -43,7 +52,7 @@ use self::{
     config::{NodeSlot, Role},
     nodes::{ObservedNode, Want},
 };
-use crate::{
+use slipway_providers::{
     BootstrapData, ClusterOutcome, ClusterReady, ClusterScope, Deletion, InfrastructureProvider,
     MachineOutcome, MachineReady, MachineScope, Progress, ProvidedKubeconfig, ProviderError,
 };

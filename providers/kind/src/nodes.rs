@@ -209,7 +209,7 @@ pub fn drift(layout: &[NodeSlot], observed: &[ObservedNode]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kind::config::node_name;
+    use crate::config::node_name;
 
     const INSPECT: &str = r#"[
       {"Name": "/c1-control-plane", "Config": {"Image": "kindest/node:v1.31.0",
