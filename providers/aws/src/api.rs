@@ -6,11 +6,12 @@
 
 use std::collections::BTreeMap;
 
+
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-use crate::common::{
+use slipway_api::common::{
     ApiEndpoint, Condition, FailureDomain, MachineAddress, ObjectMeta, ProvisionedInitialization,
     TemplateStatus,
 };
@@ -932,11 +933,11 @@ pub struct EksComponentToggle {
 #[serde(rename_all = "camelCase")]
 pub struct AwsManagedControlPlaneStatus {
     /// Contract flags, set once.
-    pub initialization: Option<ControlPlaneInitializationStatus>,
+    pub initialization: Option<slipway_api::controlplane::ControlPlaneInitializationStatus>,
     /// Network status (security groups, NAT IPs).
-    pub network_status: Option<crate::aws::NetworkStatus>,
+    pub network_status: Option<NetworkStatus>,
     /// Failure domains of the cluster.
-    pub failure_domains: Option<Vec<crate::common::FailureDomain>>,
+    pub failure_domains: Option<Vec<slipway_api::common::FailureDomain>>,
     /// Kubernetes version reported by EKS.
     pub version: Option<String>,
     /// OIDC provider ARN and trust policy.

@@ -8,23 +8,29 @@
 //! EKS control planes are in [`eks`]; node groups are not made yet (see the README).
 #![forbid(unsafe_code)]
 
+// kube-derive takes one `printcolumn(...)` per column; clippy reads the repeats as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
+pub mod api;
 pub mod clients;
 pub mod eks;
 pub mod error;
 pub mod machine;
 pub mod network;
+mod plugin;
 pub mod testing;
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use slipway_api::aws::{AWSCluster, AWSMachine};
+use crate::api::{AWSCluster, AWSMachine};
 pub use slipway_providers::ProviderError;
 use slipway_providers::{
     BootstrapData, BootstrapFormat, ClusterOutcome, ClusterReady, ClusterScope, Deletion,
     InfrastructureProvider, MachineOutcome, MachineReady, MachineScope, Progress,
 };
 
+pub use crate::plugin::{Plugin, plugin};
 use crate::{clients::ClientCache, network::NetworkOutcome};
 
 /// The AWS provider.

@@ -11,13 +11,11 @@ use aws_sdk_ec2::types::{
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use base64::Engine;
 use serde_json::{Value, json};
-use slipway_api::{
-    aws::{AWSCluster, AWSMachine, NetworkStatus},
-    common::{MachineAddress, MachineAddressType},
-};
+use slipway_api::common::{MachineAddress, MachineAddressType};
 
 use crate::{
     ProviderError,
+    api::{AWSCluster, AWSMachine, NetworkStatus},
     clients::Clients,
     error,
     network::model::{owner_tag, tags},
@@ -421,7 +419,7 @@ pub fn status(f: &Found) -> Value {
 mod tests {
     use std::collections::BTreeMap;
 
-    use slipway_api::aws::{AwsMachineSpec, AwsResourceReference, SecurityGroup, SubnetStatus};
+    use crate::api::{AwsMachineSpec, AwsResourceReference, SecurityGroup, SubnetStatus};
 
     use super::*;
 

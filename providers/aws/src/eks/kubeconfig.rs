@@ -13,14 +13,11 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use serde_json::json;
-use slipway_api::{
-    controlplane::AWSManagedControlPlane,
-    names::{labels, secrets},
-};
-use slipway_controller::objects::controller_ref;
+use slipway_api::names::{labels, secrets};
+use slipway_runtime::objects::controller_ref;
 
 use super::{EksContext, token};
-use crate::{ProviderError, clients::Clients};
+use crate::{ProviderError, api::AWSManagedControlPlane, clients::Clients};
 
 /// When the kubeconfig's token was issued (unix seconds), on `<cluster>-kubeconfig`.
 pub const TOKEN_ISSUED_AT: &str = "slipway.dev/token-issued-at";
@@ -123,7 +120,7 @@ pub(super) async fn write(
                 data: Some(data),
                 ..Default::default()
             };
-            slipway_controller::objects::create_once(&secrets_api, &secret)
+            slipway_runtime::objects::create_once(&secrets_api, &secret)
                 .await
                 .map_err(kube_err)?;
         }

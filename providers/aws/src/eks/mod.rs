@@ -22,24 +22,26 @@ use std::{sync::Arc, time::Duration};
 use kube::{
     Api, ResourceExt,
     api::{Patch, PatchParams},
-    runtime::{controller::Action, finalizer},
+    runtime::controller::Action,
 };
 use serde_json::{Value, json};
 use slipway_api::{
     Cluster,
-    aws::NetworkStatus,
     common::ApiEndpoint,
-    controlplane::{AWSManagedControlPlane, ControlPlaneInitializationStatus},
+    controlplane::ControlPlaneInitializationStatus,
     names::{conditions as ct, labels, reasons},
 };
-use slipway_controller::{
+use slipway_runtime::{
     Context, Error,
     conditions::{self, Status, desired},
-    infra_cluster::owner_cluster_name,
+    objects::owner_cluster_name,
+    reconcile::{dispatch, paused_condition},
+    runner::Runner,
 };
 
 use crate::{
     ProviderError,
+    api::{AWSManagedControlPlane, NetworkStatus},
     clients::{ClientCache, Clients},
     error,
     network::{
@@ -146,24 +148,21 @@ pub use self::{
     managed_cluster::AwsManaged,
 };
 
-/// Runs the AWSManagedControlPlane and AWSManagedCluster controllers.
-pub async fn run(runner: slipway_controller::manager::ProviderRunner) {
+/// Runs the AWSManagedControlPlane, AWSManagedMachinePool and AWSManagedCluster controllers.
+pub async fn run(runner: Runner) {
     let ctx = Arc::new(EksContext {
         base: runner.context(),
         clients: ClientCache::default(),
     });
     tokio::join!(
-        runner
-            .clone()
-            .run_control_plane::<AWSManagedControlPlane, _, _, _>(ctx.clone(), reconcile),
-        runner
-            .clone()
-            .run_kind::<slipway_api::aws::AWSManagedMachinePool, _, _, _>(
-                "AWSManagedMachinePool",
-                ctx,
-                pool::reconcile,
-            ),
-        runner.run_clusters_only(AwsManaged),
+        runner.run_control_plane::<AWSManagedControlPlane, _, _, _>(ctx.clone(), reconcile),
+        runner.run(
+            runner.controller::<crate::api::AWSManagedMachinePool>(),
+            "AWSManagedMachinePool",
+            ctx,
+            pool::reconcile,
+        ),
+        slipway_providers::infra::run_clusters_only(runner.clone(), AwsManaged),
     );
 }
 
@@ -174,14 +173,15 @@ pub async fn reconcile(
 ) -> Result<Action, Error> {
     let ns = cp.namespace().unwrap_or_default();
     let api: Api<AWSManagedControlPlane> = Api::namespaced(ctx.base.client.clone(), &ns);
-    finalizer(&api, FINALIZER, cp, |event| async {
-        match event {
-            finalizer::Event::Apply(o) => apply(&o, &ctx, &api).await,
-            finalizer::Event::Cleanup(o) => cleanup(&o, &ctx).await,
-        }
-    })
+    let (ctx, api) = (&ctx, &api);
+    dispatch(
+        api,
+        FINALIZER,
+        cp,
+        |o| async move { apply(&o, ctx, api).await },
+        |o| async move { cleanup(&o, ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 async fn provision(
@@ -351,8 +351,7 @@ async fn apply(
     let mut conds = status.conditions.take().unwrap_or_default();
     let generation = cp.metadata.generation;
     let now = (ctx.base.clock)();
-    let paused = slipway_controller::cluster::is_paused(&cluster, cp.annotations());
-    conditions::set(&mut conds, conditions::paused(paused), generation, now);
+    let paused = paused_condition(&mut conds, &cluster, cp.annotations(), generation, now);
     let mut action = Action::await_change();
     if !paused {
         let (ready, after) = match provision(cp, &ns, &cluster_name, ctx).await {
@@ -437,7 +436,7 @@ async fn apply(
     Ok(action)
 }
 
-fn set_network(status: &mut slipway_api::controlplane::AwsManagedControlPlaneStatus, v: &Value) {
+fn set_network(status: &mut crate::api::AwsManagedControlPlaneStatus, v: &Value) {
     if let Ok(n) = serde_json::from_value::<NetworkStatus>(v["networkStatus"].clone()) {
         status.network_status = Some(n);
     }

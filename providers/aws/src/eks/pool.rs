@@ -10,24 +10,24 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use kube::{
     Api, ResourceExt,
     api::{Patch, PatchParams},
-    runtime::{controller::Action, finalizer},
+    runtime::controller::Action,
 };
 use serde_json::json;
 use slipway_api::{
     Cluster,
-    aws::{AWSManagedMachinePool, AwsManagedMachinePoolStatus},
     common::ProvisionedInitialization,
-    controlplane::AWSManagedControlPlane,
     names::{conditions as ct, labels, reasons},
 };
-use slipway_controller::{
+use slipway_runtime::{
     Error,
     conditions::{self, Status, desired},
+    reconcile::{dispatch, paused_condition},
 };
 
 use super::{EksContext, eks_name};
 use crate::{
     ProviderError,
+    api::{AWSManagedControlPlane, AWSManagedMachinePool, AwsManagedMachinePoolStatus},
     clients::Clients,
     error,
     network::model::{k8s_tag, owner_tag},
@@ -93,14 +93,15 @@ pub async fn reconcile(
 ) -> Result<Action, Error> {
     let ns = pool.namespace().unwrap_or_default();
     let api: Api<AWSManagedMachinePool> = Api::namespaced(ctx.base.client.clone(), &ns);
-    finalizer(&api, FINALIZER, pool, |event| async {
-        match event {
-            finalizer::Event::Apply(o) => apply(&o, &ctx, &api).await,
-            finalizer::Event::Cleanup(o) => cleanup(&o, &ctx).await,
-        }
-    })
+    let (ctx, api) = (&ctx, &api);
+    dispatch(
+        api,
+        FINALIZER,
+        pool,
+        |o| async move { apply(&o, ctx, api).await },
+        |o| async move { cleanup(&o, ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 enum Step {
@@ -123,7 +124,7 @@ async fn apply(
         .any(|o| o.kind == "Cluster" && o.uid == cluster.uid().unwrap_or_default())
     {
         let mut owners = pool.owner_references().to_vec();
-        owners.push(slipway_controller::objects::cluster_owner_ref(&cluster)?);
+        owners.push(slipway_runtime::objects::cluster_owner_ref(&cluster)?);
         api.patch(
             &pool.name_any(),
             &PatchParams::default(),
@@ -136,8 +137,7 @@ async fn apply(
     let mut conds = status.conditions.take().unwrap_or_default();
     let generation = pool.metadata.generation;
     let now = (ctx.base.clock)();
-    let paused = slipway_controller::cluster::is_paused(&cluster, pool.annotations());
-    conditions::set(&mut conds, conditions::paused(paused), generation, now);
+    let paused = paused_condition(&mut conds, &cluster, pool.annotations(), generation, now);
     let mut action = Action::await_change();
     if !paused {
         let ready = match step(pool, &cluster, &cp, ctx).await {
@@ -402,7 +402,7 @@ async fn cleanup(pool: &AWSManagedMachinePool, ctx: &EksContext) -> Result<Actio
 
 #[cfg(test)]
 mod tests {
-    use slipway_api::aws::{AwsManagedMachinePoolSpec, ManagedMachinePoolScaling};
+    use crate::api::{AwsManagedMachinePoolSpec, ManagedMachinePoolScaling};
 
     use super::*;
 

@@ -14,10 +14,9 @@ pub mod plan;
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use slipway_api::{
-    aws::{AWSCluster, AwsLoadBalancerSpec, NetworkSpec},
-    common::{ApiEndpoint, FailureDomain},
-};
+use slipway_api::common::{ApiEndpoint, FailureDomain};
+
+use crate::api::{AWSCluster, AwsLoadBalancerSpec, NetworkSpec};
 
 use self::{
     model::{Desired, DesiredSubnet, Observed, default_subnets, short_name},
