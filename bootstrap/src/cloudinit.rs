@@ -20,7 +20,7 @@ pub const SENTINEL: &str = "/run/cluster-api/bootstrap-success.complete";
 /// Where the kubeadm configuration is written.
 pub const KUBEADM_CONFIG_PATH: &str = "/run/kubeadm/kubeadm.yaml";
 
-const TEMPLATE: &str = include_str!("../../../templates/cloud-init/cloud-config.yaml.tera");
+const TEMPLATE: &str = include_str!("../templates/cloud-config.yaml.tera");
 
 /// What the machine does.
 #[derive(Clone, Debug, PartialEq)]

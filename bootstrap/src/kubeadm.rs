@@ -270,7 +270,7 @@ pub fn init_configuration(
     let mut tokens: Vec<Value> = ic.bootstrap_tokens.iter().flatten().map(|t| json!({"token": t.token, "ttl": duration(t.ttl_seconds), "usages": t.usages, "groups": t.groups, "description": t.description})).collect();
     tokens
         .iter_mut()
-        .for_each(crate::bootstrap::kubeadm::drop_nulls);
+        .for_each(crate::kubeadm::drop_nulls);
     if let Some(t) = bootstrap_token
         && tokens.is_empty()
     {

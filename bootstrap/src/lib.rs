@@ -1,7 +1,10 @@
 //! kubeadm bootstrap, the pure parts: the cluster PKI and admin kubeconfig ([`pki`]), the
 //! kubeadm configuration documents for a Kubernetes version ([`kubeadm`]), and the cloud-init
-//! user data that runs them ([`cloudinit`]). The reconcilers (their issue) store what these
-//! produce in Secrets; nothing here does I/O.
+//! user data that runs them ([`cloudinit`]), rendered from this crate's `templates/`. The
+//! KubeadmControlPlane and KubeadmConfig reconcilers store what these produce in Secrets;
+//! nothing here does I/O.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod cloudinit;
 pub mod kubeadm;
@@ -12,7 +15,7 @@ pub mod pki;
 pub enum BootstrapError {
     /// Certificate work failed.
     #[error("pki: {0}")]
-    Pki(#[from] slipway_apiserver::tls::TlsError),
+    Pki(#[from] slipway_pki::TlsError),
     /// The spec or cluster cannot produce a valid configuration.
     #[error("{field}: {reason}")]
     Invalid {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use slipway_api::names::secrets;
-use slipway_apiserver::tls::{self, CertKey};
+use slipway_pki::{self as tls, CertKey};
 
 use super::BootstrapError;
 

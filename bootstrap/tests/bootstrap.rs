@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::Command};
 
 use serde_json::{Value, json};
 use slipway_api::{bootstrap::KubeadmConfigSpec, common::ApiEndpoint};
-use slipway_controller::bootstrap::{
+use slipway_bootstrap::{
     cloudinit::{self, Role, SENTINEL},
     kubeadm::{ClusterInfo, JoinDiscovery, KubeadmApi},
     pki::{ClusterPki, admin_kubeconfig},

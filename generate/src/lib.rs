@@ -1,12 +1,16 @@
 //! `slipway generate cluster`: renders a complete set of manifests for one cluster, from a
-//! built-in flavor (tera templates under `templates/flavors/`) or a clusterctl-style `--from`
-//! template with `${VAR}` references.
+//! provider's flavor (its tera templates, after this crate's kubeadm template where the
+//! provider bootstraps with kubeadm) or a clusterctl-style `--from` template with `${VAR}`
+//! references.
 //!
 //! Contract: either every variable resolves and checks, and the output is parseable YAML with
 //! one object per document, or nothing is produced and the error names every missing variable
 //! (or the first invalid value, flag or label). Built-in templates pass every scalar through
 //! `json_encode`, so no value can break the YAML; `--from` output is parsed back before it is
 //! returned.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod envsubst;
 pub mod flavors;
@@ -89,7 +93,7 @@ impl GenerateError {
 /// What to generate.
 #[derive(Clone, Debug)]
 pub struct Request {
-    /// Built-in provider (ignored with `from`).
+    /// A provider's entry (ignored with `from`).
     pub infrastructure: Infrastructure,
     /// Flavor; `None` is the provider's default.
     pub flavor: Option<String>,
@@ -121,8 +125,7 @@ pub fn list_variables(req: &Request) -> Result<String, GenerateError> {
             .collect(),
         None => {
             let flavor = flavor_of(req)?;
-            req.infrastructure
-                .variables(flavor)
+            flavors::variables(&req.infrastructure, flavor)
                 .into_iter()
                 .map(|s| (s.name.to_string(), s.default.map(str::to_string)))
                 .collect()
@@ -149,12 +152,12 @@ fn parse_labels(raw: &[String]) -> Result<BTreeMap<String, String>, GenerateErro
 }
 
 fn flavor_of(req: &Request) -> Result<&str, GenerateError> {
-    let available = req.infrastructure.flavors();
+    let available = req.infrastructure.flavors;
     match req.flavor.as_deref() {
         None => Ok(available[0]),
         Some(f) if available.contains(&f) => Ok(f),
         Some(f) => Err(GenerateError::UnknownFlavor {
-            infrastructure: req.infrastructure.name().into(),
+            infrastructure: req.infrastructure.name.into(),
             flavor: f.into(),
             available: available.iter().map(|s| s.to_string()).collect(),
         }),
@@ -199,7 +202,7 @@ fn generate_builtin(
     labels: &BTreeMap<String, String>,
 ) -> Result<String, GenerateError> {
     let flavor = flavor_of(req)?;
-    let specs = req.infrastructure.variables(flavor);
+    let specs = flavors::variables(&req.infrastructure, flavor);
     let values = resolve(&specs, req)?;
     let mut typed = serde_json::Map::new();
     for spec in &specs {
@@ -211,24 +214,31 @@ fn generate_builtin(
         };
         typed.insert(spec.name.to_string(), v);
     }
-    let (infra_cluster_kind, machine_template_kind) = req.infrastructure.infra_kinds();
+    let infra = &req.infrastructure;
     let version = &values["KUBERNETES_VERSION"];
     let context = json!({
         "vars": typed,
         "labels": labels,
         "flavor": flavor,
-        "infrastructure": req.infrastructure.name(),
-        "infra_cluster_kind": infra_cluster_kind,
-        "machine_template_kind": machine_template_kind,
+        "infrastructure": infra.name,
+        "external_cloud_provider": infra.external_cloud_provider,
+        "infra_cluster_kind": infra.cluster_kind,
+        "machine_template_kind": infra.machine_template_kind,
         "eks_version": version.split('.').take(2).collect::<Vec<_>>().join("."),
     });
     let context = tera::Context::from_value(context).map_err(|e| render_error("context", e))?;
 
     let mut tera = tera::Tera::default();
-    tera.add_raw_templates(flavors::TEMPLATES.iter().copied())
+    let templates: Vec<(&str, &str)> = infra
+        .kubeadm
+        .then_some(flavors::KUBEADM_TEMPLATE)
+        .into_iter()
+        .chain(infra.templates.iter().copied())
+        .collect();
+    tera.add_raw_templates(templates.iter().copied())
         .map_err(|e| render_error("templates", e))?;
     let mut out = String::new();
-    for name in req.infrastructure.templates() {
+    for (name, _) in &templates {
         let rendered = tera
             .render(name, &context)
             .map_err(|e| render_error(name, e))?;
@@ -236,7 +246,7 @@ fn generate_builtin(
     }
     // Parse back: a built-in template that renders broken YAML is a bug we refuse to print.
     objects(&out).map_err(|reason| GenerateError::Render {
-        name: req.infrastructure.name().into(),
+        name: infra.name.into(),
         reason,
     })?;
     Ok(out)

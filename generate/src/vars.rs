@@ -79,37 +79,7 @@ pub fn read_config(path: &Path, explicit: bool) -> Result<BTreeMap<String, Strin
         .collect()
 }
 
-/// How a built-in variable's value is checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Check {
-    /// Any string.
-    Any,
-    /// A DNS label (RFC 1123): at most 63 lower-case alphanumerics or '-'.
-    DnsLabel,
-    /// A Kubernetes version such as v1.31.0.
-    Version,
-    /// A CIDR block.
-    Cidr,
-    /// A non-negative integer.
-    Count,
-    /// An odd positive integer (control-plane replicas with stacked etcd).
-    OddCount,
-    /// A non-negative number of seconds.
-    Seconds,
-}
-
-/// A variable a built-in flavor uses.
-#[derive(Clone, Copy, Debug)]
-pub struct VarSpec {
-    /// Name, e.g. `AWS_REGION`.
-    pub name: &'static str,
-    /// Default; `None` makes the variable required.
-    pub default: Option<&'static str>,
-    /// What it is for.
-    pub description: &'static str,
-    /// Check applied to its value.
-    pub check: Check,
-}
+pub use slipway_providers::flavor::{Check, VarSpec};
 
 /// Checks one value; the error names the variable and, where set by a flag, the flag.
 pub fn check(spec: &VarSpec, value: &str) -> Result<(), GenerateError> {

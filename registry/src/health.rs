@@ -33,6 +33,18 @@ pub enum Outcome {
     Unauthorized(String),
 }
 
+impl Outcome {
+    /// The result's name in metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Healthy(_) => "healthy",
+            Self::Unhealthy(_) => "unhealthy",
+            Self::Unreachable(_) => "unreachable",
+            Self::Unauthorized(_) => "unauthorized",
+        }
+    }
+}
+
 /// How long a healthy cluster's kubeconfig client is reused without reading its Secret.
 pub const KUBECONFIG_MAX_AGE: Duration = Duration::from_secs(60);
 
@@ -224,7 +236,7 @@ pub async fn probe(client: kube::Client, timeout: Duration, version: bool) -> Ou
 /// reported state changed to `wake`. Runs until dropped.
 pub async fn run(
     prober: Arc<Prober>,
-    ctx: Arc<crate::Context>,
+    ctx: Arc<slipway_runtime::Context>,
     wake: futures::channel::mpsc::Sender<ObjectRef<Cluster>>,
 ) {
     let mut tick = tokio::time::interval(prober.interval);
@@ -247,7 +259,7 @@ pub async fn run(
                     Ok(None) => Outcome::Unauthorized("the kubeconfig Secret is gone".into()),
                     Err(e) => Outcome::Unauthorized(format!("unusable kubeconfig: {e}")),
                 };
-                crate::metrics::probe(&outcome);
+                slipway_runtime::metrics::probe(outcome.label());
                 if prober.record(&key, outcome) {
                     use futures::SinkExt;
                     let _ = wake.send(ObjectRef::new(&key.1).within(&key.0)).await;

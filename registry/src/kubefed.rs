@@ -21,12 +21,12 @@ use kube::{
 use serde_json::json;
 use slipway_api::{Cluster, names::labels, registry::KubeFedCluster};
 
-use crate::{
+use slipway_runtime::{
     Context, Error,
-    health::Outcome,
     objects::{create_once, delete_if_exists},
-    registry::Access,
 };
+
+use crate::{Access, health::Outcome};
 
 const HOST: &str = "slipway";
 const NAMESPACE: &str = "kube-federation-system";
@@ -46,7 +46,7 @@ async fn create<K>(api: &Api<K>, obj: serde_json::Value) -> Result<(), Error>
 where
     K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let obj: K = serde_json::from_value(obj).map_err(|e| Error::Contract(e.to_string()))?;
+    let obj: K = serde_json::from_value(obj)?;
     create_once(api, &obj).await?;
     Ok(())
 }
@@ -111,8 +111,8 @@ pub async fn write(
             .and_then(|s| s.data)
             .and_then(|d| d.get("token").cloned())
         else {
-            return Err(Error::Contract(format!(
-                "the workload cluster issued no token for ServiceAccount {NAMESPACE}/{sa}"
+            return Err(Error::Workload(format!(
+                "no token issued for ServiceAccount {NAMESPACE}/{sa} yet"
             )));
         };
         let secret = Secret {

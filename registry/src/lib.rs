@@ -1,4 +1,4 @@
-//! Registry reconciler: registers every Cluster whose control plane is initialized and whose
+//! The fleet registry, beside the core reconcilers: a reconciler that registers every Cluster whose control plane is initialized and whose
 //! `<cluster>-kubeconfig` exists, so fleet tools can find it.
 //!
 //! - Always a SIG-Multicluster ClusterProfile in the inventory namespace (default: the
@@ -11,7 +11,13 @@
 //! - On deletion the registry objects go first; the Cluster reconciler waits for this
 //!   reconciler's finalizer before tearing anything down.
 //!
-//! Writes happen only when the desired objects differ from what exists.
+//! Writes happen only when the desired objects differ from what exists. [`run`] runs the
+//! reconciler and the health prober ([`health`]) together.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod health;
+pub mod kubefed;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -20,7 +26,7 @@ use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
-    runtime::{controller::Action, finalizer},
+    runtime::controller::Action,
 };
 use serde_json::{Value, json};
 use slipway_api::{
@@ -29,12 +35,15 @@ use slipway_api::{
     registry::ClusterProfile,
 };
 
-use crate::{
+use slipway_runtime::{
     Context, Error,
     conditions::{self, Status, desired},
-    health::{Outcome, Prober},
     objects::delete_if_exists,
+    reconcile::{dispatch, is_paused},
+    runner::Runner,
 };
+
+use crate::health::{Outcome, Prober};
 
 /// The cluster manager name slipway registers clusters under.
 pub const MANAGER: &str = "slipway";
@@ -42,7 +51,7 @@ pub const MANAGER: &str = "slipway";
 const FIELD_MANAGER: &str = "slipway-registry";
 
 /// Where registrations go.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Namespace of ClusterProfiles (`None`: the Cluster's namespace).
     pub inventory_namespace: Option<String>,
@@ -50,6 +59,43 @@ pub struct Options {
     pub argocd_namespace: Option<String>,
     /// Namespace of KubeFedClusters (`None`: sink off).
     pub kubefed_namespace: Option<String>,
+    /// The provider name reported for a Cluster, by the kind of its infrastructure cluster
+    /// (from the providers' plugins; kinds not listed are `unknown`).
+    pub provider_names: BTreeMap<String, &'static str>,
+    /// Period of the health probes.
+    pub probe_interval: Duration,
+    /// Timeout of one health probe.
+    pub probe_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            inventory_namespace: None,
+            argocd_namespace: None,
+            kubefed_namespace: None,
+            provider_names: BTreeMap::new(),
+            probe_interval: Duration::from_secs(10),
+            probe_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Runs the registry reconciler over every Cluster, and the health probes of registered
+/// clusters that wake it when a cluster's health changes, until dropped.
+pub async fn run(runner: &Runner, options: Options) {
+    let prober = Arc::new(Prober::new(options.probe_interval, options.probe_timeout));
+    let (wake, woken) = futures::channel::mpsc::channel(1024);
+    let ctx = Arc::new(RegistryContext {
+        base: runner.context(),
+        options,
+        prober: prober.clone(),
+    });
+    let c = runner.controller::<Cluster>().reconcile_on(woken);
+    futures::join!(
+        runner.run(c, "Registry", ctx, reconcile),
+        health::run(prober, runner.context(), wake),
+    );
 }
 
 /// What the registry reconciler shares.
@@ -68,14 +114,15 @@ pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<RegistryContext>) -> Resu
         ctx.base.client.clone(),
         &cluster.namespace().unwrap_or_default(),
     );
-    finalizer(&api, finalizers::REGISTRY, cluster, |event| async {
-        match event {
-            finalizer::Event::Apply(c) => apply(&c, &ctx).await,
-            finalizer::Event::Cleanup(c) => cleanup(&c, &ctx).await,
-        }
-    })
+    let (ctx, api) = (&ctx, &api);
+    dispatch(
+        api,
+        finalizers::REGISTRY,
+        cluster,
+        |c| async move { apply(&c, ctx).await },
+        |c| async move { cleanup(&c, ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 /// Name and namespace of a Cluster's ClusterProfile: the Cluster's name in its own namespace,
@@ -144,19 +191,13 @@ pub fn access_of(kubeconfig: &str) -> Result<Access, String> {
     Ok(a)
 }
 
-fn provider_of(cluster: &Cluster) -> &'static str {
-    match cluster
+fn provider_of(cluster: &Cluster, names: &BTreeMap<String, &'static str>) -> &'static str {
+    cluster
         .spec
         .infrastructure_ref
         .as_ref()
-        .map(|r| r.kind.as_str())
-    {
-        Some("AWSCluster") => "aws",
-        Some("AWSManagedCluster") => "aws-eks",
-        Some("KindCluster") => "kind",
-        Some("InMemoryCluster") => "in-memory",
-        _ => "unknown",
-    }
+        .and_then(|r| names.get(&r.kind).copied())
+        .unwrap_or("unknown")
 }
 
 /// The ClusterProfile status conditions for a health state.
@@ -204,7 +245,7 @@ async fn apply(cluster: &Cluster, ctx: &RegistryContext) -> Result<Action, Error
         .and_then(|s| s.initialization.as_ref())
         .and_then(|i| i.control_plane_initialized)
         .unwrap_or(false);
-    if !initialized || crate::cluster::is_paused(cluster, cluster.annotations()) {
+    if !initialized || is_paused(cluster, cluster.annotations()) {
         return Ok(Action::await_change());
     }
     let secrets_api: Api<Secret> = Api::namespaced(ctx.base.client.clone(), &ns);
@@ -221,7 +262,7 @@ async fn apply(cluster: &Cluster, ctx: &RegistryContext) -> Result<Action, Error
         .map(|b| String::from_utf8_lossy(&b.0).into_owned())
         .unwrap_or_default();
     let access = access_of(&kubeconfig)
-        .map_err(|e| Error::Contract(format!("Secret {ns}/{name}-kubeconfig: {e}")))?;
+        .map_err(|e| Error::invalid(format!("Secret {ns}/{name}-kubeconfig"), e))?;
     ctx.prober.register(&ns, &name);
     let health = ctx.prober.state(&ns, &name).unwrap_or_default();
     write_profile(cluster, ctx, &access, &health).await?;
@@ -238,7 +279,7 @@ async fn write_profile(
     cluster: &Cluster,
     ctx: &RegistryContext,
     access: &Access,
-    health: &crate::health::State,
+    health: &health::State,
 ) -> Result<(), Error> {
     let ns = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
@@ -301,7 +342,7 @@ async fn write_profile(
         .or_else(|| cluster.annotations().get("slipway.dev/region").cloned());
     let mut properties = vec![
         json!({"name": "cluster.clusterset.k8s.io", "value": name}),
-        json!({"name": "provider", "value": provider_of(cluster)}),
+        json!({"name": "provider", "value": provider_of(cluster, &ctx.options.provider_names)}),
     ];
     if let Some(r) = region {
         properties.push(json!({"name": "region", "value": r}));
