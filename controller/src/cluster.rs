@@ -12,17 +12,19 @@ use jiff::Timestamp;
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
-    runtime::{controller::Action, finalizer},
+    runtime::controller::Action,
 };
 use serde_json::{Value, json};
 use slipway_api::{
     cluster::{Cluster, ClusterInitializationStatus, ClusterStatus, phase},
     common::{ApiEndpoint, Condition, ContractVersionedObjectReference},
     machine::{Machine, MachineDeployment, MachineSet},
-    names::{annotations, conditions as ct, finalizers, labels, reasons},
+    names::{conditions as ct, finalizers, labels, reasons},
 };
 
-use crate::{
+use slipway_runtime::reconcile::dispatch;
+
+use slipway_runtime::{
     Context, Error,
     conditions::{self, Status, desired},
 };
@@ -207,17 +209,6 @@ pub fn desired_status(o: &Observed, old: &ClusterStatus, now: Timestamp) -> Clus
     status
 }
 
-/// Whether reconciliation of a Cluster, or of an object of it (whose annotations are given), is
-/// paused: `spec.paused` or the paused annotation on either.
-pub fn is_paused(
-    cluster: &Cluster,
-    object_annotations: &std::collections::BTreeMap<String, String>,
-) -> bool {
-    cluster.spec.paused.unwrap_or(false)
-        || cluster.annotations().contains_key(annotations::PAUSED)
-        || object_annotations.contains_key(annotations::PAUSED)
-}
-
 fn endpoint_of(obj: &DynamicObject) -> Option<ApiEndpoint> {
     serde_json::from_value(obj.data.pointer("/spec/controlPlaneEndpoint")?.clone())
         .ok()
@@ -228,14 +219,15 @@ fn endpoint_of(obj: &DynamicObject) -> Option<ApiEndpoint> {
 pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = cluster.namespace().unwrap_or_default();
     let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, finalizers::CLUSTER, cluster, |event| async {
-        match event {
-            finalizer::Event::Apply(c) => apply(&c, &ctx).await,
-            finalizer::Event::Cleanup(c) => cleanup(&c, &ctx).await,
-        }
-    })
+    let (ctx, api) = (&ctx, &api);
+    dispatch(
+        api,
+        finalizers::CLUSTER,
+        cluster,
+        |c| async move { apply(&c, ctx).await },
+        |c| async move { cleanup(&c, ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 /// Adds an owner reference to `cluster` on a referenced object, when missing.
@@ -253,7 +245,10 @@ async fn ensure_owner(
     }
     let mut owner = cluster
         .controller_owner_ref(&())
-        .ok_or_else(|| Error::Contract("the Cluster has no uid yet".into()))?;
+        .ok_or_else(|| Error::NoUid {
+            kind: "Cluster".into(),
+            name: cluster.name_any(),
+        })?;
     owner.block_owner_deletion = Some(true);
     refs.push(owner);
     let (api, _) = ctx.resolver.api(ns, r).await?;
@@ -268,7 +263,7 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     let name = cluster.name_any();
     let mut observed = Observed {
         generation: cluster.metadata.generation,
-        paused: is_paused(cluster, cluster.annotations()),
+        paused: slipway_runtime::reconcile::is_paused(cluster, cluster.annotations()),
         topology: cluster.spec.topology.is_some(),
         endpoint: cluster.spec.control_plane_endpoint.clone(),
         ..Default::default()

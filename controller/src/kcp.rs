@@ -13,7 +13,7 @@ use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{
     Api, Resource, ResourceExt,
     api::{ObjectMeta, Patch, PatchParams},
-    runtime::{controller::Action, finalizer},
+    runtime::controller::Action,
 };
 use serde_json::json;
 use slipway_api::{
@@ -22,35 +22,33 @@ use slipway_api::{
     controlplane::KubeadmControlPlaneStatus,
     names::{conditions as ct, finalizers, labels, reasons, secrets},
 };
-use slipway_apiserver::tls::{self, CertKey};
+use slipway_pki::{self as tls, CertKey};
 
-use crate::{
+use slipway_runtime::reconcile::dispatch;
+
+use slipway_bootstrap::pki::admin_kubeconfig;
+use slipway_runtime::{
     Context, Error,
-    bootstrap::pki::admin_kubeconfig,
     conditions::{self, Status, desired},
-    infra_cluster::owner_cluster_name,
-    kcp_machines,
     objects::create_once,
-    plan::controlplane::CpAction,
+    objects::owner_cluster_name,
 };
+
+use crate::{kcp_machines, plan::controlplane::CpAction};
 
 /// Entry point: finalizer dispatch.
 pub async fn reconcile(kcp: Arc<KubeadmControlPlane>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<KubeadmControlPlane> =
         Api::namespaced(ctx.client.clone(), &kcp.namespace().unwrap_or_default());
-    finalizer(
-        &api,
+    let (ctx, api) = (&ctx, &api);
+    dispatch(
+        api,
         finalizers::KUBEADM_CONTROL_PLANE,
         kcp,
-        |event| async {
-            match event {
-                finalizer::Event::Apply(k) => apply(&k, &ctx, &api).await,
-                finalizer::Event::Cleanup(k) => cleanup(&k, &ctx).await,
-            }
-        },
+        |k| async move { apply(&k, ctx, api).await },
+        |k| async move { cleanup(&k, ctx).await },
     )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 fn secret(
@@ -59,9 +57,10 @@ fn secret(
     name: String,
     data: BTreeMap<String, String>,
 ) -> Result<Secret, Error> {
-    let owner = kcp
-        .controller_owner_ref(&())
-        .ok_or_else(|| Error::Contract("the control plane has no uid yet".into()))?;
+    let owner = kcp.controller_owner_ref(&()).ok_or_else(|| Error::NoUid {
+        kind: "KubeadmControlPlane".into(),
+        name: kcp.name_any(),
+    })?;
     Ok(Secret {
         metadata: ObjectMeta {
             name: Some(name),
@@ -114,14 +113,13 @@ async fn ensure_pki(
             Some(pair) => pair,
             None => {
                 let pair = if suffix == secrets::SA_SUFFIX {
-                    let (private, public) =
-                        tls::new_key_pair().map_err(|e| Error::Contract(e.to_string()))?;
+                    let (private, public) = tls::new_key_pair().map_err(Error::pki)?;
                     CertKey {
                         cert_pem: public,
                         key_pem: private,
                     }
                 } else {
-                    tls::new_ca(cn).map_err(|e| Error::Contract(e.to_string()))?
+                    tls::new_ca(cn).map_err(Error::pki)?
                 };
                 let data = BTreeMap::from([
                     (secrets::TLS_CRT.to_string(), pair.cert_pem.clone()),
@@ -165,7 +163,7 @@ async fn apply(
     let mut conds = status.conditions.take().unwrap_or_default();
     let generation = kcp.metadata.generation;
     let now = (ctx.clock)();
-    let paused = crate::cluster::is_paused(&cluster, kcp.annotations());
+    let paused = slipway_runtime::reconcile::is_paused(&cluster, kcp.annotations());
     conditions::set(&mut conds, conditions::paused(paused), generation, now);
     let mut action = Action::await_change();
     if !paused {
@@ -188,7 +186,7 @@ async fn apply(
             // A kubeconfig the infrastructure's own tooling made (kind) is not signed by this
             // control plane's CA: it is the provider's to keep current.
             if let Some(s) = &existing
-                && !crate::infra_topology::provided(s)
+                && !slipway_providers::infra::topology::provided(s)
                 && needs_renewal(s, now)
             {
                 let kubeconfig = admin_kubeconfig(
@@ -196,7 +194,7 @@ async fn apply(
                     &format!("https://{}:{}", ep.host, ep.port),
                     &ca,
                 )
-                .map_err(|e| Error::Contract(e.to_string()))?;
+                .map_err(Error::pki)?;
                 secrets_api
                     .patch(
                         &name,
@@ -212,7 +210,7 @@ async fn apply(
                     &format!("https://{}:{}", ep.host, ep.port),
                     &ca,
                 )
-                .map_err(|e| Error::Contract(e.to_string()))?;
+                .map_err(Error::pki)?;
                 create_once(
                     &secrets_api,
                     &secret(
@@ -225,7 +223,7 @@ async fn apply(
                 .await?;
             }
         }
-        crate::objects::ensure_template_owner(
+        slipway_runtime::objects::ensure_template_owner(
             ctx,
             &ns,
             &kcp.spec.machine_template.spec.infrastructure_ref,
@@ -316,7 +314,7 @@ async fn cleanup(kcp: &KubeadmControlPlane, ctx: &Context) -> Result<Action, Err
     let machines = kcp_machines::list(ctx, kcp, &cluster).await?;
     let api: Api<slipway_api::Machine> =
         Api::namespaced(ctx.client.clone(), &kcp.namespace().unwrap_or_default());
-    crate::objects::delete_children(&api, &machines, "control-plane machines").await
+    slipway_runtime::objects::delete_children(&api, &machines, "control-plane machines").await
 }
 
 #[cfg(test)]

@@ -22,15 +22,16 @@ use slipway_api::{
     names::{conditions as ct, labels, reasons},
 };
 
-use crate::{
+use slipway_runtime::{
     Context, Error,
     conditions::{self, Status, desired},
     objects::{
         clone_template, controlled_by, controller_ref, create_once, delete_if_exists, hash,
         random_name, sweep_orphans,
     },
-    plan::controlplane::{CpAction, CpMachine, CpObserved, plan},
 };
+
+use crate::plan::controlplane::{CpAction, CpMachine, CpObserved, plan};
 
 /// Annotation with the hash of the control-plane spec a Machine was created from.
 pub const SPEC_HASH: &str = "controlplane.cluster.x-k8s.io/spec-hash";

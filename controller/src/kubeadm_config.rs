@@ -19,7 +19,7 @@ use k8s_openapi::{
 use kube::{
     Api, ResourceExt,
     api::{ObjectMeta, Patch, PatchParams, PostParams},
-    runtime::{controller::Action, finalizer},
+    runtime::controller::Action,
 };
 use rand::Rng;
 use serde_json::json;
@@ -29,17 +29,18 @@ use slipway_api::{
     common::ApiEndpoint,
     names::{conditions as ct, finalizers, labels, reasons, secrets},
 };
-use slipway_apiserver::tls::CertKey;
+use slipway_pki::CertKey;
 
-use crate::{
+use slipway_bootstrap::{
+    cloudinit::{self, Role},
+    kubeadm::{ClusterInfo, JoinDiscovery},
+    pki::ClusterPki,
+};
+use slipway_runtime::{
     Context, Error,
-    bootstrap::{
-        cloudinit::{self, Role},
-        kubeadm::{ClusterInfo, JoinDiscovery},
-        pki::ClusterPki,
-    },
     conditions::{self, Status, desired},
     objects::{controller_ref, create_once},
+    reconcile::dispatch,
 };
 
 /// Lifetime of join tokens.
@@ -52,14 +53,15 @@ pub const TOKEN_ID_ANNOTATION: &str = "bootstrap.cluster.x-k8s.io/token-id";
 pub async fn reconcile(cfg: Arc<KubeadmConfig>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<KubeadmConfig> =
         Api::namespaced(ctx.client.clone(), &cfg.namespace().unwrap_or_default());
-    finalizer(&api, finalizers::KUBEADM_CONFIG, cfg, |event| async {
-        match event {
-            finalizer::Event::Apply(c) => apply(&c, &ctx, &api).await,
-            finalizer::Event::Cleanup(_) => Ok(Action::await_change()),
-        }
-    })
+    let (ctx, api) = (&ctx, &api);
+    dispatch(
+        api,
+        finalizers::KUBEADM_CONFIG,
+        cfg,
+        |c| async move { apply(&c, ctx, api).await },
+        |_| async { Ok(Action::await_change()) },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 /// A new bootstrap token `[a-z0-9]{6}.[a-z0-9]{16}`.
@@ -87,7 +89,7 @@ async fn apply(
     api: &Api<KubeadmConfig>,
 ) -> Result<Action, Error> {
     let ns = cfg.namespace().unwrap_or_default();
-    let Some(machine_name) = crate::infra_machine::owner_machine_name(cfg) else {
+    let Some(machine_name) = slipway_runtime::objects::owner_machine_name(cfg) else {
         // The contract: a config does nothing until a Machine owns it.
         return Ok(Action::await_change());
     };
@@ -108,7 +110,7 @@ async fn apply(
     let mut conds = status.conditions.take().unwrap_or_default();
     let generation = cfg.metadata.generation;
     let now = (ctx.clock)();
-    let paused = crate::cluster::is_paused(&cluster, cfg.annotations());
+    let paused = slipway_runtime::reconcile::is_paused(&cluster, cfg.annotations());
     conditions::set(&mut conds, conditions::paused(paused), generation, now);
     let mut action = Action::await_change();
     if !paused {
@@ -382,10 +384,7 @@ async fn render(
         let discovery = JoinDiscovery {
             token,
             api_server_endpoint: addr,
-            ca_cert_hashes: vec![
-                pki.ca_cert_hash()
-                    .map_err(|e| Error::Contract(e.to_string()))?,
-            ],
+            ca_cert_hashes: vec![pki.ca_cert_hash().map_err(Error::pki)?],
         };
         if cp {
             Role::JoinControlPlane(discovery)
@@ -395,9 +394,10 @@ async fn render(
     };
     let network = cluster.spec.cluster_network.clone().unwrap_or_default();
     let version = machine.spec.version.clone().ok_or_else(|| {
-        Error::Contract(format!(
-            "Machine {machine_name}: spec.version is required for kubeadm bootstrap"
-        ))
+        Error::invalid(
+            format!("Machine {machine_name}"),
+            "spec.version is required for kubeadm bootstrap",
+        )
     })?;
     let info = ClusterInfo {
         name: cluster_name.clone(),

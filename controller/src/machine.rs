@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{Node, NodeSystemInfo};
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
-    runtime::{controller::Action, finalizer},
+    runtime::controller::Action,
 };
 use serde_json::{Value, json};
 use slipway_api::{
@@ -27,7 +27,9 @@ use slipway_api::{
     names::{conditions as ct, finalizers, labels, reasons},
 };
 
-use crate::{
+use slipway_runtime::reconcile::dispatch;
+
+use slipway_runtime::{
     Context, Error,
     conditions::{self, Status, desired},
     objects::controller_ref,
@@ -201,14 +203,15 @@ pub fn desired_status(o: &Observed, old: &MachineStatus, now: Timestamp) -> Mach
 pub async fn reconcile(machine: Arc<Machine>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = machine.namespace().unwrap_or_default();
     let api: Api<Machine> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, finalizers::MACHINE, machine, |event| async {
-        match event {
-            finalizer::Event::Apply(m) => apply(&m, &ctx, &api).await,
-            finalizer::Event::Cleanup(m) => cleanup(&m, &ctx, &api).await,
-        }
-    })
+    let (ctx, api) = (&ctx, &api);
+    dispatch(
+        api,
+        finalizers::MACHINE,
+        machine,
+        |m| async move { apply(&m, ctx, api).await },
+        |m| async move { cleanup(&m, ctx, api).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 /// Makes the Machine the controller owner of a referenced object (replacing the creator's
@@ -260,7 +263,10 @@ async fn ensure_metadata(
     if !has_owner {
         let mut r = cluster
             .controller_owner_ref(&())
-            .ok_or_else(|| Error::Contract("the Cluster has no uid yet".into()))?;
+            .ok_or_else(|| Error::NoUid {
+                kind: "Cluster".into(),
+                name: cluster.name_any(),
+            })?;
         // Upstream: the Cluster owns every Machine, but only its set or control plane controls it.
         r.controller = Some(refs.iter().all(|o| o.controller != Some(true)));
         refs.push(r);
@@ -289,7 +295,7 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
     };
     let mut o = Observed {
         generation: machine.metadata.generation,
-        paused: crate::cluster::is_paused(&cluster, machine.annotations()),
+        paused: slipway_runtime::reconcile::is_paused(&cluster, machine.annotations()),
         ..Default::default()
     };
     let old = machine.status.clone().unwrap_or_default();

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams},
-    runtime::{controller::Action, finalizer},
+    runtime::controller::Action,
 };
 use serde_json::json;
 use slipway_api::{
@@ -18,28 +18,32 @@ use slipway_api::{
     names::{annotations, conditions as ct, finalizers, labels, reasons},
 };
 
-use crate::{
+use slipway_runtime::reconcile::dispatch;
+
+use slipway_runtime::{
     Context, Error,
     conditions::{self, Status, desired},
     objects::{controlled_by, controller_ref, create_once, ensure_template_owner, hash},
-    plan::{
-        resolve_limit,
-        rollout::{SetView, plan},
-    },
+};
+
+use crate::plan::{
+    resolve_limit,
+    rollout::{SetView, plan},
 };
 
 /// Entry point: finalizer dispatch.
 pub async fn reconcile(md: Arc<MachineDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<MachineDeployment> =
         Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
-    finalizer(&api, finalizers::MACHINE_DEPLOYMENT, md, |event| async {
-        match event {
-            finalizer::Event::Apply(d) => apply(&d, &ctx, &api).await,
-            finalizer::Event::Cleanup(d) => cleanup(&d, &ctx).await,
-        }
-    })
+    let (ctx, api) = (&ctx, &api);
+    dispatch(
+        api,
+        finalizers::MACHINE_DEPLOYMENT,
+        md,
+        |d| async move { apply(&d, ctx, api).await },
+        |d| async move { cleanup(&d, ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 /// The template hash of a deployment: one MachineSet per distinct value.
@@ -89,8 +93,8 @@ async fn apply(
     let mut conds = status.conditions.take().unwrap_or_default();
     let g = md.metadata.generation;
     let now = (ctx.clock)();
-    let paused =
-        crate::cluster::is_paused(&cluster, md.annotations()) || md.spec.paused == Some(true);
+    let paused = slipway_runtime::reconcile::is_paused(&cluster, md.annotations())
+        || md.spec.paused == Some(true);
     conditions::set(&mut conds, conditions::paused(paused), g, now);
     let mut action = Action::await_change();
     if !paused {
@@ -329,5 +333,5 @@ async fn cleanup(md: &MachineDeployment, ctx: &Context) -> Result<Action, Error>
     let sets = sets_of(ctx, md).await?;
     let api: Api<MachineSet> =
         Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
-    crate::objects::delete_children(&api, &sets, "machine sets").await
+    slipway_runtime::objects::delete_children(&api, &sets, "machine sets").await
 }

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use kube::{
     Api, ResourceExt,
     api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams},
-    runtime::{controller::Action, finalizer},
+    runtime::controller::Action,
 };
 use serde_json::json;
 use slipway_api::{
@@ -17,28 +17,32 @@ use slipway_api::{
     names::{annotations, conditions as ct, finalizers, labels, reasons},
 };
 
-use crate::{
+use slipway_runtime::reconcile::dispatch;
+
+use slipway_runtime::{
     Context, Error,
     conditions::{self, Status, desired},
     objects::{
         clone_template, controlled_by, controller_ref, delete_children, delete_if_exists,
         ensure_template_owner, random_name, sweep_orphans,
     },
-    plan::machineset::{SetAction, SetMachine, plan},
 };
+
+use crate::plan::machineset::{SetAction, SetMachine, plan};
 
 /// Entry point: finalizer dispatch.
 pub async fn reconcile(ms: Arc<MachineSet>, ctx: Arc<Context>) -> Result<Action, Error> {
     let api: Api<MachineSet> =
         Api::namespaced(ctx.client.clone(), &ms.namespace().unwrap_or_default());
-    finalizer(&api, finalizers::MACHINE_SET, ms, |event| async {
-        match event {
-            finalizer::Event::Apply(s) => apply(&s, &ctx, &api).await,
-            finalizer::Event::Cleanup(s) => cleanup(&s, &ctx).await,
-        }
-    })
+    let (ctx, api) = (&ctx, &api);
+    dispatch(
+        api,
+        finalizers::MACHINE_SET,
+        ms,
+        |s| async move { apply(&s, ctx, api).await },
+        |s| async move { cleanup(&s, ctx).await },
+    )
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 /// `a=b,c=d` from matchLabels (matchExpressions are not used by slipway's sets).
@@ -80,7 +84,7 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
     let mut conds = status.conditions.take().unwrap_or_default();
     let g = ms.metadata.generation;
     let now = (ctx.clock)();
-    let paused = crate::cluster::is_paused(&cluster, ms.annotations());
+    let paused = slipway_runtime::reconcile::is_paused(&cluster, ms.annotations());
     conditions::set(&mut conds, conditions::paused(paused), g, now);
     let mut action = Action::await_change();
     if !paused {
