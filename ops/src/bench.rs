@@ -21,11 +21,12 @@ use serde_json::{Value, json};
 use slipway_api::{Cluster, MachineDeployment, common::ContractVersionedObjectReference};
 use slipway_apiserver::plane::{Options as PlaneOptions, Plane};
 
-use crate::{
-    generate::{self, Infrastructure, Request, vars::Sources},
-    manager,
-    refs::Resolver,
-};
+use slipway_controller::manager;
+use slipway_generate::{self as generate, Infrastructure, Request, vars::Sources};
+use slipway_providers::Plugins;
+use slipway_runtime::refs::Resolver;
+
+use crate::OpsError;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -44,6 +45,10 @@ pub struct Config {
     pub concurrency: u16,
     /// Give up after this long.
     pub timeout: Duration,
+    /// The providers to run (the bench's clusters use `infrastructure`).
+    pub plugins: Plugins,
+    /// The `generate cluster` entry of the benchmarked provider (in-memory).
+    pub infrastructure: Infrastructure,
 }
 
 /// CPU seconds used by this process so far (user + system), from /proc.
@@ -76,14 +81,19 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-fn manifests(name: &str, cp: u32, workers: u32) -> Result<Vec<Value>, String> {
+fn manifests(
+    infrastructure: &Infrastructure,
+    name: &str,
+    cp: u32,
+    workers: u32,
+) -> Result<Vec<Value>, OpsError> {
     let flags = BTreeMap::from([
         ("CLUSTER_NAME".to_string(), name.to_string()),
         ("CONTROL_PLANE_MACHINE_COUNT".to_string(), cp.to_string()),
         ("WORKER_MACHINE_COUNT".to_string(), workers.to_string()),
     ]);
     let yaml = generate::generate(&Request {
-        infrastructure: Infrastructure::InMemory,
+        infrastructure: infrastructure.clone(),
         flavor: None,
         from: None,
         labels: vec![],
@@ -92,12 +102,11 @@ fn manifests(name: &str, cp: u32, workers: u32) -> Result<Vec<Value>, String> {
             ..Default::default()
         },
         config_hint: String::new(),
-    })
-    .map_err(|e| e.to_string())?;
-    generate::objects(&yaml)
+    })?;
+    generate::objects(&yaml).map_err(|reason| OpsError::invalid("generated manifests", reason))
 }
 
-async fn create(resolver: &Resolver, obj: &Value) -> Result<(), String> {
+async fn create(resolver: &Resolver, obj: &Value) -> Result<(), OpsError> {
     let (group, _) = obj["apiVersion"]
         .as_str()
         .unwrap_or_default()
@@ -113,13 +122,12 @@ async fn create(resolver: &Resolver, obj: &Value) -> Result<(), String> {
             obj["metadata"]["namespace"].as_str().unwrap_or("default"),
             &r,
         )
-        .await
-        .map_err(|e| e.to_string())?;
-    let d: DynamicObject = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+        .await?;
+    let d: DynamicObject = serde_json::from_value(obj.clone())?;
     match api.create(&PostParams::default(), &d).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -127,7 +135,7 @@ fn available(c: &Cluster) -> bool {
     c.status
         .as_ref()
         .and_then(|s| s.conditions.as_deref())
-        .is_some_and(|c| crate::conditions::is_true(c, "Available"))
+        .is_some_and(|c| slipway_runtime::conditions::is_true(c, "Available"))
 }
 
 /// How many objects have the condition `type_` True.
@@ -135,18 +143,15 @@ async fn count_true<K>(
     api: &Api<K>,
     type_: &str,
     conditions: impl Fn(&K) -> Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
-) -> Result<usize, String>
+) -> Result<usize, OpsError>
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| e.to_string())?;
+    let list = api.list(&ListParams::default()).await?;
     Ok(list
         .items
         .iter()
-        .filter(|o| conditions(o).is_some_and(|c| crate::conditions::is_true(c, type_)))
+        .filter(|o| conditions(o).is_some_and(|c| slipway_runtime::conditions::is_true(c, type_)))
         .count())
 }
 
@@ -156,7 +161,7 @@ async fn wait_machines_ready(
     want: u32,
     start: Instant,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), OpsError> {
     let machines: Api<slipway_api::Machine> = Api::namespaced(client.clone(), "default");
     loop {
         let ready = count_true(&machines, "Ready", |m| {
@@ -168,9 +173,10 @@ async fn wait_machines_ready(
         }
         if start.elapsed() > timeout {
             report_stuck(client).await;
-            return Err(format!(
-                "only {ready} of {want} machines Ready after {timeout:?}"
-            ));
+            return Err(OpsError::Timeout {
+                what: format!("only {ready} of {want} machines Ready"),
+                after: timeout,
+            });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -271,12 +277,13 @@ fn idle_breakdown(store: &slipway_apiserver::store::Store, since: u64) -> String
 }
 
 /// Runs the benchmark, printing progress and figures to stdout.
-pub async fn run(cfg: Config) -> Result<Value, String> {
-    let crds = slipway_api::crds::all()
+pub async fn run(cfg: Config) -> Result<Value, OpsError> {
+    let mut crds = slipway_api::crds::core();
+    crds.extend(cfg.plugins.crds());
+    let crds = crds
         .iter()
         .map(serde_json::to_value)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+        .collect::<Result<Vec<_>, _>>()?;
     let plane = Plane::start(PlaneOptions {
         data_dir: None,
         address: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -284,8 +291,7 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
         crds,
         version_from_nodes: false,
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     println!(
         "management plane at {} (inspect with KUBECONFIG={})",
         plane.url(),
@@ -297,18 +303,16 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
         move || store.current_rv()
     };
     let tally = WriteTally::start(&store);
-    let kc = kube::config::Kubeconfig::from_yaml(&plane.kubeconfig).map_err(|e| e.to_string())?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    let client = manager::client(config, 0.0, 0).map_err(|e| e.to_string())?;
+    let kc = kube::config::Kubeconfig::from_yaml(&plane.kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    let client = crate::process::client(config, 0.0, 0)?;
     let data_dir = std::env::temp_dir().join(format!("slipway-bench-{}", std::process::id()));
     let opts = manager::Options {
         data_dir: data_dir.clone(),
         concurrency: cfg.concurrency,
         ..Default::default()
     };
-    let controllers = tokio::spawn(manager::run(client.clone(), opts));
+    let controllers = tokio::spawn(manager::run(client.clone(), opts, cfg.plugins.clone()));
     let resolver = Arc::new(Resolver::new(client.clone()));
     let (n, workers) = match cfg.scale_workers {
         Some(_) => (1, 0),
@@ -326,13 +330,13 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
     for name in &names {
         let objs = if cfg.scale_workers.is_some() {
             // The flavor only emits a MachineDeployment for workers; start it at zero.
-            let mut objs = manifests(name, cfg.control_plane, 1)?;
+            let mut objs = manifests(&cfg.infrastructure, name, cfg.control_plane, 1)?;
             for o in objs.iter_mut().filter(|o| o["kind"] == "MachineDeployment") {
                 o["spec"]["replicas"] = json!(0);
             }
             objs
         } else {
-            manifests(name, cfg.control_plane, workers)?
+            manifests(&cfg.infrastructure, name, cfg.control_plane, workers)?
         };
         docs.push((name.clone(), objs));
     }
@@ -342,7 +346,7 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
             for o in &objs {
                 create(&resolver, o).await?;
             }
-            Ok::<_, String>((name, Instant::now()))
+            Ok::<_, OpsError>((name, Instant::now()))
         }
     }))
     .buffer_unordered(16);
@@ -357,21 +361,14 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
         if start.elapsed() > cfg.timeout {
             controllers.abort();
             report_stuck(&client).await;
-            return Err(format!(
-                "only {} of {} clusters Available after {:?}",
-                done.len(),
-                names.len(),
-                cfg.timeout
-            ));
+            return Err(OpsError::Timeout {
+                what: format!("only {} of {} clusters Available", done.len(), names.len()),
+                after: cfg.timeout,
+            });
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = Instant::now();
-        for c in clusters
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| e.to_string())?
-            .items
-        {
+        for c in clusters.list(&ListParams::default()).await?.items {
             let name = c.name_any();
             if available(&c) && !done.contains_key(&name) {
                 let since = created_at.get(&name).copied().unwrap_or(start);
@@ -393,10 +390,13 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
             break;
         }
         if start.elapsed() > cfg.timeout {
-            return Err(format!(
-                "only {healthy} of {} clusters registered healthy",
-                names.len()
-            ));
+            return Err(OpsError::Timeout {
+                what: format!(
+                    "only {healthy} of {} clusters registered healthy",
+                    names.len()
+                ),
+                after: cfg.timeout,
+            });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -419,14 +419,16 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
             &PatchParams::default(),
             &Patch::Merge(&json!({"spec": {"replicas": w}})),
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         loop {
             if scale_start.elapsed() > cfg.timeout {
-                return Err(format!("{name} did not reach {w} ready workers"));
+                return Err(OpsError::Timeout {
+                    what: format!("{name} did not reach {w} ready workers"),
+                    after: cfg.timeout,
+                });
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
-            let md = mds.get(&name).await.map_err(|e| e.to_string())?;
+            let md = mds.get(&name).await?;
             if md.status.and_then(|s| s.ready_replicas).unwrap_or(0) >= w as i32 {
                 break;
             }

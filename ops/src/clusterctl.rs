@@ -5,6 +5,8 @@
 
 use std::{collections::BTreeMap, io::IsTerminal};
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
 use kube::{
     Api, Client, ResourceExt,
     api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
@@ -17,42 +19,48 @@ use slipway_api::{
     names::{labels, secrets},
 };
 
-use crate::{Error, refs::Resolver};
+use slipway_runtime::refs::Resolver;
+
+use crate::OpsError;
 
 /// The `<cluster>-kubeconfig` Secret's kubeconfig.
-pub async fn kubeconfig(client: &Client, ns: &str, name: &str) -> Result<String, String> {
+pub async fn kubeconfig(client: &Client, ns: &str, name: &str) -> Result<String, OpsError> {
     let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
     let secret_name = secrets::name(name, secrets::KUBECONFIG_SUFFIX);
     let s = api
         .get_opt(&secret_name)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            format!("Secret {ns}/{secret_name} not found: cluster {name:?} has no kubeconfig yet (or does not exist in namespace {ns:?})")
+        .await?
+        .ok_or_else(|| OpsError::NotFound {
+            object: format!("Secret {ns}/{secret_name}"),
+            hint: Some(format!(
+                "cluster {name:?} has no kubeconfig yet (or does not exist in namespace {ns:?})"
+            )),
         })?;
     let v = s
         .data
         .and_then(|d| d.get(secrets::VALUE_KEY).cloned())
         .ok_or_else(|| {
-            format!(
-                "Secret {ns}/{secret_name} has no key {:?}",
-                secrets::VALUE_KEY
+            OpsError::invalid(
+                format!("Secret {ns}/{secret_name}"),
+                format!("no key {:?}", secrets::VALUE_KEY),
             )
         })?;
-    String::from_utf8(v.0).map_err(|_| format!("Secret {ns}/{secret_name}: not UTF-8"))
+    String::from_utf8(v.0)
+        .map_err(|_| OpsError::invalid(format!("Secret {ns}/{secret_name}"), "not UTF-8"))
 }
 
 /// Merges `add` (a kubeconfig) into `existing` (a kubeconfig file's text, maybe empty): its
 /// clusters, users and contexts replace same-named entries and are added otherwise; the
 /// existing current-context is kept (set to the new one only when there was none).
-pub fn merge_kubeconfig(existing: &str, add: &str) -> Result<String, String> {
+pub fn merge_kubeconfig(existing: &str, add: &str) -> Result<String, OpsError> {
     let mut base: Value = if existing.trim().is_empty() {
         json!({"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []})
     } else {
-        serde_saphyr::from_str(existing).map_err(|e| format!("the existing kubeconfig: {e}"))?
+        serde_saphyr::from_str(existing)
+            .map_err(|e| OpsError::invalid("the existing kubeconfig", e))?
     };
-    let add: Value =
-        serde_saphyr::from_str(add).map_err(|e| format!("the cluster's kubeconfig: {e}"))?;
+    let add: Value = serde_saphyr::from_str(add)
+        .map_err(|e| OpsError::invalid("the cluster's kubeconfig", e))?;
     for list in ["clusters", "users", "contexts"] {
         let target = base[list].as_array().cloned().unwrap_or_default();
         let mut merged: Vec<Value> = target;
@@ -67,7 +75,7 @@ pub fn merge_kubeconfig(existing: &str, add: &str) -> Result<String, String> {
     if base["current-context"].as_str().is_none_or(str::is_empty) {
         base["current-context"] = add["current-context"].clone();
     }
-    serde_saphyr::to_string(&base).map_err(|e| e.to_string())
+    serde_saphyr::to_string(&base).map_err(|e| OpsError::invalid("the merged kubeconfig", e))
 }
 
 /// One line of the describe tree.
@@ -180,22 +188,22 @@ fn machine_node(m: &Machine) -> Node {
 
 /// Gathers a Cluster's tree: Cluster -> infrastructure, control plane -> its machines,
 /// workers -> MachineDeployments -> their machines (and machines of no deployment).
-pub async fn describe(client: &Client, ns: &str, name: &str) -> Result<Node, String> {
-    let e = |e: kube::Error| e.to_string();
+pub async fn describe(client: &Client, ns: &str, name: &str) -> Result<Node, OpsError> {
     let cluster = Api::<Cluster>::namespaced(client.clone(), ns)
         .get_opt(name)
-        .await
-        .map_err(e)?
-        .ok_or_else(|| format!("Cluster {ns}/{name} not found"))?;
+        .await?
+        .ok_or_else(|| OpsError::NotFound {
+            object: format!("Cluster {ns}/{name}"),
+            hint: None,
+        })?;
     let resolver = Resolver::new(client.clone());
     let machines = Api::<Machine>::namespaced(client.clone(), ns)
         .list(&ListParams::default().labels(&format!("{}={name}", labels::CLUSTER_NAME)))
-        .await
-        .map_err(e)?
+        .await?
         .items;
     let mut children = vec![];
     if let Some(r) = &cluster.spec.infrastructure_ref {
-        let obj = resolver.get(ns, r).await.map_err(|e| e.to_string())?;
+        let obj = resolver.get(ns, r).await?;
         children.push(Node {
             label: format!("ClusterInfrastructure {}/{}", r.kind, r.name),
             ready: obj
@@ -209,7 +217,7 @@ pub async fn describe(client: &Client, ns: &str, name: &str) -> Result<Node, Str
         });
     }
     if let Some(r) = &cluster.spec.control_plane_ref {
-        let obj = resolver.get(ns, r).await.map_err(|e| e.to_string())?;
+        let obj = resolver.get(ns, r).await?;
         children.push(Node {
             label: format!("ControlPlane {}/{}", r.kind, r.name),
             ready: obj
@@ -229,8 +237,7 @@ pub async fn describe(client: &Client, ns: &str, name: &str) -> Result<Node, Str
     }
     let mds = Api::<MachineDeployment>::namespaced(client.clone(), ns)
         .list(&ListParams::default().labels(&format!("{}={name}", labels::CLUSTER_NAME)))
-        .await
-        .map_err(e)?
+        .await?
         .items;
     let mut workers = vec![];
     for md in &mds {
@@ -280,14 +287,17 @@ pub async fn delete_cluster(
     name: &str,
     wait: Option<std::time::Duration>,
     progress: &mut dyn FnMut(String),
-) -> Result<(), String> {
+) -> Result<(), OpsError> {
     let api: Api<Cluster> = Api::namespaced(client.clone(), ns);
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 404 => {
-            return Err(format!("Cluster {ns}/{name} not found"));
+            return Err(OpsError::NotFound {
+                object: format!("Cluster {ns}/{name}"),
+                hint: None,
+            });
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     }
     progress(format!("cluster {ns}/{name} deletion requested"));
     let Some(timeout) = wait else {
@@ -297,7 +307,7 @@ pub async fn delete_cluster(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = String::new();
     loop {
-        let Some(c) = api.get_opt(name).await.map_err(|e| e.to_string())? else {
+        let Some(c) = api.get_opt(name).await? else {
             progress(format!("cluster {ns}/{name} deleted"));
             return Ok(());
         };
@@ -318,9 +328,10 @@ pub async fn delete_cluster(
             last = line;
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(format!(
-                "cluster {ns}/{name} still exists after {timeout:?}: {last}"
-            ));
+            return Err(OpsError::Timeout {
+                what: format!("cluster {ns}/{name} still exists ({last})"),
+                after: timeout,
+            });
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
@@ -331,11 +342,14 @@ pub const SYSTEM_NAMESPACE: &str = "slipway-system";
 
 /// What `slipway init` installs: the CRDs, the namespace, a ServiceAccount with the least
 /// privileges the controllers need (listed in the README), and the controller Deployment.
-pub fn init_manifests(image: &str) -> Result<Vec<Value>, Error> {
+pub fn init_manifests(
+    image: &str,
+    crds: &[CustomResourceDefinition],
+) -> Result<Vec<Value>, OpsError> {
     let ns = SYSTEM_NAMESPACE;
-    let mut docs: Vec<Value> = slipway_api::crds::all()
+    let mut docs: Vec<Value> = crds
         .iter()
-        .map(|c| serde_json::to_value(c).map_err(|e| Error::Contract(e.to_string())))
+        .map(serde_json::to_value)
         .collect::<Result<_, _>>()?;
     let all_verbs = json!([
         "get", "list", "watch", "create", "update", "patch", "delete"
@@ -426,10 +440,14 @@ pub async fn apply_all(
     client: &Client,
     docs: &[Value],
     progress: &mut dyn FnMut(String),
-) -> Result<(), String> {
+) -> Result<(), OpsError> {
     for doc in docs {
-        let (ar, namespaced) = api_resource(doc)
-            .ok_or_else(|| format!("slipway init cannot apply {}", doc["kind"]))?;
+        let (ar, namespaced) = api_resource(doc).ok_or_else(|| {
+            OpsError::invalid(
+                format!("{} document", doc["kind"]),
+                "slipway init cannot apply this kind",
+            )
+        })?;
         let name = doc["metadata"]["name"].as_str().unwrap_or_default();
         let api: Api<DynamicObject> = if namespaced {
             Api::namespaced_with(
@@ -448,7 +466,7 @@ pub async fn apply_all(
             &Patch::Apply(doc),
         )
         .await
-        .map_err(|e| format!("{} {name}: {e}", ar.kind))?;
+        .map_err(|e| OpsError::invalid(format!("{} {name}", ar.kind), e))?;
         progress(format!("{}/{name} applied", ar.kind.to_lowercase()));
     }
     Ok(())
@@ -519,12 +537,10 @@ mod tests {
 
     #[test]
     fn init_installs_crds_rbac_and_the_controller() {
-        let docs = init_manifests("example/slipway:1").unwrap();
+        let crds = slipway_api::crds::core();
+        let docs = init_manifests("example/slipway:1", &crds).unwrap();
         let k = kinds(&docs);
-        assert_eq!(
-            k["CustomResourceDefinition"],
-            slipway_api::crds::all().len()
-        );
+        assert_eq!(k["CustomResourceDefinition"], crds.len());
         for kind in [
             "Namespace",
             "ServiceAccount",

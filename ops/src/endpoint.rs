@@ -1,4 +1,4 @@
-//! The operations endpoint: `/metrics` (Prometheus text, [`crate::metrics`]), `/healthz`
+//! The operations endpoint: `/metrics` (Prometheus text, [`slipway_runtime::metrics`]), `/healthz`
 //! (the process serves) and `/readyz` (the manager has started: leading, or standing by as a
 //! replica ready to take over).
 
@@ -10,6 +10,7 @@ use std::{
     },
 };
 
+use crate::OpsError;
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 
 /// Readiness shared with the manager.
@@ -28,12 +29,19 @@ impl Readiness {
 pub async fn serve(
     addr: SocketAddr,
     ready: Readiness,
-) -> Result<tokio::task::JoinHandle<()>, String> {
+) -> Result<tokio::task::JoinHandle<()>, OpsError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("--metrics-address {addr}: {e}"))?;
+        .map_err(|source| OpsError::Bind {
+            flag: "--metrics-address",
+            addr,
+            source,
+        })?;
     let app = Router::new()
-        .route("/metrics", get(|| async { crate::metrics::render() }))
+        .route(
+            "/metrics",
+            get(|| async { slipway_runtime::metrics::render() }),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",

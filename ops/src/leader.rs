@@ -17,7 +17,7 @@ use kube::{
     api::{ObjectMeta, PostParams},
 };
 
-use crate::Error;
+use slipway_runtime::Error;
 
 /// Lease settings.
 #[derive(Clone, Debug)]

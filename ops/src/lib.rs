@@ -7,5 +7,8 @@
 pub mod bench;
 pub mod clusterctl;
 pub mod endpoint;
+mod error;
 pub mod leader;
 pub mod process;
+
+pub use error::OpsError;
