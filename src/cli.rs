@@ -3,7 +3,9 @@
 use std::{collections::BTreeMap, io::Read, path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand};
-use slipway_controller::generate::{self, Infrastructure, vars};
+use slipway_generate::{self as generate, Infrastructure, vars};
+
+use crate::providers;
 
 #[derive(Parser)]
 #[command(
@@ -118,12 +120,12 @@ struct ManagerArgs {
 }
 
 impl ManagerArgs {
-    fn process(&self) -> slipway_controller::manager::Process {
-        slipway_controller::manager::Process {
+    fn process(&self) -> slipway_ops::process::Process {
+        slipway_ops::process::Process {
             metrics_address: self.metrics_address,
             leader: self
                 .leader_elect
-                .then(|| slipway_controller::leader::Config::new(&self.leader_election_namespace)),
+                .then(|| slipway_ops::leader::Config::new(&self.leader_election_namespace)),
         }
     }
 
@@ -132,22 +134,14 @@ impl ManagerArgs {
             data_dir,
             namespace: self.watch_namespace.clone(),
             concurrency: self.concurrency,
-            registry: slipway_controller::registry::Options {
+            registry: slipway_registry::Options {
                 inventory_namespace: self.inventory_namespace.clone(),
                 argocd_namespace: self.argocd_sink.then(|| self.argocd_namespace.clone()),
                 kubefed_namespace: self.kubefed_sink.then(|| self.kubefed_namespace.clone()),
+                probe_interval: std::time::Duration::from_secs(self.probe_interval),
+                probe_timeout: std::time::Duration::from_secs(3),
+                ..Default::default()
             },
-            probe_interval: std::time::Duration::from_secs(self.probe_interval),
-            probe_timeout: std::time::Duration::from_secs(3),
-            kind_tools: Default::default(),
-            extra_providers: vec![
-                slipway_controller::manager::ExtraProvider(std::sync::Arc::new(|runner| {
-                    Box::pin(runner.run(slipway_aws::Aws::new()))
-                })),
-                slipway_controller::manager::ExtraProvider(std::sync::Arc::new(|runner| {
-                    Box::pin(slipway_aws::eks::run(runner))
-                })),
-            ],
         }
     }
 }
@@ -216,8 +210,9 @@ fn parse_qps(s: &str) -> Result<f64, String> {
 }
 
 fn parse_infrastructure(s: &str) -> Result<Infrastructure, String> {
-    Infrastructure::from_name(s).ok_or_else(|| {
-        let names: Vec<&str> = Infrastructure::ALL.iter().map(|i| i.name()).collect();
+    let all = providers::plugins().infrastructures();
+    all.iter().find(|i| i.name == s).cloned().ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|i| i.name).collect();
         format!(
             "unknown infrastructure {s:?}; available: {}",
             names.join(", ")
@@ -230,12 +225,12 @@ pub fn run() -> ExitCode {
     init_logging(&cli.log_format);
     let result = match cli.command {
         Command::Crds { output_dir: None } => {
-            print!("{}", slipway_api::crds::all_yaml());
+            print!("{}", slipway_api::crds::to_yaml_stream(&providers::crds()));
             Ok(())
         }
         Command::Crds {
             output_dir: Some(dir),
-        } => slipway_api::crds::write_dir(&dir)
+        } => slipway_api::crds::write_dir(&dir, &providers::crds())
             .map(|n| eprintln!("wrote {n} CRDs to {}", dir.display()))
             .map_err(|e| anyhow::anyhow!("writing CRDs to {}: {e}", dir.display())),
         Command::Generate(GenerateCommand::Cluster(args)) => generate_cluster(args),
@@ -351,7 +346,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         Some(d) => d,
         None => default_data_dir()?,
     };
-    let crds = slipway_api::crds::all()
+    let crds = providers::crds()
         .iter()
         .map(serde_json::to_value)
         .collect::<Result<Vec<_>, _>>()?;
@@ -374,13 +369,14 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             let kubeconfig = kube::config::Kubeconfig::from_yaml(&plane.kubeconfig)?;
             let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
             let m = &args.manager;
-            let client = slipway_controller::manager::client(config, m.kube_api_qps.unwrap_or(0.0), m.kube_api_burst)?;
+            let client = slipway_ops::process::client(config, m.kube_api_qps.unwrap_or(0.0), m.kube_api_burst)?;
             tracing::info!("controllers running in-process");
             let opts = args.manager.options(data_dir.clone());
             let process = args.manager.process();
-            Some(tokio::spawn(slipway_controller::manager::run_process(
+            Some(tokio::spawn(slipway_ops::process::run(
                 client,
                 opts,
+                providers::plugins(),
                 process,
                 std::future::pending(),
             )))
@@ -430,9 +426,9 @@ fn controller(args: ControllerArgs) -> anyhow::Result<()> {
         let config = kube::Config::infer().await.map_err(|e| {
             anyhow::anyhow!("no cluster to manage: set KUBECONFIG or run in a cluster ({e})")
         })?;
-        let client = slipway_controller::manager::client(config, qps, burst)?;
+        let client = slipway_ops::process::client(config, qps, burst)?;
         tracing::info!("controllers running");
-        slipway_controller::manager::run_process(client, opts, process, async {
+        slipway_ops::process::run(client, opts, providers::plugins(), process, async {
             wait_for_signal().await;
             tracing::info!("shutting down");
         })

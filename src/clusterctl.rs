@@ -1,10 +1,12 @@
 //! CLI wiring of the clusterctl-style commands: get kubeconfig, describe cluster, delete
-//! cluster, init. The work is in `slipway_controller::clusterctl`.
+//! cluster, init. The work is in `slipway_ops::clusterctl`.
 
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Subcommand};
-use slipway_controller::clusterctl as ops;
+use slipway_ops::clusterctl as ops;
+
+use crate::providers;
 
 #[derive(Subcommand)]
 pub enum GetCommand {
@@ -97,7 +99,7 @@ pub fn get(cmd: GetCommand) -> anyhow::Result<()> {
                 };
                 let merged = ops::merge_kubeconfig(&existing, &kc)
                     .map_err(|e| anyhow::anyhow!("--merge {}: {e}", path.display()))?;
-                slipway_apiserver::tls::write_private(&path, merged.as_bytes())
+                slipway_pki::write_private(&path, merged.as_bytes())
                     .map_err(|e| anyhow::anyhow!("--merge {}: {e}", path.display()))?;
                 eprintln!("merged cluster {} into {}", args.name, path.display());
             }
@@ -134,7 +136,7 @@ pub fn delete(cmd: DeleteCommand) -> anyhow::Result<()> {
 }
 
 pub fn init(args: InitArgs) -> anyhow::Result<()> {
-    let docs = ops::init_manifests(&args.image)?;
+    let docs = ops::init_manifests(&args.image, &providers::crds())?;
     if args.dry_run {
         print!("{}", ops::to_yaml(&docs));
         return Ok(());
@@ -179,7 +181,13 @@ pub struct BenchArgs {
 }
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
-    let cfg = slipway_controller::bench::Config {
+    let plugins = providers::plugins();
+    let infrastructure = plugins
+        .infrastructures()
+        .into_iter()
+        .find(|i| i.name == "in-memory")
+        .ok_or_else(|| anyhow::anyhow!("slipway bench needs the in-memory provider"))?;
+    let cfg = slipway_ops::bench::Config {
         clusters: a.clusters,
         control_plane: a.control_plane_machine_count,
         workers: a.worker_machine_count,
@@ -187,9 +195,11 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         idle_seconds: a.idle_seconds,
         concurrency: a.concurrency,
         timeout: Duration::from_secs(a.timeout),
+        plugins,
+        infrastructure,
     };
     let figures = runtime()?
-        .block_on(slipway_controller::bench::run(cfg))
+        .block_on(slipway_ops::bench::run(cfg))
         .map_err(|e| anyhow::anyhow!(e))?;
     println!("{figures}");
     Ok(())

@@ -3,6 +3,7 @@
 
 mod cli;
 mod clusterctl;
+mod providers;
 
 /// mimalloc instead of glibc's malloc: at a thousand clusters, glibc's allocator took about a
 /// third of the CPU (arena locking, consolidation) and fragmented the heap.

@@ -3,7 +3,6 @@
 //! Control-plane contract fields core reads: `spec.controlPlaneEndpoint` (EKS), `spec.replicas`,
 //! `spec.version`, `status.initialization.controlPlaneInitialized`, replica counters, conditions.
 
-
 use k8s_openapi::apimachinery::pkg::{apis::meta::v1::Time, util::intstr::IntOrString};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -202,4 +201,3 @@ pub struct ControlPlaneInitializationStatus {
     /// The control plane answers API requests; never flips back.
     pub control_plane_initialized: Option<bool>,
 }
-

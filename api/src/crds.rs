@@ -43,7 +43,10 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
 }
 
 /// Writes CRDs to `dir/<file_name>`; returns how many were written.
-pub fn write_dir(dir: &std::path::Path, crds: &[CustomResourceDefinition]) -> std::io::Result<usize> {
+pub fn write_dir(
+    dir: &std::path::Path,
+    crds: &[CustomResourceDefinition],
+) -> std::io::Result<usize> {
     std::fs::create_dir_all(dir)?;
     for crd in crds {
         std::fs::write(dir.join(file_name(crd)), to_yaml(crd))?;

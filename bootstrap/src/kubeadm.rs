@@ -268,9 +268,7 @@ pub fn init_configuration(
     m.insert("apiVersion".into(), json!(api.api_version()));
     m.insert("kind".into(), json!("InitConfiguration"));
     let mut tokens: Vec<Value> = ic.bootstrap_tokens.iter().flatten().map(|t| json!({"token": t.token, "ttl": duration(t.ttl_seconds), "usages": t.usages, "groups": t.groups, "description": t.description})).collect();
-    tokens
-        .iter_mut()
-        .for_each(crate::kubeadm::drop_nulls);
+    tokens.iter_mut().for_each(crate::kubeadm::drop_nulls);
     if let Some(t) = bootstrap_token
         && tokens.is_empty()
     {

@@ -136,7 +136,9 @@ mod tests {
 
     fn api(code: u16, message: &str) -> Error {
         Error::Kube(kube::Error::Api(
-            kube::core::Status::failure(message, "").with_code(code).boxed(),
+            kube::core::Status::failure(message, "")
+                .with_code(code)
+                .boxed(),
         ))
     }
 
@@ -168,14 +170,14 @@ mod tests {
         assert!(api(409, "conflict").is_conflict());
         assert!(api(422, "test operation did not match").is_conflict());
         assert!(!api(422, "spec.replicas: Invalid value").is_conflict());
-        let wrapped = Error::Finalizer(Box::new(
-            kube::runtime::finalizer::Error::CleanupFailed(Error::Waiting("machines".into())),
-        ));
+        let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::CleanupFailed(
+            Error::Waiting("machines".into()),
+        )));
         assert_eq!(wrapped.waiting(), Some("machines"));
         assert!(!wrapped.is_conflict());
-        let wrapped = Error::Finalizer(Box::new(
-            kube::runtime::finalizer::Error::ApplyFailed(api(409, "c")),
-        ));
+        let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(
+            api(409, "c"),
+        )));
         assert!(wrapped.is_conflict());
     }
 }

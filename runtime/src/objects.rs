@@ -73,13 +73,15 @@ pub async fn clone_template(
             "not a template kind (its name must end in Template)",
         )
     })?;
-    let tpl = ctx.resolver.get(ns, template).await?.ok_or_else(|| {
-        Error::Missing {
+    let tpl = ctx
+        .resolver
+        .get(ns, template)
+        .await?
+        .ok_or_else(|| Error::Missing {
             kind: template.kind.clone(),
             namespace: ns.to_string(),
             name: template.name.clone(),
-        }
-    })?;
+        })?;
     let target = ContractVersionedObjectReference {
         api_group: template.api_group.clone(),
         kind: kind.to_string(),

@@ -42,11 +42,9 @@ impl Resolver {
             .items
             .into_iter()
             .find(|c| c.spec.group == group && c.spec.names.kind == kind)
-            .ok_or_else(|| {
-                Error::UnservedKind {
-                    group: group.to_string(),
-                    kind: kind.to_string(),
-                }
+            .ok_or_else(|| Error::UnservedKind {
+                group: group.to_string(),
+                kind: kind.to_string(),
             })?;
         let contract = found
             .metadata

@@ -104,7 +104,8 @@ impl Runner {
 
     /// A controller of `K` with the process settings; add watches, then [`Runner::run`] it.
     pub fn controller<K: Watched>(&self) -> Controller<K> {
-        Controller::new(self.api::<K>(), watcher::Config::default()).with_config(self.config.clone())
+        Controller::new(self.api::<K>(), watcher::Config::default())
+            .with_config(self.config.clone())
     }
 
     /// Runs `controller` until the future is dropped: every reconcile timed under `metric`,

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;

@@ -7,7 +7,6 @@
 //!
 //! EKS control planes are in [`eks`]; node groups are not made yet (see the README).
 #![forbid(unsafe_code)]
-
 // kube-derive takes one `printcolumn(...)` per column; clippy reads the repeats as duplicates.
 #![allow(clippy::duplicated_attributes)]
 
@@ -22,8 +21,8 @@ pub mod testing;
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use crate::api::{AWSCluster, AWSMachine};
+use serde_json::{Value, json};
 pub use slipway_providers::ProviderError;
 use slipway_providers::{
     BootstrapData, BootstrapFormat, ClusterOutcome, ClusterReady, ClusterScope, Deletion,

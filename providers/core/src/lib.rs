@@ -20,11 +20,11 @@ mod plugin;
 use std::{future::Future, sync::Arc};
 
 pub use error::ProviderError;
-pub use plugin::{Plugin, Plugins, ProvidedKind, Role, Settings};
 pub use outcome::{
     BootstrapData, BootstrapFormat, ClusterOutcome, ClusterReady, Deletion, MachineOutcome,
     MachineReady, Progress, ProvidedKubeconfig,
 };
+pub use plugin::{Plugin, Plugins, ProvidedKind, Role, Settings};
 use slipway_api::{cluster::Cluster, machine::Machine};
 
 /// What a provider sees when reconciling its infrastructure cluster.

@@ -38,7 +38,10 @@ pub struct ProvidedKind {
 
 impl ProvidedKind {
     /// The kind of the statically typed resource `K` in `role`.
-    pub fn of<K: Resource<DynamicType = ()>>(role: Role, registry_name: Option<&'static str>) -> Self {
+    pub fn of<K: Resource<DynamicType = ()>>(
+        role: Role,
+        registry_name: Option<&'static str>,
+    ) -> Self {
         Self {
             role,
             resource: ApiResource::erase::<K>(&()),
@@ -122,6 +125,8 @@ impl Plugins {
 
 impl std::fmt::Debug for Plugins {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|p| p.name())).finish()
+        f.debug_list()
+            .entries(self.0.iter().map(|p| p.name()))
+            .finish()
     }
 }

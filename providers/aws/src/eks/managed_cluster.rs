@@ -1,7 +1,7 @@
 //! The AWSManagedCluster infrastructure provider of EKS clusters.
 
-use serde_json::json;
 use crate::api::{AWSMachine, AWSManagedCluster};
+use serde_json::json;
 use slipway_providers::{
     BootstrapData, ClusterOutcome, ClusterReady, ClusterScope, Deletion, InfrastructureProvider,
     MachineOutcome, MachineScope,

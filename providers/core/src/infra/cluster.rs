@@ -6,6 +6,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use crate::{ClusterOutcome, ClusterScope, Deletion, InfrastructureProvider, ProviderError};
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
@@ -16,9 +17,6 @@ use slipway_api::{
     Cluster,
     common::Condition,
     names::{conditions as ct, reasons},
-};
-use crate::{
-    ClusterOutcome, ClusterScope, Deletion, InfrastructureProvider, ProviderError,
 };
 
 use slipway_runtime::{
@@ -135,13 +133,8 @@ where
                     .await?;
                 }
                 if let Some(kc) = &r.kubeconfig {
-                    topology::write_kubeconfig(
-                        &ctx.base,
-                        &scope.cluster,
-                        ctx.provider.name(),
-                        kc,
-                    )
-                    .await?;
+                    topology::write_kubeconfig(&ctx.base, &scope.cluster, ctx.provider.name(), kc)
+                        .await?;
                 }
                 status.insert("initialization".into(), json!({"provisioned": true}));
                 if !r.failure_domains.is_empty() {

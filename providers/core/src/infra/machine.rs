@@ -6,6 +6,9 @@
 
 use std::{sync::Arc, time::Duration};
 
+use crate::{
+    BootstrapData, BootstrapFormat, Deletion, InfrastructureProvider, MachineOutcome, MachineScope,
+};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Resource, ResourceExt,
@@ -17,9 +20,6 @@ use slipway_api::{
     Cluster, Machine,
     common::Condition,
     names::{conditions as ct, reasons, secrets},
-};
-use crate::{
-    BootstrapData, BootstrapFormat, Deletion, InfrastructureProvider, MachineOutcome, MachineScope,
 };
 
 use slipway_runtime::{
@@ -150,7 +150,13 @@ where
         .unwrap_or_default();
     let generation = obj.meta().generation;
     let now = (ctx.base.clock)();
-    let paused = paused_condition(&mut conds, &scope.cluster, obj.annotations(), generation, now);
+    let paused = paused_condition(
+        &mut conds,
+        &scope.cluster,
+        obj.annotations(),
+        generation,
+        now,
+    );
     let mut action = Action::await_change();
     let provisioned = value
         .pointer("/status/initialization/provisioned")

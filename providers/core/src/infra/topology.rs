@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::{Pool, ProvidedKubeconfig, Topology};
 use k8s_openapi::{
     ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
@@ -22,7 +23,6 @@ use slipway_api::{
     common::ContractVersionedObjectReference,
     names::{annotations, labels, secrets},
 };
-use crate::{Pool, ProvidedKubeconfig, Topology};
 
 use slipway_runtime::{Context, Error, objects::create_once};
 
