@@ -5,8 +5,20 @@ use serde_json::{Value, json};
 use slipway_api::crds;
 use slipway_apiserver::schema::{self, FieldError};
 
+/// Every CRD the binary serves: core kinds and each provider's (as `slipway crds` lists them).
+fn all_crds()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
+    use slipway_providers::Plugin;
+    let mut all = crds::core();
+    all.extend(slipway_aws::plugin().crds());
+    all.extend(slipway_kind::plugin().crds());
+    all.extend(slipway_inmemory::plugin().crds());
+    all
+}
+
 fn schema_of(kind: &str) -> Value {
-    let crd = crds::all()
+    let crd = all_crds()
         .into_iter()
         .find(|c| c.spec.names.kind == kind)
         .expect(kind);

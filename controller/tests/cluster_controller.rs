@@ -15,7 +15,9 @@ use slipway_api::{Cluster, crds};
 use slipway_apiserver::plane::{Options, Plane};
 
 async fn plane() -> Plane {
-    let crds = crds::all()
+    let mut crds = crds::core();
+    crds.extend(plugins().crds());
+    let crds = crds
         .iter()
         .map(|c| serde_json::to_value(c).unwrap())
         .collect();
@@ -131,6 +133,7 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
     let manager = tokio::spawn(slipway_controller::manager::run(
         c.clone(),
         manager_options(),
+        plugins(),
     ));
 
     // A simulated provisioning delay makes the Provisioning phase observable.
@@ -351,6 +354,7 @@ async fn control_plane_certificates_and_kubeconfig_are_created_once() {
     let manager = tokio::spawn(slipway_controller::manager::run(
         c.clone(),
         manager_options(),
+        plugins(),
     ));
     let Objects {
         infra: _,
@@ -517,6 +521,11 @@ async fn control_plane_certificates_and_kubeconfig_are_created_once() {
     .await;
     manager.abort();
     p.shutdown().await;
+}
+
+/// The in-memory provider is all these tests need.
+fn plugins() -> slipway_providers::Plugins {
+    slipway_providers::Plugins::default().with(slipway_inmemory::plugin())
 }
 
 fn manager_options() -> slipway_controller::manager::Options {

@@ -4,11 +4,28 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use slipway_api::crds;
 use slipway_apiserver::schema;
-use slipway_controller::generate::{
-    self, GenerateError, Infrastructure, Request, objects, vars::Sources,
+use slipway_generate::{
+    self as generate, GenerateError, Infrastructure, Request, objects, vars::Sources,
 };
+use slipway_providers::Plugins;
+
+/// The providers the binary carries, as the binary lists them.
+fn plugins() -> Plugins {
+    Plugins::default()
+        .with(slipway_aws::plugin())
+        .with(slipway_kind::plugin())
+        .with(slipway_inmemory::plugin())
+}
+
+/// The `generate cluster` entry named `name`.
+fn infra(name: &str) -> Infrastructure {
+    plugins()
+        .infrastructures()
+        .into_iter()
+        .find(|i| i.name == name)
+        .unwrap_or_else(|| panic!("no infrastructure {name}"))
+}
 
 fn request(infra: Infrastructure, flavor: Option<&str>, vars: &[(&str, &str)]) -> Request {
     let mut flags: BTreeMap<String, String> = vars
@@ -31,9 +48,9 @@ fn request(infra: Infrastructure, flavor: Option<&str>, vars: &[(&str, &str)]) -
     }
 }
 
-fn required_vars(infra: Infrastructure) -> Vec<(&'static str, &'static str)> {
-    match infra {
-        Infrastructure::Aws | Infrastructure::AwsEks => vec![
+fn required_vars(infra: &Infrastructure) -> Vec<(&'static str, &'static str)> {
+    match infra.name {
+        "aws" | "aws-eks" => vec![
             ("AWS_REGION", "eu-west-1"),
             ("AWS_SSH_KEY_NAME", "ops"),
             ("KUBERNETES_VERSION", "v1.31.0"),
@@ -47,7 +64,9 @@ fn assert_valid(obj: &Value) -> String {
     let kind = obj["kind"].as_str().unwrap().to_string();
     let api_version = obj["apiVersion"].as_str().unwrap();
     let (group, version) = api_version.split_once('/').unwrap();
-    let crd = crds::all()
+    let mut crds = slipway_api::crds::core();
+    crds.extend(plugins().crds());
+    let crd = crds
         .into_iter()
         .find(|c| c.spec.group == group && c.spec.names.kind == kind)
         .unwrap_or_else(|| panic!("no CRD serves {api_version} {kind}"));
@@ -73,9 +92,14 @@ fn kinds_of(out: &str) -> Vec<String> {
 
 #[test]
 fn every_flavor_renders_a_complete_valid_set() {
-    for infra in Infrastructure::ALL {
-        for flavor in infra.flavors() {
-            let workers: &[&str] = if infra == Infrastructure::AwsEks {
+    let all = plugins().infrastructures();
+    assert_eq!(
+        all.iter().map(|i| i.name).collect::<Vec<_>>(),
+        ["aws", "aws-eks", "kind", "in-memory"]
+    );
+    for infra in &all {
+        for flavor in infra.flavors {
+            let workers: &[&str] = if infra.name == "aws-eks" {
                 &["0"]
             } else {
                 &["0", "2"]
@@ -84,19 +108,20 @@ fn every_flavor_renders_a_complete_valid_set() {
                 let mut vars = required_vars(infra);
                 vars.push(("WORKER_MACHINE_COUNT", w));
                 vars.push(("CONTROL_PLANE_MACHINE_COUNT", "3"));
-                let out = generate::generate(&request(infra, Some(flavor), &vars))
-                    .unwrap_or_else(|e| panic!("{} {flavor} workers={w}: {e}", infra.name()));
+                let out = generate::generate(&request(infra.clone(), Some(flavor), &vars))
+                    .unwrap_or_else(|e| panic!("{} {flavor} workers={w}: {e}", infra.name));
                 let kinds = kinds_of(&out);
-                let (infra_cluster, machine_template) = match infra {
-                    Infrastructure::Aws => ("AWSCluster", "AWSMachineTemplate"),
-                    Infrastructure::AwsEks => ("AWSManagedCluster", ""),
-                    Infrastructure::Kind => ("KindCluster", "KindMachineTemplate"),
-                    Infrastructure::InMemory => ("InMemoryCluster", "InMemoryMachineTemplate"),
+                let (infra_cluster, machine_template) = match infra.name {
+                    "aws" => ("AWSCluster", "AWSMachineTemplate"),
+                    "aws-eks" => ("AWSManagedCluster", ""),
+                    "kind" => ("KindCluster", "KindMachineTemplate"),
+                    "in-memory" => ("InMemoryCluster", "InMemoryMachineTemplate"),
+                    other => panic!("unexpected infrastructure {other}"),
                 };
                 let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
                 assert_eq!(count("Cluster"), 1, "{kinds:?}");
                 assert_eq!(count(infra_cluster), 1, "{kinds:?}");
-                if infra == Infrastructure::AwsEks {
+                if infra.name == "aws-eks" {
                     assert_eq!(count("AWSManagedControlPlane"), 1, "{kinds:?}");
                     continue;
                 }
@@ -129,7 +154,7 @@ fn demo_in_memory_set_carries_counts_version_and_references_that_resolve() {
         ("WORKER_MACHINE_COUNT", "2"),
         ("KUBERNETES_VERSION", "v1.31.0"),
     ];
-    let mut req = request(Infrastructure::InMemory, None, &vars);
+    let mut req = request(infra("in-memory"), None, &vars);
     req.labels = vec![
         "environment=prod".into(),
         "topology.kubernetes.io/region=eu-west-1".into(),
@@ -181,7 +206,7 @@ fn demo_in_memory_set_carries_counts_version_and_references_that_resolve() {
 #[test]
 fn aws_without_region_and_key_lists_every_missing_variable_and_renders_nothing() {
     let err = generate::generate(&request(
-        Infrastructure::Aws,
+        infra("aws"),
         None,
         &[("KUBERNETES_VERSION", "v1.31.0")],
     ))
@@ -197,7 +222,7 @@ fn aws_without_region_and_key_lists_every_missing_variable_and_renders_nothing()
         msg.contains("AWS_REGION") && msg.contains("/nonexistent/config.yaml"),
         "{msg}"
     );
-    let err = generate::generate(&request(Infrastructure::Aws, None, &[])).unwrap_err();
+    let err = generate::generate(&request(infra("aws"), None, &[])).unwrap_err();
     assert!(
         err.to_string()
             .contains("KUBERNETES_VERSION, AWS_REGION, AWS_SSH_KEY_NAME"),
@@ -242,22 +267,22 @@ fn bad_names_counts_and_flavors_are_refused_with_the_variable_named() {
         ),
     ];
     for (vars, want) in table {
-        let err = generate::generate(&request(Infrastructure::InMemory, None, vars))
+        let err = generate::generate(&request(infra("in-memory"), None, vars))
             .unwrap_err()
             .to_string();
         assert!(err.contains(want), "{vars:?}: {err}");
     }
     let err = generate::generate(&request(
-        Infrastructure::Aws,
+        infra("aws"),
         Some("nope"),
-        &required_vars(Infrastructure::Aws),
+        &required_vars(&infra("aws")),
     ))
     .unwrap_err();
     assert_eq!(
         err.to_string(),
         "--flavor \"nope\": the aws provider has no such flavor; available: default"
     );
-    let mut req = request(Infrastructure::InMemory, None, &[]);
+    let mut req = request(infra("in-memory"), None, &[]);
     req.labels = vec!["bad label=x".into()];
     assert!(
         generate::generate(&req)
@@ -270,12 +295,12 @@ fn bad_names_counts_and_flavors_are_refused_with_the_variable_named() {
 #[test]
 fn hostile_values_cannot_break_the_yaml() {
     let hostile = "x\"\n: {evil: [1, 2}\n---\nkind: Secret #";
-    let mut vars = required_vars(Infrastructure::Aws);
+    let mut vars = required_vars(&infra("aws"));
     vars.retain(|(k, _)| *k != "AWS_SSH_KEY_NAME");
     vars.push(("AWS_SSH_KEY_NAME", hostile));
     vars.push(("AWS_NODE_MACHINE_TYPE", "{{ x }}"));
     vars.push(("WORKER_MACHINE_COUNT", "1"));
-    let out = generate::generate(&request(Infrastructure::Aws, None, &vars)).unwrap();
+    let out = generate::generate(&request(infra("aws"), None, &vars)).unwrap();
     let docs = objects(&out).unwrap();
     let aws = docs.iter().find(|d| d["kind"] == "AWSCluster").unwrap();
     assert_eq!(
@@ -298,9 +323,9 @@ fn hostile_values_cannot_break_the_yaml() {
 
 #[test]
 fn eks_workers_are_a_managed_node_group() {
-    let mut vars = required_vars(Infrastructure::AwsEks);
+    let mut vars = required_vars(&infra("aws-eks"));
     vars.push(("WORKER_MACHINE_COUNT", "2"));
-    let out = generate::generate(&request(Infrastructure::AwsEks, None, &vars)).unwrap();
+    let out = generate::generate(&request(infra("aws-eks"), None, &vars)).unwrap();
     let docs = objects(&out).unwrap();
     let pool = docs
         .iter()
@@ -315,9 +340,9 @@ fn eks_workers_are_a_managed_node_group() {
     );
     assert!(!docs.iter().any(|d| d["kind"] == "MachineDeployment"));
     let out = generate::generate(&request(
-        Infrastructure::AwsEks,
+        infra("aws-eks"),
         None,
-        &required_vars(Infrastructure::AwsEks),
+        &required_vars(&infra("aws-eks")),
     ))
     .unwrap();
     let docs = objects(&out).unwrap();
@@ -332,7 +357,7 @@ fn eks_workers_are_a_managed_node_group() {
 
 #[test]
 fn list_variables_separates_required_from_optional_with_defaults() {
-    let out = generate::list_variables(&request(Infrastructure::Aws, None, &[])).unwrap();
+    let out = generate::list_variables(&request(infra("aws"), None, &[])).unwrap();
     let (required, optional) = out.split_once("Optional Variables:").unwrap();
     for name in [
         "AWS_REGION",
@@ -351,7 +376,7 @@ fn list_variables_separates_required_from_optional_with_defaults() {
         "{out}"
     );
     let faulty =
-        generate::list_variables(&request(Infrastructure::InMemory, Some("faulty"), &[])).unwrap();
+        generate::list_variables(&request(infra("in-memory"), Some("faulty"), &[])).unwrap();
     assert!(faulty.contains("IN_MEMORY_FAULT_MESSAGE"));
 }
 
@@ -375,7 +400,7 @@ spec: {}
 
 #[test]
 fn from_template_substitutes_lists_and_reports_missing_variables() {
-    let mut req = request(Infrastructure::InMemory, None, &[]);
+    let mut req = request(infra("in-memory"), None, &[]);
     req.from = Some(FROM.into());
     let out = generate::generate(&req).unwrap();
     assert_eq!(kinds_of(&out), vec!["Cluster", "InMemoryCluster"]);
@@ -397,7 +422,7 @@ fn from_template_substitutes_lists_and_reports_missing_variables() {
 
 #[test]
 fn from_template_gets_labels_on_the_cluster_and_refuses_broken_output() {
-    let mut req = request(Infrastructure::InMemory, None, &[]);
+    let mut req = request(infra("in-memory"), None, &[]);
     req.from = Some(FROM.into());
     req.labels = vec!["environment=staging".into()];
     let docs = objects(&generate::generate(&req).unwrap()).unwrap();

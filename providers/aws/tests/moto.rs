@@ -3,14 +3,13 @@
 //! user data, target registration, delete leaving nothing tagged, and error mapping.
 //! Without `moto_server` on PATH the tests say so and pass only outside CI.
 
-use slipway_api::{
-    Cluster, Machine,
-    aws::{AWSCluster, AWSMachine, AmiReference, AwsClusterSpec, AwsClusterStatus, AwsMachineSpec},
-    cluster::ClusterSpec,
-    machine::MachineSpec,
-    names::labels,
+use slipway_api::{Cluster, Machine, cluster::ClusterSpec, machine::MachineSpec, names::labels};
+use slipway_aws::{
+    Aws,
+    api::{AWSCluster, AWSMachine, AmiReference, AwsClusterSpec, AwsClusterStatus, AwsMachineSpec},
+    clients::Settings,
+    testing::moto,
 };
-use slipway_aws::{Aws, clients::Settings, testing::moto};
 use slipway_providers::{
     BootstrapData, BootstrapFormat, ClusterOutcome, ClusterReady, ClusterScope, Deletion,
     InfrastructureProvider, MachineOutcome, MachineReady, MachineScope,

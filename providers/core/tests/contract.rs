@@ -11,8 +11,10 @@ use serde_json::json;
 use slipway_api::{
     cluster::{Cluster, ClusterSpec},
     common::ApiEndpoint,
-    inmemory::{InMemoryCluster, InMemoryClusterSpec, InMemoryMachine, InMemoryMachineSpec},
     machine::{Machine, MachineSpec},
+};
+use slipway_inmemory::api::{
+    InMemoryCluster, InMemoryClusterSpec, InMemoryMachine, InMemoryMachineSpec,
 };
 use slipway_providers::*;
 

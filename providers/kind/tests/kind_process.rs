@@ -13,14 +13,17 @@ use serde_json::{Value, json};
 use slipway_api::{
     Cluster, Machine,
     cluster::{ClusterNetwork, ClusterSpec, NetworkRanges},
-    kind::{KindCluster, KindClusterSpec, KindMachine, KindMachineSpec},
     machine::MachineSpec,
     names::labels,
+};
+use slipway_kind::{
+    BOOTSTRAP_NOTE, Kind,
+    api::{KindCluster, KindClusterSpec, KindMachine, KindMachineSpec},
+    cli::Tools,
 };
 use slipway_providers::{
     BootstrapData, BootstrapFormat, ClusterOutcome, ClusterReady, ClusterScope, Deletion,
     InfrastructureProvider, MachineOutcome, MachineScope, Pool, Progress, Topology,
-    kind::{BOOTSTRAP_NOTE, Kind, cli::Tools},
 };
 
 struct Fake {

@@ -13,19 +13,19 @@ use kube::{
 };
 use serde_json::json;
 use slipway_api::{
-    Cluster, InMemoryCluster, InMemoryMachine, Machine,
+    Cluster, Machine,
     bootstrap::KubeadmConfigSpec,
     common::{ApiEndpoint, ContractVersionedObjectReference},
     machine::MachineSpec,
 };
-use slipway_controller::bootstrap::{
+use slipway_bootstrap::{
     cloudinit::{self, Role},
     kubeadm::{ClusterInfo, JoinDiscovery},
     pki::{ClusterPki, admin_kubeconfig},
 };
+use slipway_inmemory::{InMemory, InMemoryCluster, InMemoryMachine};
 use slipway_providers::{
     BootstrapData, BootstrapFormat, InfrastructureProvider, MachineOutcome, MachineScope,
-    inmemory::InMemory,
 };
 
 fn free_port() -> u16 {
