@@ -120,10 +120,8 @@ async fn clusters(runner: &Runner, plugins: &Plugins) {
         })
         .watches(runner.api::<MachineSet>(), wc(), |o| labelled_cluster(&o))
         .watches(runner.api::<Machine>(), wc(), |o| labelled_cluster(&o));
-    let c = watch_provider_kinds(runner, c, plugins, Role::InfrastructureCluster, |o| {
-        cluster_of(o)
-    });
-    let c = watch_provider_kinds(runner, c, plugins, Role::ControlPlane, |o| cluster_of(o));
+    let c = watch_provider_kinds(runner, c, plugins, Role::InfrastructureCluster, cluster_of);
+    let c = watch_provider_kinds(runner, c, plugins, Role::ControlPlane, cluster_of);
     runner
         .run(c, "Cluster", runner.context(), cluster::reconcile)
         .await;
@@ -177,9 +175,7 @@ async fn machines(runner: &Runner, plugins: &Plugins) {
         watcher::Config::default(),
         |o| machine_of(&o),
     );
-    let c = watch_provider_kinds(runner, c, plugins, Role::InfrastructureMachine, |o| {
-        machine_of(o)
-    });
+    let c = watch_provider_kinds(runner, c, plugins, Role::InfrastructureMachine, machine_of);
     runner
         .run(c, "Machine", runner.context(), machine::reconcile)
         .await;
