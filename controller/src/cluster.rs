@@ -22,7 +22,7 @@ use slipway_api::{
     names::{conditions as ct, finalizers, labels, reasons},
 };
 
-use slipway_runtime::reconcile::dispatch;
+use slipway_runtime::reconcile::{dispatch, write_status};
 
 use slipway_runtime::{
     Context, Error,
@@ -324,28 +324,10 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
             observed.endpoint = Some(ep);
         }
     }
-    write_status(&api, cluster, &observed, ctx).await?;
-    Ok(Action::await_change())
-}
-
-async fn write_status(
-    api: &Api<Cluster>,
-    cluster: &Cluster,
-    observed: &Observed,
-    ctx: &Context,
-) -> Result<(), Error> {
     let old = cluster.status.clone().unwrap_or_default();
-    let new = desired_status(observed, &old, (ctx.clock)());
-    if new != old {
-        let patch = json!({"status": new});
-        api.patch_status(
-            &cluster.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
-    }
-    Ok(())
+    let new = desired_status(&observed, &old, ctx.now());
+    write_status(&api, &cluster.name_any(), Some(&old), &new).await?;
+    Ok(Action::await_change())
 }
 
 async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
@@ -473,14 +455,7 @@ async fn write_deleting(
     conditions::set(&mut conds, d, cluster.metadata.generation, now);
     new.conditions = Some(conds);
     new.phase = Some(phase::DELETING.into());
-    if new != old {
-        api.patch_status(
-            &cluster.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"status": new})),
-        )
-        .await?;
-    }
+    write_status(api, &cluster.name_any(), Some(&old), &new).await?;
     Ok(())
 }
 

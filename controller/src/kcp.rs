@@ -19,12 +19,11 @@ use serde_json::json;
 use slipway_api::{
     Cluster, KubeadmControlPlane,
     common::ApiEndpoint,
-    controlplane::KubeadmControlPlaneStatus,
     names::{conditions as ct, finalizers, labels, reasons, secrets},
 };
 use slipway_pki::{self as tls, CertKey};
 
-use slipway_runtime::reconcile::dispatch;
+use slipway_runtime::reconcile::{dispatch, write_status};
 
 use slipway_bootstrap::pki::admin_kubeconfig;
 use slipway_runtime::{
@@ -163,8 +162,13 @@ async fn apply(
     let mut conds = status.conditions.take().unwrap_or_default();
     let generation = kcp.metadata.generation;
     let now = (ctx.clock)();
-    let paused = slipway_runtime::reconcile::is_paused(&cluster, kcp.annotations());
-    conditions::set(&mut conds, conditions::paused(paused), generation, now);
+    let paused = slipway_runtime::reconcile::paused_condition(
+        &mut conds,
+        &cluster,
+        kcp.annotations(),
+        generation,
+        now,
+    );
     let mut action = Action::await_change();
     if !paused {
         let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
@@ -264,15 +268,7 @@ async fn apply(
         status.observed_generation = generation;
     }
     status.conditions = Some(conds);
-    if status != old {
-        let new: KubeadmControlPlaneStatus = status;
-        api.patch_status(
-            &kcp.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"status": new})),
-        )
-        .await?;
-    }
+    write_status(api, &kcp.name_any(), Some(&old), &status).await?;
     Ok(action)
 }
 

@@ -25,7 +25,7 @@ use rand::Rng;
 use serde_json::json;
 use slipway_api::{
     Cluster, KubeadmConfig, Machine,
-    bootstrap::{KubeadmConfigInitializationStatus, KubeadmConfigStatus},
+    bootstrap::KubeadmConfigInitializationStatus,
     common::ApiEndpoint,
     names::{conditions as ct, finalizers, labels, reasons, secrets},
 };
@@ -41,6 +41,7 @@ use slipway_runtime::{
     conditions::{self, Status, desired},
     objects::{controller_ref, create_once},
     reconcile::dispatch,
+    reconcile::write_status,
 };
 
 /// Lifetime of join tokens.
@@ -110,8 +111,13 @@ async fn apply(
     let mut conds = status.conditions.take().unwrap_or_default();
     let generation = cfg.metadata.generation;
     let now = (ctx.clock)();
-    let paused = slipway_runtime::reconcile::is_paused(&cluster, cfg.annotations());
-    conditions::set(&mut conds, conditions::paused(paused), generation, now);
+    let paused = slipway_runtime::reconcile::paused_condition(
+        &mut conds,
+        &cluster,
+        cfg.annotations(),
+        generation,
+        now,
+    );
     let mut action = Action::await_change();
     if !paused {
         if old.data_secret_name.is_some() {
@@ -151,15 +157,7 @@ async fn apply(
         status.observed_generation = generation;
     }
     status.conditions = Some(conds);
-    if status != old {
-        let new: KubeadmConfigStatus = status;
-        api.patch_status(
-            &cfg.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"status": new})),
-        )
-        .await?;
-    }
+    write_status(api, &cfg.name_any(), Some(&old), &status).await?;
     Ok(action)
 }
 

@@ -27,7 +27,7 @@ use slipway_api::{
     names::{conditions as ct, finalizers, labels, reasons},
 };
 
-use slipway_runtime::reconcile::dispatch;
+use slipway_runtime::reconcile::{dispatch, write_status};
 
 use slipway_runtime::{
     Context, Error,
@@ -390,14 +390,7 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
         }
     }
     let new = desired_status(&o, &status, (ctx.clock)());
-    if new != old {
-        api.patch_status(
-            &machine.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "status": new })),
-        )
-        .await?;
-    }
+    write_status(api, &machine.name_any(), Some(&old), &new).await?;
     // Nothing in the management cluster announces a Node joining a workload cluster: poll
     // until it has, then rest.
     Ok(match &o.node {
@@ -490,14 +483,7 @@ async fn cleanup(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result
     );
     new.conditions = Some(conds);
     new.phase = Some(phase::DELETING.into());
-    if new != old {
-        api.patch_status(
-            &machine.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "status": new })),
-        )
-        .await?;
-    }
+    write_status(api, &machine.name_any(), Some(&old), &new).await?;
     if !pending.is_empty() {
         return Err(Error::Waiting(message));
     }

@@ -14,11 +14,11 @@ use kube::{
 use serde_json::json;
 use slipway_api::{
     Cluster, MachineDeployment, MachineSet,
-    machine::{MachineDeploymentStatus, MachineSetSpec},
+    machine::MachineSetSpec,
     names::{annotations, conditions as ct, finalizers, labels, reasons},
 };
 
-use slipway_runtime::reconcile::dispatch;
+use slipway_runtime::reconcile::{dispatch, write_status};
 
 use slipway_runtime::{
     Context, Error,
@@ -250,15 +250,7 @@ async fn apply(
         }
     }
     status.conditions = Some(conds);
-    if status != old {
-        let new: MachineDeploymentStatus = status;
-        api.patch_status(
-            &md.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "status": new })),
-        )
-        .await?;
-    }
+    write_status(api, &md.name_any(), Some(&old), &status).await?;
     Ok(action)
 }
 

@@ -7,17 +7,16 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use kube::{
     Api, ResourceExt,
-    api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{ListParams, ObjectMeta, PostParams},
     runtime::controller::Action,
 };
-use serde_json::json;
 use slipway_api::{
     Cluster, Machine, MachineSet,
-    machine::{DeletionOrder, MachineSetStatus},
+    machine::DeletionOrder,
     names::{annotations, conditions as ct, finalizers, labels, reasons},
 };
 
-use slipway_runtime::reconcile::dispatch;
+use slipway_runtime::reconcile::{dispatch, write_status};
 
 use slipway_runtime::{
     Context, Error,
@@ -84,8 +83,13 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
     let mut conds = status.conditions.take().unwrap_or_default();
     let g = ms.metadata.generation;
     let now = (ctx.clock)();
-    let paused = slipway_runtime::reconcile::is_paused(&cluster, ms.annotations());
-    conditions::set(&mut conds, conditions::paused(paused), g, now);
+    let paused = slipway_runtime::reconcile::paused_condition(
+        &mut conds,
+        &cluster,
+        ms.annotations(),
+        g,
+        now,
+    );
     let mut action = Action::await_change();
     if !paused {
         let tpl = &ms.spec.template.spec;
@@ -220,15 +224,7 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
         }
     }
     status.conditions = Some(conds);
-    if status != old {
-        let new: MachineSetStatus = status;
-        api.patch_status(
-            &ms.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "status": new })),
-        )
-        .await?;
-    }
+    write_status(api, &ms.name_any(), Some(&old), &status).await?;
     Ok(action)
 }
 

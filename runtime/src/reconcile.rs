@@ -5,7 +5,7 @@
 //!    returns `Ok`);
 //! 2. [`is_paused`] / [`paused_condition`]: the Cluster's `spec.paused` and the
 //!    `cluster.x-k8s.io/paused` annotation stop all work but the Paused condition;
-//! 3. [`StatusWrite`]: the status is computed from the old one, conditions set with the
+//! 3. [`write_status`]: the status is computed from the old one, conditions set with the
 //!    generation observed, and written once, only when it changed (no hot loops: a reconcile
 //!    at rest writes nothing).
 
@@ -73,43 +73,29 @@ pub fn paused_condition(
     paused
 }
 
-/// One status write per reconcile, only when the status changed.
-pub struct StatusWrite<'a, K> {
-    api: &'a Api<K>,
-    name: String,
-}
-
-impl<'a, K> StatusWrite<'a, K>
+/// One status write per reconcile, only when the status changed: writes `new` as a merge
+/// patch of `name`'s status when it differs from `old` (`None`: no status yet); returns
+/// whether it wrote.
+pub async fn write_status<K, S>(
+    api: &Api<K>,
+    name: &str,
+    old: Option<&S>,
+    new: &S,
+) -> Result<bool, Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: Serialize + PartialEq,
 {
-    /// The status writer of `obj` through `api`.
-    pub fn of(api: &'a Api<K>, obj: &K) -> Self {
-        Self {
-            api,
-            name: obj.name_any(),
-        }
+    if old == Some(new) {
+        return Ok(false);
     }
-
-    /// Writes `new` as a merge patch of the status when it differs from `old`; returns whether
-    /// it wrote.
-    pub async fn write_if_changed<S: Serialize + PartialEq>(
-        &self,
-        old: &S,
-        new: &S,
-    ) -> Result<bool, Error> {
-        if old == new {
-            return Ok(false);
-        }
-        self.api
-            .patch_status(
-                &self.name,
-                &PatchParams::default(),
-                &Patch::Merge(&serde_json::json!({ "status": new })),
-            )
-            .await?;
-        Ok(true)
-    }
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({ "status": new })),
+    )
+    .await?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ fn scope() -> ClusterScope<AWSCluster> {
         cluster: Arc::new(cluster),
         infra: Arc::new(infra),
         topology: None,
+        now: jiff::Timestamp::now(),
     }
 }
 
@@ -87,6 +88,7 @@ fn machine(
         infra_cluster: infra,
         machine: Arc::new(m),
         infra: Arc::new(am),
+        now: jiff::Timestamp::now(),
     }
 }
 

@@ -37,6 +37,9 @@ pub struct ClusterScope<C> {
     /// The Cluster's machine shape, read through the contract fields; filled only for
     /// providers that ask for it ([`InfrastructureProvider::NEEDS_TOPOLOGY`]).
     pub topology: Option<Topology>,
+    /// The time of this reconcile by the context's clock: providers measure delays and
+    /// deadlines against it, never the wall clock, so tests can step time.
+    pub now: jiff::Timestamp,
 }
 
 /// The machines a Cluster asks for, read from its control plane (`spec.replicas`,
@@ -74,6 +77,8 @@ pub struct MachineScope<C, M> {
     pub machine: Arc<Machine>,
     /// The provider's machine object, e.g. an AWSMachine.
     pub infra: Arc<M>,
+    /// The time of this reconcile by the context's clock (see [`ClusterScope::now`]).
+    pub now: jiff::Timestamp,
 }
 
 impl<C, M> MachineScope<C, M> {

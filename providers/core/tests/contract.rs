@@ -130,6 +130,7 @@ async fn a_provider_is_driven_generically_to_ready_and_stays_idempotent() {
         cluster: cluster.clone(),
         infra: infra.clone(),
         topology: None,
+        now: jiff::Timestamp::now(),
     };
     let (rounds, ready) = until_ready(&fake, &scope).await;
     assert_eq!(rounds, 2);
@@ -149,6 +150,7 @@ async fn a_provider_is_driven_generically_to_ready_and_stays_idempotent() {
         infra_cluster: infra,
         machine: Arc::new(machine),
         infra: Arc::new(InMemoryMachine::new("m", InMemoryMachineSpec::default())),
+        now: jiff::Timestamp::now(),
     };
     assert!(mscope.is_control_plane());
     let data = BootstrapData {

@@ -151,7 +151,7 @@ impl InfrastructureProvider for InMemory {
             .creation_timestamp
             .as_ref()
             .map(|t| t.0);
-        if let Some(left) = remaining(created, delay, Timestamp::now()) {
+        if let Some(left) = remaining(created, delay, scope.now) {
             return Ok(ClusterOutcome::Provisioning(Progress {
                 reason: "SimulatedProvisioning".into(),
                 message: format!(
@@ -280,7 +280,7 @@ impl InfrastructureProvider for InMemory {
             .creation_timestamp
             .as_ref()
             .map(|t| t.0);
-        if let Some(left) = remaining(created, delay, Timestamp::now()) {
+        if let Some(left) = remaining(created, delay, scope.now) {
             return Ok(MachineOutcome::Provisioning(Progress {
                 reason: "SimulatedBoot".into(),
                 message: format!("simulated boot: {:.1}s left", left.as_secs_f64()),

@@ -109,6 +109,7 @@ fn scope(
         infra_cluster: Arc::new(InMemoryCluster::new("sim", Default::default())),
         machine: Arc::new(machine),
         infra: Arc::new(InMemoryMachine::new(name, Default::default())),
+        now: jiff::Timestamp::now(),
     }
 }
 

@@ -121,6 +121,7 @@ fn scope(spec: KindClusterSpec, cp: u32, workers: u32) -> ClusterScope<KindClust
                 vec![]
             },
         }),
+        now: jiff::Timestamp::now(),
     }
 }
 
@@ -170,6 +171,7 @@ fn machine_scope(
         infra_cluster: cluster.infra.clone(),
         machine: Arc::new(m),
         infra: Arc::new(infra),
+        now: jiff::Timestamp::now(),
     }
 }
 

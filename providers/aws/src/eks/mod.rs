@@ -35,7 +35,7 @@ use slipway_runtime::{
     Context, Error,
     conditions::{self, Status, desired},
     objects::owner_cluster_name,
-    reconcile::{dispatch, paused_condition},
+    reconcile::{dispatch, paused_condition, write_status},
     runner::Runner,
 };
 
@@ -425,14 +425,7 @@ async fn apply(
         status.observed_generation = generation;
     }
     status.conditions = Some(conds);
-    if status != old {
-        api.patch_status(
-            &cp.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"status": status})),
-        )
-        .await?;
-    }
+    write_status(api, &cp.name_any(), Some(&old), &status).await?;
     Ok(action)
 }
 

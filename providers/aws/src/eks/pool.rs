@@ -21,7 +21,7 @@ use slipway_api::{
 use slipway_runtime::{
     Error,
     conditions::{self, Status, desired},
-    reconcile::{dispatch, paused_condition},
+    reconcile::{dispatch, paused_condition, write_status},
 };
 
 use super::{EksContext, eks_name};
@@ -165,14 +165,7 @@ async fn apply(
         status.observed_generation = generation;
     }
     status.conditions = Some(conds);
-    if status != old {
-        api.patch_status(
-            &pool.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"status": status})),
-        )
-        .await?;
-    }
+    write_status(api, &pool.name_any(), Some(&old), &status).await?;
     Ok(action)
 }
 

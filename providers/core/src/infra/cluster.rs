@@ -23,7 +23,7 @@ use slipway_runtime::{
     Error,
     conditions::{self, Status, desired},
     objects::owner_cluster_name,
-    reconcile::{dispatch, paused_condition},
+    reconcile::{dispatch, paused_condition, write_status},
     runner::Watched as InfraObject,
 };
 
@@ -102,6 +102,7 @@ where
             cluster: Arc::new(cluster),
             infra: Arc::new(obj.clone()),
             topology,
+            now,
         };
         let (ready, extra, after) = match ctx.provider.reconcile_cluster(&scope).await {
             Ok(ClusterOutcome::Provisioning(p)) => (
@@ -165,14 +166,13 @@ where
     }
     status.insert("conditions".into(), json!(conds));
     status.insert("observedGeneration".into(), json!(generation));
-    if value.get("status").and_then(Value::as_object) != Some(&status) {
-        api.patch_status(
-            &obj.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"status": status})),
-        )
-        .await?;
-    }
+    write_status(
+        api,
+        &obj.name_any(),
+        value.get("status").and_then(Value::as_object),
+        &status,
+    )
+    .await?;
     Ok(action)
 }
 
@@ -196,6 +196,7 @@ where
         cluster: Arc::new(cluster),
         infra: Arc::new(obj.clone()),
         topology: None,
+        now: ctx.base.now(),
     };
     match ctx.provider.delete_cluster(&scope).await {
         Ok(Deletion::Gone) => Ok(Action::await_change()),

@@ -26,7 +26,7 @@ use slipway_runtime::{
     Error,
     conditions::{self, Status, desired},
     objects::owner_machine_name,
-    reconcile::{dispatch, paused_condition},
+    reconcile::{dispatch, paused_condition, write_status},
     runner::Watched as InfraObject,
 };
 
@@ -94,6 +94,7 @@ where
         infra_cluster: Arc::new(infra_cluster),
         machine: Arc::new(machine),
         infra: Arc::new(obj.clone()),
+        now: ctx.base.now(),
     }))
 }
 
@@ -245,14 +246,13 @@ where
     }
     status.insert("conditions".into(), json!(conds));
     status.insert("observedGeneration".into(), json!(generation));
-    if value.get("status").and_then(Value::as_object) != Some(&status) {
-        api.patch_status(
-            &obj.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "status": status })),
-        )
-        .await?;
-    }
+    write_status(
+        api,
+        &obj.name_any(),
+        value.get("status").and_then(Value::as_object),
+        &status,
+    )
+    .await?;
     Ok(action)
 }
 
