@@ -8,6 +8,8 @@ use std::{
 
 use serde_json::{Value, json};
 
+use crate::api::strategy::{self, Strategy};
+
 /// A printer column (CRD `additionalPrinterColumns` shape).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Column {
@@ -67,6 +69,8 @@ pub struct Resource {
     pub custom: bool,
     /// The version objects are stored at (the CRD's storage version).
     pub storage_version: String,
+    /// What the kind adds to the generic verbs, chosen once here rather than by each verb.
+    pub strategy: &'static dyn Strategy,
 }
 
 impl Resource {
@@ -151,6 +155,7 @@ fn builtin(
         columns,
         custom: false,
         storage_version: version.into(),
+        strategy: strategy::for_resource(group, plural, false),
     }
 }
 
@@ -515,6 +520,7 @@ pub fn resources_of_crd(crd: &Value) -> Result<Vec<Resource>, String> {
             columns,
             custom: true,
             storage_version: storage_version.clone(),
+            strategy: strategy::for_resource(&group, &plural, true),
         });
     }
     Ok(out)
