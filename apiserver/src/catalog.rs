@@ -1,5 +1,8 @@
 //! The resources the server serves: the built-in kinds slipway needs, and every version of
 //! every established CustomResourceDefinition.
+//!
+//! Each [`Resource`] carries its write [`Strategy`], chosen here once, so that the verbs never
+//! decide by a resource's names what its kind adds.
 
 use std::{
     collections::BTreeMap,

@@ -11,6 +11,9 @@
 //!   SQLite) so a watch can resume from any resourceVersion still in that window, across
 //!   restarts. Older ones get [`StoreError::Gone`] (HTTP 410).
 //! - All objects are also held in memory (parsed), so reads never touch the disk.
+//!
+//! This module owns the in-memory state (objects, the label index, the event history) and the
+//! commit; `object` defines what is stored and the contract's types, `sqlite` the file.
 
 mod object;
 mod sqlite;
