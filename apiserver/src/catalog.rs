@@ -1,5 +1,8 @@
 //! The resources the server serves: the built-in kinds slipway needs, and every version of
 //! every established CustomResourceDefinition.
+//!
+//! Each [`Resource`] carries its write [`Strategy`], chosen here once, so that the verbs never
+//! decide by a resource's names what its kind adds.
 
 use std::{
     collections::BTreeMap,
@@ -7,6 +10,8 @@ use std::{
 };
 
 use serde_json::{Value, json};
+
+use crate::api::strategy::{self, Strategy};
 
 /// A printer column (CRD `additionalPrinterColumns` shape).
 #[derive(Clone, Debug, PartialEq)]
@@ -67,6 +72,8 @@ pub struct Resource {
     pub custom: bool,
     /// The version objects are stored at (the CRD's storage version).
     pub storage_version: String,
+    /// What the kind adds to the generic verbs, chosen once here rather than by each verb.
+    pub strategy: &'static dyn Strategy,
 }
 
 impl Resource {
@@ -151,6 +158,7 @@ fn builtin(
         columns,
         custom: false,
         storage_version: version.into(),
+        strategy: strategy::for_resource(group, plural, false),
     }
 }
 
@@ -515,6 +523,7 @@ pub fn resources_of_crd(crd: &Value) -> Result<Vec<Resource>, String> {
             columns,
             custom: true,
             storage_version: storage_version.clone(),
+            strategy: strategy::for_resource(&group, &plural, true),
         });
     }
     Ok(out)

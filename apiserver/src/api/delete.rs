@@ -1,0 +1,154 @@
+//! DELETE and deletecollection: preconditions, `propagationPolicy` (as the finalizers the
+//! garbage collector honours), and graceful deletion of objects that still have finalizers.
+
+use serde_json::{Value, json};
+
+use super::{Api, Call, at_version};
+use crate::{
+    error::{ApiError, success_status},
+    meta::{self, deleting, finalizers, meta_str, set_finalizers},
+    request::Target,
+    store::{Change, ObjKey, Precondition},
+};
+
+impl Api {
+    /// DELETE of one object, honouring preconditions, finalizers and propagationPolicy.
+    pub fn delete(&self, call: &Call<'_>, name: &str, options: &Value) -> Result<Value, ApiError> {
+        let key = call.key(name);
+        let old = self.store.get(&key).ok_or_else(|| call.not_found(name))?;
+        if let Some(uid) = options
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            && old.meta.uid != uid
+        {
+            return Err(ApiError::conflict(
+                &call.res.plural,
+                &call.res.group,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    old.meta.uid
+                ),
+            ));
+        }
+        if let Some(rv) = options
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            && rv != old.rv.to_string()
+        {
+            return Err(ApiError::conflict(
+                &call.res.plural,
+                &call.res.group,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    old.rv
+                ),
+            ));
+        }
+        let policy = call
+            .query
+            .get("propagationPolicy")
+            .or_else(|| options.get("propagationPolicy").and_then(Value::as_str))
+            .unwrap_or("Background");
+        let mut obj = old.value();
+        let mut fins = finalizers(&obj);
+        let extra = match policy {
+            "Foreground" => Some("foregroundDeletion"),
+            "Orphan" => Some("orphan"),
+            "Background" => None,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unsupported propagationPolicy {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+                )));
+            }
+        };
+        if let Some(f) = extra
+            && !deleting(&obj)
+            && !fins.iter().any(|x| x == f)
+        {
+            fins.push(f.to_string());
+        }
+        let deferred = call.res.strategy.defers_removal();
+        if fins.is_empty() && !deferred {
+            if call.query.dry_run() {
+                return Ok(success_status(
+                    &call.res.plural,
+                    &call.res.group,
+                    name,
+                    meta_str(&obj, "uid").unwrap_or(""),
+                ));
+            }
+            self.commit_delete(call, &key, old.rv)?;
+            return Ok(success_status(
+                &call.res.plural,
+                &call.res.group,
+                name,
+                meta_str(&obj, "uid").unwrap_or(""),
+            ));
+        }
+        if deleting(&obj) && extra.is_none() {
+            return Ok(at_version(&call.res, &obj));
+        }
+        set_finalizers(&mut obj, &fins);
+        let m = obj["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::internal("stored object without metadata"))?;
+        if !m.contains_key("deletionTimestamp") {
+            m.insert("deletionTimestamp".into(), json!(meta::now()));
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            let g = m.get("generation").and_then(Value::as_i64).unwrap_or(1);
+            m.insert("generation".into(), json!(g + 1));
+        }
+        call.res.strategy.on_delete(&mut obj);
+        if call.query.dry_run() {
+            return Ok(at_version(&call.res, &obj));
+        }
+        let e = self
+            .store
+            .commit(&key, Precondition::At(old.rv), Change::Put(obj))
+            .map_err(|e| self.store_error(call, name, e))?;
+        Ok(at_version(
+            &call.res,
+            &e.expect("put returns the entry").value(),
+        ))
+    }
+
+    /// DELETE of a collection.
+    pub fn delete_collection(&self, call: &Call<'_>, options: &Value) -> Result<Value, ApiError> {
+        let list: Value = serde_json::from_slice(&self.list(call, false)?)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        for item in list["items"].as_array().into_iter().flatten() {
+            let name = meta_str(item, "name").unwrap_or_default().to_string();
+            let scoped = Target {
+                namespace: meta_str(item, "namespace").map(str::to_string),
+                ..call.target.clone()
+            };
+            let c = Call {
+                res: call.res.clone(),
+                target: &scoped,
+                query: call.query,
+                default_manager: call.default_manager.clone(),
+            };
+            match self.delete(&c, &name, options) {
+                Ok(_) => {}
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
+    }
+
+    pub(super) fn commit_delete(
+        &self,
+        call: &Call<'_>,
+        key: &ObjKey,
+        rv: u64,
+    ) -> Result<(), ApiError> {
+        self.store
+            .commit(key, Precondition::At(rv), Change::Delete)
+            .map_err(|e| self.store_error(call, &key.name, e))?;
+        call.res.strategy.after_delete(self, key);
+        Ok(())
+    }
+}
