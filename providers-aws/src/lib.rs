@@ -13,7 +13,6 @@ pub mod eks;
 pub mod error;
 pub mod machine;
 pub mod network;
-pub mod testing;
 
 use std::time::Duration;
 
