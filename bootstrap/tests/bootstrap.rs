@@ -1,7 +1,7 @@
 //! kubeadm bootstrap output, checked with real tools: `cloud-init schema` accepts every rendered
 //! user data, and openssl verifies the certificates and computes the same CA hash kubeadm would.
 
-use std::{path::PathBuf, process::Command};
+use std::process::Command;
 
 use serde_json::{Value, json};
 use slipway_api::{bootstrap::KubeadmConfigSpec, common::ApiEndpoint};
@@ -10,6 +10,7 @@ use slipway_bootstrap::{
     kubeadm::{ClusterInfo, JoinDiscovery, KubeadmApi},
     pki::{ClusterPki, admin_kubeconfig},
 };
+use slipway_testsupport::temp_dir;
 
 fn cluster(version: &str) -> ClusterInfo {
     ClusterInfo {
@@ -74,12 +75,6 @@ fn kubeadm_docs(doc: &Value) -> Vec<Value> {
         .find(|(p, _)| p == "/run/kubeadm/kubeadm.yaml")
         .unwrap();
     serde_saphyr::from_multiple(&yaml).unwrap()
-}
-
-fn temp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("slipway-bootstrap-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// Runs a real tool; outside CI a missing tool skips the check with a printed reason.
@@ -309,7 +304,7 @@ fn cloud_init_schema_accepts_every_rendered_user_data() {
         return;
     }
     let pki = ClusterPki::generate().unwrap();
-    let dir = temp("schema");
+    let dir = temp_dir("bootstrap-schema");
     let roles = [
         (
             "init",
@@ -367,7 +362,7 @@ fn openssl_verifies_the_admin_certificate_and_agrees_on_the_ca_hash() {
         )
         .unwrap()
     };
-    let dir = temp("openssl");
+    let dir = temp_dir("bootstrap-openssl");
     std::fs::write(dir.join("ca.crt"), &pki.ca.cert_pem).unwrap();
     std::fs::write(
         dir.join("admin.crt"),

@@ -1,18 +1,18 @@
 //! The Cluster reconciler against an embedded management plane: owner references, contract
 //! fields, endpoint copy, pause, no hot loop, and ordered deletion.
 
-use std::{net::IpAddr, time::Duration};
+use std::time::Duration;
 
 use kube::{
-    Api, Client, Config,
+    Api, Client,
     api::{DynamicObject, Patch, PatchParams, PostParams},
-    config::{KubeConfigOptions, Kubeconfig},
     core::GroupVersionKind,
     discovery::ApiResource,
 };
 use serde_json::{Value, json};
 use slipway_api::{Cluster, crds};
-use slipway_apiserver::plane::{Options, Plane};
+use slipway_apiserver::plane::Plane;
+use slipway_testsupport::{client, eventually_async, plane_with, temp_dir};
 
 async fn plane() -> Plane {
     let mut crds = crds::core();
@@ -21,25 +21,7 @@ async fn plane() -> Plane {
         .iter()
         .map(|c| serde_json::to_value(c).unwrap())
         .collect();
-    Plane::start(Options {
-        data_dir: None,
-        address: "127.0.0.1".parse::<IpAddr>().unwrap(),
-        port: 0,
-        crds,
-        version_from_nodes: false,
-    })
-    .await
-    .unwrap()
-}
-
-async fn client(p: &Plane) -> Client {
-    let kc = Kubeconfig::from_yaml(&p.kubeconfig).unwrap();
-    Client::try_from(
-        Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-            .await
-            .unwrap(),
-    )
-    .unwrap()
+    plane_with(None, 0, crds).await
 }
 
 fn dynamic(
@@ -52,20 +34,6 @@ fn dynamic(
     let ar =
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
     Api::namespaced_with(client.clone(), "default", &ar)
-}
-
-async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 struct Objects {
@@ -149,7 +117,7 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
     .await;
 
     // Finalizer, owner references, Provisioning while the simulated delay runs.
-    let uid = eventually("the finalizer and Provisioning phase", async || {
+    let uid = eventually_async(20, "the finalizer and Provisioning phase", async || {
         let got = clusters.get("c").await.ok()?;
         (got.metadata
             .finalizers
@@ -160,7 +128,7 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
     })
     .await;
     for (api, name) in [(&infra, "c"), (&kcp, "c-cp")] {
-        eventually("an owner reference", async || {
+        eventually_async(20, "an owner reference", async || {
             let o = api.get(name).await.ok()?;
             o.metadata
                 .owner_references?
@@ -170,7 +138,8 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
         })
         .await;
     }
-    let waiting = eventually(
+    let waiting = eventually_async(
+        20,
         "InfrastructureReady mirrored while provisioning",
         async || {
             let got = clusters.get("c").await.ok()?;
@@ -182,11 +151,13 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
     assert_eq!(waiting.0, "False");
 
     // The in-memory provider provisions the infrastructure cluster after its delay.
-    let provisioned_infra = eventually("the in-memory provider to provision", async || {
-        let o = infra.get("c").await.ok()?;
-        (o.data.pointer("/status/initialization/provisioned") == Some(&json!(true))).then_some(o)
-    })
-    .await;
+    let provisioned_infra =
+        eventually_async(20, "the in-memory provider to provision", async || {
+            let o = infra.get("c").await.ok()?;
+            (o.data.pointer("/status/initialization/provisioned") == Some(&json!(true)))
+                .then_some(o)
+        })
+        .await;
     assert!(
         provisioned_infra
             .metadata
@@ -216,7 +187,7 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
     )
     .await
     .unwrap();
-    let provisioned = eventually("Provisioned", async || {
+    let provisioned = eventually_async(20, "Provisioned", async || {
         let got = clusters.get("c").await.ok()?;
         (got.status.as_ref()?.phase.as_deref() == Some("Provisioned")
             && condition(&got, "ControlPlaneInitialized")?.0 == "True")
@@ -279,7 +250,7 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
         )
         .await
         .unwrap();
-    eventually("Paused", async || {
+    eventually_async(20, "Paused", async || {
         (condition(&clusters.get("c").await.ok()?, "Paused")?.0 == "True").then_some(())
     })
     .await;
@@ -291,7 +262,7 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
         )
         .await
         .unwrap();
-    eventually("unpaused", async || {
+    eventually_async(20, "unpaused", async || {
         (condition(&clusters.get("c").await.ok()?, "Paused")?.0 == "False").then_some(())
     })
     .await;
@@ -306,11 +277,16 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
     .await
     .unwrap();
     clusters.delete("c", &Default::default()).await.unwrap();
-    eventually("the Cluster to wait for its control plane", async || {
-        let got = clusters.get("c").await.ok()?;
-        (condition(&got, "Deleting")? == ("True".into(), "WaitingForControlPlaneDeletion".into()))
-            .then_some(())
-    })
+    eventually_async(
+        20,
+        "the Cluster to wait for its control plane",
+        async || {
+            let got = clusters.get("c").await.ok()?;
+            (condition(&got, "Deleting")?
+                == ("True".into(), "WaitingForControlPlaneDeletion".into()))
+                .then_some(())
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
@@ -332,7 +308,7 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
     )
     .await
     .unwrap();
-    eventually("the Cluster to be gone", async || {
+    eventually_async(20, "the Cluster to be gone", async || {
         clusters.get_opt("c").await.ok()?.is_none().then_some(())
     })
     .await;
@@ -363,7 +339,7 @@ async fn control_plane_certificates_and_kubeconfig_are_created_once() {
     } = create_cluster(&c, "pki", json!({})).await;
 
     let secrets: Api<Secret> = Api::namespaced(c.clone(), "default");
-    let kubeconfig = eventually("the kubeconfig Secret", async || {
+    let kubeconfig = eventually_async(20, "the kubeconfig Secret", async || {
         secrets.get_opt("pki-kubeconfig").await.ok()?
     })
     .await;
@@ -434,8 +410,7 @@ async fn control_plane_certificates_and_kubeconfig_are_created_once() {
         .output()
         .is_ok()
     {
-        let dir = std::env::temp_dir().join(format!("slipway-kcp-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("kcp");
         std::fs::write(dir.join("ca.crt"), &ca_pem).unwrap();
         std::fs::write(
             dir.join("admin.crt"),
@@ -496,7 +471,7 @@ async fn control_plane_certificates_and_kubeconfig_are_created_once() {
     )
     .await
     .unwrap();
-    eventually("the etcd CA to come back", async || {
+    eventually_async(20, "the etcd CA to come back", async || {
         secrets.get_opt("pki-etcd").await.ok()?
     })
     .await;
@@ -510,7 +485,7 @@ async fn control_plane_certificates_and_kubeconfig_are_created_once() {
 
     // The Secrets go with the control plane.
     clusters.delete("pki", &Default::default()).await.unwrap();
-    eventually("the Secrets to be collected", async || {
+    eventually_async(20, "the Secrets to be collected", async || {
         secrets
             .get_opt("pki-ca")
             .await
@@ -530,14 +505,7 @@ fn plugins() -> slipway_providers::Plugins {
 
 fn manager_options() -> slipway_controller::manager::Options {
     slipway_controller::manager::Options {
-        data_dir: std::env::temp_dir().join(format!(
-            "slipway-controller-test-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        )),
+        data_dir: temp_dir("controller-test"),
         ..Default::default()
     }
 }

@@ -8,7 +8,6 @@
 //! RSS <= 300 MiB at 100,000 objects. Set SLIPWAY_BENCH_SCALE=0.1 for a quick run.
 
 use std::{
-    net::IpAddr,
     sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -16,18 +15,17 @@ use std::{
 use futures::{StreamExt, future::join_all};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
-    Api, Client, Config,
+    Api,
     api::{ListParams, Patch, PatchParams, PostParams},
-    config::{KubeConfigOptions, Kubeconfig},
     runtime::{WatchStreamExt, watcher},
 };
 use serde_json::json;
 use slipway_apiserver::{
     api::{Api as ServerApi, Call},
-    plane::{Options, Plane},
     request::{Query, Target},
     store::Store,
 };
+use slipway_testsupport::{client, plane_with};
 
 fn scale() -> f64 {
     std::env::var("SLIPWAY_BENCH_SCALE")
@@ -47,16 +45,6 @@ fn rss_mib() -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0)
-}
-
-async fn client(plane: &Plane) -> Client {
-    let kc = Kubeconfig::from_yaml(&plane.kubeconfig).unwrap();
-    Client::try_from(
-        Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-            .await
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 fn cm(name: &str) -> ConfigMap {
@@ -105,15 +93,7 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let dir = std::env::temp_dir().join(format!("slipway-bench-{}", std::process::id()));
-    let plane = Plane::start(Options {
-        data_dir: Some(dir.clone()),
-        address: "127.0.0.1".parse::<IpAddr>().unwrap(),
-        port: 0,
-        crds: vec![],
-        version_from_nodes: false,
-    })
-    .await
-    .unwrap();
+    let plane = plane_with(Some(dir.clone()), 0, vec![]).await;
     let api: Api<ConfigMap> = Api::namespaced(client(&plane).await, "default");
     println!(
         "slipway apiserver benchmark (SQLite, HTTPS, kube-rs clients; scale {})",

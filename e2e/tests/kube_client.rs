@@ -1,7 +1,7 @@
 //! kube-rs against the embedded plane: a watcher keeps delivering across a server restart, and
 //! a reflector store converges on the server's state.
 
-use std::{collections::BTreeSet, net::IpAddr, path::PathBuf, time::Duration};
+use std::{collections::BTreeSet, time::Duration};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -11,37 +11,9 @@ use kube::{
     config::{KubeConfigOptions, Kubeconfig},
     runtime::{WatchStreamExt, reflector, watcher},
 };
-use slipway_apiserver::plane::{Options, Plane};
+use slipway_apiserver::plane::Plane;
+use slipway_testsupport::{client, plane, plane_with, temp_dir};
 use tokio::sync::mpsc;
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!("slipway-kube-{tag}-{}-{nanos}", std::process::id()))
-}
-
-async fn plane(dir: Option<PathBuf>, port: u16) -> Plane {
-    let address: IpAddr = "127.0.0.1".parse().unwrap();
-    Plane::start(Options {
-        data_dir: dir,
-        address,
-        port,
-        crds: vec![],
-        version_from_nodes: false,
-    })
-    .await
-    .expect("plane starts")
-}
-
-async fn client(plane: &Plane) -> Client {
-    let kc = Kubeconfig::from_yaml(&plane.kubeconfig).unwrap();
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    Client::try_from(config).unwrap()
-}
 
 fn configmap(name: &str) -> ConfigMap {
     serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "data": {"k": name}}))
@@ -63,7 +35,7 @@ async fn next_name(rx: &mut mpsc::UnboundedReceiver<String>, want: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watcher_keeps_delivering_across_a_server_restart() {
     let dir = temp_dir("restart");
-    let first = plane(Some(dir.clone()), 0).await;
+    let first = plane_with(Some(dir.clone()), 0, vec![]).await;
     let port = first.server.addr.port();
     let c = client(&first).await;
     let api: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
@@ -89,7 +61,7 @@ async fn watcher_keeps_delivering_across_a_server_restart() {
 
     first.shutdown().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let second = plane(Some(dir.clone()), port).await;
+    let second = plane_with(Some(dir.clone()), port, vec![]).await;
     let api2: Api<ConfigMap> = Api::namespaced(client(&second).await, "default");
     api2.create(&PostParams::default(), &configmap("after"))
         .await
@@ -103,7 +75,7 @@ async fn watcher_keeps_delivering_across_a_server_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflector_store_converges_on_creates_and_deletes() {
-    let p = plane(None, 0).await;
+    let p = plane().await;
     let api: Api<ConfigMap> = Api::namespaced(client(&p).await, "default");
     for i in 0..30 {
         api.create(&PostParams::default(), &configmap(&format!("cm-{i}")))
@@ -176,7 +148,7 @@ async fn client_from(yaml: &str) -> Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_signed_by_the_ca_authenticate_and_others_do_not() {
     use slipway_apiserver::tls;
-    let p = plane(None, 0).await;
+    let p = plane().await;
     let good = tls::client_cert(&p.ca, "kubernetes-admin", &["kubeadm:cluster-admins"]).unwrap();
     let api: Api<ConfigMap> =
         Api::namespaced(client_from(&cert_kubeconfig(&p, &good)).await, "default");
@@ -203,7 +175,7 @@ async fn client_certificates_signed_by_the_ca_authenticate_and_others_do_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_collection_by_label() {
-    let p = plane(None, 0).await;
+    let p = plane().await;
     let api: Api<ConfigMap> = Api::namespaced(client(&p).await, "default");
     for (name, team) in [("a", "x"), ("b", "x"), ("c", "y")] {
         let mut cm = configmap(name);

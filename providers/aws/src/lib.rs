@@ -17,7 +17,6 @@ pub mod error;
 pub mod machine;
 pub mod network;
 mod plugin;
-pub mod testing;
 
 use std::time::Duration;
 

@@ -8,13 +8,23 @@ use slipway_aws::{
     Aws,
     api::{AWSCluster, AWSMachine, AmiReference, AwsClusterSpec, AwsClusterStatus, AwsMachineSpec},
     clients::Settings,
-    testing::moto,
+    network::model::owner_tag,
 };
 use slipway_providers::{
     BootstrapData, BootstrapFormat, ClusterOutcome, ClusterReady, ClusterScope, Deletion,
     InfrastructureProvider, MachineOutcome, MachineReady, MachineScope,
 };
+use slipway_testsupport::moto::{CREDENTIALS, Moto, REGION, moto};
 use std::{collections::BTreeMap, sync::Arc};
+
+/// Settings of a provider talking to `m`.
+fn settings(m: &Moto) -> Settings {
+    Settings {
+        endpoint_url: Some(m.url.clone()),
+        region: Some(REGION.into()),
+        credentials: Some((CREDENTIALS.0.into(), CREDENTIALS.1.into())),
+    }
+}
 
 fn scope() -> ClusterScope<AWSCluster> {
     let mut cluster = Cluster::new("c1", ClusterSpec::default());
@@ -121,11 +131,11 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
 
     // Interrupted creation: a provider that stops after three passes, then a new one (a
     // restarted controller) that finishes. Nothing is made twice.
-    let first = Aws::with_settings(m.settings());
+    let first = Aws::with_settings(settings(&m));
     for _ in 0..3 {
         let _ = first.reconcile_cluster(&s).await.unwrap();
     }
-    let p = Aws::with_settings(m.settings());
+    let p = Aws::with_settings(settings(&m));
     let (passes, ready) = until_ready(&p, &s, 30).await;
     println!("network Ready after 3 + {passes} passes");
     print_calls("the network (interrupted provider)", &first);
@@ -143,7 +153,7 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
         ("load_balancers", 1),
         ("target_groups", 1),
     ]);
-    assert_eq!(m.inventory("c1").await, want);
+    assert_eq!(m.inventory(&owner_tag("c1")).await, want);
     let ep = ready.control_plane_endpoint.clone().unwrap();
     assert!(ep.host.ends_with(".elb.amazonaws.com"), "{}", ep.host);
     assert_eq!(ep.port, 6443);
@@ -176,7 +186,7 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
         Some(true)
     );
     // Idempotent: another pass (and a restarted provider) creates nothing.
-    let again = Aws::with_settings(m.settings());
+    let again = Aws::with_settings(settings(&m));
     let (one, _) = until_ready(&again, &s, 1).await;
     assert_eq!(one, 1);
     assert!(
@@ -188,7 +198,7 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
         "{:?}",
         again.calls().snapshot()
     );
-    assert_eq!(m.inventory("c1").await, want);
+    assert_eq!(m.inventory(&owner_tag("c1")).await, want);
 
     // Machines: one control plane and two workers.
     let infra = with_status(&s, &ready);
@@ -207,13 +217,13 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
         );
         let id = r.provider_id.rsplit('/').next().unwrap().to_string();
         // Again: the same instance, found by its tags.
-        let r2 = machine_ready(&Aws::with_settings(m.settings()), &ms, &bootstrap(name)).await;
+        let r2 = machine_ready(&Aws::with_settings(settings(&m)), &ms, &bootstrap(name)).await;
         assert_eq!(r2.provider_id, r.provider_id);
         assert_eq!(m.user_data(&id).await, bootstrap(name).value);
         assert!(r.addresses.iter().any(|a| a.address.starts_with("10.0.")));
         ids.push((name, cp, id));
     }
-    assert_eq!(m.inventory("c1").await["instances"], 3);
+    assert_eq!(m.inventory(&owner_tag("c1")).await["instances"], 3);
 
     // An AMI looked up by name and owner (CAPA's format), not given by id: the newest match.
     let ec2 = m.ec2().await;
@@ -251,7 +261,7 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
     print_calls("3 machines (1 control plane, 2 workers)", &p);
 
     // Delete: machines, then the cluster; nothing tagged remains.
-    let d = Aws::with_settings(m.settings());
+    let d = Aws::with_settings(settings(&m));
     for (name, cp, _) in &ids {
         let ms = machine(&s, infra.clone(), name, *cp);
         let mut gone = false;
@@ -272,7 +282,7 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
         }
     }
     print_calls("cluster delete", &d);
-    let left = m.inventory("c1").await;
+    let left = m.inventory(&owner_tag("c1")).await;
     assert!(left.values().all(|n| *n == 0), "left behind: {left:?}");
 }
 
@@ -294,7 +304,7 @@ async fn unreachable_endpoints_are_unavailable_and_bad_instance_types_terminal()
         return;
     };
     let s = scope();
-    let p = Aws::with_settings(m.settings());
+    let p = Aws::with_settings(settings(&m));
     let (_, ready) = until_ready(&p, &s, 30).await;
     let infra = with_status(&s, &ready);
     let mut ms = machine(&s, infra, "c1-bad", false);

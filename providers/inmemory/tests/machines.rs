@@ -4,7 +4,7 @@
 //! disagrees with the Cluster is refused; machines and their workload cluster survive a
 //! provider restart.
 
-use std::{path::PathBuf, sync::Arc};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::{
@@ -27,22 +27,7 @@ use slipway_inmemory::{InMemory, InMemoryCluster, InMemoryMachine};
 use slipway_providers::{
     BootstrapData, BootstrapFormat, InfrastructureProvider, MachineOutcome, MachineScope,
 };
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn temp_dir() -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!("slipway-imm-{}-{nanos}", std::process::id()))
-}
+use slipway_testsupport::{free_port, temp_dir};
 
 struct Fixture {
     cluster: Arc<Cluster>,
@@ -154,7 +139,7 @@ fn join(f: &Fixture, token: &str, hash: String) -> Role {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn machines_boot_from_their_bootstrap_data_and_joins_are_checked() {
-    let root = temp_dir();
+    let root = temp_dir("imm");
     let f = fixture(free_port());
     let provider = InMemory::new(&root);
 

@@ -1,13 +1,9 @@
 //! The kind provider's process handling against the fake `kind` and `docker` of
-//! `tests/fixtures/fake-kind` (they keep state beside themselves and log every call): create,
+//! `e2e/tests/fixtures/fake-kind` (they keep state beside themselves and log every call): create,
 //! adopt, bind, scale limits, recreate, idempotent delete, a missing binary, a daemon that is
 //! down, and a failing `kind create cluster`.
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use serde_json::{Value, json};
 use slipway_api::{
@@ -25,6 +21,7 @@ use slipway_providers::{
     BootstrapData, BootstrapFormat, ClusterOutcome, ClusterReady, ClusterScope, Deletion,
     InfrastructureProvider, MachineOutcome, MachineScope, Pool, Progress, Topology,
 };
+use slipway_testsupport::{fixture, temp_dir};
 
 struct Fake {
     dir: PathBuf,
@@ -39,13 +36,9 @@ impl Drop for Fake {
 impl Fake {
     /// A temp dir with `bin/` holding the fakes named in `tools`, and `root/` for the provider.
     fn new(tag: &str, tools: &[&str]) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!("slipway-kind-{tag}-{nanos}"));
+        let dir = temp_dir(&format!("kind-{tag}"));
         std::fs::create_dir_all(dir.join("bin/state")).unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/fake-kind");
+        let src = fixture("fake-kind");
         for t in tools {
             std::fs::copy(src.join(t), dir.join("bin").join(t)).unwrap();
         }

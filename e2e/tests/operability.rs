@@ -1,22 +1,12 @@
 //! Operability: two `slipway controller` replicas with leader election never both reconcile;
 //! killing the leader hands over to the standby; /metrics, /healthz and /readyz answer.
 
-mod common;
-
 use std::{
     io::{Read, Write},
     process::{Child, Command, Stdio},
 };
 
-use common::*;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use slipway_testsupport::*;
 
 fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;

@@ -2,11 +2,9 @@
 //! output works with kubectl, `describe cluster` shows why a machine failed, `delete cluster
 //! --wait` reports progress, and `init --dry-run` output applies cleanly.
 
-mod common;
-
 use std::process::{Command, Output};
 
-use common::*;
+use slipway_testsupport::*;
 
 fn slipway(m: &Mgmt, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_slipway"))

@@ -1,16 +1,40 @@
-//! Shared harness of the end-to-end tests: `slipway up` (and `slipway controller`) as child
-//! processes, kubectl against them, and polling helpers.
-#![allow(dead_code)]
+//! The harness of the root package's end-to-end suites: `slipway up` (and `slipway
+//! controller`) as child processes, kubectl against them, and helpers over what it lists.
 
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
 };
 
 use serde_json::Value;
 
+use crate::{eventually, temp_dir, text};
+
+/// The `slipway` binary under test. Cargo builds it for the root package's test targets and
+/// names it in `CARGO_BIN_EXE_slipway`, at their compile time (`env!`, which this library
+/// cannot use: it is not such a target) and when it runs them. Run by hand, a test binary
+/// (`target/<profile>/deps/<test>-<hash>`) finds it two directories up.
+pub fn slipway_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CARGO_BIN_EXE_slipway") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join(format!("slipway{}", std::env::consts::EXE_SUFFIX)))
+        .filter(|p| p.is_file());
+    bin.unwrap_or_else(|| {
+        panic!(
+            "no slipway binary: CARGO_BIN_EXE_slipway is unset and none is beside {}",
+            exe.display()
+        )
+    })
+}
+
+/// A `slipway up` child process (and maybe a `slipway controller`) with its data dir, killed
+/// and removed on drop.
 pub struct Mgmt {
     pub up: Child,
     pub controller: Option<Child>,
@@ -29,20 +53,6 @@ impl Drop for Mgmt {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let d = std::env::temp_dir().join(format!("slipway-prov-{tag}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-pub fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 impl Mgmt {
@@ -65,7 +75,7 @@ impl Mgmt {
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Self {
         let dir = temp_dir(tag);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
+        let mut cmd = Command::new(slipway_bin());
         cmd.args(["up", "--port", "0", "--data-dir"]).arg(&dir);
         if separate {
             cmd.arg("--no-controller");
@@ -103,7 +113,7 @@ impl Mgmt {
 
     /// [`Mgmt::start_controller`] with extra environment variables.
     pub fn start_controller_env(&mut self, env: &[(&str, String)]) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
+        let mut cmd = Command::new(slipway_bin());
         cmd.env("RUST_LOG", "warn");
         for (k, v) in env {
             cmd.env(k, v);
@@ -227,22 +237,9 @@ impl Mgmt {
     }
 }
 
-/// Polls `check` until it returns Ok or `secs` pass; the last error explains a timeout.
-pub fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match check() {
-            Ok(v) => return v,
-            Err(e) if Instant::now() > deadline => {
-                panic!("{what}: still not true after {secs}s: {e}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(300)),
-        }
-    }
-}
-
+/// `slipway generate cluster <name> --infrastructure in-memory` with the given shape.
 pub fn generate(name: &str, cp: u32, workers: u32, version: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+    let out = Command::new(slipway_bin())
         .args(["generate", "cluster", name, "--infrastructure", "in-memory"])
         .args(["--control-plane-machine-count", &cp.to_string()])
         .args(["--worker-machine-count", &workers.to_string()])
@@ -253,6 +250,7 @@ pub fn generate(name: &str, cp: u32, workers: u32, version: &str) -> String {
     text(&out.stdout)
 }
 
+/// The status of condition `type_` of `obj`.
 pub fn condition(obj: &Value, type_: &str) -> Option<String> {
     obj["status"]["conditions"]
         .as_array()?
@@ -261,6 +259,7 @@ pub fn condition(obj: &Value, type_: &str) -> Option<String> {
         .map(|c| c["status"].as_str().unwrap_or_default().to_string())
 }
 
+/// The Machines of `cluster`.
 pub fn machines(m: &Mgmt, cluster: &str) -> Vec<Value> {
     m.items(&[
         "get",
@@ -270,6 +269,7 @@ pub fn machines(m: &Mgmt, cluster: &str) -> Vec<Value> {
     ])
 }
 
+/// Waits until the Cluster's Available condition is True.
 pub fn wait_available(m: &Mgmt, cluster: &str, secs: u64) {
     eventually(secs, &format!("Cluster {cluster} Available"), || {
         let c = m.json(&["get", "cluster", cluster]);

@@ -1,6 +1,8 @@
-//! Test support: a real `moto_server` on 127.0.0.1 and SDK clients against it, and an
-//! inventory of what is tagged for a cluster. Used by this crate's tests and the end-to-end
-//! tests of the binary; nothing in the provider uses it.
+//! A real `moto_server` on 127.0.0.1 and SDK clients against it, and an inventory of what is
+//! tagged for a cluster. Used by slipway-aws's tests and the end-to-end tests of the binary.
+//! This crate does not depend on slipway-aws (which dev-depends on it): callers build the
+//! provider's `Settings` from [`Moto::url`] and [`REGION`] / [`CREDENTIALS`], and pass the
+//! provider's owner tag key (`slipway_aws::network::model::owner_tag`).
 
 use std::{
     collections::BTreeMap,
@@ -12,7 +14,10 @@ use std::{
 use aws_sdk_ec2::types::{Filter, InstanceAttributeName};
 use base64::Engine;
 
-use crate::{clients::Settings, network::model::owner_tag};
+/// The region every client of the server uses.
+pub const REGION: &str = "us-east-1";
+/// The access key id and secret moto accepts.
+pub const CREDENTIALS: (&str, &str) = ("testing", "testing");
 
 /// A moto server, killed on drop.
 pub struct Moto {
@@ -75,22 +80,13 @@ pub fn moto(env: &[(&str, &str)]) -> Option<Moto> {
 }
 
 impl Moto {
-    /// Settings of a provider talking to this server in us-east-1.
-    pub fn settings(&self) -> Settings {
-        Settings {
-            endpoint_url: Some(self.url.clone()),
-            region: Some("us-east-1".into()),
-            credentials: Some(("testing".into(), "testing".into())),
-        }
-    }
-
     /// The environment a process needs to reach this server through the standard chain.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.url.clone()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", REGION.into()),
+            ("AWS_ACCESS_KEY_ID", CREDENTIALS.0.into()),
+            ("AWS_SECRET_ACCESS_KEY", CREDENTIALS.1.into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
         ]
     }
@@ -99,9 +95,13 @@ impl Moto {
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.url)
-            .region(aws_config::Region::new("us-east-1"))
+            .region(aws_config::Region::new(REGION))
             .credentials_provider(aws_credential_types::Credentials::new(
-                "testing", "testing", None, None, "test",
+                CREDENTIALS.0,
+                CREDENTIALS.1,
+                None,
+                None,
+                "test",
             ))
             .http_client(
                 aws_smithy_http_client::Builder::new()
@@ -177,13 +177,14 @@ impl Moto {
         out
     }
 
-    /// Counts of what is tagged as owned by `cluster` (NAT gateways not deleted, instances not
-    /// terminated), plus all load balancers and target groups.
-    pub async fn inventory(&self, cluster: &str) -> BTreeMap<&'static str, usize> {
+    /// Counts of what is tagged `owner_tag: owned` (the provider's owner tag key of a cluster;
+    /// NAT gateways not deleted, instances not terminated), plus all load balancers and target
+    /// groups.
+    pub async fn inventory(&self, owner_tag: &str) -> BTreeMap<&'static str, usize> {
         let c = self.ec2().await;
         let owned = || {
             Filter::builder()
-                .name(format!("tag:{}", owner_tag(cluster)))
+                .name(format!("tag:{owner_tag}"))
                 .values("owned")
                 .build()
         };
@@ -261,7 +262,7 @@ impl Moto {
                 .security_groups()
                 .len(),
         );
-        out.insert("instances", self.instances(cluster).await.len());
+        out.insert("instances", self.instances(owner_tag).await.len());
         let elb = self.elb().await;
         out.insert(
             "load_balancers",
@@ -284,13 +285,14 @@ impl Moto {
         out
     }
 
-    /// Ids of the instances owned by `cluster` that are not terminated, with their `Name` tag.
-    pub async fn instances(&self, cluster: &str) -> Vec<(String, String)> {
+    /// Ids of the instances tagged `owner_tag: owned` that are not terminated, with their
+    /// `Name` tag.
+    pub async fn instances(&self, owner_tag: &str) -> Vec<(String, String)> {
         let c = self.ec2().await;
         c.describe_instances()
             .filters(
                 Filter::builder()
-                    .name(format!("tag:{}", owner_tag(cluster)))
+                    .name(format!("tag:{owner_tag}"))
                     .values("owned")
                     .build(),
             )
@@ -306,7 +308,12 @@ impl Moto {
                     .is_some_and(|n| n.as_str() != "terminated")
             })
             .map(|i| {
-                let name = crate::network::observe::tag(i.tags(), "Name").unwrap_or_default();
+                let name = i
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some("Name"))
+                    .and_then(|t| t.value())
+                    .unwrap_or_default();
                 (
                     i.instance_id().unwrap_or_default().to_string(),
                     name.to_string(),

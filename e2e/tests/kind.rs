@@ -2,21 +2,21 @@
 //!
 //! - Always: on a machine without Docker a kind cluster shows ProviderUnavailable naming the
 //!   missing tool and is never Available.
-//! - Always: the whole lifecycle against the fake `kind` / `docker` of `tests/fixtures/fake-kind`,
+//! - Always: the whole lifecycle against the fake `kind` / `docker` of `e2e/tests/fixtures/fake-kind`,
 //!   whose "kind cluster" API server is a second `slipway up` plane holding the Nodes kind's
 //!   kubelets would register.
 //! - Gated: a real 1 + 1 kind cluster where `docker info` succeeds and `kind` is on PATH;
 //!   elsewhere the test prints why it was skipped.
-
-mod common;
 
 use std::{
     path::{Path, PathBuf},
     process::Command,
 };
 
-use common::{Mgmt, condition, eventually, text};
 use serde_json::Value;
+use slipway_testsupport::{
+    Mgmt, condition, eventually, fixture, machines, register_node, temp_dir, text, wait_available,
+};
 
 /// A temporary bin dir holding the named fakes (their state lives in `<bin>/state`).
 struct FakeBin(PathBuf);
@@ -29,7 +29,7 @@ impl Drop for FakeBin {
 
 impl FakeBin {
     fn new(tag: &str, tools: &[&str]) -> Self {
-        let bin = Self(common::temp_dir(&format!("{tag}-bin")));
+        let bin = Self(temp_dir(&format!("{tag}-bin")));
         std::fs::create_dir_all(bin.0.join("state")).unwrap();
         for t in tools {
             bin.add(t);
@@ -38,7 +38,7 @@ impl FakeBin {
     }
 
     fn add(&self, tool: &str) {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-kind");
+        let src = fixture("fake-kind");
         std::fs::copy(src.join(tool), self.0.join(tool)).unwrap();
     }
 
@@ -128,7 +128,7 @@ fn a_kind_cluster_without_docker_names_the_missing_tool_and_is_never_available()
         "{:?}",
         calls(bin)
     );
-    let machines = common::machines(&m, "k1");
+    let machines = machines(&m, "k1");
     assert!(machines.iter().all(|x| x["status"]["phase"] != "Running"));
     // Deleting it needs no tools: nothing was made.
     m.ok(&["delete", "cluster", "k1", "--timeout=60s"], None);
@@ -140,7 +140,7 @@ fn a_kind_cluster_goes_available_through_kind_and_is_deleted_with_it() {
     // The "kind cluster": an API server holding the Nodes kind's kubelets would register.
     let workload = Mgmt::start("kind-workload", true);
     for node in ["c1-control-plane", "c1-worker"] {
-        common::register_node(
+        register_node(
             &workload,
             node,
             &format!("kind://docker/c1/{node}"),
@@ -153,9 +153,9 @@ fn a_kind_cluster_goes_available_through_kind_and_is_deleted_with_it() {
     let m = start_with_path_and("kind-flow", &fake, &["--argocd-sink"]);
     m.ok(&["create", "namespace", "argocd"], None);
     m.ok(&["apply", "-f", "-"], Some(&generate_kind("c1", 1)));
-    common::wait_available(&m, "c1", 90);
+    wait_available(&m, "c1", 90);
     eventually(60, "both machines Running", || {
-        let ms = common::machines(&m, "c1");
+        let ms = machines(&m, "c1");
         let running = ms
             .iter()
             .filter(|x| x["status"]["phase"] == "Running")
@@ -192,7 +192,7 @@ fn a_kind_cluster_goes_available_through_kind_and_is_deleted_with_it() {
     );
     assert_eq!(kc["status"]["kindClusterName"], "c1");
     // Machines bound to node containers, with kind's providerIDs and the Nodes as nodeRefs.
-    let mut bound: Vec<(String, String, String)> = common::machines(&m, "c1")
+    let mut bound: Vec<(String, String, String)> = machines(&m, "c1")
         .iter()
         .map(|x| {
             let s = |p: &str| {
@@ -371,7 +371,7 @@ fn a_real_kind_cluster_when_docker_and_kind_are_present() {
     );
     let name = format!("slipway-e2e-{}", std::process::id());
     m.ok(&["apply", "-f", "-"], Some(&generate_kind(&name, 1)));
-    common::wait_available(&m, &name, 600);
+    wait_available(&m, &name, 600);
     let kubeconfig = m.workload_kubeconfig(&name);
     let nodes = m.nodes(&kubeconfig).unwrap();
     assert_eq!(nodes.len(), 2, "{nodes:?}");

@@ -4,12 +4,10 @@
 //! controller restart and tampering, and deletes without leaving anything behind.
 //! Needs `kubectl` on PATH (`.ci/run` installs it).
 
-mod common;
-
 use std::{collections::BTreeSet, time::Duration};
 
-use common::*;
 use serde_json::Value;
+use slipway_testsupport::*;
 
 #[test]
 fn a_cluster_comes_up_scales_upgrades_and_deletes_cleanly() {

@@ -8,6 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use slipway_testsupport::{temp_dir, text};
+
 struct Up {
     child: Child,
     dir: PathBuf,
@@ -20,23 +22,6 @@ impl Drop for Up {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "slipway-e2e-{tag}-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 fn start_up(dir: &Path) -> (Child, PathBuf) {
@@ -117,10 +102,6 @@ impl Up {
         );
         text(&out.stderr)
     }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn demo_manifests() -> String {

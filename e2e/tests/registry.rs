@@ -2,11 +2,9 @@
 //! ClusterProfile, Argo CD cluster Secret and KubeFedCluster; an outage of one cluster's API
 //! server is reported for that cluster only; deletion deregisters before teardown.
 
-mod common;
-
 use base64::Engine;
-use common::*;
 use serde_json::Value;
+use slipway_testsupport::*;
 
 fn b64(s: &str) -> String {
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(s).unwrap()).unwrap()

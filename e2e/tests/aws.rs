@@ -6,12 +6,10 @@
 //! test registers a Node with each instance's providerID as its kubelet would. Everything on
 //! the AWS side is the provider's own doing, checked through moto's API.
 
-mod common;
-
 use std::{collections::BTreeMap, process::Command, time::Duration};
 
-use common::{Mgmt, eventually, text};
-use slipway_aws::testing::moto;
+use slipway_aws::network::model::owner_tag;
+use slipway_testsupport::{Mgmt, condition, eventually, machines, moto::moto, register_node, text};
 
 fn generate(name: &str) -> String {
     generate_flavor(name, "aws", 2)
@@ -67,7 +65,7 @@ fn register_nodes(m: &Mgmt, workload: &Mgmt) {
             continue;
         };
         let name = am["metadata"]["name"].as_str().unwrap();
-        common::register_node(workload, name, pid, "v1.31.0");
+        register_node(workload, name, pid, "v1.31.0");
     }
 }
 
@@ -181,26 +179,24 @@ fn an_aws_cluster_on_moto_survives_controller_kills_and_deletes_everything_it_ma
     }
     eventually(180, "3 Running machines and an Available cluster", || {
         register_nodes(&m, &workload);
-        let ms = common::machines(&m, "c1");
+        let ms = machines(&m, "c1");
         let running = ms
             .iter()
             .filter(|x| x["status"]["phase"] == "Running")
             .count();
         let c = m.json(&["get", "cluster", "c1"]);
-        (ms.len() == 3
-            && running == 3
-            && common::condition(&c, "Available").as_deref() == Some("True"))
-        .then_some(())
-        .ok_or_else(|| {
-            format!(
-                "{running}/{} running; cluster {:#}",
-                ms.len(),
-                c["status"]["conditions"]
-            )
-        })
+        (ms.len() == 3 && running == 3 && condition(&c, "Available").as_deref() == Some("True"))
+            .then_some(())
+            .ok_or_else(|| {
+                format!(
+                    "{running}/{} running; cluster {:#}",
+                    ms.len(),
+                    c["status"]["conditions"]
+                )
+            })
     });
     let r = rt();
-    assert_eq!(r.block_on(aws.inventory("c1")), expected(3));
+    assert_eq!(r.block_on(aws.inventory(&owner_tag("c1"))), expected(3));
 
     // The AWSCluster's contract fields and recorded ids.
     let ac = m.json(&["get", "awscluster", "c1"]);
@@ -215,7 +211,7 @@ fn an_aws_cluster_on_moto_survives_controller_kills_and_deletes_everything_it_ma
     assert_eq!(ns["natGatewayIds"].as_array().unwrap().len(), 3);
 
     // Each instance's user data is its machine's rendered bootstrap data, valid cloud-config.
-    let instances = r.block_on(aws.instances("c1"));
+    let instances = r.block_on(aws.instances(&owner_tag("c1")));
     assert_eq!(instances.len(), 3);
     for (id, name) in &instances {
         let am = m.json(&["get", "awsmachine", name]);
@@ -253,7 +249,7 @@ fn an_aws_cluster_on_moto_survives_controller_kills_and_deletes_everything_it_ma
 
     // Delete: nothing tagged for the cluster remains.
     delete_or_explain(&m, "c1");
-    let left = r.block_on(aws.inventory("c1"));
+    let left = r.block_on(aws.inventory(&owner_tag("c1")));
     assert!(left.values().all(|n| *n == 0), "left behind: {left:?}");
     assert!(m.items(&["get", "awsclusters"]).is_empty());
     assert!(m.items(&["get", "awsmachines"]).is_empty());
@@ -278,7 +274,7 @@ fn an_eks_cluster_with_a_node_group_on_moto_is_created_and_deleted_with_its_netw
         "the AWSManagedControlPlane is Ready and initialized",
         || {
             let cp = m.json(&["get", "awsmanagedcontrolplane", "e1-control-plane"]);
-            (common::condition(&cp, "Ready").as_deref() == Some("True")
+            (condition(&cp, "Ready").as_deref() == Some("True")
                 && cp["status"]["initialization"]["controlPlaneInitialized"] == true)
                 .then(|| cp.clone())
                 .ok_or_else(|| format!("{:#}", cp["status"]["conditions"]))
@@ -298,7 +294,7 @@ fn an_eks_cluster_with_a_node_group_on_moto_is_created_and_deleted_with_its_netw
     let mut want = expected(0);
     want.insert("load_balancers", 0);
     want.insert("target_groups", 0);
-    assert_eq!(r.block_on(aws.inventory("e1")), want);
+    assert_eq!(r.block_on(aws.inventory(&owner_tag("e1"))), want);
     // The endpoint reaches the Cluster; the kubeconfig carries the EKS token.
     let host = cp["spec"]["controlPlaneEndpoint"]["host"]
         .as_str()
@@ -335,7 +331,7 @@ fn an_eks_cluster_with_a_node_group_on_moto_is_created_and_deleted_with_its_netw
     // The worker node group, once the control plane is ACTIVE.
     let pool = eventually(60, "the node group is Ready", || {
         let p = m.json(&["get", "awsmanagedmachinepool", "e1-pool-0"]);
-        (common::condition(&p, "Ready").as_deref() == Some("True"))
+        (condition(&p, "Ready").as_deref() == Some("True"))
             .then(|| p.clone())
             .ok_or_else(|| format!("{:#}", p["status"]))
     });
@@ -361,7 +357,7 @@ fn an_eks_cluster_with_a_node_group_on_moto_is_created_and_deleted_with_its_netw
             .then_some(())
             .ok_or_else(|| format!("{left:?}"))
     });
-    let left = r.block_on(aws.inventory("e1"));
+    let left = r.block_on(aws.inventory(&owner_tag("e1")));
     assert!(left.values().all(|n| *n == 0), "left behind: {left:?}");
     assert!(m.items(&["get", "awsmanagedcontrolplanes"]).is_empty());
 }
