@@ -544,7 +544,10 @@ async fn the_admin_kubeconfig_is_renewed_when_the_injected_clock_says_it_is_due(
     nudge("1").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let same = secrets.get("clock-kubeconfig").await.unwrap();
-    assert_eq!(same.metadata.resource_version, first.metadata.resource_version);
+    assert_eq!(
+        same.metadata.resource_version,
+        first.metadata.resource_version
+    );
 
     // 340 days on: under 30 days left, so the next reconcile issues a new client certificate.
     offset_days.store(340, Ordering::SeqCst);

@@ -176,7 +176,10 @@ async fn a_provider_the_core_does_not_know_plugs_in_through_its_plugin() {
     });
     let mut crds = slipway_api::crds::core();
     crds.extend(plugins.crds());
-    let crds = crds.iter().map(|c| serde_json::to_value(c).unwrap()).collect();
+    let crds = crds
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap())
+        .collect();
     let p = plane_with(None, 0, crds).await;
     let c = client(&p).await;
     let opts = slipway_controller::manager::Options {
@@ -210,10 +213,14 @@ async fn a_provider_the_core_does_not_know_plugs_in_through_its_plugin() {
 
     // The core adopts the widget cluster, the generic reconciler calls the provider and writes
     // the contract fields, and the Cluster follows them.
-    let got = eventually_async(30, "the Cluster to see its widget infrastructure", async || {
-        let got = clusters.get("w1").await.ok()?;
-        (condition(&got, "InfrastructureReady")? == "True").then_some(got)
-    })
+    let got = eventually_async(
+        30,
+        "the Cluster to see its widget infrastructure",
+        async || {
+            let got = clusters.get("w1").await.ok()?;
+            (condition(&got, "InfrastructureReady")? == "True").then_some(got)
+        },
+    )
     .await;
     assert_eq!(
         got.spec.control_plane_endpoint,
@@ -242,8 +249,9 @@ async fn a_provider_the_core_does_not_know_plugs_in_through_its_plugin() {
     // Deletion goes through the widget's finalizer too.
     clusters.delete("w1", &Default::default()).await.unwrap();
     eventually_async(30, "the Cluster and its widget cluster to go", async || {
-        (clusters.get_opt("w1").await.ok()?.is_none() && widgets.get_opt("w1").await.ok()?.is_none())
-            .then_some(())
+        (clusters.get_opt("w1").await.ok()?.is_none()
+            && widgets.get_opt("w1").await.ok()?.is_none())
+        .then_some(())
     })
     .await;
     manager.abort();

@@ -165,7 +165,10 @@ fn an_aws_cluster_on_moto_survives_controller_kills_and_deletes_everything_it_ma
     let workload = Mgmt::start("aws-workload", true);
     let mut m = Mgmt::start("aws", true);
     let mut env = aws.env();
-    env.push(("RUST_LOG", "warn,slipway_controller=debug,slipway_providers=debug,slipway_aws=debug".into()));
+    env.push((
+        "RUST_LOG",
+        "warn,slipway_controller=debug,slipway_providers=debug,slipway_aws=debug".into(),
+    ));
     m.start_controller_env(&env);
     kubeconfig_secret(&m, "c1", &workload);
     m.ok(&["apply", "-f", "-"], Some(&generate("c1")));
@@ -260,7 +263,10 @@ fn an_eks_cluster_with_a_node_group_on_moto_is_created_and_deleted_with_its_netw
     let Some(aws) = moto(&[]) else { return };
     let mut m = Mgmt::start("eks", true);
     let mut env = aws.env();
-    env.push(("RUST_LOG", "warn,slipway_controller=debug,slipway_providers=debug,slipway_aws=debug".into()));
+    env.push((
+        "RUST_LOG",
+        "warn,slipway_controller=debug,slipway_providers=debug,slipway_aws=debug".into(),
+    ));
     m.start_controller_env(&env);
     m.ok(
         &["apply", "-f", "-"],
