@@ -158,7 +158,16 @@ mod tests {
             &json!([{"op": "test", "path": "/spec/b", "value": 6}]),
         )
         .unwrap_err();
-        assert!(!err.is_empty());
+        assert!(matches!(err, PatchError::Failed(_)), "{err:?}");
+        assert!(!err.to_string().is_empty());
+        assert!(matches!(
+            json(&mut v, &json!({"op": "add"})),
+            Err(PatchError::NotAnArray)
+        ));
+        assert!(matches!(
+            json(&mut v, &json!([{"op": "frobnicate", "path": "/x"}])),
+            Err(PatchError::InvalidOperation(_))
+        ));
         json(&mut v, &json!([{"op": "test", "path": "/metadata/finalizers", "value": null}, {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}])).unwrap();
         assert_eq!(
             v["metadata"]["finalizers"],
