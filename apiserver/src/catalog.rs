@@ -13,6 +13,22 @@ use serde_json::{Value, json};
 
 use crate::api::strategy::{self, Strategy};
 
+/// Why a CustomResourceDefinition cannot be served; worded as kube-apiserver's field errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CrdError {
+    /// A required field (named by its path, e.g. `spec.names.plural`) is missing.
+    #[error("{0}: Required value")]
+    Required(&'static str),
+    /// `spec.scope` is neither `Cluster` nor `Namespaced` (`None` when it is missing).
+    #[error("spec.scope: Unsupported value: {0:?}: supported values: \"Cluster\", \"Namespaced\"")]
+    Scope(Option<String>),
+    /// No version of `spec.versions` is marked as the storage version.
+    #[error(
+        "spec.versions: Invalid value: must have exactly one version marked as storage version"
+    )]
+    StorageVersion,
+}
+
 /// A printer column (CRD `additionalPrinterColumns` shape).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Column {
@@ -407,7 +423,7 @@ impl Catalog {
     }
 
     /// Serves every served version of a CRD (replacing what it served before).
-    pub fn register_crd(&self, crd: &Value) -> Result<(), String> {
+    pub fn register_crd(&self, crd: &Value) -> Result<(), CrdError> {
         let resources = resources_of_crd(crd)?;
         let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
         if let Some(first) = resources.first() {
@@ -444,40 +460,36 @@ fn strs(v: &Value) -> Vec<String> {
 }
 
 /// The resources a CRD defines, one per served version.
-pub fn resources_of_crd(crd: &Value) -> Result<Vec<Resource>, String> {
-    let spec = crd.get("spec").ok_or("spec: Required value")?;
+pub fn resources_of_crd(crd: &Value) -> Result<Vec<Resource>, CrdError> {
+    let spec = crd.get("spec").ok_or(CrdError::Required("spec"))?;
     let s = |p: &str| spec.pointer(p).and_then(Value::as_str).map(str::to_string);
-    let group = s("/group").ok_or("spec.group: Required value")?;
-    let plural = s("/names/plural").ok_or("spec.names.plural: Required value")?;
-    let kind = s("/names/kind").ok_or("spec.names.kind: Required value")?;
+    let group = s("/group").ok_or(CrdError::Required("spec.group"))?;
+    let plural = s("/names/plural").ok_or(CrdError::Required("spec.names.plural"))?;
+    let kind = s("/names/kind").ok_or(CrdError::Required("spec.names.kind"))?;
     let singular = s("/names/singular").unwrap_or_else(|| kind.to_lowercase());
     let list_kind = s("/names/listKind").unwrap_or_else(|| format!("{kind}List"));
     let namespaced = match s("/scope").as_deref() {
         Some("Namespaced") => true,
         Some("Cluster") => false,
         other => {
-            return Err(format!(
-                "spec.scope: Unsupported value: {other:?}: supported values: \"Cluster\", \"Namespaced\""
-            ));
+            return Err(CrdError::Scope(other.map(str::to_string)));
         }
     };
     let versions = spec
         .get("versions")
         .and_then(Value::as_array)
-        .ok_or("spec.versions: Required value")?;
+        .ok_or(CrdError::Required("spec.versions"))?;
     let storage_version = versions
         .iter()
         .find(|v| v["storage"] == true)
         .and_then(|v| v["name"].as_str())
-        .ok_or(
-            "spec.versions: Invalid value: must have exactly one version marked as storage version",
-        )?
+        .ok_or(CrdError::StorageVersion)?
         .to_string();
     let mut out = Vec::new();
     for v in versions.iter().filter(|v| v["served"] == true) {
         let version = v["name"]
             .as_str()
-            .ok_or("spec.versions[].name: Required value")?
+            .ok_or(CrdError::Required("spec.versions[].name"))?
             .to_string();
         let scale = v.pointer("/subresources/scale").map(|sc| Scale {
             spec_replicas_path: sc["specReplicasPath"]

@@ -9,19 +9,31 @@
 
 use serde_json::Value;
 
+/// Why a JSON patch (RFC 6902) could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum PatchError {
+    /// The patch document is not an array.
+    #[error("invalid JSON patch: expected an array of operations")]
+    NotAnArray,
+    /// An operation is malformed.
+    #[error("invalid JSON patch: {0}")]
+    InvalidOperation(#[source] serde_json::Error),
+    /// A well-formed operation failed on the target (a missing path, a failed `test`, ...).
+    #[error(transparent)]
+    Failed(#[from] json_patch::PatchError),
+}
+
 /// RFC 7386.
 pub fn merge(target: &mut Value, patch: &Value) {
     json_patch::merge(target, patch);
 }
 
-/// RFC 6902; the error is the failing operation's message.
+/// RFC 6902; the error's message is the failing operation's.
 ///
 /// As in kube-apiserver (whose JSON patch library treats a missing path as null), a `test` for
 /// `null` passes on a missing path; kube-rs's finalizer helper relies on it.
-pub fn json(target: &mut Value, patch: &Value) -> Result<(), String> {
-    let raw_ops = patch
-        .as_array()
-        .ok_or("invalid JSON patch: expected an array of operations")?;
+pub fn json(target: &mut Value, patch: &Value) -> Result<(), PatchError> {
+    let raw_ops = patch.as_array().ok_or(PatchError::NotAnArray)?;
     for raw in raw_ops {
         let missing = raw["path"]
             .as_str()
@@ -30,8 +42,8 @@ pub fn json(target: &mut Value, patch: &Value) -> Result<(), String> {
             continue;
         }
         let op: json_patch::PatchOperation =
-            serde_json::from_value(raw.clone()).map_err(|e| format!("invalid JSON patch: {e}"))?;
-        json_patch::patch(target, &[op]).map_err(|e| e.to_string())?;
+            serde_json::from_value(raw.clone()).map_err(PatchError::InvalidOperation)?;
+        json_patch::patch(target, &[op])?;
     }
     Ok(())
 }
@@ -146,7 +158,16 @@ mod tests {
             &json!([{"op": "test", "path": "/spec/b", "value": 6}]),
         )
         .unwrap_err();
-        assert!(!err.is_empty());
+        assert!(matches!(err, PatchError::Failed(_)), "{err:?}");
+        assert!(!err.to_string().is_empty());
+        assert!(matches!(
+            json(&mut v, &json!({"op": "add"})),
+            Err(PatchError::NotAnArray)
+        ));
+        assert!(matches!(
+            json(&mut v, &json!([{"op": "frobnicate", "path": "/x"}])),
+            Err(PatchError::InvalidOperation(_))
+        ));
         json(&mut v, &json!([{"op": "test", "path": "/metadata/finalizers", "value": null}, {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}])).unwrap();
         assert_eq!(
             v["metadata"]["finalizers"],

@@ -9,25 +9,59 @@
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
+/// Why a protobuf body could not be decoded; answered as 415 with this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtoError {
+    /// The body ends inside a varint.
+    #[error("truncated varint")]
+    TruncatedVarint,
+    /// A varint is longer than 64 bits.
+    #[error("varint too long")]
+    VarintTooLong,
+    /// A length-delimited field's length does not fit in memory.
+    #[error("length overflow")]
+    LengthOverflow,
+    /// A length-delimited field runs past the end of its message.
+    #[error("truncated field")]
+    TruncatedField,
+    /// A wire type this decoder does not know (groups, or garbage).
+    #[error("unsupported wire type {0}")]
+    UnsupportedWireType(u64),
+    /// A string field is not UTF-8.
+    #[error("invalid UTF-8 string")]
+    InvalidUtf8,
+    /// The body does not start with `k8s\0`.
+    #[error("missing the k8s protobuf magic prefix")]
+    MissingMagic,
+    /// The `runtime.Unknown` envelope has no `raw` field.
+    #[error("the protobuf envelope carries no object")]
+    NoObject,
+    /// The object's kind is not one decoded here.
+    #[error(
+        "protobuf bodies are decoded only for Namespace, ConfigMap, Secret and ServiceAccount, not {0}; send JSON"
+    )]
+    UnsupportedKind(String),
+}
+
 enum Wire<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
 }
 
-fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, String> {
+fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, ProtoError> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos).ok_or("truncated varint")?;
+        let b = *buf.get(*pos).ok_or(ProtoError::TruncatedVarint)?;
         *pos += 1;
         v |= u64::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
             return Ok(v);
         }
     }
-    Err("varint too long".into())
+    Err(ProtoError::VarintTooLong)
 }
 
-fn fields(buf: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, String> {
+fn fields(buf: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, ProtoError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < buf.len() {
@@ -36,28 +70,29 @@ fn fields(buf: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, String> {
         match wire {
             0 => out.push((field, Wire::Varint(varint(buf, &mut pos)?))),
             2 => {
-                let len = usize::try_from(varint(buf, &mut pos)?).map_err(|_| "length overflow")?;
+                let len = usize::try_from(varint(buf, &mut pos)?)
+                    .map_err(|_| ProtoError::LengthOverflow)?;
                 let end = pos
                     .checked_add(len)
                     .filter(|e| *e <= buf.len())
-                    .ok_or("truncated field")?;
+                    .ok_or(ProtoError::TruncatedField)?;
                 out.push((field, Wire::Bytes(&buf[pos..end])));
                 pos = end;
             }
             1 => pos += 8,
             5 => pos += 4,
-            other => return Err(format!("unsupported wire type {other}")),
+            other => return Err(ProtoError::UnsupportedWireType(other)),
         }
     }
     Ok(out)
 }
 
-fn string(b: &[u8]) -> Result<String, String> {
-    String::from_utf8(b.to_vec()).map_err(|_| "invalid UTF-8 string".to_string())
+fn string(b: &[u8]) -> Result<String, ProtoError> {
+    String::from_utf8(b.to_vec()).map_err(|_| ProtoError::InvalidUtf8)
 }
 
 /// A `map<string, string>` or `map<string, bytes>` entry.
-fn map_entry(b: &[u8], bytes_value: bool) -> Result<(String, Value), String> {
+fn map_entry(b: &[u8], bytes_value: bool) -> Result<(String, Value), ProtoError> {
     let (mut k, mut v) = (String::new(), Value::String(String::new()));
     for (f, w) in fields(b)? {
         match (f, w) {
@@ -72,7 +107,7 @@ fn map_entry(b: &[u8], bytes_value: bool) -> Result<(String, Value), String> {
     Ok((k, v))
 }
 
-fn object_meta(b: &[u8]) -> Result<Value, String> {
+fn object_meta(b: &[u8]) -> Result<Value, ProtoError> {
     let mut m = Map::new();
     let (mut labels, mut annotations, mut finalizers, mut owners) =
         (Map::new(), Map::new(), Vec::new(), Vec::new());
@@ -120,7 +155,7 @@ fn object_meta(b: &[u8]) -> Result<Value, String> {
     Ok(Value::Object(m))
 }
 
-fn owner_reference(b: &[u8]) -> Result<Value, String> {
+fn owner_reference(b: &[u8]) -> Result<Value, ProtoError> {
     let mut r = Map::new();
     for (f, w) in fields(b)? {
         let (k, v) = match (f, w) {
@@ -138,10 +173,10 @@ fn owner_reference(b: &[u8]) -> Result<Value, String> {
 }
 
 /// Decodes a protobuf request body for a built-in kind into its JSON form.
-pub fn decode(body: &[u8]) -> Result<Value, String> {
+pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
     let inner = body
         .strip_prefix(b"k8s\0")
-        .ok_or("missing the k8s protobuf magic prefix")?;
+        .ok_or(ProtoError::MissingMagic)?;
     let (mut api_version, mut kind, mut raw) = (String::new(), String::new(), None);
     for (f, w) in fields(inner)? {
         match (f, w) {
@@ -158,7 +193,7 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
             _ => {}
         }
     }
-    let raw = raw.ok_or("the protobuf envelope carries no object")?;
+    let raw = raw.ok_or(ProtoError::NoObject)?;
     let mut obj = Map::new();
     obj.insert("apiVersion".into(), json!(api_version));
     obj.insert("kind".into(), json!(kind));
@@ -200,7 +235,7 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
                 string_data.insert(k, v);
             }
             ("Namespace", 2) => {
-                let finalizers: Result<Vec<Value>, String> = fields(x)?
+                let finalizers: Result<Vec<Value>, ProtoError> = fields(x)?
                     .into_iter()
                     .filter_map(|(ff, ww)| match (ff, ww) {
                         (1, Wire::Bytes(s)) => Some(string(s).map(Value::String)),
@@ -211,9 +246,7 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
             }
             ("Namespace" | "ServiceAccount", _) => {}
             (other, _) => {
-                return Err(format!(
-                    "protobuf bodies are decoded only for Namespace, ConfigMap, Secret and ServiceAccount, not {other}; send JSON"
-                ));
+                return Err(ProtoError::UnsupportedKind(other.to_string()));
             }
         }
     }
@@ -227,9 +260,7 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         kind.as_str(),
         "ConfigMap" | "Secret" | "Namespace" | "ServiceAccount"
     ) {
-        return Err(format!(
-            "protobuf bodies are decoded only for Namespace, ConfigMap, Secret and ServiceAccount, not {kind}; send JSON"
-        ));
+        return Err(ProtoError::UnsupportedKind(kind));
     }
     Ok(Value::Object(obj))
 }
@@ -276,14 +307,13 @@ mod tests {
     #[test]
     fn refuses_other_kinds_and_garbage() {
         let pod = field(1, &field(1, b"p"));
-        assert!(
-            decode(&envelope("v1", "Pod", &pod))
-                .unwrap_err()
-                .contains("not Pod")
-        );
-        assert!(decode(b"not protobuf").is_err());
-        assert!(
-            decode(b"k8s\0\x12\x7f").is_err(),
+        let e = decode(&envelope("v1", "Pod", &pod)).unwrap_err();
+        assert_eq!(e, ProtoError::UnsupportedKind("Pod".into()));
+        assert!(e.to_string().contains("not Pod"), "{e}");
+        assert_eq!(decode(b"not protobuf"), Err(ProtoError::MissingMagic));
+        assert_eq!(
+            decode(b"k8s\0\x12\x7f"),
+            Err(ProtoError::TruncatedField),
             "a truncated field is an error, not a panic"
         );
     }

@@ -5,6 +5,31 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::error::ApiError;
+
+/// Why a `labelSelector` or `fieldSelector` query parameter is refused; answered as 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// A label selector requirement has an empty key or one with whitespace.
+    #[error("invalid label key {0:?}")]
+    LabelKey(String),
+    /// The value set of an `in`/`notin` requirement is not parenthesized.
+    #[error("invalid set {0:?}: expected (a,b)")]
+    Set(String),
+    /// A field selector requirement has no `=`, `==` or `!=`.
+    #[error("invalid field selector {0:?}")]
+    FieldRequirement(String),
+    /// A field selector on a field other than `metadata.name` and `metadata.namespace`.
+    #[error("field label not supported: {0}")]
+    UnsupportedField(String),
+}
+
+impl From<SelectorError> for ApiError {
+    fn from(e: SelectorError) -> Self {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
 /// One requirement of a label selector.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Req {
@@ -22,7 +47,7 @@ pub struct LabelSelector(Vec<Req>);
 
 impl LabelSelector {
     /// Parses `a=b,c!=d,e in (x,y),f notin (z),g,!h` (also `==`).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, SelectorError> {
         let mut reqs = Vec::new();
         for part in split_top(s) {
             let p = part.trim();
@@ -91,16 +116,16 @@ pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn key(k: &str) -> Result<String, String> {
+fn key(k: &str) -> Result<String, SelectorError> {
     let k = k.trim();
     if k.is_empty() || k.contains(char::is_whitespace) {
-        Err(format!("invalid label key {k:?}"))
+        Err(SelectorError::LabelKey(k.to_string()))
     } else {
         Ok(k.to_string())
     }
 }
 
-fn split_set<'a>(p: &'a str, op: &str) -> Option<(&'a str, Result<Vec<String>, String>)> {
+fn split_set<'a>(p: &'a str, op: &str) -> Option<(&'a str, Result<Vec<String>, SelectorError>)> {
     let (k, rest) = p.split_once(op)?;
     let rest = rest.trim();
     let set = rest
@@ -113,7 +138,7 @@ fn split_set<'a>(p: &'a str, op: &str) -> Option<(&'a str, Result<Vec<String>, S
                 .filter(|v| !v.is_empty())
                 .collect()
         })
-        .ok_or_else(|| format!("invalid set {rest:?}: expected (a,b)"));
+        .ok_or_else(|| SelectorError::Set(rest.to_string()));
     Some((k, set))
 }
 
@@ -142,7 +167,7 @@ pub struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
     /// Parses `metadata.name=x,metadata.namespace!=y`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, SelectorError> {
         let mut reqs = Vec::new();
         for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (field, eq, value) = if let Some((f, v)) = p.split_once("!=") {
@@ -150,10 +175,10 @@ impl FieldSelector {
             } else if let Some((f, v)) = p.split_once("==").or_else(|| p.split_once('=')) {
                 (f, true, v)
             } else {
-                return Err(format!("invalid field selector {p:?}"));
+                return Err(SelectorError::FieldRequirement(p.to_string()));
             };
             if !matches!(field.trim(), "metadata.name" | "metadata.namespace") {
-                return Err(format!("field label not supported: {}", field.trim()));
+                return Err(SelectorError::UnsupportedField(field.trim().to_string()));
             }
             reqs.push((field.trim().to_string(), eq, value.trim().to_string()));
         }
@@ -216,7 +241,14 @@ mod tests {
                 "{sel}"
             );
         }
-        assert!(LabelSelector::parse("env in prod").is_err());
+        assert_eq!(
+            LabelSelector::parse("env in prod"),
+            Err(SelectorError::Set("prod".into()))
+        );
+        assert_eq!(
+            LabelSelector::parse("env=prod,a b"),
+            Err(SelectorError::LabelKey("a b".into()))
+        );
     }
 
     #[test]
@@ -237,10 +269,13 @@ mod tests {
                 .unwrap()
                 .matches_object(&obj)
         );
-        assert!(
-            FieldSelector::parse("spec.x=1")
-                .unwrap_err()
-                .contains("not supported")
+        let e = FieldSelector::parse("spec.x=1").unwrap_err();
+        assert_eq!(e, SelectorError::UnsupportedField("spec.x".into()));
+        assert!(e.to_string().contains("not supported"), "{e}");
+        let e = ApiError::from(FieldSelector::parse("metadata.name").unwrap_err());
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "invalid field selector \"metadata.name\"")
         );
     }
 }

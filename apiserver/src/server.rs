@@ -413,9 +413,8 @@ fn scale(
         .unwrap_or("application/json");
     match (method.clone(), ct.split(';').next().unwrap_or("")) {
         (Method::PUT, _) => desired = patch,
-        (Method::PATCH, "application/json-patch+json") => {
-            crate::patch::json(&mut desired, &patch).map_err(ApiError::bad_request)?
-        }
+        (Method::PATCH, "application/json-patch+json") => crate::patch::json(&mut desired, &patch)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
         (Method::PATCH, _) => crate::patch::merge(&mut desired, &patch),
         (m, _) => return Err(ApiError::method_not_supported(m.as_str(), "scale")),
     }

@@ -93,10 +93,8 @@ pub fn start(
         } else {
             None
         },
-        labels: LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
-            .map_err(ApiError::bad_request)?,
-        fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))
-            .map_err(ApiError::bad_request)?,
+        labels: LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?,
+        fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))?,
     };
     let bookmarks = query.flag("allowWatchBookmarks");
     let timeout = Duration::from_secs(

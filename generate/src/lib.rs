@@ -83,6 +83,23 @@ pub enum GenerateError {
     },
 }
 
+/// Why a YAML stream is not a set of Kubernetes objects (see [`objects`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectsError {
+    /// The stream does not parse as YAML.
+    #[error("not valid YAML: {0}")]
+    Yaml(#[source] Box<serde_saphyr::Error>),
+    /// The stream holds no document.
+    #[error("no objects")]
+    Empty,
+    /// A document (1-based) lacks a string apiVersion, kind or metadata.name.
+    #[error("document {document} is not an object with apiVersion, kind and metadata.name")]
+    NotAnObject {
+        /// 1-based position of the document in the stream.
+        document: usize,
+    },
+}
+
 impl GenerateError {
     /// Generation errors are all caused by input or a bug; none goes away by retrying.
     pub fn is_transient(&self) -> bool {
@@ -245,9 +262,9 @@ fn generate_builtin(
         out.push_str(&rendered);
     }
     // Parse back: a built-in template that renders broken YAML is a bug we refuse to print.
-    objects(&out).map_err(|reason| GenerateError::Render {
+    objects(&out).map_err(|e| GenerateError::Render {
         name: infra.name.into(),
-        reason,
+        reason: e.to_string(),
     })?;
     Ok(out)
 }
@@ -286,7 +303,7 @@ fn generate_from(
             names,
             config_hint: req.config_hint.clone(),
         })?;
-    let mut docs = objects(&rendered).map_err(GenerateError::BrokenTemplate)?;
+    let mut docs = objects(&rendered).map_err(|e| GenerateError::BrokenTemplate(e.to_string()))?;
     if labels.is_empty() {
         return Ok(rendered);
     }
@@ -316,21 +333,18 @@ fn generate_from(
 
 /// Parses a multi-document YAML stream and checks each document is an object with apiVersion,
 /// kind and metadata.name.
-pub fn objects(yaml: &str) -> Result<Vec<Value>, String> {
+pub fn objects(yaml: &str) -> Result<Vec<Value>, ObjectsError> {
     let docs: Vec<Value> =
-        serde_saphyr::from_multiple(yaml).map_err(|e| format!("not valid YAML: {e}"))?;
+        serde_saphyr::from_multiple(yaml).map_err(|e| ObjectsError::Yaml(Box::new(e)))?;
     if docs.is_empty() {
-        return Err("no objects".into());
+        return Err(ObjectsError::Empty);
     }
     for (i, doc) in docs.iter().enumerate() {
         let ok = doc.get("apiVersion").is_some_and(Value::is_string)
             && doc.get("kind").is_some_and(Value::is_string)
             && doc.pointer("/metadata/name").is_some_and(Value::is_string);
         if !ok {
-            return Err(format!(
-                "document {} is not an object with apiVersion, kind and metadata.name",
-                i + 1
-            ));
+            return Err(ObjectsError::NotAnObject { document: i + 1 });
         }
     }
     Ok(docs)

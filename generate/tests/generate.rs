@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use slipway_apiserver::schema;
 use slipway_generate::{
-    self as generate, GenerateError, Infrastructure, Request, objects, vars::Sources,
+    self as generate, GenerateError, Infrastructure, ObjectsError, Request, objects, vars::Sources,
 };
 use slipway_providers::Plugins;
 
@@ -446,5 +446,21 @@ fn from_template_gets_labels_on_the_cluster_and_refuses_broken_output() {
             .unwrap_err()
             .to_string()
             .starts_with("CLUSTER_NAME=\"UPPER\"")
+    );
+}
+
+#[test]
+fn objects_says_which_document_is_not_an_object() {
+    assert!(matches!(objects(""), Err(ObjectsError::Empty)));
+    assert!(matches!(objects("a: [\n"), Err(ObjectsError::Yaml(_))));
+    let two = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\nkind: ConfigMap\n";
+    let e = objects(two).unwrap_err();
+    assert!(
+        matches!(e, ObjectsError::NotAnObject { document: 2 }),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "document 2 is not an object with apiVersion, kind and metadata.name"
     );
 }

@@ -156,9 +156,21 @@ pub struct Access {
     pub key_data: String,
 }
 
+/// Why a kubeconfig gives no [`Access`].
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// The kubeconfig is not YAML.
+    #[error("{0}")]
+    Yaml(#[source] Box<serde_saphyr::Error>),
+    /// The current context resolves to no cluster with a server.
+    #[error("the current context names no cluster server")]
+    NoServer,
+}
+
 /// Reads the current context's cluster and user of a kubeconfig.
-pub fn access_of(kubeconfig: &str) -> Result<Access, String> {
-    let v: Value = serde_saphyr::from_str(kubeconfig).map_err(|e| e.to_string())?;
+pub fn access_of(kubeconfig: &str) -> Result<Access, AccessError> {
+    let v: Value =
+        serde_saphyr::from_str(kubeconfig).map_err(|e| AccessError::Yaml(Box::new(e)))?;
     let current = v["current-context"].as_str().unwrap_or_default();
     let named = |list: &str, name: &str| {
         v[list]
@@ -186,7 +198,7 @@ pub fn access_of(kubeconfig: &str) -> Result<Access, String> {
         key_data: s(&user["user"]["client-key-data"]),
     };
     if a.server.is_empty() {
-        return Err("the current context names no cluster server".into());
+        return Err(AccessError::NoServer);
     }
     Ok(a)
 }
@@ -262,7 +274,7 @@ async fn apply(cluster: &Cluster, ctx: &RegistryContext) -> Result<Action, Error
         .map(|b| String::from_utf8_lossy(&b.0).into_owned())
         .unwrap_or_default();
     let access = access_of(&kubeconfig)
-        .map_err(|e| Error::invalid(format!("Secret {ns}/{name}-kubeconfig"), e))?;
+        .map_err(|e| Error::invalid(format!("Secret {ns}/{name}-kubeconfig"), e.to_string()))?;
     ctx.prober.register(&ns, &name);
     let health = ctx.prober.state(&ns, &name).unwrap_or_default();
     write_profile(cluster, ctx, &access, &health).await?;
@@ -470,7 +482,11 @@ mod tests {
             ),
             ("Q0E=", "Q0VSVA==", "S0VZ")
         );
-        assert!(access_of("apiVersion: v1\nkind: Config\n").is_err());
+        assert!(matches!(
+            access_of("apiVersion: v1\nkind: Config\n"),
+            Err(AccessError::NoServer)
+        ));
+        assert!(matches!(access_of("a: [\n"), Err(AccessError::Yaml(_))));
     }
 
     #[test]

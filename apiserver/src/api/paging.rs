@@ -16,10 +16,8 @@ impl Api {
     /// LIST with selectors and paging; the serialized response body. Items are spliced in
     /// as stored, without being parsed, unless a table or another version is asked for.
     pub fn list(&self, call: &Call<'_>, accept_table: bool) -> Result<Bytes, ApiError> {
-        let labels = LabelSelector::parse(call.query.get("labelSelector").unwrap_or(""))
-            .map_err(ApiError::bad_request)?;
-        let fields = FieldSelector::parse(call.query.get("fieldSelector").unwrap_or(""))
-            .map_err(ApiError::bad_request)?;
+        let labels = LabelSelector::parse(call.query.get("labelSelector").unwrap_or(""))?;
+        let fields = FieldSelector::parse(call.query.get("fieldSelector").unwrap_or(""))?;
         let ns = if call.res.namespaced {
             call.target.namespace.as_deref()
         } else {

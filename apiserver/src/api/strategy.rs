@@ -216,7 +216,7 @@ impl Strategy for CustomResourceDefinition {
                 "CustomResourceDefinition",
                 "apiextensions.k8s.io",
                 meta_str(new, "name").unwrap_or(""),
-                &[schema_error("", &e)],
+                &[schema_error("", &e.to_string())],
             )
         })?;
         let first = resources.first().ok_or_else(|| {
@@ -396,6 +396,27 @@ mod tests {
             "versions": [{"name": "v1", "served": true, "storage": true}]}});
         let served = resources_of_crd(&crd).unwrap();
         assert_eq!(served[0].strategy.name(), "Custom");
+    }
+
+    #[test]
+    fn an_unservable_crd_names_the_field_at_fault() {
+        use crate::catalog::CrdError;
+        let mut crd = json!({"spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": false}]}});
+        let e = resources_of_crd(&crd).unwrap_err();
+        assert_eq!(e, CrdError::StorageVersion);
+        crd["spec"]["scope"] = json!("Galaxy");
+        let e = resources_of_crd(&crd).unwrap_err();
+        assert_eq!(e, CrdError::Scope(Some("Galaxy".into())));
+        assert_eq!(
+            e.to_string(),
+            r#"spec.scope: Unsupported value: Some("Galaxy"): supported values: "Cluster", "Namespaced""#
+        );
+        crd["spec"].as_object_mut().unwrap().remove("group");
+        let e = resources_of_crd(&crd).unwrap_err();
+        assert_eq!(e, CrdError::Required("spec.group"));
+        assert_eq!(e.to_string(), "spec.group: Required value");
     }
 
     #[test]

@@ -210,7 +210,7 @@ impl Api {
                                     &call.res.kind,
                                     &call.res.group,
                                     name,
-                                    &[schema_error("", &e)],
+                                    &[schema_error("", &e.to_string())],
                                 )
                             })?
                         }

@@ -12,7 +12,7 @@ use super::{ErrorType, FieldError, child, flag};
 
 /// Compiled `pattern`s, shared by every schema: compiling one per validated string showed
 /// up in the scale profile. Bounded by the distinct patterns of the served CRDs.
-type Compiled = Result<Arc<regex::Regex>, String>;
+type Compiled = Result<Arc<regex::Regex>, regex::Error>;
 
 static PATTERNS: LazyLock<RwLock<HashMap<String, Compiled>>> = LazyLock::new(Default::default);
 
@@ -20,9 +20,7 @@ fn pattern(p: &str) -> Compiled {
     if let Some(r) = PATTERNS.read().unwrap_or_else(|e| e.into_inner()).get(p) {
         return r.clone();
     }
-    let compiled = regex::Regex::new(p)
-        .map(Arc::new)
-        .map_err(|e| e.to_string());
+    let compiled = regex::Regex::new(p).map(Arc::new);
     PATTERNS
         .write()
         .unwrap_or_else(|e| e.into_inner())

@@ -58,6 +58,55 @@ pub const TERMINAL: &[&str] = &[
     "InvalidBlockDeviceMapping",
 ];
 
+/// A failed AWS call: the [`ProviderError`] it maps to, and AWS's error code when AWS
+/// answered, so that callers decide on the code (`InvalidVpcID.NotFound`,
+/// `InvalidPermission.Duplicate`, ...) and never on message text.
+#[derive(Debug)]
+pub struct AwsError {
+    code: Option<String>,
+    error: ProviderError,
+}
+
+impl AwsError {
+    /// An error with this code (tests of callers).
+    #[cfg(test)]
+    pub(crate) fn with_code(code: Option<&str>, error: ProviderError) -> Self {
+        Self {
+            code: code.map(str::to_string),
+            error,
+        }
+    }
+
+    /// AWS's error code, if the service answered.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// Whether AWS answered "not found" (the resource is gone, or not visible yet); the same
+    /// rule as [`is_not_found`].
+    pub fn is_not_found(&self) -> bool {
+        self.code().is_some_and(is_not_found_code)
+    }
+}
+
+impl std::fmt::Display for AwsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for AwsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+impl From<AwsError> for ProviderError {
+    fn from(e: AwsError) -> Self {
+        e.error
+    }
+}
+
 /// The AWS error code of an SDK error, if AWS answered.
 pub fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
     match e {
@@ -68,7 +117,11 @@ pub fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
 
 /// Whether the error is "not found" (the resource is gone, or not visible yet).
 pub fn is_not_found<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    code(e).is_some_and(|c| c.contains("NotFound") || c.contains("NotFoundException"))
+    code(e).is_some_and(is_not_found_code)
+}
+
+fn is_not_found_code(c: &str) -> bool {
+    c.contains("NotFound") || c.contains("NotFoundException")
 }
 
 /// Maps an SDK error of operation `op`.
@@ -126,6 +179,16 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
+    retrying_coded(op, f).await.map_err(ProviderError::from)
+}
+
+/// [`retrying`], keeping AWS's error code for callers that treat some codes as success.
+pub async fn retrying_coded<T, E, R, Fut>(op: &str, f: impl FnMut() -> Fut) -> Result<T, AwsError>
+where
+    Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
     f.retry(
         ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))
@@ -135,7 +198,10 @@ where
     )
     .when(|e: &SdkError<E, R>| code(e).is_some_and(is_retryable_code))
     .await
-    .map_err(|e| map(op, e))
+    .map_err(|e| AwsError {
+        code: code(&e).map(str::to_string),
+        error: map(op, e),
+    })
 }
 
 #[cfg(test)]
@@ -210,6 +276,49 @@ mod tests {
         .unwrap_err();
         assert!(e.is_terminal());
         assert_eq!(tries.load(Ordering::SeqCst), 1, "not retried");
+    }
+
+    #[tokio::test]
+    async fn callers_see_the_code_and_the_same_mapped_error() {
+        let e = retrying_coded("DeleteVpc", || async {
+            Err::<(), _>(aws_error(
+                "InvalidParameterValue",
+                "NotFound in the text only",
+            ))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(e.code(), Some("InvalidParameterValue"));
+        assert!(!e.is_not_found(), "decided by the code, not the message");
+        let p = ProviderError::from(e);
+        assert!(p.is_terminal());
+        assert_eq!(
+            p.to_string(),
+            "DeleteVpc: InvalidParameterValue: NotFound in the text only"
+        );
+        let e = retrying_coded("AuthorizeSecurityGroupIngress", || async {
+            Err::<(), _>(aws_error("InvalidPermission.Duplicate", "already exists"))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(e.code(), Some("InvalidPermission.Duplicate"));
+        assert!(!e.is_not_found());
+        for c in [
+            "InvalidGroup.NotFound",
+            "TargetGroupNotFound",
+            "LoadBalancerNotFoundException",
+        ] {
+            let e = AwsError {
+                code: Some(c.into()),
+                error: ProviderError::transient(c),
+            };
+            assert!(e.is_not_found(), "{c}");
+        }
+        let e = AwsError {
+            code: None,
+            error: ProviderError::transient("DeleteVpc: dispatch failure: NotFound"),
+        };
+        assert!(!e.is_not_found(), "no code, no NotFound");
     }
 
     #[test]

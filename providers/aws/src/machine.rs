@@ -388,7 +388,7 @@ pub async fn target(
         .await
         .map(drop)
     } else {
-        match error::retrying("DeregisterTargets", || {
+        match error::retrying_coded("DeregisterTargets", || {
             c.elb
                 .deregister_targets()
                 .target_group_arn(tg)
@@ -399,13 +399,8 @@ pub async fn target(
         {
             // Gone already: the target group, or the instance (AWS answers InvalidTarget for
             // a terminated instance).
-            Err(e)
-                if e.to_string().contains("NotFound")
-                    || e.to_string().contains("InvalidTarget") =>
-            {
-                Ok(())
-            }
-            other => other.map(drop),
+            Err(e) if e.is_not_found() || e.code() == Some("InvalidTarget") => Ok(()),
+            other => other.map(drop).map_err(ProviderError::from),
         }
     }
 }

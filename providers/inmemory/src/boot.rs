@@ -18,6 +18,145 @@ pub const SENTINEL: &str = "/run/cluster-api/bootstrap-success.complete";
 /// Where the kubeadm configuration is expected.
 pub const KUBEADM_CONFIG: &str = "/run/kubeadm/kubeadm.yaml";
 
+/// Why cloud-init (or kubeadm) would fail on this user data; every one is the machine's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// The user data is not UTF-8.
+    #[error("the user data is not UTF-8")]
+    UserDataNotUtf8,
+    /// The user data is not a cloud-config.
+    #[error("the user data does not start with '#cloud-config'")]
+    NotCloudConfig,
+    /// The cloud-config does not parse.
+    #[error("the cloud-config is not valid YAML: {0}")]
+    CloudConfigYaml(#[source] Box<serde_saphyr::Error>),
+    /// A `write_files` entry has no path.
+    #[error("write_files[{index}].path is missing")]
+    MissingPath {
+        /// Position in `write_files`.
+        index: usize,
+    },
+    /// A `write_files` entry's content cannot be decoded.
+    #[error("write_files[{index}] ({path}): {source}")]
+    Content {
+        /// Position in `write_files`.
+        index: usize,
+        /// The entry's path.
+        path: String,
+        /// Why.
+        #[source]
+        source: EncodingError,
+    },
+    /// A `write_files` entry's permissions are not an octal number.
+    #[error("write_files[{index}].permissions is not octal")]
+    Permissions {
+        /// Position in `write_files`.
+        index: usize,
+    },
+    /// A `write_files` path is relative.
+    #[error("{path}: write_files paths must be absolute")]
+    RelativePath {
+        /// The path as written.
+        path: String,
+    },
+    /// A `write_files` path has `..` or `.` components.
+    #[error("{path}: '..' and '.' are not allowed")]
+    DotInPath {
+        /// The path as written.
+        path: String,
+    },
+    /// Writing a file (or its directory) under the machine's root failed.
+    #[error("{}: {source}", .path.display())]
+    Write {
+        /// The file or directory on the host.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No `write_files` entry writes [`KUBEADM_CONFIG`].
+    #[error("the user data writes no {KUBEADM_CONFIG}")]
+    NoKubeadmConfig,
+    /// [`KUBEADM_CONFIG`] is not UTF-8.
+    #[error("{KUBEADM_CONFIG} is not UTF-8")]
+    KubeadmConfigNotUtf8,
+    /// [`KUBEADM_CONFIG`] does not parse.
+    #[error("{KUBEADM_CONFIG} is not valid YAML: {0}")]
+    KubeadmConfigYaml(#[source] Box<serde_saphyr::Error>),
+    /// `runcmd` runs neither `kubeadm init` nor `kubeadm join`.
+    #[error("runcmd never runs kubeadm init or kubeadm join")]
+    NoKubeadmCommand,
+    /// `runcmd` runs kubeadm without `--config` [`KUBEADM_CONFIG`].
+    #[error("runcmd runs kubeadm without --config {KUBEADM_CONFIG}")]
+    NoConfigFlag,
+    /// `runcmd` never writes [`SENTINEL`].
+    #[error("runcmd never writes the sentinel {SENTINEL}")]
+    NoSentinel,
+    /// The kubeadm configuration lacks a document the command needs.
+    #[error("kubeadm {command} without {} {kind} document", article(kind))]
+    MissingDocument {
+        /// `init` or `join`.
+        command: &'static str,
+        /// The missing document's kind.
+        kind: &'static str,
+    },
+    /// `JoinConfiguration.discovery.bootstrapToken` is missing.
+    #[error("JoinConfiguration.discovery.bootstrapToken is missing")]
+    NoBootstrapToken,
+    /// An endpoint of the kubeadm configuration is not the Cluster's.
+    #[error("{field} is {got:?}, the Cluster's endpoint is {want:?}")]
+    Endpoint {
+        /// The kubeadm field, e.g. `ClusterConfiguration.controlPlaneEndpoint`.
+        field: &'static str,
+        /// Its value.
+        got: String,
+        /// The Cluster's endpoint.
+        want: String,
+    },
+    /// `ClusterConfiguration.kubernetesVersion` is not the Machine's version.
+    #[error("ClusterConfiguration.kubernetesVersion is {got:?}, the Machine's version is {want:?}")]
+    Version {
+        /// The configured version.
+        got: String,
+        /// The Machine's.
+        want: String,
+    },
+    /// `ClusterConfiguration.networking`'s pod or service subnets differ from the Cluster's.
+    #[error(
+        "ClusterConfiguration.networking: {what} subnets {got:?} differ from the Cluster's {want:?}"
+    )]
+    Subnets {
+        /// `pod` or `service`.
+        what: &'static str,
+        /// The configured subnets.
+        got: Vec<String>,
+        /// The Cluster's.
+        want: Vec<String>,
+    },
+}
+
+fn article(kind: &str) -> &'static str {
+    if kind.starts_with(['A', 'E', 'I', 'O', 'U']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+/// Why a `write_files` content cannot be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodingError {
+    /// Not base64.
+    #[error("invalid base64: {0}")]
+    Base64(#[source] base64::DecodeError),
+    /// Not gzip.
+    #[error("invalid gzip: {0}")]
+    Gzip(#[source] std::io::Error),
+    /// An `encoding` cloud-init does not know.
+    #[error("unknown encoding {0:?}")]
+    Unknown(String),
+}
+
 /// One decoded file of `write_files`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WriteFile {
@@ -77,15 +216,14 @@ pub struct Expect {
 }
 
 /// Parses user data as cloud-init would accept it.
-pub fn parse(user_data: &[u8]) -> Result<CloudConfig, String> {
-    let text =
-        std::str::from_utf8(user_data).map_err(|_| "the user data is not UTF-8".to_string())?;
+pub fn parse(user_data: &[u8]) -> Result<CloudConfig, BootError> {
+    let text = std::str::from_utf8(user_data).map_err(|_| BootError::UserDataNotUtf8)?;
     let body = text.strip_prefix("## template: jinja\n").unwrap_or(text);
     if !body.starts_with("#cloud-config") {
-        return Err("the user data does not start with '#cloud-config'".into());
+        return Err(BootError::NotCloudConfig);
     }
-    let doc: Value = serde_saphyr::from_str(body)
-        .map_err(|e| format!("the cloud-config is not valid YAML: {e}"))?;
+    let doc: Value =
+        serde_saphyr::from_str(body).map_err(|e| BootError::CloudConfigYaml(Box::new(e)))?;
     let mut files = vec![];
     for (i, f) in doc
         .get("write_files")
@@ -97,20 +235,23 @@ pub fn parse(user_data: &[u8]) -> Result<CloudConfig, String> {
         let path = f
             .get("path")
             .and_then(Value::as_str)
-            .ok_or_else(|| format!("write_files[{i}].path is missing"))?;
+            .ok_or(BootError::MissingPath { index: i })?;
         let raw = f.get("content").and_then(Value::as_str).unwrap_or_default();
         let encoding = f
             .get("encoding")
             .and_then(Value::as_str)
             .unwrap_or("text/plain");
-        let content =
-            decode(raw, encoding).map_err(|e| format!("write_files[{i}] ({path}): {e}"))?;
+        let content = decode(raw, encoding).map_err(|source| BootError::Content {
+            index: i,
+            path: path.into(),
+            source,
+        })?;
         let permissions = f
             .get("permissions")
             .and_then(Value::as_str)
             .map(|p| u32::from_str_radix(p.trim_start_matches("0o"), 8))
             .transpose()
-            .map_err(|_| format!("write_files[{i}].permissions is not octal"))?
+            .map_err(|_| BootError::Permissions { index: i })?
             .unwrap_or(0o644);
         files.push(WriteFile {
             path: path.into(),
@@ -137,52 +278,55 @@ pub fn parse(user_data: &[u8]) -> Result<CloudConfig, String> {
     Ok(CloudConfig { files, commands })
 }
 
-fn decode(raw: &str, encoding: &str) -> Result<Vec<u8>, String> {
+fn decode(raw: &str, encoding: &str) -> Result<Vec<u8>, EncodingError> {
     let b64 = |s: &str| {
         base64::engine::general_purpose::STANDARD
             .decode(s.split_whitespace().collect::<String>())
-            .map_err(|e| format!("invalid base64: {e}"))
+            .map_err(EncodingError::Base64)
     };
     let gunzip = |data: Vec<u8>| {
         let mut out = vec![];
         flate2::read::GzDecoder::new(&data[..])
             .read_to_end(&mut out)
-            .map_err(|e| format!("invalid gzip: {e}"))?;
-        Ok::<_, String>(out)
+            .map_err(EncodingError::Gzip)?;
+        Ok::<_, EncodingError>(out)
     };
     match encoding {
         "text/plain" => Ok(raw.as_bytes().to_vec()),
         "b64" | "base64" => b64(raw),
         "gz" | "gzip" => gunzip(raw.as_bytes().to_vec()),
         "gz+base64" | "gzip+base64" | "gz+b64" | "gzip+b64" => gunzip(b64(raw)?),
-        other => Err(format!("unknown encoding {other:?}")),
+        other => Err(EncodingError::Unknown(other.to_string())),
     }
 }
 
 /// Maps an absolute machine path under `root`, refusing anything that would escape it.
-pub fn under(root: &Path, path: &str) -> Result<PathBuf, String> {
+pub fn under(root: &Path, path: &str) -> Result<PathBuf, BootError> {
     let p = Path::new(path);
     if !p.is_absolute() {
-        return Err(format!("{path}: write_files paths must be absolute"));
+        return Err(BootError::RelativePath { path: path.into() });
     }
     let mut out = root.to_path_buf();
     for c in p.components() {
         match c {
             Component::RootDir => {}
             Component::Normal(n) => out.push(n),
-            _ => return Err(format!("{path}: '..' and '.' are not allowed")),
+            _ => return Err(BootError::DotInPath { path: path.into() }),
         }
     }
     Ok(out)
 }
 
 /// Writes the files under `root`, as cloud-init's write_files module does.
-pub fn write_files(root: &Path, files: &[WriteFile]) -> Result<(), String> {
+pub fn write_files(root: &Path, files: &[WriteFile]) -> Result<(), BootError> {
     use std::os::unix::fs::OpenOptionsExt;
     for f in files {
         let target = under(root, &f.path)?;
         if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|source| BootError::Write {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -191,9 +335,14 @@ pub fn write_files(root: &Path, files: &[WriteFile]) -> Result<(), String> {
             .truncate(!f.append)
             .mode(f.permissions)
             .open(&target)
-            .map_err(|e| format!("{}: {e}", target.display()))?;
-        std::io::Write::write_all(&mut file, &f.content)
-            .map_err(|e| format!("{}: {e}", target.display()))?;
+            .map_err(|source| BootError::Write {
+                path: target.clone(),
+                source,
+            })?;
+        std::io::Write::write_all(&mut file, &f.content).map_err(|source| BootError::Write {
+            path: target.clone(),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -214,35 +363,34 @@ fn split_cidrs(v: Option<&Value>) -> Vec<String> {
 
 /// Reads the kubeadm configuration the user data wrote, checks that runcmd runs kubeadm with it
 /// and writes the sentinel, and that it agrees with the Cluster.
-pub fn kubeadm_run(cc: &CloudConfig, expect: &Expect) -> Result<KubeadmRun, String> {
+pub fn kubeadm_run(cc: &CloudConfig, expect: &Expect) -> Result<KubeadmRun, BootError> {
     let file = cc
         .files
         .iter()
         .find(|f| f.path == KUBEADM_CONFIG)
-        .ok_or_else(|| format!("the user data writes no {KUBEADM_CONFIG}"))?;
-    let text =
-        std::str::from_utf8(&file.content).map_err(|_| format!("{KUBEADM_CONFIG} is not UTF-8"))?;
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text)
-        .map_err(|e| format!("{KUBEADM_CONFIG} is not valid YAML: {e}"))?;
+        .ok_or(BootError::NoKubeadmConfig)?;
+    let text = std::str::from_utf8(&file.content).map_err(|_| BootError::KubeadmConfigNotUtf8)?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| BootError::KubeadmConfigYaml(Box::new(e)))?;
     let doc = |kind: &str| docs.iter().find(|d| d["kind"] == kind).cloned();
     let command = cc
         .commands
         .iter()
         .find(|c| c.contains("kubeadm init") || c.contains("kubeadm join"))
-        .ok_or("runcmd never runs kubeadm init or kubeadm join")?;
+        .ok_or(BootError::NoKubeadmCommand)?;
     if !command.contains(KUBEADM_CONFIG) {
-        return Err(format!(
-            "runcmd runs kubeadm without --config {KUBEADM_CONFIG}"
-        ));
+        return Err(BootError::NoConfigFlag);
     }
     if !command.contains(SENTINEL) {
-        return Err(format!("runcmd never writes the sentinel {SENTINEL}"));
+        return Err(BootError::NoSentinel);
     }
     if command.contains("kubeadm init") {
-        let cluster = doc("ClusterConfiguration")
-            .ok_or("kubeadm init without a ClusterConfiguration document")?;
-        let init =
-            doc("InitConfiguration").ok_or("kubeadm init without an InitConfiguration document")?;
+        let missing = |kind| BootError::MissingDocument {
+            command: "init",
+            kind,
+        };
+        let cluster = doc("ClusterConfiguration").ok_or(missing("ClusterConfiguration"))?;
+        let init = doc("InitConfiguration").ok_or(missing("InitConfiguration"))?;
         let field = |p: &str| {
             cluster
                 .pointer(p)
@@ -250,19 +398,19 @@ pub fn kubeadm_run(cc: &CloudConfig, expect: &Expect) -> Result<KubeadmRun, Stri
                 .unwrap_or_default()
         };
         if field("/controlPlaneEndpoint") != expect.endpoint {
-            return Err(format!(
-                "ClusterConfiguration.controlPlaneEndpoint is {:?}, the Cluster's endpoint is {:?}",
-                field("/controlPlaneEndpoint"),
-                expect.endpoint
-            ));
+            return Err(BootError::Endpoint {
+                field: "ClusterConfiguration.controlPlaneEndpoint",
+                got: field("/controlPlaneEndpoint").into(),
+                want: expect.endpoint.clone(),
+            });
         }
         if let Some(v) = &expect.version
             && field("/kubernetesVersion") != v
         {
-            return Err(format!(
-                "ClusterConfiguration.kubernetesVersion is {:?}, the Machine's version is {v:?}",
-                field("/kubernetesVersion")
-            ));
+            return Err(BootError::Version {
+                got: field("/kubernetesVersion").into(),
+                want: v.clone(),
+            });
         }
         for (path, want, what) in [
             ("/networking/podSubnet", &expect.pod_cidrs, "pod"),
@@ -274,9 +422,11 @@ pub fn kubeadm_run(cc: &CloudConfig, expect: &Expect) -> Result<KubeadmRun, Stri
         ] {
             let got = split_cidrs(cluster.pointer(path));
             if !want.is_empty() && &got != want {
-                return Err(format!(
-                    "ClusterConfiguration.networking: {what} subnets {got:?} differ from the Cluster's {want:?}"
-                ));
+                return Err(BootError::Subnets {
+                    what,
+                    got,
+                    want: want.clone(),
+                });
             }
         }
         let tokens = init
@@ -291,21 +441,24 @@ pub fn kubeadm_run(cc: &CloudConfig, expect: &Expect) -> Result<KubeadmRun, Stri
             cluster_configuration: cluster,
         });
     }
-    let join =
-        doc("JoinConfiguration").ok_or("kubeadm join without a JoinConfiguration document")?;
+    let join = doc("JoinConfiguration").ok_or(BootError::MissingDocument {
+        command: "join",
+        kind: "JoinConfiguration",
+    })?;
     let bt = join
         .pointer("/discovery/bootstrapToken")
-        .ok_or("JoinConfiguration.discovery.bootstrapToken is missing")?;
+        .ok_or(BootError::NoBootstrapToken)?;
     let api_server_endpoint = bt
         .get("apiServerEndpoint")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
     if api_server_endpoint != expect.endpoint {
-        return Err(format!(
-            "JoinConfiguration.discovery.bootstrapToken.apiServerEndpoint is {api_server_endpoint:?}, the Cluster's endpoint is {:?}",
-            expect.endpoint
-        ));
+        return Err(BootError::Endpoint {
+            field: "JoinConfiguration.discovery.bootstrapToken.apiServerEndpoint",
+            got: api_server_endpoint,
+            want: expect.endpoint.clone(),
+        });
     }
     Ok(KubeadmRun::Join {
         control_plane: join.get("controlPlane").is_some(),
@@ -374,17 +527,24 @@ mod tests {
         assert!(
             kubeadm_run(&cc, &e)
                 .unwrap_err()
+                .to_string()
                 .contains("kubernetesVersion")
         );
         let mut e = expect();
         e.pod_cidrs = vec!["10.0.0.0/8".into()];
-        assert!(kubeadm_run(&cc, &e).unwrap_err().contains("pod subnets"));
+        assert!(
+            kubeadm_run(&cc, &e)
+                .unwrap_err()
+                .to_string()
+                .contains("pod subnets")
+        );
         let no_sentinel =
             parse(user_data(INIT, "kubeadm init --config /run/kubeadm/kubeadm.yaml").as_bytes())
                 .unwrap();
         assert!(
             kubeadm_run(&no_sentinel, &expect())
                 .unwrap_err()
+                .to_string()
                 .contains("sentinel")
         );
         let join = "---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    token: abcdef.0123456789abcdef\n    apiServerEndpoint: 10.0.0.1:6443\n    caCertHashes: [sha256:00]\n";
@@ -394,7 +554,31 @@ mod tests {
         assert!(
             kubeadm_run(&cc, &expect())
                 .unwrap_err()
+                .to_string()
                 .contains("apiServerEndpoint")
+        );
+        let no_join =
+            parse(user_data(INIT, &RUN_INIT.replace("kubeadm init", "kubeadm join")).as_bytes())
+                .unwrap();
+        let e = kubeadm_run(&no_join, &expect()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "kubeadm join without a JoinConfiguration document"
+        );
+        let init_only = parse(
+            user_data(
+                &INIT[..INIT
+                    .find("---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: Init")
+                    .unwrap()],
+                RUN_INIT,
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let e = kubeadm_run(&init_only, &expect()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "kubeadm init without an InitConfiguration document"
         );
     }
 
@@ -405,11 +589,18 @@ mod tests {
             under(root, "/etc/x").unwrap(),
             PathBuf::from("/tmp/m/etc/x")
         );
-        assert!(under(root, "/etc/../../x").is_err());
-        assert!(under(root, "relative").is_err());
+        assert!(matches!(
+            under(root, "/etc/../../x"),
+            Err(BootError::DotInPath { .. })
+        ));
+        assert!(matches!(
+            under(root, "relative"),
+            Err(BootError::RelativePath { .. })
+        ));
         assert!(
             parse(b"#!/bin/sh\necho hi")
                 .unwrap_err()
+                .to_string()
                 .contains("#cloud-config")
         );
     }

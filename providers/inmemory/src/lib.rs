@@ -310,7 +310,9 @@ impl InfrastructureProvider for InMemory {
             service_cidrs: network.services.map(|p| p.cidr_blocks).unwrap_or_default(),
         };
         // cloud-init's failures are the machine's: a terminal error carrying what went wrong.
-        let refuse = |e: String| ProviderError::terminal(format!("bootstrap failed: {e}"));
+        fn refuse(e: impl std::fmt::Display) -> ProviderError {
+            ProviderError::terminal(format!("bootstrap failed: {e}"))
+        }
         let cc = boot::parse(&bootstrap.value).map_err(refuse)?;
         let run = boot::kubeadm_run(&cc, &expect).map_err(refuse)?;
         let rootfs = dir.join("rootfs");
@@ -355,7 +357,7 @@ impl InfrastructureProvider for InMemory {
                     }));
                 };
                 if let Err(why) = workload::check_join(&w, token, ca_cert_hashes).await? {
-                    return Err(ProviderError::terminal(why));
+                    return Err(ProviderError::terminal(why.to_string()));
                 }
                 (w, *control_plane)
             }

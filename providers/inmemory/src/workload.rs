@@ -242,23 +242,56 @@ where
     }
 }
 
+/// Why kubeadm refuses a join. Messages name the token by its public id, never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinRefused {
+    /// The cluster CA's public-key hash is not pinned.
+    #[error(
+        "kubeadm join refused: the cluster CA's public key hash {ca_hash} matches none of the pinned caCertHashes"
+    )]
+    CaCertHash {
+        /// The hash of the CA the workload cluster presents.
+        ca_hash: String,
+    },
+    /// The token is not `<id>.<secret>`.
+    #[error("kubeadm join refused: the token is not <id>.<secret>")]
+    MalformedToken,
+    /// No bootstrap token Secret with this id.
+    #[error("kubeadm join refused: bootstrap token {id} is not in the workload cluster")]
+    UnknownToken {
+        /// The token id.
+        id: String,
+    },
+    /// The token's secret part is not the stored one.
+    #[error("kubeadm join refused: bootstrap token {id} does not match")]
+    TokenMismatch {
+        /// The token id.
+        id: String,
+    },
+    /// The token expired.
+    #[error("kubeadm join refused: bootstrap token {id} expired at {expiration}")]
+    TokenExpired {
+        /// The token id.
+        id: String,
+        /// Its `expiration`, as stored.
+        expiration: String,
+    },
+}
+
 /// Why a join is refused, as kubeadm would refuse it: the token must exist in the cluster,
 /// match, and not be expired; the CA the server presents must match a pinned hash.
 pub async fn check_join(
     w: &Workload,
     token: &str,
     ca_cert_hashes: &[String],
-) -> Result<Result<(), String>, ProviderError> {
+) -> Result<Result<(), JoinRefused>, ProviderError> {
     if !ca_cert_hashes.iter().any(|h| h == &w.ca_hash) {
-        return Ok(Err(format!(
-            "kubeadm join refused: the cluster CA's public key hash {} matches none of the pinned caCertHashes",
-            w.ca_hash
-        )));
+        return Ok(Err(JoinRefused::CaCertHash {
+            ca_hash: w.ca_hash.clone(),
+        }));
     }
     let Some((id, secret)) = token.split_once('.') else {
-        return Ok(Err(
-            "kubeadm join refused: the token is not <id>.<secret>".to_string()
-        ));
+        return Ok(Err(JoinRefused::MalformedToken));
     };
     let secrets: Api<Secret> = Api::namespaced(w.client.clone(), "kube-system");
     let Some(s) = secrets
@@ -266,9 +299,7 @@ pub async fn check_join(
         .await
         .map_err(kube_err("reading the bootstrap token"))?
     else {
-        return Ok(Err(format!(
-            "kubeadm join refused: bootstrap token {id} is not in the workload cluster"
-        )));
+        return Ok(Err(JoinRefused::UnknownToken { id: id.into() }));
     };
     let data = s.data.unwrap_or_default();
     let get = |k: &str| {
@@ -276,18 +307,17 @@ pub async fn check_join(
             .map(|b| String::from_utf8_lossy(&b.0).into_owned())
     };
     if get("token-secret").as_deref() != Some(secret) {
-        return Ok(Err(format!(
-            "kubeadm join refused: bootstrap token {id} does not match"
-        )));
+        return Ok(Err(JoinRefused::TokenMismatch { id: id.into() }));
     }
     if let Some(exp) = get("expiration")
         && exp
             .parse::<jiff::Timestamp>()
             .is_ok_and(|t| t <= jiff::Timestamp::now())
     {
-        return Ok(Err(format!(
-            "kubeadm join refused: bootstrap token {id} expired at {exp}"
-        )));
+        return Ok(Err(JoinRefused::TokenExpired {
+            id: id.into(),
+            expiration: exp,
+        }));
     }
     Ok(Ok(()))
 }

@@ -41,6 +41,54 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// A command that ran to its end, successfully or not.
+struct Finished {
+    /// The command as shown in messages.
+    shown: String,
+    status: std::process::ExitStatus,
+    output: Output,
+}
+
+impl Finished {
+    /// The output, or a transient error naming the command, its exit status and its stderr.
+    fn success(self) -> Result<Output, ProviderError> {
+        if self.status.success() {
+            return Ok(self.output);
+        }
+        let status = self
+            .status
+            .code()
+            .map_or_else(|| "a signal".to_string(), |c| format!("exit status {c}"));
+        Err(ProviderError::transient(format!(
+            "{} failed with {status}: {}",
+            self.shown,
+            trimmed(&self.output.stderr)
+        )))
+    }
+}
+
+/// What a failed `docker` command's standard error says went wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DockerFailure {
+    /// The container named does not exist.
+    NoSuchContainer,
+    /// Anything else.
+    Other,
+}
+
+/// Classifies a failed `docker` command by its standard error.
+///
+/// The docker CLI gives no machine-readable error: every failure exits 1 and the daemon's
+/// reason is only text on stderr. This is the one place that reads that text, so that callers
+/// decide on a [`DockerFailure`] rather than on a message.
+pub fn classify_docker_stderr(stderr: &str) -> DockerFailure {
+    if stderr.contains("No such container") {
+        DockerFailure::NoSuchContainer
+    } else {
+        DockerFailure::Other
+    }
+}
+
 impl Tools {
     /// Tools found on `path` (a `PATH`-style list of directories).
     pub fn with_path(path: impl Into<OsString>) -> Self {
@@ -61,6 +109,27 @@ impl Tools {
         args: &[&str],
         stdin: Option<&[u8]>,
     ) -> Result<Output, ProviderError> {
+        self.exec(bin, args, stdin).await?.success()
+    }
+
+    /// `docker rm --force <name>`; a container that does not exist counts as removed.
+    pub async fn remove_container(&self, name: &str) -> Result<(), ProviderError> {
+        let done = self.exec("docker", &["rm", "--force", name], None).await?;
+        if !done.status.success()
+            && classify_docker_stderr(&done.output.stderr) == DockerFailure::NoSuchContainer
+        {
+            return Ok(());
+        }
+        done.success().map(drop)
+    }
+
+    /// Runs `bin args...` with `stdin` to its end; fails only if it cannot be run.
+    async fn exec(
+        &self,
+        bin: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<Finished, ProviderError> {
         let exe = self.find(bin).ok_or_else(|| missing(bin))?;
         let shown = format!("`{bin} {}`", args.join(" "));
         let mut child = Command::new(exe)
@@ -94,19 +163,14 @@ impl Tools {
                 message: format!("{shown} did not finish"),
                 source: Some(Box::new(e)),
             })?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if !out.status.success() {
-            let status = out
-                .status
-                .code()
-                .map_or_else(|| "a signal".to_string(), |c| format!("exit status {c}"));
-            return Err(ProviderError::transient(format!(
-                "{shown} failed with {status}: {}",
-                trimmed(&stderr)
-            )));
-        }
-        Ok(Output { stdout, stderr })
+        Ok(Finished {
+            shown,
+            status: out.status,
+            output: Output {
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            },
+        })
     }
 
     /// Fails with `Unavailable` unless kind and docker are installed and the Docker daemon
@@ -194,6 +258,51 @@ mod tests {
         let long = "x".repeat(2000) + "\nthe end";
         let t = trimmed(&long);
         assert!(t.len() <= 603 && t.starts_with("...") && t.ends_with("the end"));
+    }
+
+    #[test]
+    fn docker_stderr_is_classified() {
+        let table = [
+            (
+                "Error response from daemon: No such container: c1-worker",
+                DockerFailure::NoSuchContainer,
+            ),
+            (
+                "Error: No such container: c1-worker",
+                DockerFailure::NoSuchContainer,
+            ),
+            (
+                "Cannot connect to the Docker daemon at unix:///var/run/docker.sock",
+                DockerFailure::Other,
+            ),
+            ("", DockerFailure::Other),
+        ];
+        for (stderr, want) in table {
+            assert_eq!(classify_docker_stderr(stderr), want, "{stderr}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn removing_a_missing_container_succeeds_and_other_failures_do_not() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("slipway-kind-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let docker = dir.join("docker");
+        let fake = |script: &str| {
+            std::fs::write(&docker, script).unwrap();
+            std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        let tools = Tools::with_path(&dir);
+        fake("#!/bin/sh\necho \"Error response from daemon: No such container: $3\" >&2\nexit 1\n");
+        tools.remove_container("gone").await.unwrap();
+        fake("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n");
+        let e = tools.remove_container("c1-worker").await.unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        assert!(e.to_string().contains("Cannot connect"), "{e}");
+        fake("#!/bin/sh\necho \"$3\"\n");
+        tools.remove_container("c1-worker").await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -134,7 +134,7 @@ impl Kind {
         let mut args = vec!["inspect"];
         args.extend(&names);
         let out = self.tools.run("docker", &args, None).await?;
-        nodes::parse_inspect(name, &out.stdout).map_err(ProviderError::transient)
+        nodes::parse_inspect(name, &out.stdout).map_err(|e| ProviderError::transient(e.to_string()))
     }
 
     /// Starts `kind create cluster` in the background.
@@ -514,15 +514,7 @@ impl InfrastructureProvider for Kind {
             return Ok(Deletion::Gone);
         };
         if !scope.is_control_plane() {
-            match self
-                .tools
-                .run("docker", &["rm", "--force", &node], None)
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if e.to_string().contains("No such container") => {}
-                Err(e) => return Err(e),
-            }
+            self.tools.remove_container(&node).await?;
         }
         self.update_bindings(&dir, |b| {
             b.remove(&node);

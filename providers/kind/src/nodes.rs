@@ -33,16 +33,23 @@ pub struct ObservedNode {
     pub addresses: Vec<MachineAddress>,
 }
 
+/// Why `docker inspect` output cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// Not JSON.
+    #[error("`docker inspect` output: {0}")]
+    Json(#[source] serde_json::Error),
+    /// JSON, but not an array of containers.
+    #[error("`docker inspect` output is not a list")]
+    NotAList,
+}
+
 /// Parses `docker inspect` output (a JSON array) into the nodes of `cluster`, by ordinal; other
 /// containers (the external load balancer) are skipped.
-pub fn parse_inspect(cluster: &str, json: &str) -> Result<Vec<ObservedNode>, String> {
-    let v: Value =
-        serde_json::from_str(json).map_err(|e| format!("`docker inspect` output: {e}"))?;
+pub fn parse_inspect(cluster: &str, json: &str) -> Result<Vec<ObservedNode>, InspectError> {
+    let v: Value = serde_json::from_str(json).map_err(InspectError::Json)?;
     let mut out = Vec::new();
-    for c in v
-        .as_array()
-        .ok_or("`docker inspect` output is not a list")?
-    {
+    for c in v.as_array().ok_or(InspectError::NotAList)? {
         let name = c["Name"]
             .as_str()
             .unwrap_or_default()
@@ -259,11 +266,13 @@ mod tests {
             ]
         );
         assert!(!nodes[1].running);
-        assert!(
-            parse_inspect("c1", "{")
-                .unwrap_err()
-                .contains("docker inspect")
-        );
+        let e = parse_inspect("c1", "{").unwrap_err();
+        assert!(matches!(e, InspectError::Json(_)), "{e:?}");
+        assert!(e.to_string().contains("docker inspect"), "{e}");
+        assert!(matches!(
+            parse_inspect("c1", "{}"),
+            Err(InspectError::NotAList)
+        ));
     }
 
     #[test]

@@ -12,7 +12,11 @@ use super::{
     model::{Desired, Rule, Source, tags},
     plan::Action,
 };
-use crate::{ProviderError, clients::Clients, error};
+use crate::{
+    ProviderError,
+    clients::Clients,
+    error::{self, AwsError},
+};
 
 fn spec(rt: ResourceType, d: &Desired, name: &str, role: &str) -> TagSpecification {
     TagSpecification::builder()
@@ -53,12 +57,12 @@ pub fn permissions(rules: &[Rule]) -> Vec<IpPermission> {
         .collect()
 }
 
-/// Whether a delete failed only because the resource is gone already.
-fn gone<T>(r: Result<T, ProviderError>) -> Result<(), ProviderError> {
+/// Whether a delete failed only because the resource is gone already (AWS's NotFound codes).
+fn gone<T>(r: Result<T, AwsError>) -> Result<(), ProviderError> {
     match r {
         Ok(_) => Ok(()),
-        Err(e) if e.to_string().contains("NotFound") => Ok(()),
-        Err(e) => Err(e),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -227,7 +231,7 @@ pub async fn execute(
             .map(drop)
         }
         Action::Authorize { group, rules } => {
-            let r = error::retrying("AuthorizeSecurityGroupIngress", || {
+            let r = error::retrying_coded("AuthorizeSecurityGroupIngress", || {
                 ec2.authorize_security_group_ingress()
                     .group_id(group)
                     .set_ip_permissions(Some(permissions(rules)))
@@ -235,8 +239,8 @@ pub async fn execute(
             })
             .await;
             match r {
-                Err(e) if e.to_string().contains("InvalidPermission.Duplicate") => Ok(()),
-                other => other.map(drop),
+                Err(e) if e.code() == Some("InvalidPermission.Duplicate") => Ok(()),
+                other => other.map(drop).map_err(ProviderError::from),
             }
         }
         Action::CreateLoadBalancer {
@@ -308,25 +312,25 @@ pub async fn execute(
         .await
         .map(drop),
         Action::DeleteListener { arn } => gone(
-            error::retrying("DeleteListener", || {
+            error::retrying_coded("DeleteListener", || {
                 elb.delete_listener().listener_arn(arn).send()
             })
             .await,
         ),
         Action::DeleteTargetGroup { arn } => gone(
-            error::retrying("DeleteTargetGroup", || {
+            error::retrying_coded("DeleteTargetGroup", || {
                 elb.delete_target_group().target_group_arn(arn).send()
             })
             .await,
         ),
         Action::DeleteLoadBalancer { arn } => gone(
-            error::retrying("DeleteLoadBalancer", || {
+            error::retrying_coded("DeleteLoadBalancer", || {
                 elb.delete_load_balancer().load_balancer_arn(arn).send()
             })
             .await,
         ),
         Action::RevokeAll { group, rules } => gone(
-            error::retrying("RevokeSecurityGroupIngress", || {
+            error::retrying_coded("RevokeSecurityGroupIngress", || {
                 ec2.revoke_security_group_ingress()
                     .group_id(group)
                     .set_ip_permissions(Some(permissions(rules)))
@@ -335,13 +339,13 @@ pub async fn execute(
             .await,
         ),
         Action::DeleteSecurityGroup { group } => gone(
-            error::retrying("DeleteSecurityGroup", || {
+            error::retrying_coded("DeleteSecurityGroup", || {
                 ec2.delete_security_group().group_id(group).send()
             })
             .await,
         ),
         Action::DeleteNat { id } => gone(
-            error::retrying("DeleteNatGateway", || {
+            error::retrying_coded("DeleteNatGateway", || {
                 ec2.delete_nat_gateway().nat_gateway_id(id).send()
             })
             .await,
@@ -366,7 +370,7 @@ pub async fn execute(
                 }
             }
             gone(
-                error::retrying("ReleaseAddress", || {
+                error::retrying_coded("ReleaseAddress", || {
                     ec2.release_address().allocation_id(allocation).send()
                 })
                 .await,
@@ -375,7 +379,7 @@ pub async fn execute(
         Action::DeleteIgw { id, vpcs } => {
             for vpc in vpcs {
                 gone(
-                    error::retrying("DetachInternetGateway", || {
+                    error::retrying_coded("DetachInternetGateway", || {
                         ec2.detach_internet_gateway()
                             .internet_gateway_id(id)
                             .vpc_id(vpc)
@@ -385,7 +389,7 @@ pub async fn execute(
                 )?;
             }
             gone(
-                error::retrying("DeleteInternetGateway", || {
+                error::retrying_coded("DeleteInternetGateway", || {
                     ec2.delete_internet_gateway().internet_gateway_id(id).send()
                 })
                 .await,
@@ -394,24 +398,47 @@ pub async fn execute(
         Action::DeleteRouteTable { id, associations } => {
             for assoc in associations {
                 gone(
-                    error::retrying("DisassociateRouteTable", || {
+                    error::retrying_coded("DisassociateRouteTable", || {
                         ec2.disassociate_route_table().association_id(assoc).send()
                     })
                     .await,
                 )?;
             }
             gone(
-                error::retrying("DeleteRouteTable", || {
+                error::retrying_coded("DeleteRouteTable", || {
                     ec2.delete_route_table().route_table_id(id).send()
                 })
                 .await,
             )
         }
-        Action::DeleteSubnet { id } => {
-            gone(error::retrying("DeleteSubnet", || ec2.delete_subnet().subnet_id(id).send()).await)
-        }
+        Action::DeleteSubnet { id } => gone(
+            error::retrying_coded("DeleteSubnet", || ec2.delete_subnet().subnet_id(id).send())
+                .await,
+        ),
         Action::DeleteVpc { id } => {
-            gone(error::retrying("DeleteVpc", || ec2.delete_vpc().vpc_id(id).send()).await)
+            gone(error::retrying_coded("DeleteVpc", || ec2.delete_vpc().vpc_id(id).send()).await)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_not_found_code_counts_as_gone() {
+        let err = |code: Option<&str>, msg: &str| {
+            Err::<(), _>(AwsError::with_code(code, ProviderError::transient(msg)))
+        };
+        assert!(gone(Ok::<_, AwsError>(())).is_ok());
+        assert!(gone(err(Some("InvalidVpcID.NotFound"), "DeleteVpc: gone")).is_ok());
+        assert!(gone(err(Some("TargetGroupNotFound"), "DeleteTargetGroup: gone")).is_ok());
+        let e = gone(err(
+            Some("DependencyViolation"),
+            "DeleteVpc: DependencyViolation: NotFound in the message only",
+        ))
+        .unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        assert!(gone(err(None, "DeleteVpc: dispatch failure: NotFound")).is_err());
     }
 }

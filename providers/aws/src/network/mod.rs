@@ -114,7 +114,7 @@ pub fn desired(input: &Input<'_>, zones: &[String]) -> Result<Desired, ProviderE
                     public: s.is_public.unwrap_or(false),
                 })
             })
-            .collect::<Result<Vec<_>, _>>()?,
+            .collect::<Result<Vec<_>, ProviderError>>()?,
         _ if byo_vpc.is_some() => vec![],
         _ if zones.is_empty() => vec![],
         _ => default_subnets(cluster, &vpc_cidr, &zones)?,

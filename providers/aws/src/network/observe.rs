@@ -43,7 +43,7 @@ pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, ProviderError
         .filter_map(|z| z.zone_name().map(String::from))
         .collect();
     o.zones.sort();
-    let vpcs = error::retrying("DescribeVpcs", || {
+    let vpcs = error::retrying_coded("DescribeVpcs", || {
         let req = c.ec2.describe_vpcs();
         match &d.byo_vpc {
             Some(id) => req.vpc_ids(id).send(),
@@ -55,8 +55,8 @@ pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, ProviderError
     .await;
     let vpcs = match vpcs {
         Ok(v) => v.vpcs().to_vec(),
-        Err(e) if d.byo_vpc.is_some() && e.to_string().contains("NotFound") => vec![],
-        Err(e) => return Err(e),
+        Err(e) if d.byo_vpc.is_some() && e.is_not_found() => vec![],
+        Err(e) => return Err(e.into()),
     };
     if vpcs.len() > 1 {
         return Err(ProviderError::terminal(format!(
