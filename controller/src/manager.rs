@@ -64,13 +64,7 @@ pub async fn run_with(ctx: Arc<Context>, opts: Options, plugins: Plugins) {
         )
     }));
     let mut registry = opts.registry.clone();
-    for k in plugins
-        .kinds(Role::InfrastructureCluster)
-        .into_iter()
-        .filter_map(|k| Some((k.resource.kind, k.registry_name?)))
-    {
-        registry.provider_names.insert(k.0, k.1);
-    }
+    registry.provider_names = plugins.registry_names();
     futures::join!(
         providers,
         clusters(&runner, &plugins),

@@ -47,7 +47,7 @@ impl slipway_providers::Plugin for Plugin {
             ProvidedKind::of::<AWSCluster>(Role::InfrastructureCluster, Some("aws")),
             ProvidedKind::of::<AWSManagedCluster>(Role::InfrastructureCluster, Some("aws-eks")),
             ProvidedKind::of::<AWSMachine>(Role::InfrastructureMachine, None),
-            ProvidedKind::of::<AWSManagedControlPlane>(Role::ControlPlane, Some("aws-eks")),
+            ProvidedKind::of::<AWSManagedControlPlane>(Role::ControlPlane, None),
         ]
     }
 

@@ -31,8 +31,8 @@ pub struct ProvidedKind {
     pub role: Role,
     /// Group, version, kind and plural.
     pub resource: ApiResource,
-    /// The provider name the registry reports for clusters whose infrastructure (or control
-    /// plane) is of this kind (e.g. `aws-eks`); `None` for machine kinds.
+    /// The provider name the registry reports for clusters whose infrastructure cluster is of
+    /// this kind (e.g. `aws-eks`); `None` for other roles.
     pub registry_name: Option<&'static str>,
 }
 
@@ -103,13 +103,12 @@ impl Plugins {
             .collect()
     }
 
-    /// The registry's provider name of an infrastructure cluster or control-plane kind.
-    pub fn registry_name(&self, kind: &str) -> Option<&'static str> {
-        self.0
-            .iter()
-            .flat_map(|p| p.kinds())
-            .find(|k| k.resource.kind == kind)
-            .and_then(|k| k.registry_name)
+    /// The provider name the registry reports, by infrastructure cluster kind.
+    pub fn registry_names(&self) -> std::collections::BTreeMap<String, &'static str> {
+        self.kinds(Role::InfrastructureCluster)
+            .into_iter()
+            .filter_map(|k| Some((k.resource.kind, k.registry_name?)))
+            .collect()
     }
 
     /// Every provider's CRDs.

@@ -24,7 +24,7 @@ use slipway_runtime::{
     conditions::{self, Status, desired},
     objects::owner_cluster_name,
     reconcile::{dispatch, paused_condition, write_status},
-    runner::Watched as InfraObject,
+    runner::Watched,
 };
 
 use super::{InfraContext, topology};
@@ -33,7 +33,7 @@ use super::{InfraContext, topology};
 pub async fn reconcile<P>(obj: Arc<P::Cluster>, ctx: Arc<InfraContext<P>>) -> Result<Action, Error>
 where
     P: InfrastructureProvider,
-    P::Cluster: InfraObject,
+    P::Cluster: Watched,
 {
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<P::Cluster> = Api::namespaced(ctx.base.client.clone(), &ns);
@@ -53,7 +53,7 @@ async fn owner<P: InfrastructureProvider>(
     ctx: &InfraContext<P>,
 ) -> Result<Option<Cluster>, Error>
 where
-    P::Cluster: InfraObject,
+    P::Cluster: Watched,
 {
     let Some(name) = owner_cluster_name(obj) else {
         return Ok(None);
@@ -72,7 +72,7 @@ async fn apply<P>(
 ) -> Result<Action, Error>
 where
     P: InfrastructureProvider,
-    P::Cluster: InfraObject,
+    P::Cluster: Watched,
 {
     // The contract: nothing happens until a Cluster owns this object.
     let Some(cluster) = owner(obj, ctx).await? else {
@@ -187,7 +187,7 @@ fn retry_after(e: &ProviderError) -> Option<Duration> {
 async fn cleanup<P>(obj: &P::Cluster, ctx: &InfraContext<P>) -> Result<Action, Error>
 where
     P: InfrastructureProvider,
-    P::Cluster: InfraObject,
+    P::Cluster: Watched,
 {
     let cluster = owner(obj, ctx)
         .await?

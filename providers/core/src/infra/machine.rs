@@ -27,7 +27,7 @@ use slipway_runtime::{
     conditions::{self, Status, desired},
     objects::owner_machine_name,
     reconcile::{dispatch, paused_condition, write_status},
-    runner::Watched as InfraObject,
+    runner::Watched,
 };
 
 use super::InfraContext;
@@ -36,8 +36,8 @@ use super::InfraContext;
 pub async fn reconcile<P>(obj: Arc<P::Machine>, ctx: Arc<InfraContext<P>>) -> Result<Action, Error>
 where
     P: InfrastructureProvider,
-    P::Cluster: InfraObject,
-    P::Machine: InfraObject,
+    P::Cluster: Watched,
+    P::Machine: Watched,
 {
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<P::Machine> = Api::namespaced(ctx.base.client.clone(), &ns);
@@ -60,8 +60,8 @@ async fn scope<P>(
 ) -> Result<Option<MachineScope<P::Cluster, P::Machine>>, Error>
 where
     P: InfrastructureProvider,
-    P::Cluster: InfraObject,
-    P::Machine: InfraObject,
+    P::Cluster: Watched,
+    P::Machine: Watched,
 {
     let ns = obj.namespace().unwrap_or_default();
     let client = ctx.base.client.clone();
@@ -131,8 +131,8 @@ async fn apply<P>(
 ) -> Result<Action, Error>
 where
     P: InfrastructureProvider,
-    P::Cluster: InfraObject,
-    P::Machine: InfraObject,
+    P::Cluster: Watched,
+    P::Machine: Watched,
 {
     let Some(scope) = scope(obj, ctx).await? else {
         // The contract: nothing happens until a Machine of an existing Cluster owns this.
@@ -259,8 +259,8 @@ where
 async fn cleanup<P>(obj: &P::Machine, ctx: &InfraContext<P>) -> Result<Action, Error>
 where
     P: InfrastructureProvider,
-    P::Cluster: InfraObject,
-    P::Machine: InfraObject,
+    P::Cluster: Watched,
+    P::Machine: Watched,
 {
     let Some(scope) = scope(obj, ctx).await? else {
         // Without its Machine or Cluster there is nothing the provider can be told; providers
