@@ -66,6 +66,11 @@ struct UpArgs {
     /// Do not run the controllers in-process (run `slipway controller` separately).
     #[arg(long)]
     no_controller: bool,
+    /// Encrypt Secrets at rest with the keys of this YAML file (`keys: [{name, secret}]`,
+    /// secret = base64 of 32 bytes; AES-256-GCM). The first key encrypts, every key decrypts;
+    /// at start, stored Secrets are re-encrypted with the first key (rotation).
+    #[arg(long, value_name = "FILE")]
+    encryption_key_file: Option<PathBuf>,
     #[command(flatten)]
     manager: ManagerArgs,
 }
@@ -358,6 +363,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             port: args.port,
             crds,
             version_from_nodes: false,
+            encryption_key_file: args.encryption_key_file.clone(),
         })
         .await
         .map_err(|e| anyhow::anyhow!("starting the management plane in {}: {e}", data_dir.display()))?;

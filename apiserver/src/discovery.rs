@@ -86,6 +86,41 @@ fn gv_path(group: &str, version: &str) -> String {
     }
 }
 
+/// `/openapi/v2`: a valid, minimal Swagger 2.0 document (no paths, no definitions), as
+/// protobuf (`openapi_v2.Document`, what kubectl asks for) or JSON. kubectl falls back to it
+/// when a kind is missing from `/openapi/v3`; a document it can read lets it report the real
+/// error rather than "failed to download openapi". Returns the content type and the body.
+pub fn openapi_v2(accept: &str) -> (&'static str, Vec<u8>) {
+    let version = format!("v1.{KUBERNETES_MINOR}.0");
+    if accept.contains("protobuf") {
+        // Field numbers of gnostic's openapi_v2.Document: swagger = 1, info = 2 (Info: title
+        // = 1, version = 2), paths = 8.
+        fn field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
+            out.push((number << 3) | 2);
+            let mut len = bytes.len();
+            while len >= 0x80 {
+                out.push((len as u8) | 0x80);
+                len >>= 7;
+            }
+            out.push(len as u8);
+            out.extend_from_slice(bytes);
+        }
+        let mut info = Vec::new();
+        field(&mut info, 1, b"Kubernetes");
+        field(&mut info, 2, version.as_bytes());
+        let mut doc = Vec::new();
+        field(&mut doc, 1, b"2.0");
+        field(&mut doc, 2, &info);
+        field(&mut doc, 8, &[]);
+        return (
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            doc,
+        );
+    }
+    let doc = json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": version}, "paths": {}, "definitions": {}});
+    ("application/json", serde_json::to_vec(&doc).expect("json"))
+}
+
 /// `/openapi/v3`: one entry per group-version.
 pub fn openapi_root(catalog: &Catalog) -> Value {
     let mut paths = BTreeMap::new();

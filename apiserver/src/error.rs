@@ -127,6 +127,39 @@ impl ApiError {
         Self::new(410, "Expired", message)
     }
 
+    /// 413 RequestEntityTooLarge.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(413, "RequestEntityTooLarge", message)
+    }
+
+    /// 403 Forbidden: `<plural>.<group> "<name>" is forbidden: <why>`.
+    pub fn forbidden(resource: &str, group: &str, name: &str, why: &str) -> Self {
+        let mut e = Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} \"{name}\" is forbidden: {why}",
+                qualified(resource, group)
+            ),
+        );
+        e.details = Some(json!({"name": name, "group": group, "kind": resource}));
+        e
+    }
+
+    /// 504 Timeout with the `ResourceVersionTooLarge` cause: a read or watch from a
+    /// resourceVersion the store has not reached.
+    pub fn too_large_resource_version(requested: u64, current: u64) -> Self {
+        let mut e = Self::new(
+            504,
+            "Timeout",
+            format!("Too large resource version: {requested}, current: {current}"),
+        );
+        e.details = Some(
+            json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
+        );
+        e
+    }
+
     /// 415 UnsupportedMediaType.
     pub fn unsupported_media_type(content_type: &str) -> Self {
         Self::new(
@@ -189,6 +222,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Gone { .. } => ApiError::gone(e.to_string()),
             StoreError::Conflict => ApiError::conflict_message(e.to_string()),
+            StoreError::TooLarge => ApiError::too_large(e.to_string()),
             other => ApiError::internal(other.to_string()),
         }
     }

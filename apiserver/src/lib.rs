@@ -9,8 +9,10 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod body;
 pub mod catalog;
 pub mod discovery;
+pub mod encryption;
 pub mod error;
 pub mod fields;
 pub mod gc;
@@ -25,4 +27,5 @@ pub mod server;
 pub mod store;
 pub mod table;
 pub use slipway_pki as tls;
+pub mod warnings;
 pub mod watch;

@@ -112,6 +112,136 @@ pub fn invalid_label(name: &str) -> Option<String> {
     (!ok).then(|| "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into())
 }
 
+const NAME_PART_RULE: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+
+fn name_part_ok(s: &str) -> bool {
+    let alnum = |c: u8| c.is_ascii_alphanumeric();
+    !s.is_empty()
+        && s.bytes()
+            .all(|c| alnum(c) || c == b'-' || c == b'_' || c == b'.')
+        && alnum(s.as_bytes()[0])
+        && alnum(s.as_bytes()[s.len() - 1])
+}
+
+/// Why `key` is not a qualified name (`[prefix/]name`, the rule for label and annotation keys
+/// and finalizer names), worded as kube-apiserver's `IsQualifiedName`, if it is not one.
+pub fn invalid_qualified_name(key: &str) -> Option<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if name.contains('/') {
+        return Some(format!(
+            "a qualified name {NAME_PART_RULE} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+        ));
+    }
+    if let Some(p) = prefix {
+        if p.is_empty() {
+            return Some("prefix part must be non-empty".into());
+        }
+        if let Some(why) = invalid_subdomain(p) {
+            return Some(format!("prefix part {why}"));
+        }
+    }
+    if name.is_empty() {
+        return Some("name part must be non-empty".into());
+    }
+    if name.len() > 63 {
+        return Some("name part must be no more than 63 characters".into());
+    }
+    (!name_part_ok(name)).then(|| NAME_PART_RULE.to_string())
+}
+
+/// Why `v` is not a valid label value, worded as kube-apiserver, if it is not one.
+pub fn invalid_label_value(v: &str) -> Option<String> {
+    if v.len() > 63 {
+        return Some("must be no more than 63 characters".into());
+    }
+    (!v.is_empty() && !name_part_ok(v)).then(|| "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".into())
+}
+
+/// The total size annotations may have (kube-apiserver's `TotalAnnotationSizeLimitB`).
+pub const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
+
+/// The metadata rules kube-apiserver checks on every object of every kind: label keys and
+/// values, annotation keys and their total size, finalizer names.
+pub fn metadata_errors(obj: &Value) -> Vec<crate::schema::FieldError> {
+    use crate::schema::FieldError;
+    let mut errors = Vec::new();
+    let m = &obj["metadata"];
+    if let Some(labels) = m.get("labels").and_then(Value::as_object) {
+        for (k, v) in labels {
+            if let Some(why) = invalid_qualified_name(k) {
+                errors.push(FieldError::invalid(
+                    "metadata.labels",
+                    Value::from(k.as_str()),
+                    why,
+                ));
+            }
+            match v.as_str() {
+                Some(s) => {
+                    if let Some(why) = invalid_label_value(s) {
+                        errors.push(FieldError::invalid("metadata.labels", v.clone(), why));
+                    }
+                }
+                None => errors.push(FieldError::invalid(
+                    &format!("metadata.labels[{k}]"),
+                    v.clone(),
+                    "must be a string",
+                )),
+            }
+        }
+    }
+    if let Some(annotations) = m.get("annotations").and_then(Value::as_object) {
+        let mut total = 0;
+        for (k, v) in annotations {
+            total += k.len() + v.as_str().map_or(0, str::len);
+            if let Some(why) = invalid_qualified_name(&k.to_lowercase()) {
+                errors.push(FieldError::invalid(
+                    "metadata.annotations",
+                    Value::from(k.as_str()),
+                    why,
+                ));
+            }
+            if !v.is_string() {
+                errors.push(FieldError::invalid(
+                    &format!("metadata.annotations[{k}]"),
+                    v.clone(),
+                    "must be a string",
+                ));
+            }
+        }
+        if total > ANNOTATIONS_MAX_BYTES {
+            errors.push(FieldError::too_long(
+                "metadata.annotations",
+                format!("must have at most {ANNOTATIONS_MAX_BYTES} bytes"),
+            ));
+        }
+    }
+    if let Some(fins) = m.get("finalizers").and_then(Value::as_array) {
+        for (i, f) in fins.iter().enumerate() {
+            let field = format!("metadata.finalizers[{i}]");
+            match f.as_str() {
+                Some(s) => {
+                    if let Some(why) = invalid_qualified_name(s) {
+                        errors.push(FieldError::invalid(&field, f.clone(), why));
+                    }
+                }
+                None => errors.push(FieldError::invalid(&field, f.clone(), "must be a string")),
+            }
+        }
+        let has = |n: &str| fins.iter().any(|f| f == n);
+        if has("orphan") && has("foregroundDeletion") {
+            errors.push(FieldError::invalid(
+                "metadata.finalizers",
+                Value::from("foregroundDeletion"),
+                "finalizer foregroundDeletion and orphan cannot be both set",
+            ));
+        }
+    }
+    errors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +283,56 @@ mod tests {
         }
         assert!(invalid_label("a.b").is_some());
         assert!(invalid_label("kube-system").is_none());
+    }
+
+    #[test]
+    fn qualified_names_and_label_values() {
+        for good in [
+            "a",
+            "A_b.c-1",
+            "example.com/x",
+            "cluster.x-k8s.io/cluster-name",
+        ] {
+            assert!(invalid_qualified_name(good).is_none(), "{good:?}");
+        }
+        for bad in [
+            "has space",
+            "-k",
+            "",
+            "a/",
+            "/a",
+            "Ex.com/a",
+            "a/b/c",
+            &"a".repeat(64),
+        ] {
+            assert!(invalid_qualified_name(bad).is_some(), "{bad:?}");
+        }
+        assert!(invalid_label_value("").is_none());
+        assert!(invalid_label_value("v1.2_x").is_none());
+        for bad in ["-k", "has space", "=b", &"a".repeat(64)] {
+            assert!(invalid_label_value(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn metadata_rules_report_every_bad_entry() {
+        let obj = serde_json::json!({"metadata": {
+            "labels": {"has space": "v", "ok": "-k", "fine": "yes"},
+            "annotations": {"-bad": "x", "example.com/good": "y"},
+            "finalizers": ["example.com/f", "bad finalizer"],
+        }});
+        let errs = metadata_errors(&obj);
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "metadata.labels",
+                "metadata.labels",
+                "metadata.annotations",
+                "metadata.finalizers[1]"
+            ],
+            "{errs:?}"
+        );
+        assert!(errs[0].to_string().contains("\"has space\""), "{}", errs[0]);
     }
 }

@@ -3,7 +3,10 @@
 //!
 //! Data dir layout: `state.db` (SQLite), `ca.crt`/`ca.key` (signs the serving certificate and
 //! client certificates), `serving.crt`/`serving.key`, `token` (bearer token of the admin user)
-//! and `kubeconfig`. Keys, token and kubeconfig are 0600.
+//! and `kubeconfig`. The dir is 0700; the database (with its `-wal` and `-shm` files), keys,
+//! token and kubeconfig are 0600, and are made so at every start (a dir made by an older
+//! slipway was world-readable). With an encryption key file, Secrets are encrypted at rest
+//! (see [`crate::encryption`]).
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -40,6 +43,9 @@ pub enum PlaneError {
     /// PKI.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The encryption key file is unusable.
+    #[error(transparent)]
+    Encryption(#[from] crate::encryption::EncryptionError),
     /// A bootstrap object was refused.
     #[error("bootstrapping {what}: {message}")]
     Bootstrap {
@@ -71,6 +77,46 @@ pub struct Options {
     /// Simulated workload clusters: `/version` reports the lowest kubelet version of the
     /// control-plane Nodes (what their API servers would run) instead of slipway's own.
     pub version_from_nodes: bool,
+    /// Key file for encrypting Secrets at rest (`--encryption-key-file`); only with a data dir.
+    pub encryption_key_file: Option<PathBuf>,
+}
+
+impl Default for Options {
+    /// In memory, on 127.0.0.1, a free port, no CRDs, no encryption.
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            address: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            crds: Vec::new(),
+            version_from_nodes: false,
+            encryption_key_file: None,
+        }
+    }
+}
+
+/// Files of the data dir only their owner may read.
+const PRIVATE_FILES: &[&str] = &[
+    "state.db",
+    "state.db-wal",
+    "state.db-shm",
+    "ca.key",
+    "serving.key",
+    "token",
+    "kubeconfig",
+];
+
+/// Makes `dir` 0700 and its private files that exist 0600.
+fn restrict(dir: &Path) -> Result<(), PlaneError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    for f in PRIVATE_FILES {
+        let p = dir.join(f);
+        if p.exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(io(&p))?;
+        }
+    }
+    Ok(())
 }
 
 /// A running plane.
@@ -117,8 +163,36 @@ impl Plane {
             }
         };
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let keys = match &opts.encryption_key_file {
+            Some(path) => Some(Arc::new(crate::encryption::Keys::load(path)?)),
+            None => None,
+        };
         let store = match &opts.data_dir {
-            Some(_) => Store::open(&dir.join("state.db"))?,
+            Some(_) => {
+                restrict(&dir)?;
+                let db = dir.join("state.db");
+                // Created 0600 here, so SQLite (which gives its -wal and -shm files the
+                // database's mode) never makes a readable one.
+                if !db.exists() {
+                    tls::write_private(&db, b"").map_err(io(&db))?;
+                }
+                let store = Store::open_encrypted(&db, keys)?;
+                restrict(&dir)?;
+                store
+            }
+            None if keys.is_some() => {
+                return Err(PlaneError::Encryption(
+                    crate::encryption::EncryptionError::KeyFile {
+                        path: opts
+                            .encryption_key_file
+                            .as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default(),
+                        why: "encryption at rest needs a data dir (nothing is stored in memory)"
+                            .into(),
+                    },
+                ));
+            }
             None => Store::in_memory(),
         };
         let ca = tls::load_or_create(&dir, "ca", || tls::new_ca("slipway-ca"))?;

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::error::ApiError;
+
 /// What a resource path addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -88,15 +90,87 @@ impl Query {
     pub fn dry_run(&self) -> bool {
         self.get("dryRun") == Some("All")
     }
+
+    /// `fieldValidation`: `Strict`, `Warn` (the default) or `Ignore`.
+    pub fn field_validation(&self) -> FieldValidation {
+        match self.get("fieldValidation") {
+            Some("Strict") => FieldValidation::Strict,
+            Some("Ignore") => FieldValidation::Ignore,
+            _ => FieldValidation::Warn,
+        }
+    }
+
+    /// Refuses, as kube-apiserver does with 400, parameters whose values cannot be what they
+    /// name: `dryRun` other than `All`, an unknown `fieldValidation`, a `limit`,
+    /// `timeoutSeconds` or `resourceVersion` that is not a number, and an unparsable
+    /// `labelSelector` (field selectors are checked per resource, by the verbs).
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if let Some(v) = self.get("dryRun")
+            && v != "All"
+        {
+            return Err(ApiError::bad_request(format!(
+                "dryRun: Unsupported value: {v:?}: supported values: \"All\""
+            )));
+        }
+        if let Some(v) = self.get("fieldValidation")
+            && !matches!(v, "Strict" | "Warn" | "Ignore")
+        {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation: Unsupported value: {v:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
+            )));
+        }
+        for k in ["limit", "timeoutSeconds"] {
+            if let Some(v) = self.get(k)
+                && v.parse::<i64>().is_err()
+            {
+                return Err(ApiError::bad_request(format!(
+                    "{k}: invalid value {v:?}: strconv.ParseInt: parsing {v:?}: invalid syntax"
+                )));
+            }
+        }
+        if let Some(v) = self.get("resourceVersion")
+            && v.parse::<u64>().is_err()
+        {
+            return Err(ApiError::bad_request(format!(
+                "invalid resource version: {v:?}: a resourceVersion is a number"
+            )));
+        }
+        crate::selector::LabelSelector::parse(self.get("labelSelector").unwrap_or(""))?;
+        Ok(())
+    }
+}
+
+/// How unknown and duplicate fields in a body are handled (`fieldValidation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Dropped silently.
+    Ignore,
+    /// Dropped, with a `Warning` header each (the default).
+    Warn,
+    /// Refused with 400.
+    Strict,
+}
+
+/// A request path with its `%XX` escapes decoded (kube-apiserver decodes each segment; an
+/// escaped `/` becomes a separator here, which addresses nothing a valid name could).
+pub fn decode_path(path: &str) -> String {
+    if !path.contains('%') {
+        return path.to_string();
+    }
+    decode_with(path, false)
 }
 
 fn decode(s: &str) -> String {
+    decode_with(s, true)
+}
+
+fn decode_with(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
                 match u8::from_str_radix(
                     std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
@@ -166,5 +240,31 @@ mod tests {
         assert_eq!(q.get("labelSelector"), Some("a=b,c in (x)"));
         assert!(q.flag("watch") && q.dry_run());
         assert_eq!(q.get("missing"), None);
+        assert_eq!(
+            decode_path("/api/v1/namespaces/default/configmaps/a%2Db+c"),
+            "/api/v1/namespaces/default/configmaps/a-b+c"
+        );
+    }
+
+    #[test]
+    fn garbage_parameters_are_refused() {
+        for bad in [
+            "labelSelector=a%3D%3D%3Db",
+            "limit=abc",
+            "resourceVersion=garbage",
+            "timeoutSeconds=abc",
+            "dryRun=Some",
+            "fieldValidation=Loose",
+        ] {
+            let e = Query::parse(Some(bad)).validate().unwrap_err();
+            assert_eq!(e.code, 400, "{bad}: {}", e.message);
+        }
+        for good in [
+            "limit=5&resourceVersion=0&timeoutSeconds=3",
+            "dryRun=All&fieldValidation=Strict",
+            "labelSelector=a%3Db",
+        ] {
+            Query::parse(Some(good)).validate().unwrap();
+        }
     }
 }

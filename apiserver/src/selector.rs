@@ -1,5 +1,6 @@
-//! Label selectors (equality and set-based) and the field selectors the server supports
-//! (`metadata.name`, `metadata.namespace`).
+//! Label selectors (equality and set-based) and the field selectors the server supports:
+//! `metadata.name` and `metadata.namespace` on every resource, plus the fields kube-apiserver
+//! makes selectable for some kinds ([`selectable_fields`]).
 
 use std::collections::BTreeMap;
 
@@ -19,9 +20,19 @@ pub enum SelectorError {
     /// A field selector requirement has no `=`, `==` or `!=`.
     #[error("invalid field selector {0:?}")]
     FieldRequirement(String),
-    /// A field selector on a field other than `metadata.name` and `metadata.namespace`.
+    /// A field selector on a field the resource does not make selectable.
     #[error("field label not supported: {0}")]
     UnsupportedField(String),
+    /// A label selector value that is not a valid label value (`a===b`).
+    #[error("unable to parse requirement: values[0][{key}]: Invalid value: {value:?}: {why}")]
+    LabelValue {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// Why it is invalid.
+        why: String,
+    },
 }
 
 impl From<SelectorError> for ApiError {
@@ -57,9 +68,9 @@ impl LabelSelector {
             let req = if let Some(k) = p.strip_prefix('!') {
                 Req::NotExists(key(k)?)
             } else if let Some((k, v)) = p.split_once("!=") {
-                Req::NotEq(key(k)?, v.trim().into())
+                Req::NotEq(key(k)?, value(k, v)?)
             } else if let Some((k, v)) = p.split_once("==").or_else(|| p.split_once('=')) {
-                Req::Eq(key(k)?, v.trim().into())
+                Req::Eq(key(k)?, value(k, v)?)
             } else if let Some((k, set)) = split_set(p, " notin ") {
                 Req::NotIn(key(k)?, set?)
             } else if let Some((k, set)) = split_set(p, " in ") {
@@ -125,6 +136,18 @@ fn key(k: &str) -> Result<String, SelectorError> {
     }
 }
 
+fn value(k: &str, v: &str) -> Result<String, SelectorError> {
+    let v = v.trim();
+    match crate::meta::invalid_label_value(v) {
+        None => Ok(v.to_string()),
+        Some(why) => Err(SelectorError::LabelValue {
+            key: k.trim().to_string(),
+            value: v.to_string(),
+            why,
+        }),
+    }
+}
+
 fn split_set<'a>(p: &'a str, op: &str) -> Option<(&'a str, Result<Vec<String>, SelectorError>)> {
     let (k, rest) = p.split_once(op)?;
     let rest = rest.trim();
@@ -161,13 +184,75 @@ fn split_top(s: &str) -> Vec<&str> {
     parts
 }
 
-/// A parsed field selector over `metadata.name` and `metadata.namespace`.
+/// The fields besides `metadata.name` and `metadata.namespace` a field selector may name
+/// on the resource `group/plural`, as kube-apiserver's field label conversions allow.
+pub fn selectable_fields(group: &str, plural: &str) -> &'static [&'static str] {
+    match (group, plural) {
+        ("", "events") => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        ("", "secrets") => &["type"],
+        ("", "namespaces") => &["status.phase"],
+        _ => &[],
+    }
+}
+
+/// Every field [`selectable_fields`] names for some resource: the store keeps their values in
+/// each object's [`Meta`](crate::store::Meta) so that selecting by them parses nothing.
+pub const INDEXED_FIELDS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+    "status.phase",
+];
+
+/// The values of the [`INDEXED_FIELDS`] an object has (`source` is `source.component`, as
+/// upstream).
+pub fn indexed_fields(obj: &Value) -> BTreeMap<&'static str, String> {
+    INDEXED_FIELDS
+        .iter()
+        .filter_map(|f| {
+            let path = match *f {
+                "source" => "/source/component".to_string(),
+                other => format!("/{}", other.replace('.', "/")),
+            };
+            obj.pointer(&path)
+                .and_then(Value::as_str)
+                .map(|v| (*f, v.to_string()))
+        })
+        .collect()
+}
+
+/// A parsed field selector.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
-    /// Parses `metadata.name=x,metadata.namespace!=y`.
+    /// Parses `metadata.name=x,metadata.namespace!=y` (only those two fields).
     pub fn parse(s: &str) -> Result<Self, SelectorError> {
+        Self::parse_for(s, &[])
+    }
+
+    /// Parses a selector over `metadata.name`, `metadata.namespace` and the `extra` fields.
+    pub fn parse_for(s: &str, extra: &[&str]) -> Result<Self, SelectorError> {
         let mut reqs = Vec::new();
         for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (field, eq, value) = if let Some((f, v)) = p.split_once("!=") {
@@ -177,10 +262,11 @@ impl FieldSelector {
             } else {
                 return Err(SelectorError::FieldRequirement(p.to_string()));
             };
-            if !matches!(field.trim(), "metadata.name" | "metadata.namespace") {
-                return Err(SelectorError::UnsupportedField(field.trim().to_string()));
+            let field = field.trim();
+            if !matches!(field, "metadata.name" | "metadata.namespace") && !extra.contains(&field) {
+                return Err(SelectorError::UnsupportedField(field.to_string()));
             }
-            reqs.push((field.trim().to_string(), eq, value.trim().to_string()));
+            reqs.push((field.to_string(), eq, value.trim().to_string()));
         }
         Ok(Self(reqs))
     }
@@ -188,10 +274,10 @@ impl FieldSelector {
     /// Whether a stored object matches.
     pub fn matches_meta(&self, meta: &crate::store::Meta) -> bool {
         self.0.iter().all(|(field, eq, value)| {
-            let actual = if field == "metadata.name" {
-                &meta.name
-            } else {
-                &meta.namespace
+            let actual = match field.as_str() {
+                "metadata.name" => meta.name.as_str(),
+                "metadata.namespace" => meta.namespace.as_str(),
+                other => meta.fields.get(other).map_or("", String::as_str),
             };
             (actual == value) == *eq
         })
@@ -199,13 +285,14 @@ impl FieldSelector {
 
     /// Whether the object matches.
     pub fn matches_object(&self, obj: &Value) -> bool {
+        let fields = indexed_fields(obj);
         self.0.iter().all(|(field, eq, value)| {
-            let path = if field == "metadata.name" {
-                "/metadata/name"
-            } else {
-                "/metadata/namespace"
-            };
-            let actual = obj.pointer(path).and_then(Value::as_str).unwrap_or("");
+            let actual = match field.as_str() {
+                "metadata.name" => obj.pointer("/metadata/name").and_then(Value::as_str),
+                "metadata.namespace" => obj.pointer("/metadata/namespace").and_then(Value::as_str),
+                other => fields.get(other).map(String::as_str),
+            }
+            .unwrap_or("");
             (actual == value) == *eq
         })
     }
@@ -248,6 +335,34 @@ mod tests {
         assert_eq!(
             LabelSelector::parse("env=prod,a b"),
             Err(SelectorError::LabelKey("a b".into()))
+        );
+        let e = LabelSelector::parse("a===b").unwrap_err();
+        assert!(matches!(e, SelectorError::LabelValue { .. }), "{e}");
+        assert!(e.to_string().contains("\"=b\""), "{e}");
+    }
+
+    #[test]
+    fn field_selectors_on_kind_specific_fields() {
+        let ev = json!({"metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Failed", "type": "Warning", "source": {"component": "kubelet"}});
+        let extra = selectable_fields("", "events");
+        let sel = |s: &str| {
+            FieldSelector::parse_for(s, extra)
+                .unwrap()
+                .matches_object(&ev)
+        };
+        assert!(sel("involvedObject.kind=Pod,involvedObject.name=p"));
+        assert!(sel("reason=Failed,type=Warning,source=kubelet"));
+        assert!(!sel("involvedObject.name=q"));
+        assert!(
+            sel("involvedObject.uid="),
+            "a missing field is the empty string"
+        );
+        let e = FieldSelector::parse_for("reason=x", selectable_fields("", "configmaps"));
+        assert_eq!(e, Err(SelectorError::UnsupportedField("reason".into())));
+        assert!(FieldSelector::parse_for("type=Opaque", selectable_fields("", "secrets")).is_ok());
+        assert!(
+            FieldSelector::parse_for("status.phase=Active", selectable_fields("", "namespaces"))
+                .is_ok()
         );
     }
 

@@ -22,7 +22,7 @@ use crate::{
     error::ApiError,
     request::{self, Query},
     tls::{self, CertKey},
-    watch as watch_stream,
+    warnings, watch as watch_stream,
 };
 
 /// Who is calling.
@@ -170,9 +170,15 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path().to_string();
+    let path = request::decode_path(parts.uri.path());
     let query = Query::parse(parts.uri.query());
-    let method = parts.method.clone();
+    // HEAD is a GET whose body is not sent.
+    let head = parts.method == Method::HEAD;
+    let method = if head {
+        Method::GET
+    } else {
+        parts.method.clone()
+    };
     match path.as_str() {
         "/healthz" | "/livez" | "/readyz" => return Response::new(Body::from("ok")),
         "/version" => {
@@ -192,10 +198,20 @@ async fn handle(
     let Some(identity) = authenticate(&shared, peer, &parts.headers) else {
         return error_response(ApiError::unauthorized());
     };
-    let bytes = match axum::body::to_bytes(Body::new(body), 64 << 20).await {
-        Ok(b) => b,
+    let limited = http_body_util::Limited::new(body, crate::body::MAX_BODY_BYTES);
+    let bytes = match http_body_util::BodyExt::collect(limited).await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return error_response(ApiError::too_large(format!(
+                "Request entity too large: limit is {}",
+                crate::body::MAX_BODY_BYTES
+            )));
+        }
         Err(e) => return error_response(ApiError::bad_request(format!("reading the body: {e}"))),
     };
+    if let Err(e) = query.validate() {
+        return error_response(e);
+    }
     let result = route(
         &shared,
         &identity,
@@ -207,7 +223,24 @@ async fn handle(
     )
     .await;
     tracing::debug!(%method, %path, user = %identity.user, "request");
-    result.unwrap_or_else(error_response)
+    let response = result.unwrap_or_else(error_response);
+    if head {
+        without_body(response)
+    } else {
+        response
+    }
+}
+
+/// A response to HEAD: the GET's status and headers, with the length of its body but not the
+/// body (a streamed one, a watch, is dropped unread).
+fn without_body(response: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    if let Some(len) = hyper::body::Body::size_hint(&body).exact() {
+        parts
+            .headers
+            .insert(http::header::CONTENT_LENGTH, len.into());
+    }
+    Response::from_parts(parts, Body::empty())
 }
 
 async fn route(
@@ -249,6 +282,18 @@ async fn route(
                 return discovery::resource_list(&api.catalog, g, v)
                     .map(|r| json_response(200, &r))
                     .ok_or_else(not_found);
+            }
+            ["openapi", "v2"] => {
+                let accept = headers
+                    .get("accept")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let (content_type, body) = discovery::openapi_v2(accept);
+                return Ok(Response::builder()
+                    .status(200)
+                    .header("content-type", content_type)
+                    .body(Body::from(body))
+                    .expect("valid response"));
             }
             ["openapi", "v3"] => {
                 return Ok(json_response(200, &discovery::openapi_root(&api.catalog)));
@@ -315,6 +360,31 @@ async fn route(
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding the body: {e}")))
     };
+    let json_body = !protobuf && !body.is_empty() && matches!(*method, Method::POST | Method::PUT);
+    let duplicates = if json_body {
+        crate::body::duplicate_keys(body)
+    } else {
+        Vec::new()
+    };
+    let mut early_warnings = Vec::new();
+    if !duplicates.is_empty() {
+        let list: Vec<String> = duplicates
+            .iter()
+            .map(|f| format!("duplicate field \"{f}\""))
+            .collect();
+        match query.field_validation() {
+            request::FieldValidation::Strict => {
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                    list.join(", "),
+                    kind = res.kind,
+                    version = res.version,
+                )));
+            }
+            request::FieldValidation::Warn => early_warnings = list,
+            request::FieldValidation::Ignore => {}
+        }
+    }
     let one = |v: Value| -> Value {
         if accept_table && v["kind"] != "Status" {
             crate::table::table(
@@ -327,7 +397,7 @@ async fn route(
             v
         }
     };
-    match (method.clone(), target.name.as_deref()) {
+    let (result, warned) = warnings::capture(|| match (method.clone(), target.name.as_deref()) {
         (Method::GET, None) if query.flag("watch") => {
             let rx = watch_stream::start(api.clone(), res.clone(), &target, query, accept_table)?;
             let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
@@ -375,7 +445,14 @@ async fn route(
             Ok(json_response(200, &api.delete_collection(&call, &options)?))
         }
         (m, _) => Err(ApiError::method_not_supported(m.as_str(), &res.plural)),
+    });
+    let mut response = result?;
+    for w in early_warnings.into_iter().chain(warned) {
+        if let Ok(v) = http::HeaderValue::from_str(&warnings::header_value(&w)) {
+            response.headers_mut().append("warning", v);
+        }
     }
+    Ok(response)
 }
 
 /// The scale subresource (autoscaling/v1 Scale) over the resource's replica paths.

@@ -1,6 +1,9 @@
 //! Watch: a stream of `{"type", "object"}` lines for one resource (optionally one namespace,
 //! selectors), starting with synthetic ADDED events when no resourceVersion is given, or
-//! replaying the history after the given one (410 Gone when it is older than the history).
+//! replaying the history after the given one. As from kube-apiserver, a resourceVersion older
+//! than the history is answered 200 with one `ERROR` event carrying a 410 Status (what
+//! watchers recover from by re-listing), and one the store has not reached fails at once with
+//! "Too large resource version".
 //! Bookmarks carry the last resourceVersion seen when `allowWatchBookmarks` is set. A watcher
 //! that falls behind the live broadcast catches up from the history; one that falls behind the
 //! history too gets an ERROR 410 and must re-watch, as from kube-apiserver.
@@ -94,7 +97,10 @@ pub fn start(
             None
         },
         labels: LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?,
-        fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))?,
+        fields: FieldSelector::parse_for(
+            query.get("fieldSelector").unwrap_or(""),
+            crate::selector::selectable_fields(&res.group, &res.plural),
+        )?,
     };
     let bookmarks = query.flag("allowWatchBookmarks");
     let timeout = Duration::from_secs(
@@ -111,7 +117,21 @@ pub fn start(
                 let since: u64 = rv.parse().map_err(|_| {
                     ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
                 })?;
-                let (backlog, rx) = api.store.watch_from(since)?;
+                let current = api.store.current_rv();
+                if since > current {
+                    return Err(ApiError::too_large_resource_version(since, current));
+                }
+                let (backlog, rx) = match api.store.watch_from(since) {
+                    Ok(b) => b,
+                    Err(e @ crate::store::StoreError::Gone { .. }) => {
+                        let (tx, out) = mpsc::channel(1);
+                        let status = ApiError::from(e).status();
+                        tx.try_send(Ok(encode_value("ERROR", &status)))
+                            .expect("a fresh channel has room");
+                        return Ok(out);
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let last = backlog.last().map_or(since, |e| e.rv);
                 let events = backlog
                     .iter()

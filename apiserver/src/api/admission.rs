@@ -12,6 +12,7 @@ use crate::{
     error::ApiError,
     fields,
     meta::{self, deleting, finalizers, meta_str},
+    request::FieldValidation,
     schema,
     store::{Change, Entry, ObjKey, Precondition, StoreError},
 };
@@ -126,10 +127,27 @@ impl Api {
                 schema::FieldError::invalid("metadata.name", json!(name), reason),
             ));
         }
-        if let Some(schema) = &res.schema {
-            if call.query.get("fieldValidation") == Some("Strict") {
-                let unknown = schema::unknown_fields(&schema.json, &new);
-                if !unknown.is_empty() {
+        let meta_errors = meta::metadata_errors(&new);
+        if !meta_errors.is_empty() {
+            return Err(ApiError::invalid(
+                &res.kind,
+                &res.group,
+                &name,
+                &meta_errors,
+            ));
+        }
+        let builtin = if res.custom {
+            None
+        } else {
+            schema::builtin::schema(&res.group, &res.kind)
+        };
+        if builtin.is_some() {
+            schema::builtin::strip_nulls(&mut new);
+        }
+        if let Some(json) = res.schema.as_ref().map(|s| &s.json).or(builtin.as_deref()) {
+            let unknown = schema::unknown_fields(json, &new);
+            match call.query.field_validation() {
+                FieldValidation::Strict if !unknown.is_empty() => {
                     let list: Vec<String> = unknown
                         .iter()
                         .map(|f| format!("unknown field \"{f}\""))
@@ -142,7 +160,15 @@ impl Api {
                         list.join(", ")
                     )));
                 }
+                FieldValidation::Warn => {
+                    for f in &unknown {
+                        crate::warnings::warn(format!("unknown field \"{f}\""));
+                    }
+                }
+                _ => {}
             }
+        }
+        if let Some(schema) = &res.schema {
             let managed_fields = new["metadata"].get("managedFields").cloned();
             new = schema
                 .admit(&new, old)
@@ -150,19 +176,29 @@ impl Api {
             if let Some(mf) = managed_fields {
                 new["metadata"]["managedFields"] = mf;
             }
-        }
-        let generation = match old {
-            None => 1,
-            Some(old) => {
-                let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
-                if body_without_status(old) != body_without_status(&new) {
-                    g + 1
-                } else {
-                    g
-                }
+        } else if let Some(json) = &builtin {
+            schema::prune(json, &mut new);
+            let errs = schema::validate(json, &new);
+            if !errs.is_empty() {
+                return Err(ApiError::invalid(&res.kind, &res.group, &name, &errs));
             }
-        };
-        new["metadata"]["generation"] = json!(generation);
+        }
+        if res.strategy.tracks_generation() {
+            let generation = match old {
+                None => 1,
+                Some(old) => {
+                    let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
+                    if body_without_status(old) != body_without_status(&new) {
+                        g + 1
+                    } else {
+                        g
+                    }
+                }
+            };
+            new["metadata"]["generation"] = json!(generation);
+        } else if let Some(m) = new["metadata"].as_object_mut() {
+            m.remove("generation");
+        }
         let managed = managed.unwrap_or_else(|| {
             let stripped_old = old.cloned();
             fields::update(

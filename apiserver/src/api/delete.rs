@@ -11,11 +11,32 @@ use crate::{
     store::{Change, ObjKey, Precondition},
 };
 
+/// Whether a delete is a dry run: `?dryRun=All` or `dryRun: ["All"]` in the DeleteOptions
+/// body. Any other value is refused, as kube-apiserver does.
+fn dry_run(call: &Call<'_>, options: &Value) -> Result<bool, ApiError> {
+    let body = match options.get("dryRun") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.clone(),
+        Some(other) => vec![other.clone()],
+    };
+    for v in &body {
+        if v != "All" {
+            return Err(ApiError::bad_request(format!(
+                "dryRun: Unsupported value: {v}: supported values: \"All\""
+            )));
+        }
+    }
+    Ok(call.query.dry_run() || !body.is_empty())
+}
+
 impl Api {
-    /// DELETE of one object, honouring preconditions, finalizers and propagationPolicy.
+    /// DELETE of one object, honouring preconditions, finalizers and propagationPolicy, and
+    /// `dryRun` from the query or the DeleteOptions body.
     pub fn delete(&self, call: &Call<'_>, name: &str, options: &Value) -> Result<Value, ApiError> {
+        let dry = dry_run(call, options)?;
         let key = call.key(name);
         let old = self.store.get(&key).ok_or_else(|| call.not_found(name))?;
+        call.res.strategy.validate_delete(&call.res, name)?;
         if let Some(uid) = options
             .pointer("/preconditions/uid")
             .and_then(Value::as_str)
@@ -71,7 +92,7 @@ impl Api {
         }
         let deferred = call.res.strategy.defers_removal();
         if fins.is_empty() && !deferred {
-            if call.query.dry_run() {
+            if dry {
                 return Ok(success_status(
                     &call.res.plural,
                     &call.res.group,
@@ -97,11 +118,13 @@ impl Api {
         if !m.contains_key("deletionTimestamp") {
             m.insert("deletionTimestamp".into(), json!(meta::now()));
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
-            let g = m.get("generation").and_then(Value::as_i64).unwrap_or(1);
-            m.insert("generation".into(), json!(g + 1));
+            // As upstream, only kinds that track a generation get it bumped.
+            if let Some(g) = m.get("generation").and_then(Value::as_i64) {
+                m.insert("generation".into(), json!(g + 1));
+            }
         }
         call.res.strategy.on_delete(&mut obj);
-        if call.query.dry_run() {
+        if dry {
             return Ok(at_version(&call.res, &obj));
         }
         let e = self
@@ -114,11 +137,19 @@ impl Api {
         ))
     }
 
-    /// DELETE of a collection.
+    /// DELETE of a collection. Nothing is deleted when any object of it may not be (a
+    /// protected namespace), nor when the options are invalid.
     pub fn delete_collection(&self, call: &Call<'_>, options: &Value) -> Result<Value, ApiError> {
+        dry_run(call, options)?;
         let list: Value = serde_json::from_slice(&self.list(call, false)?)
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        for item in list["items"].as_array().into_iter().flatten() {
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        for item in &items {
+            call.res
+                .strategy
+                .validate_delete(&call.res, meta_str(item, "name").unwrap_or_default())?;
+        }
+        for item in &items {
             let name = meta_str(item, "name").unwrap_or_default().to_string();
             let scoped = Target {
                 namespace: meta_str(item, "namespace").map(str::to_string),

@@ -14,6 +14,7 @@
 //! Watch lives in [`crate::watch`].
 
 mod admission;
+mod data;
 mod delete;
 mod paging;
 pub mod strategy;
@@ -158,9 +159,16 @@ impl Api {
     }
 
     fn check_kind(&self, call: &Call<'_>, obj: &Value) -> Result<(), ApiError> {
-        if let Some(kind) = obj.get("kind").and_then(Value::as_str)
-            && kind != call.res.kind
-        {
+        let kind_differs = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| !k.is_empty() && k != call.res.kind);
+        let version_differs = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty() && v != call.res.api_version());
+        if kind_differs || version_differs {
+            let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
             return Err(ApiError::bad_request(format!(
                 "the API version in the data ({}) does not match the expected API version ({}) or the kind {kind} is not {}",
                 obj.get("apiVersion").and_then(Value::as_str).unwrap_or(""),

@@ -17,12 +17,25 @@ impl Api {
     /// as stored, without being parsed, unless a table or another version is asked for.
     pub fn list(&self, call: &Call<'_>, accept_table: bool) -> Result<Bytes, ApiError> {
         let labels = LabelSelector::parse(call.query.get("labelSelector").unwrap_or(""))?;
-        let fields = FieldSelector::parse(call.query.get("fieldSelector").unwrap_or(""))?;
+        let fields = FieldSelector::parse_for(
+            call.query.get("fieldSelector").unwrap_or(""),
+            crate::selector::selectable_fields(&call.res.group, &call.res.plural),
+        )?;
         let ns = if call.res.namespaced {
             call.target.namespace.as_deref()
         } else {
             None
         };
+        if let Some(want) = call
+            .query
+            .get("resourceVersion")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            let current = self.store.current_rv();
+            if want > current {
+                return Err(ApiError::too_large_resource_version(want, current));
+            }
+        }
         let start_after = match call.query.get("continue") {
             Some(token) => Some(decode_continue(token)?),
             None => None,

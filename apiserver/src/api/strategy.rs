@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde_json::{Value, json};
 
-use super::{Api, invalid, schema_error, tokens};
+use super::{Api, data, invalid, schema_error, tokens};
 use crate::{
     catalog::Resource,
     error::ApiError,
@@ -62,6 +62,18 @@ pub trait Strategy: fmt::Debug + Send + Sync {
         false
     }
 
+    /// Whether the object `name` may be deleted at all (checked before anything else of a
+    /// DELETE).
+    fn validate_delete(&self, _res: &Resource, _name: &str) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    /// Whether objects of the kind carry `metadata.generation` (kinds with a spec whose
+    /// changes a controller observes); kube-apiserver sets none on the others.
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
     /// Changes to the object a DELETE marks as deleting (or finds already marked).
     fn on_delete(&self, _obj: &mut Value) {}
 
@@ -86,6 +98,8 @@ pub fn for_resource(group: &str, plural: &str, custom: bool) -> &'static dyn Str
     }
     match (group, plural) {
         ("", "secrets") => &Secret,
+        ("", "configmaps") => &ConfigMap,
+        ("apps", "deployments") => &Deployment,
         ("", "namespaces") => &Namespace,
         ("apiextensions.k8s.io", "customresourcedefinitions") => &CustomResourceDefinition,
         (RBAC_GROUP, _) => &Rbac,
@@ -103,7 +117,41 @@ impl Strategy for Plain {
     }
 }
 
-/// Secrets: `stringData` folded into `data`, the default type, and service-account tokens.
+/// ConfigMaps: valid data keys, base64 `binaryData`, and `immutable`.
+#[derive(Debug)]
+pub struct ConfigMap;
+
+impl Strategy for ConfigMap {
+    fn name(&self) -> &'static str {
+        "ConfigMap"
+    }
+
+    fn prepare(
+        &self,
+        res: &Resource,
+        old: Option<&Value>,
+        new: &mut Value,
+    ) -> Result<(), ApiError> {
+        data::check(res, old, new, &["data", "binaryData"], &["binaryData"])
+    }
+}
+
+/// Deployments: a spec a controller observes, so a generation.
+#[derive(Debug)]
+pub struct Deployment;
+
+impl Strategy for Deployment {
+    fn name(&self) -> &'static str {
+        "Deployment"
+    }
+
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+}
+
+/// Secrets: `stringData` folded into `data`, the default type (immutable once set), valid
+/// base64 data, `immutable`, and service-account tokens.
 #[derive(Debug)]
 pub struct Secret;
 
@@ -118,7 +166,7 @@ impl Strategy for Secret {
 
     fn prepare(
         &self,
-        _res: &Resource,
+        res: &Resource,
         old: Option<&Value>,
         new: &mut Value,
     ) -> Result<(), ApiError> {
@@ -141,9 +189,22 @@ impl Strategy for Secret {
                     .unwrap_or(json!("Opaque"))
             );
         }
-        Ok(())
+        if let Some(old) = old
+            && old.get("type") != new.get("type")
+        {
+            let name = meta_str(new, "name").unwrap_or_default().to_string();
+            return Err(invalid(
+                res,
+                &name,
+                schema::FieldError::invalid("type", new["type"].clone(), "field is immutable"),
+            ));
+        }
+        data::check(res, old, new, &["data"], &["data"])
     }
 }
+
+/// The namespaces kube-apiserver refuses to delete.
+pub const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
 /// Namespaces: the `kubernetes` finalizer in `spec`, the phase, label-shaped names, and
 /// removal left to the namespace controller (here: the GC), which empties them first.
@@ -179,6 +240,18 @@ impl Strategy for Namespace {
         meta::invalid_label(name)
     }
 
+    fn validate_delete(&self, res: &Resource, name: &str) -> Result<(), ApiError> {
+        if PROTECTED_NAMESPACES.contains(&name) {
+            return Err(ApiError::forbidden(
+                &res.plural,
+                &res.group,
+                name,
+                "this namespace may not be deleted",
+            ));
+        }
+        Ok(())
+    }
+
     fn defers_removal(&self) -> bool {
         true
     }
@@ -203,6 +276,10 @@ pub struct CustomResourceDefinition;
 impl Strategy for CustomResourceDefinition {
     fn name(&self) -> &'static str {
         "CustomResourceDefinition"
+    }
+
+    fn tracks_generation(&self) -> bool {
+        true
     }
 
     fn prepare(
@@ -295,6 +372,10 @@ impl Strategy for Custom {
         "Custom"
     }
 
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+
     fn prepare_create(&self, res: &Resource, new: &mut Value) {
         if res.status {
             new.as_object_mut().expect("object").remove("status");
@@ -336,11 +417,11 @@ mod tests {
             (RBAC_GROUP, "clusterroles", false, "Rbac"),
             (RBAC_GROUP, "rolebindings", false, "Rbac"),
             (RBAC_GROUP, "clusterrolebindings", false, "Rbac"),
-            ("", "configmaps", false, "Plain"),
+            ("", "configmaps", false, "ConfigMap"),
             ("", "serviceaccounts", false, "Plain"),
             ("", "events", false, "Plain"),
             ("", "nodes", false, "Plain"),
-            ("apps", "deployments", false, "Plain"),
+            ("apps", "deployments", false, "Deployment"),
             ("coordination.k8s.io", "leases", false, "Plain"),
             ("events.k8s.io", "events", false, "Plain"),
             // Same plural, other group: not the core kind.
@@ -370,7 +451,7 @@ mod tests {
             .map(|r| (r.gr(), r.strategy.name()))
             .collect();
         let want = [
-            ("/configmaps", "Plain"),
+            ("/configmaps", "ConfigMap"),
             ("/events", "Plain"),
             ("/namespaces", "Namespace"),
             ("/nodes", "Plain"),
@@ -380,7 +461,7 @@ mod tests {
                 "apiextensions.k8s.io/customresourcedefinitions",
                 "CustomResourceDefinition",
             ),
-            ("apps/deployments", "Plain"),
+            ("apps/deployments", "Deployment"),
             ("coordination.k8s.io/leases", "Plain"),
             ("events.k8s.io/events", "Plain"),
             ("rbac.authorization.k8s.io/clusterrolebindings", "Rbac"),

@@ -30,8 +30,10 @@ impl Api {
             let ns = ns.clone().ok_or_else(|| {
                 ApiError::bad_request("a namespaced resource must be created in a namespace")
             })?;
+            // An empty namespace in the body means the URL's (kubectl's typed create commands
+            // send `namespace: ""` without -n).
             match m.get("namespace").and_then(Value::as_str) {
-                Some(b) if b != ns => {
+                Some(b) if !b.is_empty() && b != ns => {
                     return Err(ApiError::bad_request(
                         "the namespace of the provided object does not match the namespace sent on the request",
                     ));
@@ -42,6 +44,9 @@ impl Api {
             }
         } else {
             m.remove("namespace");
+        }
+        if m.get("generateName").and_then(Value::as_str) == Some("") {
+            m.remove("generateName");
         }
         if m.get("name")
             .and_then(Value::as_str)

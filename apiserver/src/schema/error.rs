@@ -103,6 +103,16 @@ impl FieldError {
         }
     }
 
+    /// A TooLong error.
+    pub fn too_long(field: &str, detail: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            error_type: ErrorType::TooLong,
+            bad_value: None,
+            detail: detail.into(),
+        }
+    }
+
     /// A Required error.
     pub fn required(field: &str) -> Self {
         Self {

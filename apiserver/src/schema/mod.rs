@@ -12,6 +12,7 @@
 //! The walks live in `validate` (structure) and `prune` (unknown fields); this module owns
 //! [`Schema`], the per-CRD-version compiled form the catalog caches, and CEL evaluation.
 
+pub mod builtin;
 mod error;
 mod prune;
 #[cfg(test)]

@@ -40,8 +40,14 @@ struct Inner {
     /// Lowest resourceVersion from which a watch can resume.
     oldest: u64,
     db: Option<rusqlite::Connection>,
+    /// Keys Secrets are encrypted with in `db`.
+    keys: Option<Arc<crate::encryption::Keys>>,
     writes_since_trim: u32,
 }
+
+/// The largest object stored, serialized (etcd's default request limit, which
+/// kube-apiserver's objects are bound by).
+pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
 
 /// Events a watch replays, and the receiver of every later one.
 pub type Backlog = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
@@ -75,24 +81,49 @@ impl Store {
 
     /// A persistent store in the SQLite file `path`, created if absent.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_encrypted(path, None)
+    }
+
+    /// A persistent store whose Secrets are encrypted at rest with `keys` (see
+    /// [`crate::encryption`]): stored Secrets not encrypted with the newest key are rewritten
+    /// with it now. A store holding Secrets encrypted with a key not in `keys` (or any key,
+    /// when `keys` is `None`) fails to open, naming the key.
+    pub fn open_encrypted(
+        path: &Path,
+        keys: Option<Arc<crate::encryption::Keys>>,
+    ) -> Result<Self, StoreError> {
         let db = sqlite::open(path)?;
-        Self::with_db(Some(db), DEFAULT_HISTORY, DEFAULT_LIVE)
+        let store = Self::with_db(Some(db), keys.clone(), DEFAULT_HISTORY, DEFAULT_LIVE)?;
+        if let Some(keys) = &keys {
+            let inner = store.lock();
+            let db = inner.db.as_ref().expect("opened with a database");
+            let n = sqlite::rotate(db, keys)?;
+            if n > 0 {
+                tracing::info!(
+                    rewritten = n,
+                    key = keys.newest(),
+                    "Secrets encrypted with the newest key"
+                );
+            }
+        }
+        Ok(store)
     }
 
     /// A store held only in memory that keeps `history` events for watch resumption and
     /// buffers `live` events for each watcher between its reads (defaults: [`DEFAULT_HISTORY`]
     /// and [`DEFAULT_LIVE`]).
     pub fn in_memory_sized(history: usize, live: usize) -> Self {
-        Self::with_db(None, history, live).expect("an in-memory store cannot fail to open")
+        Self::with_db(None, None, history, live).expect("an in-memory store cannot fail to open")
     }
 
     fn with_db(
         db: Option<rusqlite::Connection>,
+        keys: Option<Arc<crate::encryption::Keys>>,
         history_cap: usize,
         live: usize,
     ) -> Result<Self, StoreError> {
         let (rv, objects, history) = match &db {
-            Some(db) => sqlite::load(db, history_cap)?,
+            Some(db) => sqlite::load(db, history_cap, keys.as_deref())?,
             None => (0, BTreeMap::new(), VecDeque::new()),
         };
         // A watch may resume from the resourceVersion just before the oldest kept event; with no
@@ -110,6 +141,7 @@ impl Store {
                 history,
                 oldest,
                 db,
+                keys,
                 writes_since_trim: 0,
             }),
             tx,
@@ -235,8 +267,11 @@ impl Store {
             meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
         }
         let entry = Entry::from_value(rv, &obj);
+        if kind != EventType::Deleted && entry.raw.len() > MAX_OBJECT_BYTES {
+            return Err(StoreError::TooLarge);
+        }
         if let Some(db) = &inner.db {
-            sqlite::persist(db, key, rv, kind, &entry.raw)?;
+            sqlite::persist(db, key, rv, kind, &entry.raw, inner.keys.as_deref())?;
         }
         inner.rv = rv;
         match kind {

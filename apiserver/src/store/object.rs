@@ -85,6 +85,9 @@ pub struct Meta {
     pub deleting: bool,
     /// Finalizers.
     pub finalizers: Vec<String>,
+    /// Values of the kind-specific selectable fields the object has
+    /// ([`crate::selector::INDEXED_FIELDS`]).
+    pub fields: BTreeMap<&'static str, String>,
 }
 
 impl Meta {
@@ -102,6 +105,7 @@ impl Meta {
             namespace: s("namespace"),
             uid: s("uid"),
             labels: crate::selector::labels_of(obj),
+            fields: crate::selector::indexed_fields(obj),
             owners: m
                 .get("ownerReferences")
                 .and_then(Value::as_array)
@@ -221,6 +225,13 @@ pub enum StoreError {
     /// A stored object does not parse.
     #[error("storage: corrupt object: {0}")]
     Corrupt(#[from] serde_json::Error),
+    /// The object is larger than an object may be (etcd's request limit, which
+    /// kube-apiserver answers with 413).
+    #[error("etcdserver: request is too large")]
+    TooLarge,
+    /// Stored data cannot be read or written with the configured encryption keys.
+    #[error(transparent)]
+    Encryption(#[from] crate::encryption::EncryptionError),
 }
 
 impl StoreError {

@@ -8,6 +8,26 @@ use std::{
 };
 
 use super::{Entry, Event, EventType, ObjKey, StoreError};
+use crate::encryption::{self, Keys};
+
+/// The resource whose objects are encrypted at rest when keys are configured.
+pub(super) const ENCRYPTED_GR: &str = "/secrets";
+
+fn aad(key: &ObjKey) -> Vec<u8> {
+    format!("{}/{}/{}", key.gr, key.ns, key.name).into_bytes()
+}
+
+/// A row's body as stored: encrypted with the newest key for encrypted resources.
+fn seal<'a>(
+    keys: Option<&Keys>,
+    key: &ObjKey,
+    body: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>, StoreError> {
+    match keys {
+        Some(k) if key.gr == ENCRYPTED_GR => Ok(k.encrypt(body, &aad(key))?.into()),
+        _ => Ok(body.into()),
+    }
+}
 
 /// Opens (creating if absent) the SQLite file at `path` with the store's tables.
 pub(super) fn open(path: &Path) -> Result<rusqlite::Connection, StoreError> {
@@ -16,6 +36,7 @@ pub(super) fn open(path: &Path) -> Result<rusqlite::Connection, StoreError> {
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=NORMAL;
              PRAGMA busy_timeout=5000;
+             PRAGMA secure_delete=ON;
              CREATE TABLE IF NOT EXISTS objects (gr TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL,
                  rv INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (gr, ns, name)) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS events (rv INTEGER PRIMARY KEY, type INTEGER NOT NULL, gr TEXT NOT NULL,
@@ -28,8 +49,13 @@ pub(super) fn open(path: &Path) -> Result<rusqlite::Connection, StoreError> {
 /// `history_cap` events, oldest first.
 pub(super) type Loaded = (u64, BTreeMap<ObjKey, Entry>, VecDeque<Arc<Event>>);
 
-/// Reads a store's objects and its most recent events.
-pub(super) fn load(db: &rusqlite::Connection, history_cap: usize) -> Result<Loaded, StoreError> {
+/// Reads a store's objects and its most recent events, decrypting what is encrypted (an
+/// encrypted row whose key is not in `keys` fails the load, naming the key).
+pub(super) fn load(
+    db: &rusqlite::Connection,
+    history_cap: usize,
+    keys: Option<&Keys>,
+) -> Result<Loaded, StoreError> {
     let mut objects = BTreeMap::new();
     let mut history = VecDeque::new();
     let mut rv = 0;
@@ -44,6 +70,7 @@ pub(super) fn load(db: &rusqlite::Connection, history_cap: usize) -> Result<Load
     })?;
     for row in rows {
         let (key, obj_rv, body) = row?;
+        let body = encryption::decrypt(keys, &body, &aad(&key))?;
         rv = rv.max(obj_rv as u64);
         objects.insert(key, Entry::from_raw(obj_rv as u64, body)?);
     }
@@ -64,6 +91,7 @@ pub(super) fn load(db: &rusqlite::Connection, history_cap: usize) -> Result<Load
     })?;
     for row in rows {
         let (ev_rv, ty, key, body) = row?;
+        let body = encryption::decrypt(keys, &body, &aad(&key))?;
         rv = rv.max(ev_rv as u64);
         let entry = Entry::from_raw(ev_rv as u64, body)?;
         history.push_front(Arc::new(Event {
@@ -84,7 +112,9 @@ pub(super) fn persist(
     rv: u64,
     kind: EventType,
     body: &[u8],
+    keys: Option<&Keys>,
 ) -> Result<(), StoreError> {
+    let body: &[u8] = &seal(keys, key, body)?;
     let tx = db.unchecked_transaction()?;
     match kind {
         EventType::Deleted => {
@@ -102,4 +132,51 @@ pub(super) fn persist(
     .execute((rv as i64, kind.code(), &key.gr, &key.ns, &key.name, body))?;
     tx.commit()?;
     Ok(())
+}
+
+/// Rewrites every row of the encrypted resource that is not encrypted with the newest key
+/// (plain, or an older key) with the newest key, then checkpoints the WAL so that no old
+/// page lingers in it. Returns how many rows were rewritten.
+pub(super) fn rotate(db: &rusqlite::Connection, keys: &Keys) -> Result<usize, StoreError> {
+    let newest = keys.newest();
+    let tx = db.unchecked_transaction()?;
+    let mut count = 0;
+    for (table, id) in [("objects", "name"), ("events", "rv")] {
+        let rows: Vec<(ObjKey, rusqlite::types::Value, Vec<u8>)> = {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT gr, ns, name, {id}, body FROM {table} WHERE gr = ?1"
+            ))?;
+            stmt.query_map([ENCRYPTED_GR], |r| {
+                Ok((
+                    ObjKey {
+                        gr: r.get(0)?,
+                        ns: r.get(1)?,
+                        name: r.get(2)?,
+                    },
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?
+        };
+        for (key, row_id, body) in rows {
+            if encryption::key_name(&body) == Some(newest) {
+                continue;
+            }
+            let plain = encryption::decrypt(Some(keys), &body, &aad(&key))?;
+            let sealed = keys.encrypt(&plain, &aad(&key))?;
+            let sql = if table == "objects" {
+                "UPDATE objects SET body = ?1 WHERE gr = ?2 AND ns = ?3 AND name = ?4"
+            } else {
+                "UPDATE events SET body = ?1 WHERE gr = ?2 AND ns = ?3 AND rv = ?4"
+            };
+            tx.execute(sql, (&sealed, &key.gr, &key.ns, &row_id))?;
+            count += 1;
+        }
+    }
+    tx.commit()?;
+    if count > 0 {
+        db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    }
+    Ok(count)
 }

@@ -4,11 +4,14 @@
 //!   kube client for it;
 //! - [`eventually`] (blocking) and [`eventually_async`]: polling until a check holds;
 //! - [`free_port`], [`temp_dir`], [`fixture`], [`text`];
+//! - [`local`]: an in-process plane with kubectl, curl and kube-client access (the hostile
+//!   and fidelity suites), and a bare server with a short watch history;
 //! - [`mgmt`]: `slipway up` (and `slipway controller`) as child processes and kubectl against
 //!   them, for the root package's end-to-end suites;
 //! - [`moto`] (feature `aws`): a real `moto_server` and AWS SDK clients against it.
 #![forbid(unsafe_code)]
 
+pub mod local;
 pub mod mgmt;
 #[cfg(feature = "aws")]
 pub mod moto;
@@ -44,6 +47,7 @@ pub async fn plane_with(data_dir: Option<PathBuf>, port: u16, crds: Vec<Value>) 
         port,
         crds,
         version_from_nodes: false,
+        encryption_key_file: None,
     })
     .await
     .expect("plane starts")

@@ -161,6 +161,7 @@ async fn start(dir: &Path, port: u16) -> Result<Workload, ProviderError> {
         port,
         crds: vec![],
         version_from_nodes: true,
+        encryption_key_file: None,
     })
     .await
     .map_err(|e| {
