@@ -7,6 +7,45 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 /// get 413.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
+/// How much of a too-large body is read (and dropped) before answering 413: a client that
+/// sent it whole then reads the answer (an HTTP/2 stream reset before the body is read makes
+/// curl report a framing error instead of the 413), while a client streaming without end is
+/// cut off.
+const DRAIN_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`]; a larger one is 413
+/// RequestEntityTooLarge, worded as kube-apiserver's.
+pub async fn read<B>(mut body: B) -> Result<bytes::Bytes, crate::error::ApiError>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    use http_body_util::BodyExt;
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| crate::error::ApiError::bad_request(format!("reading the body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total <= MAX_BODY_BYTES {
+            buf.extend_from_slice(&data);
+        } else if total > DRAIN_BYTES {
+            break;
+        } else {
+            buf = Vec::new();
+        }
+    }
+    if total > MAX_BODY_BYTES {
+        return Err(crate::error::ApiError::too_large(format!(
+            "Request entity too large: limit is {MAX_BODY_BYTES}"
+        )));
+    }
+    Ok(bytes::Bytes::from(buf))
+}
+
 /// The paths (`data.a`, `spec.items[0].name`) of keys that appear more than once in one JSON
 /// object of `body`, in document order. A body that is not JSON has none (its parse error is
 /// reported by the verb).

@@ -198,16 +198,9 @@ async fn handle(
     let Some(identity) = authenticate(&shared, peer, &parts.headers) else {
         return error_response(ApiError::unauthorized());
     };
-    let limited = http_body_util::Limited::new(body, crate::body::MAX_BODY_BYTES);
-    let bytes = match http_body_util::BodyExt::collect(limited).await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return error_response(ApiError::too_large(format!(
-                "Request entity too large: limit is {}",
-                crate::body::MAX_BODY_BYTES
-            )));
-        }
-        Err(e) => return error_response(ApiError::bad_request(format!("reading the body: {e}"))),
+    let bytes = match crate::body::read(body).await {
+        Ok(b) => b,
+        Err(e) => return error_response(e),
     };
     if let Err(e) = query.validate() {
         return error_response(e);

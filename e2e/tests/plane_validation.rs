@@ -235,9 +235,18 @@ async fn metadata_rules_hold_on_every_kind() {
             "{e}"
         );
     }
-    // kubectl label with a bad key, on an existing object.
+    // A bad label patched onto an existing object (kubectl label checks it client-side).
     l.kubectl_ok(&["create", "configmap", "good", "--from-literal=k=v"], None);
-    let err = l.kubectl_err(&["label", "configmap", "good", "team=-bad"], None);
+    let err = l.kubectl_err(
+        &[
+            "patch",
+            "configmap",
+            "good",
+            "-p",
+            r#"{"metadata":{"labels":{"team":"-bad"}}}"#,
+        ],
+        None,
+    );
     assert!(err.contains("Invalid value: \"-bad\""), "{err}");
     // Valid metadata is stored.
     let ok = json!({"apiVersion": "example.com/v1", "kind": "Widget",
