@@ -264,5 +264,24 @@ async fn metadata_rules_hold_on_every_kind() {
         ],
         None,
     );
+    // Custom resources follow the same fieldValidation modes: Warn by default.
+    let w2 = br#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w2"},"spec":{"size":1,"color":"red"}}"#;
+    let path = "/apis/example.com/v1/namespaces/default/widgets";
+    let a = l.curl("POST", path, Some(w2), &[]);
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert!(
+        a.headers
+            .contains(r#"299 - "unknown field \"spec.color\"""#),
+        "{}",
+        a.headers
+    );
+    assert!(a.json()["spec"].get("color").is_none());
+    let a = l.curl(
+        "POST",
+        &format!("{path}?fieldValidation=Strict"),
+        Some(w2),
+        &[],
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
     l.stop().await;
 }

@@ -144,43 +144,50 @@ impl Api {
         if builtin.is_some() {
             schema::builtin::strip_nulls(&mut new);
         }
-        if let Some(json) = res.schema.as_ref().map(|s| &s.json).or(builtin.as_deref()) {
+        let mode = call.query.field_validation();
+        // Strict refuses before anything else is checked; the other modes learn what was
+        // unknown from the pruning itself (no extra pass over the object).
+        if mode == FieldValidation::Strict
+            && let Some(json) = res.schema.as_ref().map(|s| &s.json).or(builtin.as_deref())
+        {
             let unknown = schema::unknown_fields(json, &new);
-            match call.query.field_validation() {
-                FieldValidation::Strict if !unknown.is_empty() => {
-                    let list: Vec<String> = unknown
-                        .iter()
-                        .map(|f| format!("unknown field \"{f}\""))
-                        .collect();
-                    return Err(ApiError::bad_request(format!(
-                        "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
-                        res.kind,
-                        res.version,
-                        res.kind,
-                        list.join(", ")
-                    )));
-                }
-                FieldValidation::Warn => {
-                    for f in &unknown {
-                        crate::warnings::warn(format!("unknown field \"{f}\""));
-                    }
-                }
-                _ => {}
+            if !unknown.is_empty() {
+                let list: Vec<String> = unknown
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .collect();
+                return Err(ApiError::bad_request(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                    res.kind,
+                    res.version,
+                    res.kind,
+                    list.join(", ")
+                )));
             }
         }
-        if let Some(schema) = &res.schema {
+        let pruned = if let Some(schema) = &res.schema {
             let managed_fields = new["metadata"].get("managedFields").cloned();
-            new = schema
-                .admit(&new, old)
+            let (admitted, pruned) = schema
+                .admit_pruned(&new, old)
                 .map_err(|errs| ApiError::invalid(&res.kind, &res.group, &name, &errs))?;
+            new = admitted;
             if let Some(mf) = managed_fields {
                 new["metadata"]["managedFields"] = mf;
             }
+            pruned
         } else if let Some(json) = &builtin {
-            schema::prune(json, &mut new);
+            let pruned = schema::prune(json, &mut new);
             let errs = schema::validate(json, &new);
             if !errs.is_empty() {
                 return Err(ApiError::invalid(&res.kind, &res.group, &name, &errs));
+            }
+            pruned
+        } else {
+            Vec::new()
+        };
+        if mode == FieldValidation::Warn {
+            for f in &pruned {
+                crate::warnings::warn(format!("unknown field \"{f}\""));
             }
         }
         if res.strategy.tracks_generation() {

@@ -77,8 +77,17 @@ impl Schema {
     /// fields, apply defaults, validate structure, then CEL rules (transition rules only when
     /// `old` is given). Returns the pruned, defaulted object, or every field error.
     pub fn admit(&self, obj: &Value, old: Option<&Value>) -> Result<Value, Vec<FieldError>> {
+        self.admit_pruned(obj, old).map(|(o, _)| o)
+    }
+
+    /// [`Schema::admit`], also returning the paths of the unknown fields it pruned.
+    pub fn admit_pruned(
+        &self,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> Result<(Value, Vec<String>), Vec<FieldError>> {
         let mut obj = obj.clone();
-        prune(&self.json, &mut obj);
+        let pruned = prune(&self.json, &mut obj);
         let obj = kube_cel::apply_defaults(&self.json, &obj);
         let mut errors = validate(&self.json, &obj);
         if errors.is_empty()
@@ -89,7 +98,7 @@ impl Schema {
             errors.extend(cel_errors(&obj, errs.as_slice()));
         }
         if errors.is_empty() {
-            Ok(obj)
+            Ok((obj, pruned))
         } else {
             Err(errors)
         }
