@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod authz;
 pub mod catalog;
 pub mod discovery;
 pub mod error;

@@ -2,8 +2,9 @@
 //! CRDs. `slipway up` runs one on a data dir; tests run one in memory on port 0.
 //!
 //! Data dir layout: `state.db` (SQLite), `ca.crt`/`ca.key` (signs the serving certificate and
-//! client certificates), `serving.crt`/`serving.key`, `token` (bearer token of the admin user)
-//! and `kubeconfig`. Keys, token and kubeconfig are 0600.
+//! client certificates), `serving.crt`/`serving.key`, `token` (bearer token of the admin user,
+//! `slipway-admin` in `system:masters`), `sa-signing.key` (signs service-account tokens) and
+//! `kubeconfig`. Keys, token and kubeconfig are 0600.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -40,6 +41,9 @@ pub enum PlaneError {
     /// PKI.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// Authentication settings (token file, signing key).
+    #[error(transparent)]
+    Auth(#[from] crate::authz::AuthError),
     /// A bootstrap object was refused.
     #[error("bootstrapping {what}: {message}")]
     Bootstrap {
@@ -71,6 +75,8 @@ pub struct Options {
     /// Simulated workload clusters: `/version` reports the lowest kubelet version of the
     /// control-plane Nodes (what their API servers would run) instead of slipway's own.
     pub version_from_nodes: bool,
+    /// Authorization mode and static token file.
+    pub auth: crate::authz::Options,
 }
 
 /// A running plane.
@@ -84,6 +90,7 @@ pub struct Plane {
     /// The CA (also trusted for client certificates).
     pub ca: CertKey,
     gc: tokio::task::JoinHandle<()>,
+    aggregation: tokio::task::JoinHandle<()>,
     _temp: Option<TempDir>,
 }
 
@@ -140,13 +147,24 @@ impl Plane {
                 t
             }
         };
+        let auth = crate::authz::Auth::new(
+            opts.auth.mode,
+            &token,
+            opts.auth.token_file.as_deref(),
+            &dir,
+        )?;
         let api = Arc::new(Api::new(Arc::new(store)));
         bootstrap(&api, &opts.crds)?;
+        crate::authz::defaults::ensure(&api).map_err(|e| PlaneError::Bootstrap {
+            what: "default RBAC roles".into(),
+            message: e.message,
+        })?;
+        let aggregation = crate::authz::aggregate::spawn(api.clone());
         let config = server::Config {
             listen: SocketAddr::new(opts.address, opts.port),
             serving,
             client_ca_pem: ca.cert_pem.clone(),
-            tokens: vec![(token.clone(), "admin".into())],
+            auth: Arc::new(auth),
             version_from_nodes: opts.version_from_nodes,
         };
         let gc = crate::gc::spawn(api.clone());
@@ -161,6 +179,7 @@ impl Plane {
             kubeconfig,
             ca,
             gc,
+            aggregation,
             _temp: temp,
         })
     }
@@ -173,6 +192,7 @@ impl Plane {
     /// Stops the server.
     pub async fn shutdown(self) {
         self.gc.abort();
+        self.aggregation.abort();
         self.server.shutdown().await;
     }
 }

@@ -290,6 +290,7 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         port: 0,
         crds,
         version_from_nodes: false,
+        auth: Default::default(),
     })
     .await?;
     println!(

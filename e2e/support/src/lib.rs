@@ -44,6 +44,7 @@ pub async fn plane_with(data_dir: Option<PathBuf>, port: u16, crds: Vec<Value>) 
         port,
         crds,
         version_from_nodes: false,
+        auth: Default::default(),
     })
     .await
     .expect("plane starts")
