@@ -283,7 +283,15 @@ async fn route(
     if !body.is_empty() && content_type.starts_with("application/cbor") {
         return Err(ApiError::unsupported_media_type(content_type));
     }
-    crate::authz::escalation::guard(&shared.auth, api, identity, &call, method, content_type, body)?;
+    crate::authz::escalation::guard(
+        &shared.auth,
+        api,
+        identity,
+        &call,
+        method,
+        content_type,
+        body,
+    )?;
     let protobuf = content_type.starts_with("application/vnd.kubernetes.protobuf");
     let parse_body = || -> Result<Value, ApiError> {
         if protobuf {

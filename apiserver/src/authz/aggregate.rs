@@ -148,7 +148,10 @@ mod tests {
             &json!({"matchExpressions": [{"key": "c", "operator": "DoesNotExist"}]}),
             &l
         ));
-        assert!(!selects(&json!({}), &l), "an empty selector selects nothing");
+        assert!(
+            !selects(&json!({}), &l),
+            "an empty selector selects nothing"
+        );
     }
 
     #[test]
@@ -158,10 +161,22 @@ mod tests {
         let agg = json!({"metadata": {"name": "agg"},
                          "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"x": "true"}}]}});
         let all = vec![
-            ("a".to_string(), labels(&[("x", "true")]), json!({"rules": [r1]})),
+            (
+                "a".to_string(),
+                labels(&[("x", "true")]),
+                json!({"rules": [r1]}),
+            ),
             ("agg".to_string(), labels(&[("x", "true")]), agg.clone()),
-            ("b".to_string(), labels(&[("x", "true")]), json!({"rules": [r1, r2]})),
-            ("c".to_string(), labels(&[]), json!({"rules": [{"verbs": ["*"]}]})),
+            (
+                "b".to_string(),
+                labels(&[("x", "true")]),
+                json!({"rules": [r1, r2]}),
+            ),
+            (
+                "c".to_string(),
+                labels(&[]),
+                json!({"rules": [{"verbs": ["*"]}]}),
+            ),
         ];
         assert_eq!(aggregated_rules(&agg, &all).unwrap(), vec![r1, r2]);
         assert_eq!(aggregated_rules(&json!({"rules": []}), &all), None);

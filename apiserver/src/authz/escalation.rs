@@ -140,10 +140,7 @@ pub fn guard(
         default_manager: call.default_manager.clone(),
     };
     let name = call.target.name.clone().unwrap_or_default();
-    let parse = || -> Result<Value, ApiError> {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding the body: {e}")))
-    };
+    let parse = || super::body_json(body);
     let old = if *method == Method::POST {
         None
     } else {
@@ -185,7 +182,9 @@ pub fn guard(
                 return refuse(not_held(who, &m));
             }
             let aggregating = !new["aggregationRule"].is_null()
-                || old.as_ref().is_some_and(|o| !o["aggregationRule"].is_null());
+                || old
+                    .as_ref()
+                    .is_some_and(|o| !o["aggregationRule"].is_null());
             let full = Rule {
                 verbs: vec!["*".into()],
                 api_groups: vec!["*".into()],
@@ -198,7 +197,9 @@ pub fn guard(
                 ..Default::default()
             };
             if aggregating && !missing(&held, &[full, full_urls]).is_empty() {
-                return refuse("must have cluster-admin privileges to use the aggregationRule".into());
+                return refuse(
+                    "must have cluster-admin privileges to use the aggregationRule".into(),
+                );
             }
             Ok(())
         }
@@ -255,10 +256,24 @@ mod tests {
             r(&["get"], &[""], &["configmaps"], &["only"]),
         ];
         assert!(missing(&held, &[r(&["get"], &[""], &["secrets"], &["x"])]).is_empty());
-        assert!(missing(&held, &[r(&["update"], &["apps"], &["deployments/scale"], &[])]).is_empty());
+        assert!(
+            missing(
+                &held,
+                &[r(&["update"], &["apps"], &["deployments/scale"], &[])]
+            )
+            .is_empty()
+        );
         assert!(missing(&held, &[r(&["get"], &[""], &["configmaps"], &["only"])]).is_empty());
         assert_eq!(
-            missing(&held, &[r(&["get", "delete"], &[""], &["secrets", "configmaps"], &[])]),
+            missing(
+                &held,
+                &[r(
+                    &["get", "delete"],
+                    &[""],
+                    &["secrets", "configmaps"],
+                    &[]
+                )]
+            ),
             vec![
                 r#"{APIGroups:[""], Resources:["configmaps"], Verbs:["delete"]}"#,
                 r#"{APIGroups:[""], Resources:["configmaps"], Verbs:["get"]}"#,
@@ -266,8 +281,14 @@ mod tests {
             ]
         );
         // A wildcard is held only by a wildcard.
-        assert_eq!(missing(&held, &[r(&["*"], &[""], &["secrets"], &[])]).len(), 1);
-        assert_eq!(missing(&held, &[r(&["get"], &["*"], &["secrets"], &[])]).len(), 1);
+        assert_eq!(
+            missing(&held, &[r(&["*"], &[""], &["secrets"], &[])]).len(),
+            1
+        );
+        assert_eq!(
+            missing(&held, &[r(&["get"], &["*"], &["secrets"], &[])]).len(),
+            1
+        );
         let urls = Rule {
             verbs: vec!["get".into()],
             non_resource_urls: vec!["/apis/*".into()],

@@ -8,6 +8,7 @@
 //! - [`aggregate`]: the ClusterRole aggregation controller;
 //! - [`escalation`]: no Role, ClusterRole or binding grants more than its writer holds;
 //! - [`tokens`]: static token file and service-account tokens (JWTs and TokenRequest);
+//! - [`proto`]: protobuf bodies of the RBAC kinds and reviews;
 //! - [`reviews`]: the authorization APIs (SelfSubjectAccessReview, SelfSubjectRulesReview,
 //!   SelfSubjectReview) and their discovery.
 //!
@@ -16,6 +17,7 @@
 pub mod aggregate;
 pub mod defaults;
 pub mod escalation;
+pub mod proto;
 pub mod rbac;
 pub mod reviews;
 pub mod tokens;
@@ -219,6 +221,15 @@ pub fn forbidden_error(resource: &str, group: &str, name: &str, why: &str) -> Ap
         message,
         details: Some(json!({"name": name, "group": group, "kind": resource})),
     }
+}
+
+/// A request body as JSON: protobuf (kubectl's typed commands) or JSON.
+pub(crate) fn body_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if body.starts_with(b"k8s\0") {
+        return crate::proto::decode(body).map_err(|e| ApiError::bad_request(e.to_string()));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding the body: {e}")))
 }
 
 /// The verdict on a request.

@@ -89,8 +89,7 @@ impl Rule {
             return self.non_resource_urls.iter().any(|u| {
                 u == "*"
                     || *u == a.path
-                    || u
-                        .strip_suffix('*')
+                    || u.strip_suffix('*')
                         .is_some_and(|prefix| a.path.starts_with(prefix))
             });
         }
@@ -167,7 +166,12 @@ pub struct Binding {
 
 impl Binding {
     fn of(v: &Value) -> Self {
-        let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+        let s = |p: &str| {
+            v.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         Self {
             name: s("/metadata/name"),
             namespace: s("/metadata/namespace"),
@@ -191,15 +195,17 @@ impl Binding {
 
     /// Whether a subject of the binding is the user, one of its groups or its service account.
     pub fn applies_to(&self, who: &Identity) -> bool {
-        self.subjects.iter().any(|(kind, name, ns)| match kind.as_str() {
-            "User" => *name == who.user,
-            "Group" => who.groups.contains(name),
-            "ServiceAccount" => {
-                let ns = if ns.is_empty() { &self.namespace } else { ns };
-                who.user == format!("system:serviceaccount:{ns}:{name}")
-            }
-            _ => false,
-        })
+        self.subjects
+            .iter()
+            .any(|(kind, name, ns)| match kind.as_str() {
+                "User" => *name == who.user,
+                "Group" => who.groups.contains(name),
+                "ServiceAccount" => {
+                    let ns = if ns.is_empty() { &self.namespace } else { ns };
+                    who.user == format!("system:serviceaccount:{ns}:{name}")
+                }
+                _ => false,
+            })
     }
 
     /// `ClusterRoleBinding "x"` or `RoleBinding "ns/x"`.
@@ -230,7 +236,12 @@ pub struct Found {
     pub errors: Vec<String>,
 }
 
-const KINDS: [&str; 4] = ["clusterroles", "roles", "clusterrolebindings", "rolebindings"];
+const KINDS: [&str; 4] = [
+    "clusterroles",
+    "roles",
+    "clusterrolebindings",
+    "rolebindings",
+];
 
 /// What changes when any RBAC object changes: each kind's count and highest resourceVersion.
 pub fn fingerprint(store: &Store) -> Vec<(usize, u64)> {
@@ -300,7 +311,10 @@ impl Snapshot {
         mut visit: impl FnMut(&Binding, &[Rule]) -> bool,
     ) -> Vec<String> {
         let mut errors = Vec::new();
-        let namespaced = self.bindings.get(namespace).filter(|_| !namespace.is_empty());
+        let namespaced = self
+            .bindings
+            .get(namespace)
+            .filter(|_| !namespace.is_empty());
         let all = self
             .cluster_bindings
             .iter()

@@ -35,8 +35,7 @@ fn group_entry(group: &str) -> Value {
 }
 
 fn body_of(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding the body: {e}")))
+    super::body_json(body)
 }
 
 /// Answers the requests this module serves: `Some((status, body))`, or `None` for any other
@@ -88,13 +87,19 @@ pub fn serve(
         }
         ["apis", AUTHENTICATION, "v1", "selfsubjectreviews"] if post => Ok((201, whoami(who))),
         ["apis", AUTHORIZATION | AUTHENTICATION, "v1", r]
-            if review_resources(segs[1])?
-                .iter()
-                .any(|x| x["name"] == *r) =>
+            if review_resources(segs[1])?.iter().any(|x| x["name"] == *r) =>
         {
             Err(ApiError::method_not_supported(method.as_str(), r))
         }
-        ["api", "v1", "namespaces", ns, "serviceaccounts", name, "token"] if post => {
+        [
+            "api",
+            "v1",
+            "namespaces",
+            ns,
+            "serviceaccounts",
+            name,
+            "token",
+        ] if post => {
             super::tokens::token_request(api, auth.signer(), ns, name, body).map(|v| (201, v))
         }
         ["api", "v1", "namespaces", _, "serviceaccounts", _, "token"] => Err(

@@ -7,7 +7,12 @@ fn request_attributes_follow_kube_apiservers_request_info() {
     let q = |s: &str| Query::parse(Some(s));
     let a = Attributes::of_request(&Method::GET, "/api/v1/namespaces/a/secrets", &q(""));
     assert_eq!(
-        (a.verb.as_str(), a.resource.as_str(), a.namespace.as_str(), a.name.as_str()),
+        (
+            a.verb.as_str(),
+            a.resource.as_str(),
+            a.namespace.as_str(),
+            a.name.as_str()
+        ),
         ("list", "secrets", "a", "")
     );
     let a = Attributes::of_request(&Method::GET, "/api/v1/secrets", &q("watch=true"));
@@ -18,11 +23,24 @@ fn request_attributes_follow_kube_apiservers_request_info() {
         &q("fieldSelector=metadata.name%3Dx"),
     );
     assert_eq!((a.verb.as_str(), a.name.as_str()), ("list", "x"));
-    let a = Attributes::of_request(&Method::DELETE, "/apis/apps/v1/namespaces/a/deployments", &q(""));
+    let a = Attributes::of_request(
+        &Method::DELETE,
+        "/apis/apps/v1/namespaces/a/deployments",
+        &q(""),
+    );
     assert_eq!(a.verb, "deletecollection");
-    let a = Attributes::of_request(&Method::PUT, "/apis/x.io/v1/namespaces/a/things/t/status", &q(""));
+    let a = Attributes::of_request(
+        &Method::PUT,
+        "/apis/x.io/v1/namespaces/a/things/t/status",
+        &q(""),
+    );
     assert_eq!(
-        (a.verb.as_str(), a.group.as_str(), a.subresource.as_str(), a.name.as_str()),
+        (
+            a.verb.as_str(),
+            a.group.as_str(),
+            a.subresource.as_str(),
+            a.name.as_str()
+        ),
         ("update", "x.io", "status", "t")
     );
     let a = Attributes::of_request(&Method::GET, "/api/v1/namespaces/team", &q(""));
@@ -51,7 +69,11 @@ fn forbidden_messages_are_kube_apiservers() {
         r#"clusters.cluster.x-k8s.io is forbidden: User "alice" cannot list resource "clusters" in API group "cluster.x-k8s.io" at the cluster scope"#
     );
     let a = Attributes::of_request(&Method::PATCH, "/apis/x.io/v1/namespaces/a/t/n/status", &q);
-    let e = forbidden(&who, &a, "RBAC: role.rbac.authorization.k8s.io \"r\" not found");
+    let e = forbidden(
+        &who,
+        &a,
+        "RBAC: role.rbac.authorization.k8s.io \"r\" not found",
+    );
     assert_eq!(
         e.message,
         r#"t.x.io "n" is forbidden: User "alice" cannot patch resource "t/status" in API group "x.io" in the namespace "a": RBAC: role.rbac.authorization.k8s.io "r" not found"#

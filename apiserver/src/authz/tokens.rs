@@ -357,8 +357,7 @@ pub fn token_request(
     let req: Value = if body.is_empty() {
         json!({})
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding the body: {e}")))?
+        super::body_json(body)?
     };
     if let Some(kind) = req["kind"].as_str()
         && kind != "TokenRequest"
@@ -426,7 +425,9 @@ pub fn token_request(
                 gr.trim_start_matches('/'),
                 "",
                 bname,
-                &format!("the UID in the bound object reference ({uid}) does not match the UID in record. The object might have been deleted and then recreated"),
+                &format!(
+                    "the UID in the bound object reference ({uid}) does not match the UID in record. The object might have been deleted and then recreated"
+                ),
             ));
         }
         k8s[key] = json!({"name": bname, "uid": obj.meta.uid});
@@ -477,8 +478,15 @@ mod tests {
     #[test]
     fn malformed_token_files_name_the_line() {
         let e = parse_token_file("ok,a,1\nonly,two\n").unwrap_err();
-        assert!(e.contains("line 2") && e.contains("at least 3 columns"), "{e}");
-        assert!(parse_token_file(",a,1").unwrap_err().contains("empty token"));
+        assert!(
+            e.contains("line 2") && e.contains("at least 3 columns"),
+            "{e}"
+        );
+        assert!(
+            parse_token_file(",a,1")
+                .unwrap_err()
+                .contains("empty token")
+        );
         assert!(
             parse_token_file("\"open,a,1")
                 .unwrap_err()

@@ -26,7 +26,8 @@ fn url(verb: &str, path: &str) -> Attributes {
 
 #[test]
 fn rules_match_verbs_groups_resources_subresources_and_names() {
-    let r = Rule::of(&json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["secrets"]}));
+    let r =
+        Rule::of(&json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["secrets"]}));
     assert!(r.allows(&res("get", "", "secrets", "", "a", "x")));
     assert!(!r.allows(&res("delete", "", "secrets", "", "a", "x")));
     assert!(!r.allows(&res("get", "apps", "secrets", "", "a", "x")));
@@ -37,7 +38,8 @@ fn rules_match_verbs_groups_resources_subresources_and_names() {
     );
     let all = Rule::of(&json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}));
     assert!(all.allows(&res("patch", "x.io", "things", "status", "", "y")));
-    let scale = Rule::of(&json!({"verbs": ["update"], "apiGroups": ["apps"], "resources": ["*/scale"]}));
+    let scale =
+        Rule::of(&json!({"verbs": ["update"], "apiGroups": ["apps"], "resources": ["*/scale"]}));
     assert!(scale.allows(&res("update", "apps", "deployments", "scale", "a", "d")));
     assert!(!scale.allows(&res("update", "apps", "deployments", "", "a", "d")));
     let named = Rule::of(
