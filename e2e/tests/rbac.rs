@@ -4,7 +4,10 @@
 //! RBAC writes cannot escalate, and service-account tokens from TokenRequest authenticate
 //! until their account goes. Needs `kubectl` on PATH (`.ci/run` installs it).
 
-use std::{path::PathBuf, process::Command};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use serde_json::Value;
 use slipway_testsupport::*;
@@ -34,18 +37,18 @@ fn token_kubeconfig(m: &Mgmt, token: &str, name: &str) -> PathBuf {
 }
 
 /// kubectl as the user of `kc`: (success, stdout, stderr).
-fn as_user(m: &Mgmt, kc: &PathBuf, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+fn as_user(m: &Mgmt, kc: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let out = m.kubectl_with(kc, args, stdin);
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
-fn ok_as(m: &Mgmt, kc: &PathBuf, args: &[&str], stdin: Option<&str>) -> String {
+fn ok_as(m: &Mgmt, kc: &Path, args: &[&str], stdin: Option<&str>) -> String {
     let (ok, out, err) = as_user(m, kc, args, stdin);
     assert!(ok, "kubectl {args:?} failed: {out}{err}");
     out
 }
 
-fn forbidden_as(m: &Mgmt, kc: &PathBuf, args: &[&str], stdin: Option<&str>) -> String {
+fn forbidden_as(m: &Mgmt, kc: &Path, args: &[&str], stdin: Option<&str>) -> String {
     let (ok, out, err) = as_user(m, kc, args, stdin);
     assert!(!ok, "kubectl {args:?} should be refused: {out}");
     // `Error from server (Forbidden): ...`, or `error: failed to create ...: ... is forbidden`.

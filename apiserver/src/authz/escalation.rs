@@ -299,7 +299,7 @@ mod tests {
             non_resource_urls: vec!["/apis/x".into()],
             ..Default::default()
         };
-        assert!(missing(&[urls.clone()], &[want.clone()]).is_empty());
+        assert!(missing(std::slice::from_ref(&urls), std::slice::from_ref(&want)).is_empty());
         assert_eq!(missing(&[want], &[urls]).len(), 1);
     }
 }

@@ -244,7 +244,10 @@ const KINDS: [&str; 4] = [
 ];
 
 /// What changes when any RBAC object changes: each kind's count and highest resourceVersion.
-pub fn fingerprint(store: &Store) -> Vec<(usize, u64)> {
+pub type Fingerprint = Vec<(usize, u64)>;
+
+/// The [`Fingerprint`] of a store's RBAC objects.
+pub fn fingerprint(store: &Store) -> Fingerprint {
     KINDS
         .iter()
         .map(|k| {
@@ -381,7 +384,7 @@ fn subject_of(b: &Binding, who: &Identity) -> String {
 /// A cached [`Snapshot`], reloaded when an RBAC object changes.
 #[derive(Default)]
 pub struct Cache {
-    inner: std::sync::Mutex<Option<(Vec<(usize, u64)>, Arc<Snapshot>)>>,
+    inner: std::sync::Mutex<Option<(Fingerprint, Arc<Snapshot>)>>,
 }
 
 impl Cache {
