@@ -520,3 +520,66 @@ fn service_account_tokens_authenticate_until_the_account_goes() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn always_allow_mode_and_bad_flags() {
+    let tokens = token_file("rbac-allow-tokens", "carol-token,carol,carol-uid\n");
+    let m = Mgmt::start_with(
+        "rbac-allow",
+        true,
+        &[
+            "--authorization-mode",
+            "AlwaysAllow",
+            "--token-auth-file",
+            tokens.to_str().unwrap(),
+        ],
+    );
+    let carol = token_kubeconfig(&m, "carol-token", "carol");
+    ok_as(&m, &carol, &["create", "namespace", "anything"], None);
+    ok_as(&m, &carol, &["get", "clusterroles"], None);
+    let list = ok_as(&m, &carol, &["auth", "can-i", "--list"], None);
+    assert!(list.contains("*.*"), "{list}");
+
+    // A malformed token file or an unknown mode stops `slipway up` with an error naming it,
+    // and never quotes a token.
+    let bad = token_file("rbac-bad-tokens", "secret-token-value,dave\n");
+    let dir = temp_dir("rbac-bad-up");
+    let out = Command::new(slipway_bin())
+        .args(["up", "--port", "0", "--no-controller", "--data-dir"])
+        .arg(&dir)
+        .arg("--token-auth-file")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(bad.to_str().unwrap())
+            && err.contains("line 1")
+            && err.contains("at least 3 columns"),
+        "{err}"
+    );
+    assert!(!err.contains("secret-token-value"), "{err}");
+    let out = Command::new(slipway_bin())
+        .args([
+            "up",
+            "--port",
+            "0",
+            "--authorization-mode",
+            "Webhook",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("--authorization-mode")
+            && err.contains("RBAC, AlwaysAllow"),
+        "{err}"
+    );
+    for d in [tokens.parent().unwrap(), bad.parent().unwrap(), &dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

@@ -86,7 +86,7 @@ impl std::str::FromStr for Mode {
             "RBAC" => Ok(Self::Rbac),
             "AlwaysAllow" => Ok(Self::AlwaysAllow),
             other => Err(format!(
-                "--authorization-mode: unsupported mode {other:?} (supported: RBAC, AlwaysAllow)"
+                "unsupported authorization mode {other:?} (supported: RBAC, AlwaysAllow)"
             )),
         }
     }
