@@ -103,7 +103,15 @@ fn controller_provisions_under_the_init_service_account() {
     forbidden_as(&m, &kc, &["get", "clusterroles"], None);
     forbidden_as(&m, &kc, &["create", "namespace", "x"], None);
 
-    m.start_controller_env(&[("KUBECONFIG", kc.display().to_string())]);
+    // With leader election, as the Deployment `slipway init` installs runs it.
+    m.start_controller_with(
+        &[("KUBECONFIG", kc.display().to_string())],
+        &[
+            "--leader-elect",
+            "--leader-election-namespace",
+            "slipway-system",
+        ],
+    );
     m.ok(
         &["apply", "-f", "-"],
         Some(&generate("least", 1, 1, "v1.31.0")),
@@ -127,6 +135,8 @@ fn controller_provisions_under_the_init_service_account() {
     wait_shape(&m, "least", 1, 1, &kc_workload);
     let log = controller_log(&m);
     assert!(!log.to_lowercase().contains("forbidden"), "{log}");
+    let lease = m.json(&["get", "lease", "slipway-controller", "-n", "slipway-system"]);
+    assert!(lease["spec"]["holderIdentity"].is_string(), "{lease}");
 }
 
 #[test]

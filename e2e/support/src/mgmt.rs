@@ -113,6 +113,11 @@ impl Mgmt {
 
     /// [`Mgmt::start_controller`] with extra environment variables.
     pub fn start_controller_env(&mut self, env: &[(&str, String)]) {
+        self.start_controller_with(env, &[]);
+    }
+
+    /// [`Mgmt::start_controller_env`] with extra flags for `slipway controller`.
+    pub fn start_controller_with(&mut self, env: &[(&str, String)], extra: &[&str]) {
         let mut cmd = Command::new(slipway_bin());
         cmd.env("RUST_LOG", "warn")
             .env("KUBECONFIG", &self.kubeconfig);
@@ -129,6 +134,7 @@ impl Mgmt {
         let child = cmd
             .args(["controller", "--data-dir"])
             .arg(&self.dir)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
