@@ -88,16 +88,29 @@ fn covers(owner: &Rule, atom: &Rule) -> bool {
                 .is_some_and(|n| owner.resource_names.contains(n)))
 }
 
-/// The parts of `wanted` that `held` does not grant, as kube-apiserver lists them.
+/// The parts of `wanted` that `held` does not grant, as kube-apiserver lists them: one line
+/// per group, resource (or URL) and names, with the missing verbs together.
 pub fn missing(held: &[Rule], wanted: &[Rule]) -> Vec<String> {
-    let mut out: Vec<String> = wanted
+    let mut merged: Vec<Rule> = Vec::new();
+    for a in wanted
         .iter()
         .flat_map(atoms)
         .filter(|a| !held.iter().any(|h| covers(h, a)))
-        .map(|a| a.compact())
-        .collect();
+    {
+        let same = |r: &&mut Rule| {
+            r.api_groups == a.api_groups
+                && r.resources == a.resources
+                && r.resource_names == a.resource_names
+                && r.non_resource_urls == a.non_resource_urls
+        };
+        match merged.iter_mut().find(same) {
+            Some(r) if !r.verbs.contains(&a.verbs[0]) => r.verbs.push(a.verbs[0].clone()),
+            Some(_) => {}
+            None => merged.push(a),
+        }
+    }
+    let mut out: Vec<String> = merged.iter().map(Rule::compact).collect();
     out.sort();
-    out.dedup();
     out
 }
 
@@ -275,8 +288,7 @@ mod tests {
                 )]
             ),
             vec![
-                r#"{APIGroups:[""], Resources:["configmaps"], Verbs:["delete"]}"#,
-                r#"{APIGroups:[""], Resources:["configmaps"], Verbs:["get"]}"#,
+                r#"{APIGroups:[""], Resources:["configmaps"], Verbs:["get" "delete"]}"#,
                 r#"{APIGroups:[""], Resources:["secrets"], Verbs:["delete"]}"#,
             ]
         );
