@@ -71,6 +71,14 @@ struct UpArgs {
     /// at start, stored Secrets are re-encrypted with the first key (rotation).
     #[arg(long, value_name = "FILE")]
     encryption_key_file: Option<PathBuf>,
+    /// Authorizer of the plane: RBAC (Kubernetes RBAC; the admin kubeconfig's user is in
+    /// system:masters) or AlwaysAllow (every authenticated user may do everything).
+    #[arg(long, default_value = "RBAC", value_name = "MODE")]
+    authorization_mode: slipway_apiserver::authz::Mode,
+    /// Static bearer tokens, as kube-apiserver's --token-auth-file: CSV lines of
+    /// token,user,uid,"group1,group2".
+    #[arg(long, value_name = "FILE")]
+    token_auth_file: Option<PathBuf>,
     #[command(flatten)]
     manager: ManagerArgs,
 }
@@ -364,6 +372,10 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             crds,
             version_from_nodes: false,
             encryption_key_file: args.encryption_key_file.clone(),
+            auth: slipway_apiserver::authz::Options {
+                mode: args.authorization_mode,
+                token_file: args.token_auth_file.clone(),
+            },
         })
         .await
         .map_err(|e| anyhow::anyhow!("starting the management plane in {}: {e}", data_dir.display()))?;

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod body;
+pub mod authz;
 pub mod catalog;
 pub mod discovery;
 pub mod encryption;

@@ -2,8 +2,9 @@
 //! CRDs. `slipway up` runs one on a data dir; tests run one in memory on port 0.
 //!
 //! Data dir layout: `state.db` (SQLite), `ca.crt`/`ca.key` (signs the serving certificate and
-//! client certificates), `serving.crt`/`serving.key`, `token` (bearer token of the admin user)
-//! and `kubeconfig`. The dir is 0700; the database (with its `-wal` and `-shm` files), keys,
+//! client certificates), `serving.crt`/`serving.key`, `token` (bearer token of the admin user,
+//! `slipway-admin` in `system:masters`), `sa-signing.key` (signs service-account tokens) and
+//! `kubeconfig`. The dir is 0700; the database (with its `-wal` and `-shm` files), keys,
 //! token and kubeconfig are 0600, and are made so at every start (a dir made by an older
 //! slipway was world-readable). With an encryption key file, Secrets are encrypted at rest
 //! (see [`crate::encryption`]).
@@ -46,6 +47,9 @@ pub enum PlaneError {
     /// The encryption key file is unusable.
     #[error(transparent)]
     Encryption(#[from] crate::encryption::EncryptionError),
+    /// Authentication settings (token file, signing key).
+    #[error(transparent)]
+    Auth(#[from] crate::authz::AuthError),
     /// A bootstrap object was refused.
     #[error("bootstrapping {what}: {message}")]
     Bootstrap {
@@ -117,6 +121,8 @@ fn restrict(dir: &Path) -> Result<(), PlaneError> {
         }
     }
     Ok(())
+    /// Authorization mode and static token file.
+    pub auth: crate::authz::Options,
 }
 
 /// A running plane.
@@ -130,6 +136,7 @@ pub struct Plane {
     /// The CA (also trusted for client certificates).
     pub ca: CertKey,
     gc: tokio::task::JoinHandle<()>,
+    aggregation: tokio::task::JoinHandle<()>,
     _temp: Option<TempDir>,
 }
 
@@ -214,13 +221,24 @@ impl Plane {
                 t
             }
         };
+        let auth = crate::authz::Auth::new(
+            opts.auth.mode,
+            &token,
+            opts.auth.token_file.as_deref(),
+            &dir,
+        )?;
         let api = Arc::new(Api::new(Arc::new(store)));
         bootstrap(&api, &opts.crds)?;
+        crate::authz::defaults::ensure(&api).map_err(|e| PlaneError::Bootstrap {
+            what: "default RBAC roles".into(),
+            message: e.message,
+        })?;
+        let aggregation = crate::authz::aggregate::spawn(api.clone());
         let config = server::Config {
             listen: SocketAddr::new(opts.address, opts.port),
             serving,
             client_ca_pem: ca.cert_pem.clone(),
-            tokens: vec![(token.clone(), "admin".into())],
+            auth: Arc::new(auth),
             version_from_nodes: opts.version_from_nodes,
         };
         let gc = crate::gc::spawn(api.clone());
@@ -235,6 +253,7 @@ impl Plane {
             kubeconfig,
             ca,
             gc,
+            aggregation,
             _temp: temp,
         })
     }
@@ -247,6 +266,7 @@ impl Plane {
     /// Stops the server.
     pub async fn shutdown(self) {
         self.gc.abort();
+        self.aggregation.abort();
         self.server.shutdown().await;
     }
 }

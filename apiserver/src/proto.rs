@@ -38,12 +38,12 @@ pub enum ProtoError {
     NoObject,
     /// The object's kind is not one decoded here.
     #[error(
-        "protobuf bodies are decoded only for Namespace, ConfigMap, Secret and ServiceAccount, not {0}; send JSON"
+        "protobuf bodies are decoded only for Namespace, ConfigMap, Secret, ServiceAccount, the RBAC kinds, TokenRequest and the self-reviews, not {0}; send JSON"
     )]
     UnsupportedKind(String),
 }
 
-enum Wire<'a> {
+pub(crate) enum Wire<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
 }
@@ -61,7 +61,7 @@ fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, ProtoError> {
     Err(ProtoError::VarintTooLong)
 }
 
-fn fields(buf: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, ProtoError> {
+pub(crate) fn fields(buf: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, ProtoError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < buf.len() {
@@ -87,12 +87,12 @@ fn fields(buf: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, ProtoError> {
     Ok(out)
 }
 
-fn string(b: &[u8]) -> Result<String, ProtoError> {
+pub(crate) fn string(b: &[u8]) -> Result<String, ProtoError> {
     String::from_utf8(b.to_vec()).map_err(|_| ProtoError::InvalidUtf8)
 }
 
 /// A `map<string, string>` or `map<string, bytes>` entry.
-fn map_entry(b: &[u8], bytes_value: bool) -> Result<(String, Value), ProtoError> {
+pub(crate) fn map_entry(b: &[u8], bytes_value: bool) -> Result<(String, Value), ProtoError> {
     let (mut k, mut v) = (String::new(), Value::String(String::new()));
     for (f, w) in fields(b)? {
         match (f, w) {
@@ -107,7 +107,7 @@ fn map_entry(b: &[u8], bytes_value: bool) -> Result<(String, Value), ProtoError>
     Ok((k, v))
 }
 
-fn object_meta(b: &[u8]) -> Result<Value, ProtoError> {
+pub(crate) fn object_meta(b: &[u8]) -> Result<Value, ProtoError> {
     let mut m = Map::new();
     let (mut labels, mut annotations, mut finalizers, mut owners) =
         (Map::new(), Map::new(), Vec::new(), Vec::new());
@@ -194,6 +194,9 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
         }
     }
     let raw = raw.ok_or(ProtoError::NoObject)?;
+    if let Some(decoded) = crate::authz::proto::decode(&api_version, &kind, raw) {
+        return decoded;
+    }
     let mut obj = Map::new();
     obj.insert("apiVersion".into(), json!(api_version));
     obj.insert("kind".into(), json!(kind));

@@ -2,9 +2,10 @@
 //! discovery, OpenAPI, health and the resource verbs.
 //!
 //! Authentication: a client certificate signed by the client CA (CN = user, O = groups), or
-//! `Authorization: Bearer <token>` with a configured token. Anything else gets 401 with a
-//! Status body. `/healthz`, `/livez`, `/readyz` and `/version` are open, as kube-apiserver's
-//! default RBAC makes them. Every authenticated user may do everything (no RBAC).
+//! `Authorization: Bearer <token>` ([`crate::authz::Auth::authenticate`]). Anything else gets
+//! 401 with a Status body. `/healthz`, `/livez`, `/readyz` and `/version` are open, as
+//! kube-apiserver's default RBAC makes them; every other request is authorized
+//! ([`crate::authz`]) before it is served.
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
@@ -25,14 +26,7 @@ use crate::{
     warnings, watch as watch_stream,
 };
 
-/// Who is calling.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    /// User name.
-    pub user: String,
-    /// Groups.
-    pub groups: Vec<String>,
-}
+pub use crate::authz::Identity;
 
 /// Server settings.
 #[derive(Clone, Debug)]
@@ -43,8 +37,8 @@ pub struct Config {
     pub serving: CertKey,
     /// PEM of the CA client certificates must chain to.
     pub client_ca_pem: String,
-    /// Accepted bearer tokens and the user each stands for.
-    pub tokens: Vec<(String, String)>,
+    /// Authentication and authorization.
+    pub auth: Arc<crate::authz::Auth>,
     /// `/version` from the control-plane Nodes (simulated workload clusters).
     pub version_from_nodes: bool,
 }
@@ -69,7 +63,7 @@ impl Server {
 
 struct Shared {
     api: Arc<Api>,
-    tokens: Vec<(String, String)>,
+    auth: Arc<crate::authz::Auth>,
     address: String,
     version_from_nodes: bool,
 }
@@ -82,7 +76,7 @@ pub async fn serve(api: Arc<Api>, config: Config) -> std::io::Result<Server> {
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
         api: api.clone(),
-        tokens: config.tokens,
+        auth: config.auth,
         address: addr.to_string(),
         version_from_nodes: config.version_from_nodes,
     });
@@ -100,7 +94,7 @@ pub async fn serve(api: Arc<Api>, config: Config) -> std::io::Result<Server> {
                     conns.spawn(async move {
                         let Ok(tls) = acceptor.accept(stream).await else { return };
                         let peer = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| tls::identity_of(c));
-                        let peer = peer.map(|(user, groups)| Identity { user, groups });
+                        let peer = peer.map(|(user, groups)| Identity::new(user, groups));
                         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                             let (shared, peer) = (shared.clone(), peer.clone());
                             async move { Ok::<_, Infallible>(handle(shared, peer, req).await) }
@@ -139,27 +133,7 @@ fn authenticate(shared: &Shared, peer: Option<Identity>, headers: &HeaderMap) ->
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     {
-        // Compare every token in full so the time taken does not reveal a matching prefix.
-        let mut found = None;
-        for (t, user) in &shared.tokens {
-            let same = t.len() == token.len()
-                && t.bytes()
-                    .zip(token.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0;
-            if same {
-                found = Some(Identity {
-                    user: user.clone(),
-                    groups: vec!["system:masters".into()],
-                });
-            }
-        }
-        return found.or_else(|| {
-            shared.api.service_account_of(token).map(|user| Identity {
-                user,
-                groups: vec!["system:serviceaccounts".into()],
-            })
-        });
+        return shared.auth.authenticate(&shared.api, token);
     }
     peer
 }
@@ -238,7 +212,7 @@ fn without_body(response: Response<Body>) -> Response<Body> {
 
 async fn route(
     shared: &Shared,
-    _identity: &Identity,
+    identity: &Identity,
     method: &Method,
     path: &str,
     query: &Query,
@@ -252,6 +226,11 @@ async fn route(
         .filter(|s| !s.is_empty())
         .collect();
     let not_found = || ApiError::no_route("the server could not find the requested resource");
+    let attributes = crate::authz::Attributes::of_request(method, path, query);
+    shared.auth.check(api, identity, &attributes)?;
+    if let Some(r) = crate::authz::reviews::serve(&shared.auth, api, identity, method, path, body) {
+        return r.map(|(code, v)| json_response(code, &v));
+    }
     if *method == Method::GET {
         match segs.as_slice() {
             ["api"] => {
@@ -342,6 +321,15 @@ async fn route(
     if !body.is_empty() && content_type.starts_with("application/cbor") {
         return Err(ApiError::unsupported_media_type(content_type));
     }
+    crate::authz::escalation::guard(
+        &shared.auth,
+        api,
+        identity,
+        &call,
+        method,
+        content_type,
+        body,
+    )?;
     let protobuf = content_type.starts_with("application/vnd.kubernetes.protobuf");
     let parse_body = || -> Result<Value, ApiError> {
         if protobuf {

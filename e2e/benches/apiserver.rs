@@ -3,7 +3,9 @@
 //! `cargo bench -p slipway-e2e --bench apiserver` measures, over HTTPS with kube-rs clients
 //! against a SQLite-backed plane: creates/s and updates/s with 1 and 8 concurrent clients, LIST
 //! latency at 10,000 objects, watch event latency p50/p99 with 10 watchers; then the resident
-//! memory the store adds for 100,000 small objects (written in-process, without HTTP).
+//! memory the store adds for 100,000 small objects (written in-process, without HTTP); and the
+//! cost of authorization: GETs/s as the admin (`system:masters`, no RBAC walk) against GETs/s
+//! with a ServiceAccount token (JWT verified, RBAC bindings walked).
 //! Targets (2 cores): >= 2,000 writes/s, LIST of 10,000 <= 200 ms, watch p99 <= 20 ms,
 //! RSS <= 300 MiB at 100,000 objects. Set SLIPWAY_BENCH_SCALE=0.1 for a quick run.
 
@@ -84,6 +86,75 @@ async fn writes(
     }))
     .await;
     (per * clients) as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn gets(api: &Api<ConfigMap>, clients: usize, total: usize, name: &str) -> f64 {
+    let per = total / clients;
+    let start = Instant::now();
+    join_all((0..clients).map(|_| async {
+        for _ in 0..per {
+            api.get(name).await.unwrap();
+        }
+    }))
+    .await;
+    (per * clients) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// GETs/s (8 clients) as the admin and as a ServiceAccount bound to `view` in `default`.
+async fn rbac_gets(
+    plane: &slipway_apiserver::plane::Plane,
+    admin: &Api<ConfigMap>,
+    total: usize,
+) -> (f64, f64) {
+    use k8s_openapi::api::{
+        authentication::v1::TokenRequest, core::v1::ServiceAccount, rbac::v1::RoleBinding,
+    };
+    let c = client(plane).await;
+    let sas: Api<ServiceAccount> = Api::namespaced(c.clone(), "default");
+    let sa = serde_json::from_value(json!({"metadata": {"name": "bench"}})).unwrap();
+    sas.create(&PostParams::default(), &sa).await.unwrap();
+    let rb: RoleBinding = serde_json::from_value(json!({"metadata": {"name": "bench-view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "bench", "namespace": "default"}]}))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(c, "default")
+        .create(&PostParams::default(), &rb)
+        .await
+        .unwrap();
+    let tr = sas
+        .create_token_request("bench", &PostParams::default(), &TokenRequest::default())
+        .await
+        .unwrap();
+    let token = tr.status.unwrap().token;
+    let kc: Vec<String> = plane
+        .kubeconfig
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("token: ") {
+                format!("    token: {token}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    let kc = kube::config::Kubeconfig::from_yaml(&kc.join("\n")).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let sa_api: Api<ConfigMap> =
+        Api::namespaced(kube::Client::try_from(config).unwrap(), "default");
+    let name = "one-0-0";
+    // `view` is filled by the plane's aggregation controller an instant after start.
+    for _ in 0..100 {
+        if sa_api.get(name).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (
+        gets(admin, 8, total, name).await,
+        gets(&sa_api, 8, total, name).await,
+    )
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -179,6 +250,10 @@ async fn main() {
         pct(&lat, 0.5),
         pct(&lat, 0.99)
     );
+    let (admin_gets, sa_gets) = rbac_gets(&plane, &api, n(4000)).await;
+    println!(
+        "GETs/s, 8 clients: admin (system:masters) {admin_gets:.0}, ServiceAccount token under RBAC {sa_gets:.0}"
+    );
     plane.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -231,6 +306,7 @@ async fn main() {
         json!({"creates_per_s_1": c1.round(), "creates_per_s_8": c8.round(), "updates_per_s_1": u1.round(), "updates_per_s_8": u8.round(),
                "list_objects": total, "list_ms_median": (pct(&list_ms, 0.5) * 10.0).round() / 10.0,
                "watch_p50_ms": (pct(&lat, 0.5) * 100.0).round() / 100.0, "watch_p99_ms": (pct(&lat, 0.99) * 100.0).round() / 100.0,
-               "rss_objects": count, "rss_mib": after.round()})
+               "rss_objects": count, "rss_mib": after.round(),
+               "gets_per_s_admin": admin_gets.round(), "gets_per_s_service_account": sa_gets.round()})
     );
 }

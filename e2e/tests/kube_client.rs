@@ -152,6 +152,29 @@ async fn client_certificates_signed_by_the_ca_authenticate_and_others_do_not() {
     let good = tls::client_cert(&p.ca, "kubernetes-admin", &["kubeadm:cluster-admins"]).unwrap();
     let api: Api<ConfigMap> =
         Api::namespaced(client_from(&cert_kubeconfig(&p, &good)).await, "default");
+    // Authenticated, but not yet authorized: the certificate's user and group hold no role.
+    let err = api
+        .create(&PostParams::default(), &configmap("by-cert"))
+        .await
+        .expect_err("no role is bound to the certificate's group yet");
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 403 && s.message.contains(r#"User "kubernetes-admin" cannot create resource "configmaps""#)),
+        "{err:?}"
+    );
+    // As kubeadm does: its admin group is bound to cluster-admin.
+    let bindings: Api<k8s_openapi::api::rbac::v1::ClusterRoleBinding> = Api::all(client(&p).await);
+    bindings
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "kubeadm:cluster-admins"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "kubeadm:cluster-admins"}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
     api.create(&PostParams::default(), &configmap("by-cert"))
         .await
         .expect("a CA-signed client certificate is accepted");

@@ -291,6 +291,7 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         crds,
         version_from_nodes: false,
         encryption_key_file: None,
+        auth: Default::default(),
     })
     .await?;
     println!(

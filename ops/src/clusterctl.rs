@@ -364,7 +364,7 @@ pub fn init_manifests(
                                   "infrastructure.cluster.x-k8s.io", "multicluster.x-k8s.io", "core.kubefed.io"],
                     "resources": ["*", "*/status"], "verbs": all_verbs},
                    {"apiGroups": [""], "resources": ["secrets", "configmaps"], "verbs": all_verbs},
-                   {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+                   {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
                    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
                    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["get", "list", "watch"]}
                ]}),

@@ -48,6 +48,7 @@ pub async fn plane_with(data_dir: Option<PathBuf>, port: u16, crds: Vec<Value>) 
         crds,
         version_from_nodes: false,
         encryption_key_file: None,
+        auth: Default::default(),
     })
     .await
     .expect("plane starts")

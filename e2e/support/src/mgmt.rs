@@ -113,8 +113,15 @@ impl Mgmt {
 
     /// [`Mgmt::start_controller`] with extra environment variables.
     pub fn start_controller_env(&mut self, env: &[(&str, String)]) {
+        self.start_controller_with(env, &[]);
+    }
+
+    /// [`Mgmt::start_controller_env`] with extra flags for `slipway controller`.
+    pub fn start_controller_with(&mut self, env: &[(&str, String)], extra: &[&str]) {
         let mut cmd = Command::new(slipway_bin());
-        cmd.env("RUST_LOG", "warn");
+        cmd.env("RUST_LOG", "warn")
+            .env("KUBECONFIG", &self.kubeconfig);
+        // After the admin KUBECONFIG: a test may run the controller as another user.
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -127,7 +134,7 @@ impl Mgmt {
         let child = cmd
             .args(["controller", "--data-dir"])
             .arg(&self.dir)
-            .env("KUBECONFIG", &self.kubeconfig)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -162,6 +162,7 @@ async fn start(dir: &Path, port: u16) -> Result<Workload, ProviderError> {
         crds: vec![],
         version_from_nodes: true,
         encryption_key_file: None,
+        auth: Default::default(),
     })
     .await
     .map_err(|e| {
@@ -186,13 +187,21 @@ fn kube_err(what: &str) -> impl Fn(kube::Error) -> ProviderError + '_ {
 }
 
 /// What `kubeadm init` leaves in the cluster that joins and slipway read: the bootstrap tokens
-/// (`kube-system/bootstrap-token-<id>`, 24 h), `kube-system/kubeadm-config` and
-/// `kube-public/cluster-info`.
+/// (`kube-system/bootstrap-token-<id>`, 24 h), `kube-system/kubeadm-config`,
+/// `kube-public/cluster-info`, and the ClusterRoleBinding `kubeadm:cluster-admins` that makes
+/// the admin kubeconfig's group (`kubeadm:cluster-admins`) cluster-admin under RBAC.
 pub async fn seed_init(
     w: &Workload,
     tokens: &[String],
     cluster_configuration: &serde_json::Value,
 ) -> Result<(), ProviderError> {
+    let admins: k8s_openapi::api::rbac::v1::ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "kubeadm:cluster-admins"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "kubeadm:cluster-admins"}]
+    }))
+    .expect("valid ClusterRoleBinding");
+    create_once(&Api::all(w.client.clone()), &admins).await?;
     let secrets: Api<Secret> = Api::namespaced(w.client.clone(), "kube-system");
     for t in tokens {
         let Some((id, secret)) = t.split_once('.') else {
