@@ -19,3 +19,4 @@ pub mod machine_deployment;
 pub mod machine_set;
 pub mod manager;
 pub mod plan;
+pub mod version;

@@ -177,39 +177,41 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
         status.available_replicas = Some(available_n);
         status.up_to_date_replicas = Some(live.len() as i32);
         status.selector = Some(selector_string(&ms.spec.selector));
-        let not_ready: Vec<String> = live
-            .iter()
-            .filter(|m| !conditions::machine_is(m, ct::READY))
-            .map(|m| m.name_any())
-            .collect();
         conditions::set(
             &mut conds,
-            if not_ready.is_empty() {
-                desired(ct::MACHINES_READY, Status::True, reasons::READY, "")
-            } else {
-                desired(
-                    ct::MACHINES_READY,
-                    Status::False,
-                    reasons::NOT_READY,
-                    format!("not ready: {}", not_ready.join(", ")),
-                )
-            },
+            slipway_runtime::merge::machines(ct::MACHINES_READY, ct::READY, &live),
+            g,
+            now,
+        );
+        conditions::set(
+            &mut conds,
+            slipway_runtime::merge::machines(ct::MACHINES_UP_TO_DATE, ct::UP_TO_DATE, &live),
             g,
             now,
         );
         let current = live.len() as i32;
-        for (t, active) in [
-            (ct::SCALING_UP, current < desired_n),
-            (ct::SCALING_DOWN, current > desired_n),
+        for (t, active, verb, idle) in [
+            (
+                ct::SCALING_UP,
+                current < desired_n,
+                "up",
+                reasons::NOT_SCALING_UP,
+            ),
+            (
+                ct::SCALING_DOWN,
+                current > desired_n,
+                "down",
+                reasons::NOT_SCALING_DOWN,
+            ),
         ] {
             conditions::set(
                 &mut conds,
                 desired(
                     t,
                     Status::from_bool(active),
-                    if active { t } else { "NotScaling" },
+                    if active { t } else { idle },
                     if active {
-                        format!("{current} of {desired_n} machines")
+                        format!("Scaling {verb} from {current} to {desired_n} replicas")
                     } else {
                         String::new()
                     },

@@ -12,6 +12,7 @@
 
 pub mod conditions;
 mod error;
+pub mod merge;
 pub mod metrics;
 pub mod objects;
 pub mod reconcile;
