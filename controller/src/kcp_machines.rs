@@ -179,6 +179,14 @@ pub async fn step(
             let api: Api<Machine> =
                 Api::namespaced(ctx.client.clone(), &kcp.namespace().unwrap_or_default());
             delete_if_exists(&api, name).await?;
+            tracing::info!(control_plane = %kcp.name_any(), machine = %name, "deleted control-plane machine");
+            ctx.events
+                .normal(
+                    kcp,
+                    "SuccessfulScaleDown",
+                    format!("Deleted machine {name:?}"),
+                )
+                .await;
         }
         CpAction::Wait(_) | CpAction::Idle => {}
     }
@@ -269,6 +277,9 @@ async fn create_machine(
         .create(&PostParams::default(), &machine)
         .await?;
     tracing::info!(control_plane = %kcp.name_any(), machine = %name, "created control-plane machine");
+    ctx.events
+        .normal(kcp, "SuccessfulCreate", format!("Created machine {name:?}"))
+        .await;
     Ok(())
 }
 

@@ -413,6 +413,15 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
     }
     let new = desired_status(&o, &status, (ctx.clock)());
     write_status(api, &machine.name_any(), Some(&old), &new).await?;
+    slipway_runtime::metrics::state(
+        slipway_runtime::metrics::StateKind::Machine,
+        &ns,
+        &machine.name_any(),
+        Some((
+            new.phase.as_deref(),
+            new.conditions.as_deref().unwrap_or_default(),
+        )),
+    );
     // Nothing in the management cluster announces a Node joining a workload cluster: poll
     // until it has, then rest.
     Ok(match &o.node {
@@ -523,6 +532,7 @@ async fn cleanup(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result
             if obj.metadata.deletion_timestamp.is_none() {
                 let (dapi, _) = ctx.resolver.api(&ns, r).await?;
                 dapi.delete(&r.name, &DeleteParams::default()).await?;
+                tracing::info!(machine = %machine.name_any(), kind = %r.kind, name = %r.name, "deleting");
             }
             pending.push(format!("{} {}", r.kind, r.name));
             // Infrastructure first: the bootstrap config goes only after the machine is gone.
@@ -567,6 +577,13 @@ async fn cleanup(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result
             Err(e) => tracing::debug!(node = %node.name, %e, "deleting the Node"),
         }
     }
+    slipway_runtime::metrics::state(
+        slipway_runtime::metrics::StateKind::Machine,
+        &ns,
+        &machine.name_any(),
+        None,
+    );
+    tracing::info!(machine = %machine.name_any(), namespace = %ns, "machine deleted");
     Ok(Action::await_change())
 }
 

@@ -163,6 +163,14 @@ async fn apply(
                 && s.metadata.deletion_timestamp.is_none()
         }) {
             sapi.delete(&s.name_any(), &DeleteParams::default()).await?;
+            tracing::info!(deployment = %md.name_any(), set = %s.name_any(), "deleted machine set");
+            ctx.events
+                .normal(
+                    md,
+                    "SuccessfulDelete",
+                    format!("Deleted MachineSet {:?}", s.name_any()),
+                )
+                .await;
         }
         let sum = |f: &dyn Fn(&MachineSet) -> Option<i32>| -> i32 {
             sets.iter().map(|s| f(s).unwrap_or(0)).sum()
@@ -356,6 +364,13 @@ async fn create_set(
     .await?
     {
         tracing::info!(deployment = %md.name_any(), set = %name, "created machine set");
+        ctx.events
+            .normal(
+                md,
+                "SuccessfulCreate",
+                format!("Created MachineSet {name:?}"),
+            )
+            .await;
     }
     Ok(())
 }

@@ -124,26 +124,44 @@ impl Runner {
     {
         let failures = Failures::default();
         let f2 = failures.clone();
+        let events = self.ctx.clone();
         let s = controller.run(
             move |o, c| {
                 let key = key_of(o.as_ref());
                 let failures = failures.clone();
-                let fut = metrics::timed(metric, reconcile(o, c));
+                let fut = metrics::timed(metric, key.clone(), reconcile(o, c));
                 async move {
                     let out = resync(fut).await;
-                    if out.is_ok() {
+                    if let Ok((_, due)) = &out {
                         failures.reset(&key);
+                        if let Some(d) = due {
+                            metrics::requeued(metric, key, *d);
+                        }
                     }
-                    out
+                    out.map(|(a, _)| a)
                 }
             },
             move |o, e, _| {
+                if e.is_gone() {
+                    tracing::debug!(kind = metric, name = %o.name_any(), "gone before its finalizer was removed");
+                    return Action::await_change();
+                }
                 if e.waiting().is_some() || e.is_conflict() {
                     return error_policy(o.as_ref(), e);
                 }
-                let n = f2.record(&key_of(o.as_ref()));
+                let key = key_of(o.as_ref());
+                let n = f2.record(&key);
                 let delay = backoff(e.is_transient(), n);
+                metrics::requeued(metric, key, delay);
                 tracing::warn!(kind = metric, name = %o.name_any(), error = %e, failures = n, retry_in_seconds = delay.as_secs_f64(), "reconcile failed");
+                // A Warning Event says why to `kubectl describe` / `get events` readers; the
+                // recorder's spam filter keeps a hot failure to one aggregated Event.
+                let (ctx, obj, message) = (events.clone(), o.clone(), e.to_string());
+                tokio::spawn(async move {
+                    ctx.events
+                        .warning(obj.as_ref(), "ReconcileError", message)
+                        .await;
+                });
                 Action::requeue(delay)
             },
             ctx,
@@ -209,13 +227,18 @@ pub fn backoff(transient: bool, n: u32) -> Duration {
     Duration::from_secs(secs).min(MAX_BACKOFF)
 }
 
-async fn resync<E>(f: impl Future<Output = Result<Action, E>>) -> Result<Action, E> {
+/// An object at rest is requeued after the jittered [`SYNC_PERIOD`]; returns the action and,
+/// when this decided it, the delay.
+async fn resync<E>(
+    f: impl Future<Output = Result<Action, E>>,
+) -> Result<(Action, Option<Duration>), E> {
     let a = f.await?;
     Ok(if a == Action::await_change() {
         let jitter = rand::random::<u64>() % (SYNC_PERIOD.as_secs() / 5);
-        Action::requeue(SYNC_PERIOD + Duration::from_secs(jitter))
+        let d = SYNC_PERIOD + Duration::from_secs(jitter);
+        (Action::requeue(d), Some(d))
     } else {
-        a
+        (a, None)
     })
 }
 

@@ -13,6 +13,9 @@ pub mod status;
 
 use std::{sync::Arc, time::Duration};
 
+use k8s_openapi::api::core::v1::ConfigMap;
+use slipway_runtime::metrics::StateKind;
+
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
@@ -282,6 +285,26 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     let old = cluster.status.clone().unwrap_or_default();
     let new = desired_status(&observed, &old, ctx.now());
     write_status(&api, &cluster.name_any(), Some(&old), &new).await?;
+    slipway_runtime::metrics::state(
+        StateKind::Cluster,
+        &ns,
+        &name,
+        Some((
+            new.phase.as_deref(),
+            new.conditions.as_deref().unwrap_or_default(),
+        )),
+    );
+    let initialized = |s: &slipway_api::cluster::ClusterStatus| {
+        s.initialization
+            .as_ref()
+            .and_then(|i| i.control_plane_initialized)
+            .unwrap_or(false)
+    };
+    if initialized(&new) && !initialized(&old) {
+        // The single-init lock has done its job once the control plane is initialized.
+        let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+        slipway_runtime::objects::delete_if_exists(&cms, &format!("{name}-lock")).await?;
+    }
     if let Some(why) = unserved {
         // Retried with the runner's backoff until a provider serving the kind is installed.
         return Err(Error::invalid(format!("Cluster {ns}/{name}"), why));
@@ -332,6 +355,7 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
             .filter(|o| o.metadata.deletion_timestamp.is_none())
         {
             mds.delete(&md.name_any(), &DeleteParams::default()).await?;
+            tracing::info!(cluster = %name, deployment = %md.name_any(), "deleting MachineDeployment");
         }
         for ms in ms_list
             .iter()
@@ -363,6 +387,7 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
         )
         .await);
     }
+    slipway_runtime::metrics::state(StateKind::Cluster, &ns, &name, None);
     for (r, reason, what) in [
         (
             &cluster.spec.control_plane_ref,
@@ -385,11 +410,13 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
             if obj.metadata.deletion_timestamp.is_none() {
                 let (dapi, _) = ctx.resolver.api(&ns, r).await?;
                 dapi.delete(&r.name, &DeleteParams::default()).await?;
+                tracing::info!(cluster = %name, kind = %r.kind, name = %r.name, "deleting the {what}");
             }
             let message = format!("waiting for the {what} {} {} to be deleted", r.kind, r.name);
             return Err(waiting(&api, cluster, reason, message, ctx).await);
         }
     }
+    tracing::info!(cluster = %name, namespace = %ns, "cluster deleted: its workers, control plane and infrastructure are gone");
     Ok(Action::await_change())
 }
 
