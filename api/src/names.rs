@@ -311,4 +311,8 @@ pub mod reasons {
     pub const VERSION_SKEW: &str = "VersionSkewNotAllowed";
     /// Health of a workload-cluster component is not known (no connection yet).
     pub const INSPECTION_FAILED: &str = "InspectionFailed";
+    /// KubeadmControlPlane health: some member or component is not healthy.
+    pub const NOT_HEALTHY: &str = "NotHealthy";
+    /// KubeadmControlPlane health: not reported yet for some machine.
+    pub const HEALTH_UNKNOWN: &str = "HealthUnknown";
 }

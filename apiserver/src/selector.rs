@@ -161,7 +161,22 @@ fn split_top(s: &str) -> Vec<&str> {
     parts
 }
 
-/// A parsed field selector over `metadata.name` and `metadata.namespace`.
+/// Fields beyond name and namespace that kube-apiserver lets kubectl select on (Pods by node
+/// and phase for `describe node`, Events by their object for `describe`).
+const OBJECT_FIELDS: [&str; 10] = [
+    "spec.nodeName",
+    "status.phase",
+    "involvedObject.kind",
+    "involvedObject.name",
+    "involvedObject.namespace",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "type",
+];
+
+/// A parsed field selector over `metadata.name`, `metadata.namespace` and [`OBJECT_FIELDS`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
@@ -177,7 +192,9 @@ impl FieldSelector {
             } else {
                 return Err(SelectorError::FieldRequirement(p.to_string()));
             };
-            if !matches!(field.trim(), "metadata.name" | "metadata.namespace") {
+            if !matches!(field.trim(), "metadata.name" | "metadata.namespace")
+                && !OBJECT_FIELDS.contains(&field.trim())
+            {
                 return Err(SelectorError::UnsupportedField(field.trim().to_string()));
             }
             reqs.push((field.trim().to_string(), eq, value.trim().to_string()));
@@ -185,27 +202,36 @@ impl FieldSelector {
         Ok(Self(reqs))
     }
 
-    /// Whether a stored object matches.
+    /// Whether a stored entry matches (its JSON is read only when a field other than name and
+    /// namespace is selected).
+    pub fn matches_entry(&self, e: &crate::store::Entry) -> bool {
+        if self.0.iter().all(|(f, _, _)| f.starts_with("metadata.")) {
+            return self.matches_meta(&e.meta);
+        }
+        serde_json::from_slice::<Value>(&e.raw).is_ok_and(|obj| self.matches_object(&obj))
+    }
+
+    /// Whether a stored object matches on name and namespace (other fields: see
+    /// [`FieldSelector::matches_entry`]).
     pub fn matches_meta(&self, meta: &crate::store::Meta) -> bool {
-        self.0.iter().all(|(field, eq, value)| {
-            let actual = if field == "metadata.name" {
-                &meta.name
-            } else {
-                &meta.namespace
-            };
-            (actual == value) == *eq
-        })
+        self.0
+            .iter()
+            .filter(|(f, _, _)| f.starts_with("metadata."))
+            .all(|(field, eq, value)| {
+                let actual = if field == "metadata.name" {
+                    &meta.name
+                } else {
+                    &meta.namespace
+                };
+                (actual == value) == *eq
+            })
     }
 
     /// Whether the object matches.
     pub fn matches_object(&self, obj: &Value) -> bool {
         self.0.iter().all(|(field, eq, value)| {
-            let path = if field == "metadata.name" {
-                "/metadata/name"
-            } else {
-                "/metadata/namespace"
-            };
-            let actual = obj.pointer(path).and_then(Value::as_str).unwrap_or("");
+            let path = format!("/{}", field.replace('.', "/"));
+            let actual = obj.pointer(&path).and_then(Value::as_str).unwrap_or("");
             (actual == value) == *eq
         })
     }

@@ -262,6 +262,12 @@ async fn apply(
             CpAction::Wait("waiting for the cluster infrastructure to be provisioned".into())
         };
         status = kcp_machines::status(kcp, &machines, &step, &status, &mut conds, now);
+        if cluster_initialized {
+            let health = crate::kcp_health::observe(ctx, &ns, &cluster_name, &machines).await;
+            for d in crate::kcp_health::conditions(&health) {
+                conditions::set(&mut conds, d, generation, now);
+            }
+        }
         if let Some(why) = skew {
             conditions::set(
                 &mut conds,

@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod kcp;
+pub mod kcp_health;
 pub mod kcp_machines;
 pub mod kubeadm_config;
 pub mod machine;

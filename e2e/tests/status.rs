@@ -564,3 +564,121 @@ fn metrics_have_controller_runtime_names_and_pass_promtool() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn workload_clusters_read_like_kubeadm_clusters_and_feed_kcp_health() {
+    let m = Mgmt::start("status-workload", false);
+    m.ok(
+        &["apply", "-f", "-"],
+        Some(&generate("wl", 1, 1, "v1.31.0")),
+    );
+    wait_available(&m, "wl", 120);
+    let kc = m.workload_kubeconfig("wl");
+    let k = |args: &[&str]| {
+        let out = m.kubectl_with(&kc, args, None);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    let nodes = k(&["get", "nodes"]);
+    let header: Vec<&str> = nodes.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+        "{nodes}"
+    );
+    let rows: Vec<Vec<&str>> = nodes
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{nodes}");
+    assert!(
+        rows.iter().all(|r| r[1] == "Ready" && r[4] == "v1.31.0"),
+        "{nodes}"
+    );
+    let cp: Vec<&Vec<&str>> = rows.iter().filter(|r| r[2] == "control-plane").collect();
+    assert_eq!(cp.len(), 1, "one control-plane node: {nodes}");
+    assert!(
+        rows.iter().any(|r| r[2] == "<none>"),
+        "the worker has no role: {nodes}"
+    );
+    let cp_node = cp[0][0].to_string();
+
+    let pods = k(&["get", "pods", "-A"]);
+    for c in [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "etcd",
+    ] {
+        let line = pods
+            .lines()
+            .find(|l| l.contains(&format!("{c}-{cp_node}")))
+            .unwrap_or_else(|| panic!("no {c} pod: {pods}"));
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            &cols[..4],
+            ["kube-system", &format!("{c}-{cp_node}"), "1/1", "Running"],
+            "{pods}"
+        );
+    }
+    let svc = k(&["get", "svc", "kubernetes"]);
+    assert!(
+        svc.contains("10.96.0.1") && svc.contains("443/TCP"),
+        "{svc}"
+    );
+    let describe = k(&["describe", "node", &cp_node]);
+    for want in [
+        "node-role.kubernetes.io/control-plane:NoSchedule",
+        "Capacity:",
+        "kube-apiserver-",
+        "Non-terminated Pods:",
+    ] {
+        assert!(describe.contains(want), "{want} missing from:\n{describe}");
+    }
+    let info = k(&["cluster-info"]);
+    assert!(info.contains("is running at"), "{info}");
+
+    let kcp = eventually(30, "KCP health from the workload cluster", || {
+        let kcp = m.json(&["get", "kubeadmcontrolplane", "wl-control-plane"]);
+        (cond_field(&kcp, "EtcdClusterHealthy", "status") == "True"
+            && cond_field(&kcp, "ControlPlaneComponentsHealthy", "status") == "True")
+            .then_some(kcp.clone())
+            .ok_or_else(|| format!("{:#}", kcp["status"]["conditions"]))
+    });
+    assert_eq!(cond_field(&kcp, "EtcdClusterHealthy", "reason"), "Healthy");
+    // A missing static Pod is named.
+    k(&[
+        "delete",
+        "pod",
+        "-n",
+        "kube-system",
+        &format!("kube-scheduler-{cp_node}"),
+    ]);
+    // Nothing in the management cluster announces the change: wake the control plane.
+    m.ok(
+        &[
+            "annotate",
+            "kubeadmcontrolplane",
+            "wl-control-plane",
+            "poke=1",
+        ],
+        None,
+    );
+    eventually(
+        30,
+        "ControlPlaneComponentsHealthy names the missing Pod",
+        || {
+            let kcp = m.json(&["get", "kubeadmcontrolplane", "wl-control-plane"]);
+            let msg = cond_field(&kcp, "ControlPlaneComponentsHealthy", "message");
+            (cond_field(&kcp, "ControlPlaneComponentsHealthy", "status") == "False"
+                && msg.contains(&format!("Pod kube-scheduler-{cp_node} is missing")))
+            .then_some(())
+            .ok_or(msg)
+        },
+    );
+}
