@@ -24,7 +24,7 @@ use crate::common::{
     status = "ClusterStatus",
     shortname = "cl",
     category = "cluster-api",
-    printcolumn(name = "Paused", type_ = "boolean", json_path = ".spec.paused", priority = 10),
+    printcolumn(name = "Paused", type_ = "string", json_path = ".status.conditions[?(@.type==\"Paused\")].status", priority = 10),
     printcolumn(name = "Available", type_ = "string", json_path = ".status.conditions[?(@.type==\"Available\")].status"),
     printcolumn(name = "CP Desired", type_ = "integer", json_path = ".status.controlPlane.desiredReplicas"),
     printcolumn(name = "CP Current", type_ = "integer", json_path = ".status.controlPlane.replicas", priority = 10),

@@ -166,6 +166,29 @@ pub mod conditions {
     pub const JOINED: &str = "Joined";
     /// MachineHealthCheck: remediation is allowed.
     pub const REMEDIATION_ALLOWED: &str = "RemediationAllowed";
+    /// Machines are being remediated.
+    pub const REMEDIATING: &str = "Remediating";
+    /// ClusterClass topology reconciled.
+    pub const TOPOLOGY_RECONCILED: &str = "TopologyReconciled";
+    /// Worker machines (Cluster) reported UpToDate.
+    pub const WORKER_MACHINES_UP_TO_DATE: &str = "WorkerMachinesUpToDate";
+    /// Control-plane machines (Cluster) reported UpToDate.
+    pub const CONTROL_PLANE_MACHINES_UP_TO_DATE: &str = "ControlPlaneMachinesUpToDate";
+    /// KubeadmControlPlane: the etcd cluster is healthy (every member's etcd Pod runs and is a
+    /// member).
+    pub const ETCD_CLUSTER_HEALTHY: &str = "EtcdClusterHealthy";
+    /// KubeadmControlPlane: the static control-plane Pods are healthy on every machine.
+    pub const CONTROL_PLANE_COMPONENTS_HEALTHY: &str = "ControlPlaneComponentsHealthy";
+    /// Control-plane Machine: its kube-apiserver Pod is healthy.
+    pub const API_SERVER_POD_HEALTHY: &str = "APIServerPodHealthy";
+    /// Control-plane Machine: its kube-controller-manager Pod is healthy.
+    pub const CONTROLLER_MANAGER_POD_HEALTHY: &str = "ControllerManagerPodHealthy";
+    /// Control-plane Machine: its kube-scheduler Pod is healthy.
+    pub const SCHEDULER_POD_HEALTHY: &str = "SchedulerPodHealthy";
+    /// Control-plane Machine: its etcd Pod is healthy.
+    pub const ETCD_POD_HEALTHY: &str = "EtcdPodHealthy";
+    /// Control-plane Machine: its etcd member is healthy.
+    pub const ETCD_MEMBER_HEALTHY: &str = "EtcdMemberHealthy";
 }
 
 /// Condition reasons.
@@ -244,4 +267,52 @@ pub mod reasons {
     pub const NODE_NOT_RUNNING: &str = "NodeNotRunning";
     /// ClusterClass topology is not supported by slipway.
     pub const TOPOLOGY_UNSUPPORTED: &str = "TopologyUnsupported";
+    /// Summaries: some input is unknown.
+    pub const AVAILABLE_UNKNOWN: &str = "AvailableUnknown";
+    /// Summaries: some input is unknown.
+    pub const READY_UNKNOWN: &str = "ReadyUnknown";
+    /// Summaries: some input is unknown.
+    pub const UP_TO_DATE_UNKNOWN: &str = "UpToDateUnknown";
+    /// Machine aggregates of an object with no machines.
+    pub const NO_REPLICAS: &str = "NoReplicas";
+    /// WorkersAvailable of a Cluster without MachineDeployments.
+    pub const NO_WORKERS: &str = "NoWorkers";
+    /// RemoteConnectionProbe succeeded.
+    pub const PROBE_SUCCEEDED: &str = "ProbeSucceeded";
+    /// RemoteConnectionProbe failed (or no connection yet).
+    pub const PROBE_FAILED: &str = "ProbeFailed";
+    /// Scaling up.
+    pub const SCALING_UP: &str = "ScalingUp";
+    /// Not scaling up.
+    pub const NOT_SCALING_UP: &str = "NotScalingUp";
+    /// Scaling-up state unknown.
+    pub const SCALING_UP_UNKNOWN: &str = "ScalingUpUnknown";
+    /// Scaling down.
+    pub const SCALING_DOWN: &str = "ScalingDown";
+    /// Not scaling down.
+    pub const NOT_SCALING_DOWN: &str = "NotScalingDown";
+    /// Scaling-down state unknown.
+    pub const SCALING_DOWN_UNKNOWN: &str = "ScalingDownUnknown";
+    /// Rolling out.
+    pub const ROLLING_OUT: &str = "RollingOut";
+    /// Not rolling out.
+    pub const NOT_ROLLING_OUT: &str = "NotRollingOut";
+    /// Roll-out state unknown.
+    pub const ROLLING_OUT_UNKNOWN: &str = "RollingOutUnknown";
+    /// Remediating.
+    pub const REMEDIATING: &str = "Remediating";
+    /// Not remediating.
+    pub const NOT_REMEDIATING: &str = "NotRemediating";
+    /// Remediation state unknown.
+    pub const REMEDIATING_UNKNOWN: &str = "RemediatingUnknown";
+    /// A reference names a kind no CustomResourceDefinition serves.
+    pub const KIND_NOT_SERVED: &str = "KindNotServed";
+    /// An upgrade or downgrade breaks the version-skew policy.
+    pub const VERSION_SKEW: &str = "VersionSkewNotAllowed";
+    /// Health of a workload-cluster component is not known (no connection yet).
+    pub const INSPECTION_FAILED: &str = "InspectionFailed";
+    /// KubeadmControlPlane health: some member or component is not healthy.
+    pub const NOT_HEALTHY: &str = "NotHealthy";
+    /// KubeadmControlPlane health: not reported yet for some machine.
+    pub const HEALTH_UNKNOWN: &str = "HealthUnknown";
 }

@@ -143,6 +143,13 @@ fn col(name: &str, type_: &str, json_path: &str) -> Column {
     }
 }
 
+fn wide(name: &str, json_path: &str) -> Column {
+    Column {
+        priority: 1,
+        ..col(name, "string", json_path)
+    }
+}
+
 fn age() -> Column {
     col("Age", "date", ".metadata.creationTimestamp")
 }
@@ -249,13 +256,52 @@ fn builtins() -> Vec<Resource> {
             &["no"],
             true,
             vec![
-                col(
-                    "Status",
-                    "string",
-                    ".status.conditions[?(@.type==\"Ready\")].status",
-                ),
+                col("Status", "string", "@node-status"),
+                col("Roles", "string", "@node-roles"),
                 age(),
                 col("Version", "string", ".status.nodeInfo.kubeletVersion"),
+                wide(
+                    "Internal-IP",
+                    ".status.addresses[?(@.type==\"InternalIP\")].address",
+                ),
+                wide("OS-Image", ".status.nodeInfo.osImage"),
+                wide("Kernel-Version", ".status.nodeInfo.kernelVersion"),
+                wide(
+                    "Container-Runtime",
+                    ".status.nodeInfo.containerRuntimeVersion",
+                ),
+            ],
+        ),
+        builtin(
+            "",
+            "v1",
+            "pods",
+            "Pod",
+            true,
+            &["po"],
+            true,
+            vec![
+                col("Ready", "string", "@pod-ready"),
+                col("Status", "string", ".status.phase"),
+                col("Restarts", "integer", "@pod-restarts"),
+                age(),
+                wide("IP", ".status.podIP"),
+                wide("Node", ".spec.nodeName"),
+            ],
+        ),
+        builtin(
+            "",
+            "v1",
+            "services",
+            "Service",
+            true,
+            &["svc"],
+            true,
+            vec![
+                col("Type", "string", ".spec.type"),
+                col("Cluster-IP", "string", ".spec.clusterIP"),
+                col("Port(s)", "string", "@service-ports"),
+                age(),
             ],
         ),
         builtin(

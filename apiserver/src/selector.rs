@@ -203,6 +203,8 @@ pub fn selectable_fields(group: &str, plural: &str) -> &'static [&'static str] {
         ],
         ("", "secrets") => &["type"],
         ("", "namespaces") => &["status.phase"],
+        // `kubectl describe node` lists a node's Pods by these.
+        ("", "pods") => &["spec.nodeName", "status.phase"],
         _ => &[],
     }
 }
@@ -222,6 +224,7 @@ pub const INDEXED_FIELDS: &[&str] = &[
     "source",
     "type",
     "status.phase",
+    "spec.nodeName",
 ];
 
 /// The values of the [`INDEXED_FIELDS`] an object has (`source` is `source.component`, as
@@ -271,7 +274,13 @@ impl FieldSelector {
         Ok(Self(reqs))
     }
 
-    /// Whether a stored object matches.
+    /// Whether a stored entry matches (selectable fields are indexed in its meta, so its JSON
+    /// is never parsed).
+    pub fn matches_entry(&self, e: &crate::store::Entry) -> bool {
+        self.matches_meta(&e.meta)
+    }
+
+    /// Whether a stored object's meta matches.
     pub fn matches_meta(&self, meta: &crate::store::Meta) -> bool {
         self.0.iter().all(|(field, eq, value)| {
             let actual = match field.as_str() {

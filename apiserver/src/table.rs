@@ -69,7 +69,76 @@ pub fn table(r: &Resource, objs: &[&Value], include: IncludeObject, metadata: Va
     })
 }
 
+/// Columns kube-apiserver computes rather than reads from one path (Node STATUS and ROLES, Pod
+/// READY and RESTARTS, Service PORT(S)): named `@...` in the catalog.
+fn computed(name: &str, obj: &Value) -> Value {
+    let conds = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    match name {
+        "@node-status" => {
+            let ready = conds("/status/conditions")
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            let mut s = if ready { "Ready" } else { "NotReady" }.to_string();
+            if obj.pointer("/spec/unschedulable") == Some(&Value::Bool(true)) {
+                s.push_str(",SchedulingDisabled");
+            }
+            Value::String(s)
+        }
+        "@node-roles" => {
+            let roles: Vec<&str> = obj
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .map(|l| {
+                    l.keys()
+                        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Value::String(if roles.is_empty() {
+                "<none>".into()
+            } else {
+                roles.join(",")
+            })
+        }
+        "@pod-ready" => {
+            let statuses = conds("/status/containerStatuses");
+            let total = obj
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let ready = statuses.iter().filter(|s| s["ready"] == true).count();
+            Value::String(format!("{ready}/{total}"))
+        }
+        "@pod-restarts" => json!(
+            conds("/status/containerStatuses")
+                .iter()
+                .map(|s| s["restartCount"].as_i64().unwrap_or(0))
+                .sum::<i64>()
+        ),
+        "@service-ports" => {
+            let ports: Vec<String> = conds("/spec/ports")
+                .iter()
+                .map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP")))
+                .collect();
+            Value::String(if ports.is_empty() {
+                "<none>".into()
+            } else {
+                ports.join(",")
+            })
+        }
+        _ => Value::Null,
+    }
+}
+
 fn cell(c: &Column, obj: &Value, now: jiff::Timestamp) -> Value {
+    if c.json_path.starts_with('@') {
+        return computed(&c.json_path, obj);
+    }
     let found = eval(&c.json_path, obj);
     let Some(first) = found.first() else {
         return Value::Null;

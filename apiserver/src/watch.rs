@@ -39,7 +39,7 @@ impl Filter {
         key.gr == self.gr
             && self.ns.as_ref().is_none_or(|n| &key.ns == n)
             && self.labels.matches_meta(&e.meta)
-            && self.fields.matches_meta(&e.meta)
+            && self.fields.matches_entry(e)
     }
 }
 

@@ -247,12 +247,41 @@ async fn apply(
             .and_then(|s| s.initialization.as_ref())
             .and_then(|i| i.control_plane_initialized)
             .unwrap_or(false);
-        let step = if infra_ready {
+        // Upstream's version policy: one minor at a time, never below the running minor.
+        let running = machines
+            .iter()
+            .filter_map(|m| m.spec.version.clone())
+            .min_by_key(|v| kcp_machines::version_key(v));
+        let skew =
+            crate::version::control_plane_change(running.as_deref(), &kcp.spec.version).err();
+        let step = if let Some(why) = &skew {
+            CpAction::Wait(why.clone())
+        } else if infra_ready {
             kcp_machines::step(ctx, kcp, &cluster_name, &machines, cluster_initialized).await?
         } else {
             CpAction::Wait("waiting for the cluster infrastructure to be provisioned".into())
         };
         status = kcp_machines::status(kcp, &machines, &step, &status, &mut conds, now);
+        if cluster_initialized {
+            let health = crate::kcp_health::observe(ctx, &ns, &cluster_name, &machines).await;
+            for d in crate::kcp_health::conditions(&health) {
+                conditions::set(&mut conds, d, generation, now);
+            }
+        }
+        if let Some(why) = skew {
+            conditions::set(
+                &mut conds,
+                desired(
+                    ct::ROLLING_OUT,
+                    Status::False,
+                    reasons::VERSION_SKEW,
+                    format!("Rolling out is blocked because:\n* {why}"),
+                ),
+                generation,
+                now,
+            );
+            ctx.events.warning(kcp, reasons::VERSION_SKEW, why).await;
+        }
         action = match step {
             CpAction::Idle => Action::requeue(RENEWAL_CHECK),
             // Changes of machines arrive as events; the requeue covers what does not (a Node

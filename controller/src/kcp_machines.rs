@@ -57,8 +57,26 @@ fn ready(m: &Machine) -> bool {
 }
 
 fn up_to_date(m: &Machine, kcp: &KubeadmControlPlane, hash: &str) -> bool {
-    m.spec.version.as_deref() == Some(kcp.spec.version.as_str())
-        && m.annotations().get(SPEC_HASH).map(String::as_str) == Some(hash)
+    not_up_to_date(m, kcp, hash).is_none()
+}
+
+/// Why a control-plane Machine is not up to date with its KubeadmControlPlane (upstream's
+/// message style), or `None` when it is.
+pub fn not_up_to_date(m: &Machine, kcp: &KubeadmControlPlane, hash: &str) -> Option<String> {
+    let mut why = Vec::new();
+    if m.spec.version.as_deref() != Some(kcp.spec.version.as_str()) {
+        why.push(format!(
+            "* Version {}, {} required",
+            m.spec.version.as_deref().unwrap_or("unset"),
+            kcp.spec.version
+        ));
+    }
+    if m.annotations().get(SPEC_HASH).map(String::as_str) != Some(hash) {
+        why.push(
+            "* KubeadmControlPlane spec.machineTemplate or spec.kubeadmConfigSpec changed".into(),
+        );
+    }
+    (!why.is_empty()).then(|| why.join("\n"))
 }
 
 /// The control plane's machines (controlled by it).
@@ -161,6 +179,14 @@ pub async fn step(
             let api: Api<Machine> =
                 Api::namespaced(ctx.client.clone(), &kcp.namespace().unwrap_or_default());
             delete_if_exists(&api, name).await?;
+            tracing::info!(control_plane = %kcp.name_any(), machine = %name, "deleted control-plane machine");
+            ctx.events
+                .normal(
+                    kcp,
+                    "SuccessfulScaleDown",
+                    format!("Deleted machine {name:?}"),
+                )
+                .await;
         }
         CpAction::Wait(_) | CpAction::Idle => {}
     }
@@ -251,6 +277,9 @@ async fn create_machine(
         .create(&PostParams::default(), &machine)
         .await?;
     tracing::info!(control_plane = %kcp.name_any(), machine = %name, "created control-plane machine");
+    ctx.events
+        .normal(kcp, "SuccessfulCreate", format!("Created machine {name:?}"))
+        .await;
     Ok(())
 }
 
@@ -321,28 +350,33 @@ pub fn status(
         g,
         now,
     );
-    let not_ready: Vec<String> = machines
-        .iter()
-        .filter(|m| !ready(m))
-        .map(|m| m.name_any())
-        .collect();
     conditions::set(
         conds,
-        if not_ready.is_empty() {
-            desired(
-                ct::CONTROL_PLANE_MACHINES_READY,
-                Status::True,
-                reasons::READY,
-                "",
-            )
-        } else {
-            desired(
-                ct::CONTROL_PLANE_MACHINES_READY,
-                Status::False,
-                reasons::NOT_READY,
-                format!("not ready: {}", not_ready.join(", ")),
-            )
-        },
+        machines_condition(machines, ct::MACHINES_READY, |m| {
+            conditions::get(m.status.as_ref()?.conditions.as_deref()?, ct::READY).cloned()
+        }),
+        g,
+        now,
+    );
+    // Named ControlPlaneMachinesReady before; upstream's KubeadmControlPlane calls it
+    // MachinesReady.
+    conds.retain(|c| c.type_ != ct::CONTROL_PLANE_MACHINES_READY);
+    conditions::set(
+        conds,
+        machines_condition(machines, ct::MACHINES_UP_TO_DATE, |m| {
+            let (status, reason, message) = match not_up_to_date(m, kcp, &hash) {
+                None => ("True", reasons::UP_TO_DATE, String::new()),
+                Some(why) => ("False", reasons::NOT_UP_TO_DATE, why),
+            };
+            Some(Condition {
+                type_: ct::UP_TO_DATE.into(),
+                status: status.into(),
+                reason: reason.into(),
+                message,
+                observed_generation: None,
+                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+            })
+        }),
         g,
         now,
     );
@@ -353,25 +387,39 @@ pub fn status(
             desired(
                 ct::ROLLING_OUT,
                 Status::True,
-                reasons::NOT_UP_TO_DATE,
+                reasons::ROLLING_OUT,
                 format!(
-                    "{outdated} machines to replace with version {}",
+                    "Rolling out {outdated} not up-to-date replicas (version {})",
                     kcp.spec.version
                 ),
             )
         } else {
-            desired(ct::ROLLING_OUT, Status::False, reasons::UP_TO_DATE, "")
+            desired(ct::ROLLING_OUT, Status::False, reasons::NOT_ROLLING_OUT, "")
         },
         g,
         now,
     );
-    for (t, active) in [
-        (ct::SCALING_UP, total < desired_n),
-        (ct::SCALING_DOWN, total > desired_n && outdated == 0),
+    for (t, active, verb, idle) in [
+        (
+            ct::SCALING_UP,
+            total < desired_n,
+            "up",
+            reasons::NOT_SCALING_UP,
+        ),
+        (
+            ct::SCALING_DOWN,
+            total > desired_n && outdated == 0,
+            "down",
+            reasons::NOT_SCALING_DOWN,
+        ),
     ] {
         let message = match action {
-            CpAction::Wait(why) if active => why.clone(),
-            _ if active => format!("{total} of {desired_n} machines"),
+            CpAction::Wait(why) if active => {
+                format!(
+                    "Scaling {verb} from {total} to {desired_n} replicas is blocked because:\n* {why}"
+                )
+            }
+            _ if active => format!("Scaling {verb} from {total} to {desired_n} replicas"),
             _ => String::new(),
         };
         conditions::set(
@@ -379,7 +427,7 @@ pub fn status(
             desired(
                 t,
                 Status::from_bool(active),
-                if active { t } else { "NotScaling" },
+                if active { t } else { idle },
                 message,
             ),
             g,
@@ -387,4 +435,48 @@ pub fn status(
         );
     }
     s
+}
+
+/// One aggregate over the machines (`MachinesReady`, `MachinesUpToDate`) from a condition
+/// each machine has (or is computed for it).
+fn machines_condition(
+    machines: &[Machine],
+    type_: &str,
+    of: impl Fn(&Machine) -> Option<Condition>,
+) -> conditions::Desired {
+    use slipway_runtime::merge::{self, Polarity, Reasons};
+    let (r, empty) = if type_ == ct::MACHINES_READY {
+        (
+            Reasons {
+                true_: reasons::READY,
+                false_: reasons::NOT_READY,
+                unknown: reasons::READY_UNKNOWN,
+            },
+            reasons::NO_REPLICAS,
+        )
+    } else {
+        (
+            Reasons {
+                true_: reasons::UP_TO_DATE,
+                false_: reasons::NOT_UP_TO_DATE,
+                unknown: reasons::UP_TO_DATE_UNKNOWN,
+            },
+            reasons::NO_REPLICAS,
+        )
+    };
+    let names: Vec<String> = machines.iter().map(|m| m.name_any()).collect();
+    let conds: Vec<Option<Condition>> = machines.iter().map(of).collect();
+    let objs: Vec<_> = names
+        .iter()
+        .zip(&conds)
+        .map(|(n, c)| (n.as_str(), c.as_ref()))
+        .collect();
+    merge::aggregate(
+        type_,
+        "Machine",
+        &objs,
+        Polarity::Positive,
+        r,
+        desired(type_, Status::True, empty, ""),
+    )
 }

@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod kcp;
+pub mod kcp_health;
 pub mod kcp_machines;
 pub mod kubeadm_config;
 pub mod machine;
@@ -19,3 +20,4 @@ pub mod machine_deployment;
 pub mod machine_set;
 pub mod manager;
 pub mod plan;
+pub mod version;

@@ -21,7 +21,7 @@ use kube::{
 };
 use serde_json::{Value, json};
 use slipway_api::{
-    Cluster, Machine,
+    Cluster, KubeadmControlPlane, Machine, MachineDeployment,
     common::{Condition, ContractVersionedObjectReference, MachineAddress, NameReference},
     machine::{MachineInitializationStatus, MachineStatus, phase},
     names::{conditions as ct, finalizers, labels, reasons},
@@ -70,6 +70,9 @@ pub struct Observed {
     pub infra: Option<RefView>,
     /// The Node, once found.
     pub node: Option<NodeView>,
+    /// Whether the Machine matches what its owner wants now (`Err`: why not); `None` when
+    /// unknown (paused).
+    pub up_to_date: Option<Result<(), String>>,
 }
 
 fn from_ref(type_: &str, view: Option<&RefView>, waiting: &str, what: &str) -> conditions::Desired {
@@ -178,6 +181,22 @@ pub fn desired_status(o: &Observed, old: &MachineStatus, now: Timestamp) -> Mach
     };
     conditions::set(&mut conds, ready, g, now);
     conditions::set(&mut conds, available, g, now);
+    if let Some(u) = &o.up_to_date {
+        conditions::set(
+            &mut conds,
+            match u {
+                Ok(()) => desired(ct::UP_TO_DATE, Status::True, reasons::UP_TO_DATE, ""),
+                Err(why) => desired(
+                    ct::UP_TO_DATE,
+                    Status::False,
+                    reasons::NOT_UP_TO_DATE,
+                    why.clone(),
+                ),
+            },
+            g,
+            now,
+        );
+    }
     status.phase = Some(
         if o.deleting {
             phase::DELETING
@@ -389,8 +408,20 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
             }
         }
     }
+    if !o.paused {
+        o.up_to_date = Some(up_to_date(ctx, machine, &ns).await?);
+    }
     let new = desired_status(&o, &status, (ctx.clock)());
     write_status(api, &machine.name_any(), Some(&old), &new).await?;
+    slipway_runtime::metrics::state(
+        slipway_runtime::metrics::StateKind::Machine,
+        &ns,
+        &machine.name_any(),
+        Some((
+            new.phase.as_deref(),
+            new.conditions.as_deref().unwrap_or_default(),
+        )),
+    );
     // Nothing in the management cluster announces a Node joining a workload cluster: poll
     // until it has, then rest.
     Ok(match &o.node {
@@ -399,6 +430,48 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
         _ if o.infra.as_ref().is_some_and(|i| i.done) => Action::requeue(Duration::from_secs(2)),
         _ => Action::requeue(Duration::from_secs(10)),
     })
+}
+
+/// Whether a Machine matches what its owner wants now: a control-plane Machine its
+/// KubeadmControlPlane's version and spec, a MachineDeployment's Machine its current template.
+/// A standalone Machine is up to date by definition.
+async fn up_to_date(ctx: &Context, m: &Machine, ns: &str) -> Result<Result<(), String>, Error> {
+    if let Some(kcp) = slipway_runtime::objects::core_owner_name(m, "KubeadmControlPlane") {
+        let api: Api<KubeadmControlPlane> = Api::namespaced(ctx.client.clone(), ns);
+        return Ok(match api.get_opt(&kcp).await? {
+            Some(kcp) => match crate::kcp_machines::not_up_to_date(
+                m,
+                &kcp,
+                &crate::kcp_machines::spec_hash(&kcp),
+            ) {
+                None => Ok(()),
+                Some(why) => Err(why),
+            },
+            None => Ok(()),
+        });
+    }
+    if let Some(md) = m.labels().get(labels::MACHINE_DEPLOYMENT_NAME) {
+        let api: Api<MachineDeployment> = Api::namespaced(ctx.client.clone(), ns);
+        if let Some(md) = api.get_opt(md).await? {
+            let hash = crate::machine_deployment::template_hash(&md);
+            if m.labels().get(labels::MACHINE_TEMPLATE_HASH) != Some(&hash) {
+                let want = md.spec.template.spec.version.clone();
+                return Ok(Err(if want != m.spec.version {
+                    format!(
+                        "* Version {}, {} required",
+                        m.spec.version.as_deref().unwrap_or("unset"),
+                        want.as_deref().unwrap_or("unset")
+                    )
+                } else {
+                    format!(
+                        "* MachineDeployment {} spec.template changed",
+                        md.name_any()
+                    )
+                }));
+            }
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// The Node with `provider_id` in the workload cluster, when it answers.
@@ -459,6 +532,7 @@ async fn cleanup(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result
             if obj.metadata.deletion_timestamp.is_none() {
                 let (dapi, _) = ctx.resolver.api(&ns, r).await?;
                 dapi.delete(&r.name, &DeleteParams::default()).await?;
+                tracing::info!(machine = %machine.name_any(), kind = %r.kind, name = %r.name, "deleting");
             }
             pending.push(format!("{} {}", r.kind, r.name));
             // Infrastructure first: the bootstrap config goes only after the machine is gone.
@@ -503,6 +577,13 @@ async fn cleanup(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result
             Err(e) => tracing::debug!(node = %node.name, %e, "deleting the Node"),
         }
     }
+    slipway_runtime::metrics::state(
+        slipway_runtime::metrics::StateKind::Machine,
+        &ns,
+        &machine.name_any(),
+        None,
+    );
+    tracing::info!(machine = %machine.name_any(), namespace = %ns, "machine deleted");
     Ok(Action::await_change())
 }
 

@@ -13,7 +13,7 @@ use kube::{
 };
 use serde_json::json;
 use slipway_api::{
-    Cluster, MachineDeployment, MachineSet,
+    Cluster, Machine, MachineDeployment, MachineSet,
     machine::MachineSetSpec,
     names::{annotations, conditions as ct, finalizers, labels, reasons},
 };
@@ -163,6 +163,14 @@ async fn apply(
                 && s.metadata.deletion_timestamp.is_none()
         }) {
             sapi.delete(&s.name_any(), &DeleteParams::default()).await?;
+            tracing::info!(deployment = %md.name_any(), set = %s.name_any(), "deleted machine set");
+            ctx.events
+                .normal(
+                    md,
+                    "SuccessfulDelete",
+                    format!("Deleted MachineSet {:?}", s.name_any()),
+                )
+                .await;
         }
         let sum = |f: &dyn Fn(&MachineSet) -> Option<i32>| -> i32 {
             sets.iter().map(|s| f(s).unwrap_or(0)).sum()
@@ -191,7 +199,9 @@ async fn apply(
                     ct::AVAILABLE,
                     Status::False,
                     reasons::NOT_AVAILABLE,
-                    format!("{available} available machines, at least {min_available} wanted"),
+                    format!(
+                        "{available} available replicas, at least {min_available} required (spec.rollout.strategy.rollingUpdate.maxUnavailable is {max_unavailable}, spec.replicas is {desired_n})"
+                    ),
                 )
             },
             g,
@@ -203,27 +213,64 @@ async fn apply(
                 desired(
                     ct::ROLLING_OUT,
                     Status::True,
-                    reasons::NOT_UP_TO_DATE,
-                    format!("{up_to_date} of {desired_n} machines up to date"),
+                    reasons::ROLLING_OUT,
+                    format!(
+                        "Rolling out {} not up-to-date replicas",
+                        (replicas - up_to_date).max(0)
+                    ),
                 )
             } else {
-                desired(ct::ROLLING_OUT, Status::False, reasons::UP_TO_DATE, "")
+                desired(ct::ROLLING_OUT, Status::False, reasons::NOT_ROLLING_OUT, "")
             },
             g,
             now,
         );
-        for (t, active) in [
-            (ct::SCALING_UP, !rolling && replicas < desired_n),
-            (ct::SCALING_DOWN, !rolling && replicas > desired_n),
+        let machines: Api<Machine> = Api::namespaced(ctx.client.clone(), &ns);
+        let mine = machines
+            .list(&ListParams::default().labels(&format!(
+                "{}={}",
+                labels::MACHINE_DEPLOYMENT_NAME,
+                md.name_any()
+            )))
+            .await?
+            .items;
+        let live: Vec<&Machine> = mine
+            .iter()
+            .filter(|m| m.metadata.deletion_timestamp.is_none())
+            .collect();
+        for (t, source) in [
+            (ct::MACHINES_READY, ct::READY),
+            (ct::MACHINES_UP_TO_DATE, ct::UP_TO_DATE),
+        ] {
+            conditions::set(
+                &mut conds,
+                slipway_runtime::merge::machines(t, source, &live),
+                g,
+                now,
+            );
+        }
+        for (t, active, verb, idle) in [
+            (
+                ct::SCALING_UP,
+                !rolling && replicas < desired_n,
+                "up",
+                reasons::NOT_SCALING_UP,
+            ),
+            (
+                ct::SCALING_DOWN,
+                !rolling && replicas > desired_n,
+                "down",
+                reasons::NOT_SCALING_DOWN,
+            ),
         ] {
             conditions::set(
                 &mut conds,
                 desired(
                     t,
                     Status::from_bool(active),
-                    if active { t } else { "NotScaling" },
+                    if active { t } else { idle },
                     if active {
-                        format!("{replicas} of {desired_n} machines")
+                        format!("Scaling {verb} from {replicas} to {desired_n} replicas")
                     } else {
                         String::new()
                     },
@@ -317,6 +364,13 @@ async fn create_set(
     .await?
     {
         tracing::info!(deployment = %md.name_any(), set = %name, "created machine set");
+        ctx.events
+            .normal(
+                md,
+                "SuccessfulCreate",
+                format!("Created MachineSet {name:?}"),
+            )
+            .await;
     }
     Ok(())
 }

@@ -127,7 +127,19 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
             .as_ref()
             .and_then(|d| d.order)
             .unwrap_or(DeletionOrder::Random);
-        let step = plan(desired_n, &view, order);
+        let mut step = plan(desired_n, &view, order);
+        // Preflight: new workers must respect the version skew against the control plane.
+        let mut blocked = None;
+        if let (SetAction::Create(_), Some(v)) = (&step, tpl.version.as_deref())
+            && let Some(cp) = control_plane_version(ctx, &ns, &cluster).await?
+            && let Err(why) = crate::version::worker_version(&cp, v)
+        {
+            ctx.events
+                .warning(ms, reasons::VERSION_SKEW, why.clone())
+                .await;
+            blocked = Some(why);
+            step = SetAction::Idle;
+        }
         match &step {
             SetAction::Create(n) => {
                 // Leftovers of a crashed creation are cleared before creating again.
@@ -156,6 +168,10 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
                 let mapi: Api<Machine> = Api::namespaced(ctx.client.clone(), &ns);
                 for n in names {
                     delete_if_exists(&mapi, n).await?;
+                    tracing::info!(machine_set = %ms.name_any(), machine = %n, "deleted machine");
+                    ctx.events
+                        .normal(ms, "SuccessfulDelete", format!("Deleted machine {n:?}"))
+                        .await;
                 }
             }
             SetAction::Idle => {}
@@ -177,39 +193,50 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
         status.available_replicas = Some(available_n);
         status.up_to_date_replicas = Some(live.len() as i32);
         status.selector = Some(selector_string(&ms.spec.selector));
-        let not_ready: Vec<String> = live
-            .iter()
-            .filter(|m| !conditions::machine_is(m, ct::READY))
-            .map(|m| m.name_any())
-            .collect();
         conditions::set(
             &mut conds,
-            if not_ready.is_empty() {
-                desired(ct::MACHINES_READY, Status::True, reasons::READY, "")
-            } else {
-                desired(
-                    ct::MACHINES_READY,
-                    Status::False,
-                    reasons::NOT_READY,
-                    format!("not ready: {}", not_ready.join(", ")),
-                )
-            },
+            slipway_runtime::merge::machines(ct::MACHINES_READY, ct::READY, &live),
+            g,
+            now,
+        );
+        conditions::set(
+            &mut conds,
+            slipway_runtime::merge::machines(ct::MACHINES_UP_TO_DATE, ct::UP_TO_DATE, &live),
             g,
             now,
         );
         let current = live.len() as i32;
-        for (t, active) in [
-            (ct::SCALING_UP, current < desired_n),
-            (ct::SCALING_DOWN, current > desired_n),
+        let blocked_msg = |verb: &str| {
+            blocked.as_ref().map(|why| {
+                format!(
+                    "Scaling {verb} from {current} to {desired_n} replicas is blocked because:\n* {why}"
+                )
+            })
+        };
+        for (t, active, verb, idle) in [
+            (
+                ct::SCALING_UP,
+                current < desired_n,
+                "up",
+                reasons::NOT_SCALING_UP,
+            ),
+            (
+                ct::SCALING_DOWN,
+                current > desired_n,
+                "down",
+                reasons::NOT_SCALING_DOWN,
+            ),
         ] {
             conditions::set(
                 &mut conds,
                 desired(
                     t,
                     Status::from_bool(active),
-                    if active { t } else { "NotScaling" },
+                    if active { t } else { idle },
                     if active {
-                        format!("{current} of {desired_n} machines")
+                        blocked_msg(verb).unwrap_or_else(|| {
+                            format!("Scaling {verb} from {current} to {desired_n} replicas")
+                        })
                     } else {
                         String::new()
                     },
@@ -226,6 +253,23 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
     status.conditions = Some(conds);
     write_status(api, &ms.name_any(), Some(&old), &status).await?;
     Ok(action)
+}
+
+/// The version the Cluster's control plane runs (`status.version` through the contract).
+async fn control_plane_version(
+    ctx: &Context,
+    ns: &str,
+    cluster: &Cluster,
+) -> Result<Option<String>, Error> {
+    let Some(r) = &cluster.spec.control_plane_ref else {
+        return Ok(None);
+    };
+    Ok(ctx.resolver.get(ns, r).await?.and_then(|o| {
+        o.data
+            .pointer("/status/version")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    }))
 }
 
 async fn create_machine(ctx: &Context, ms: &MachineSet, cluster: &str) -> Result<(), Error> {
@@ -276,6 +320,9 @@ async fn create_machine(ctx: &Context, ms: &MachineSet, cluster: &str) -> Result
         .create(&PostParams::default(), &machine)
         .await?;
     tracing::info!(machine_set = %ms.name_any(), machine = %name, "created machine");
+    ctx.events
+        .normal(ms, "SuccessfulCreate", format!("Created machine {name:?}"))
+        .await;
     Ok(())
 }
 

@@ -4,7 +4,11 @@
 //! Provider kinds are watched by their [`ApiResource`] from the plugins, so this module names
 //! no provider.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
@@ -14,10 +18,12 @@ use kube::{
 };
 use slipway_api::{
     Cluster, KubeadmConfig, KubeadmControlPlane, Machine, MachineDeployment, MachineSet,
+    names::labels,
 };
 use slipway_providers::{Plugins, Role, Settings};
 use slipway_runtime::{
     Context,
+    reconcile::is_paused,
     runner::{Runner, Watched, cluster_of, labelled_cluster, machine_of},
 };
 
@@ -170,15 +176,120 @@ async fn machines(runner: &Runner, plugins: &Plugins) {
         |o| machine_of(&o),
     );
     let c = watch_provider_kinds(runner, c, plugins, Role::InfrastructureMachine, machine_of);
+    let c = on_cluster_pause(runner, c);
+    // A new version or template of the owner makes its Machines not up to date at once.
+    let store = c.store();
+    let seen = Changes::default();
+    let c = c.watches(
+        runner.api::<KubeadmControlPlane>(),
+        watcher::Config::default(),
+        move |k: KubeadmControlPlane| {
+            let owned = seen.changed(&k, k.metadata.generation.unwrap_or(0).to_string());
+            let ns = k.namespace();
+            let name = k.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(move |m| {
+                    owned
+                        && m.namespace() == ns
+                        && m.labels().get(labels::CONTROL_PLANE_NAME) == Some(&name)
+                })
+                .map(|m| ObjectRef::from_obj(m.as_ref()))
+        },
+    );
+    let store = c.store();
+    let seen = Changes::default();
+    let c = c.watches(
+        runner.api::<MachineDeployment>(),
+        watcher::Config::default(),
+        move |md: MachineDeployment| {
+            let changed = seen.changed(&md, md.metadata.generation.unwrap_or(0).to_string());
+            let ns = md.namespace();
+            let name = md.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(move |m| {
+                    changed
+                        && m.namespace() == ns
+                        && m.labels().get(labels::MACHINE_DEPLOYMENT_NAME) == Some(&name)
+                })
+                .map(|m| ObjectRef::from_obj(m.as_ref()))
+        },
+    );
     runner
         .run(c, "Machine", runner.context(), machine::reconcile)
         .await;
+}
+
+/// Remembers a value per object and says when it changed (not when first seen: the first
+/// reconcile of every object happens anyway).
+#[derive(Clone, Default)]
+struct Changes(Arc<Mutex<HashMap<String, String>>>);
+
+impl Changes {
+    fn changed<K: ResourceExt>(&self, obj: &K, value: String) -> bool {
+        let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+        let before = self.0.lock().expect("changes").insert(key, value.clone());
+        before.is_some_and(|b| b != value)
+    }
+}
+
+/// Wakes every object of a Cluster (Machines, MachineSets, MachineDeployments) when the
+/// Cluster's pause changes, so all of them show and leave `Paused` at once.
+fn on_cluster_pause<K>(runner: &Runner, c: Controller<K>) -> Controller<K>
+where
+    K: slipway_runtime::runner::Watched + kube::Resource<DynamicType = ()>,
+    K: HasClusterName,
+{
+    let store = c.store();
+    let seen = Changes::default();
+    c.watches(
+        runner.api::<Cluster>(),
+        watcher::Config::default(),
+        move |cl: Cluster| {
+            let paused = is_paused(&cl, &Default::default());
+            let changed = seen.changed(&cl, paused.to_string());
+            let ns = cl.namespace();
+            let name = cl.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(move |o| changed && o.namespace() == ns && o.cluster_name() == name)
+                .map(|o| ObjectRef::from_obj(o.as_ref()))
+        },
+    )
+}
+
+/// Objects that name their Cluster in `spec.clusterName`.
+trait HasClusterName {
+    fn cluster_name(&self) -> &str;
+}
+
+impl HasClusterName for Machine {
+    fn cluster_name(&self) -> &str {
+        &self.spec.cluster_name
+    }
+}
+
+impl HasClusterName for MachineSet {
+    fn cluster_name(&self) -> &str {
+        &self.spec.cluster_name
+    }
+}
+
+impl HasClusterName for MachineDeployment {
+    fn cluster_name(&self) -> &str {
+        &self.spec.cluster_name
+    }
 }
 
 async fn machine_sets(runner: &Runner) {
     let c = runner
         .controller::<MachineSet>()
         .owns(runner.api::<Machine>(), watcher::Config::default());
+    let c = on_cluster_pause(runner, c);
     runner
         .run(c, "MachineSet", runner.context(), machine_set::reconcile)
         .await;
@@ -188,6 +299,7 @@ async fn machine_deployments(runner: &Runner) {
     let c = runner
         .controller::<MachineDeployment>()
         .owns(runner.api::<MachineSet>(), watcher::Config::default());
+    let c = on_cluster_pause(runner, c);
     runner
         .run(
             c,

@@ -52,7 +52,7 @@ fn replica(m: &Mgmt) -> Replica {
 fn reconciles(port: u16) -> u64 {
     let (_, body) = http_get(port, "/metrics").unwrap();
     body.lines()
-        .filter(|l| l.starts_with("slipway_reconcile_total{"))
+        .filter(|l| l.starts_with("controller_runtime_reconcile_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
@@ -110,10 +110,14 @@ fn one_leader_reconciles_and_a_standby_takes_over() {
             .ok_or(m)
     });
     for family in [
-        "slipway_reconcile_total{kind=\"Cluster\"}",
-        "slipway_reconcile_errors_total{kind=\"Cluster\"}",
-        "slipway_reconcile_duration_seconds_sum{kind=\"Machine\"}",
-        "slipway_reconcile_in_flight{kind=\"KubeadmControlPlane\"}",
+        "controller_runtime_reconcile_total{controller=\"cluster\",result=\"success\"}",
+        "controller_runtime_reconcile_errors_total{controller=\"cluster\"}",
+        "controller_runtime_reconcile_time_seconds_bucket{le=\"+Inf\",controller=\"machine\"}",
+        "workqueue_depth{controller=\"kubeadmcontrolplane\",name=\"kubeadmcontrolplane\"}",
+        "rest_client_requests_total{code=\"200\",method=\"GET\"}",
+        "capi_cluster_status_phase{namespace=\"default\",name=\"two\",phase=\"Provisioned\"} 1",
+        "capi_machine_status_condition{",
+        "process_resident_memory_bytes",
     ] {
         assert!(
             metrics.contains(family),

@@ -203,16 +203,24 @@ pub async fn describe(client: &Client, ns: &str, name: &str) -> Result<Node, Ops
         .items;
     let mut children = vec![];
     if let Some(r) = &cluster.spec.infrastructure_ref {
-        let obj = resolver.get(ns, r).await?;
+        let ready = match resolver.get(ns, r).await {
+            Ok(Some(o)) => ready_of_value(&o.data, &["Ready"]),
+            Ok(None) => Some((
+                "False".into(),
+                "RefNotFound".into(),
+                "does not exist".into(),
+            )),
+            // The Cluster's own condition says which kind is missing; show it, not an error.
+            Err(slipway_runtime::Error::UnservedKind { group, kind }) => Some((
+                "False".into(),
+                "KindNotServed".into(),
+                format!("no CustomResourceDefinition serves kind {kind} of apiGroup {group}"),
+            )),
+            Err(e) => return Err(e.into()),
+        };
         children.push(Node {
             label: format!("ClusterInfrastructure {}/{}", r.kind, r.name),
-            ready: obj
-                .map(|o| ready_of_value(&o.data, &["Ready"]))
-                .unwrap_or(Some((
-                    "False".into(),
-                    "RefNotFound".into(),
-                    "does not exist".into(),
-                ))),
+            ready,
             children: vec![],
         });
     }
@@ -322,7 +330,11 @@ pub async fn delete_cluster(
         )
         .map(|(_, r, m)| format!("{r}: {m}"))
         .unwrap_or_default();
-        let line = format!("{left} machines left; {waiting}");
+        let line = if waiting.is_empty() {
+            format!("{left} machines left")
+        } else {
+            format!("{left} machines left; {waiting}")
+        };
         if line != last {
             progress(line.clone());
             last = line;

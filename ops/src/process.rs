@@ -22,7 +22,8 @@ pub struct Process {
 /// A client of the management cluster whose requests are rate-limited to `qps` on average,
 /// with bursts of up to `burst` (`qps` 0 turns the limit off).
 pub fn client(config: kube::Config, qps: f64, burst: u32) -> Result<Client, kube::Error> {
-    let builder = kube::client::ClientBuilder::try_from(config)?;
+    let builder = kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&slipway_runtime::metrics::RestLayer);
     if qps <= 0.0 {
         return Ok(builder.build());
     }

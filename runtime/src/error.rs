@@ -107,6 +107,18 @@ impl Error {
         }
     }
 
+    /// The object went away while its finalizer was being removed (its deletion completed
+    /// another way): nothing is left to do.
+    pub fn is_gone(&self) -> bool {
+        use kube::runtime::finalizer::Error as F;
+        match self {
+            Self::Finalizer(inner) => {
+                matches!(inner.as_ref(), F::RemoveFinalizer(e) if api_code(e) == Some(404))
+            }
+            _ => false,
+        }
+    }
+
     /// The reason a deletion is waiting, when that is all this error is.
     pub fn waiting(&self) -> Option<&str> {
         match self {

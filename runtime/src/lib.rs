@@ -12,6 +12,8 @@
 
 pub mod conditions;
 mod error;
+pub mod events;
+pub mod merge;
 pub mod metrics;
 pub mod objects;
 pub mod reconcile;
@@ -44,6 +46,8 @@ pub struct Context {
     pub clock: Clock,
     /// Clients of workload clusters.
     pub remote: remote::Remote,
+    /// Events on the management cluster.
+    pub events: events::Recorder,
 }
 
 impl Context {
@@ -56,6 +60,7 @@ impl Context {
     pub fn with_clock(client: Client, clock: Clock) -> Self {
         Self {
             resolver: refs::Resolver::new(client.clone()),
+            events: events::Recorder::new(client.clone(), "slipway-controller"),
             client,
             clock,
             remote: remote::Remote::default(),

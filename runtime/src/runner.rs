@@ -122,9 +122,48 @@ impl Runner {
         F: FnMut(Arc<K>, Arc<C>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Action, Error>> + Send + 'static,
     {
+        let failures = Failures::default();
+        let f2 = failures.clone();
+        let events = self.ctx.clone();
         let s = controller.run(
-            move |o, c| resync(metrics::timed(metric, reconcile(o, c))),
-            |o, e, _| error_policy(o.as_ref(), e),
+            move |o, c| {
+                let key = key_of(o.as_ref());
+                let failures = failures.clone();
+                let fut = metrics::timed(metric, key.clone(), reconcile(o, c));
+                async move {
+                    let out = resync(fut).await;
+                    if let Ok((_, due)) = &out {
+                        failures.reset(&key);
+                        if let Some(d) = due {
+                            metrics::requeued(metric, key, *d);
+                        }
+                    }
+                    out.map(|(a, _)| a)
+                }
+            },
+            move |o, e, _| {
+                if e.is_gone() {
+                    tracing::debug!(kind = metric, name = %o.name_any(), "gone before its finalizer was removed");
+                    return Action::await_change();
+                }
+                if e.waiting().is_some() || e.is_conflict() {
+                    return error_policy(o.as_ref(), e);
+                }
+                let key = key_of(o.as_ref());
+                let n = f2.record(&key);
+                let delay = backoff(e.is_transient(), n);
+                metrics::requeued(metric, key, delay);
+                tracing::warn!(kind = metric, name = %o.name_any(), error = %e, failures = n, retry_in_seconds = delay.as_secs_f64(), "reconcile failed");
+                // A Warning Event says why to `kubectl describe` / `get events` readers; the
+                // recorder's spam filter keeps a hot failure to one aggregated Event.
+                let (ctx, obj, message) = (events.clone(), o.clone(), e.to_string());
+                tokio::spawn(async move {
+                    ctx.events
+                        .warning(obj.as_ref(), "ReconcileError", message)
+                        .await;
+                });
+                Action::requeue(delay)
+            },
             ctx,
         );
         Box::pin(s).for_each(|_| futures::future::ready(())).await;
@@ -156,19 +195,57 @@ impl Runner {
     }
 }
 
-async fn resync<E>(f: impl Future<Output = Result<Action, E>>) -> Result<Action, E> {
+/// Consecutive failures per object, so retries back off exponentially and a success resets.
+#[derive(Clone, Default)]
+struct Failures(Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>);
+
+impl Failures {
+    fn record(&self, key: &str) -> u32 {
+        let mut m = self.0.lock().expect("failures");
+        let n = m.entry(key.to_string()).or_default();
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    fn reset(&self, key: &str) {
+        self.0.lock().expect("failures").remove(key);
+    }
+}
+
+fn key_of<K: ResourceExt>(o: &K) -> String {
+    format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())
+}
+
+/// Longest wait between retries of a failing object.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The wait before retry `n` (1-based) of a failing object: from 2 s (transient) or 5 s
+/// doubling each time, at most [`MAX_BACKOFF`].
+pub fn backoff(transient: bool, n: u32) -> Duration {
+    let base = if transient { 2 } else { 5 };
+    let secs = base * 2u64.saturating_pow(n.saturating_sub(1).min(16));
+    Duration::from_secs(secs).min(MAX_BACKOFF)
+}
+
+/// An object at rest is requeued after the jittered [`SYNC_PERIOD`]; returns the action and,
+/// when this decided it, the delay.
+async fn resync<E>(
+    f: impl Future<Output = Result<Action, E>>,
+) -> Result<(Action, Option<Duration>), E> {
     let a = f.await?;
     Ok(if a == Action::await_change() {
         let jitter = rand::random::<u64>() % (SYNC_PERIOD.as_secs() / 5);
-        Action::requeue(SYNC_PERIOD + Duration::from_secs(jitter))
+        let d = SYNC_PERIOD + Duration::from_secs(jitter);
+        (Action::requeue(d), Some(d))
     } else {
-        a
+        (a, None)
     })
 }
 
-/// Requeue policy of every controller: a deletion that is waiting retries soon and quietly;
-/// a lost write race retries soon; other failures are logged and retried soon when transient,
-/// slowly otherwise.
+/// Requeue policy of a failure without history: a deletion that is waiting retries soon and
+/// quietly; a lost write race retries soon; other failures are logged and retried soon when
+/// transient, slowly otherwise. [`Runner::run`] uses it for the first two and backs other
+/// failures off exponentially per object ([`backoff`]).
 pub fn error_policy<K: ResourceExt>(obj: &K, error: &Error) -> Action {
     if let Some(why) = error.waiting() {
         tracing::debug!(name = %obj.name_any(), %why, "deletion waiting");
@@ -213,4 +290,24 @@ pub fn labelled_cluster<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
     obj.labels()
         .get(labels::CLUSTER_NAME)
         .map(|n| ObjectRef::new(n).within(&ns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_a_cap() {
+        let secs: Vec<u64> = (1..=10).map(|n| backoff(true, n).as_secs()).collect();
+        assert_eq!(secs, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(backoff(false, 1).as_secs(), 5);
+        assert_eq!(backoff(false, 100), MAX_BACKOFF);
+        let f = Failures::default();
+        assert_eq!(
+            (f.record("a/b"), f.record("a/b"), f.record("a/c")),
+            (1, 2, 1)
+        );
+        f.reset("a/b");
+        assert_eq!(f.record("a/b"), 1);
+    }
 }

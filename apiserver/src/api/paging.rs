@@ -40,8 +40,7 @@ impl Api {
             Some(token) => Some(decode_continue(token)?),
             None => None,
         };
-        let keep =
-            |_: &ObjKey, e: &Entry| labels.matches_meta(&e.meta) && fields.matches_meta(&e.meta);
+        let keep = |_: &ObjKey, e: &Entry| labels.matches_meta(&e.meta) && fields.matches_entry(e);
         let (rv, items) = match labels.required_value(crate::store::INDEXED_LABEL) {
             Some(v) => self.store.list_labelled(&call.res.gr(), ns, v, keep),
             None => self.store.list_where(&call.res.gr(), ns, keep),
@@ -60,7 +59,7 @@ impl Api {
                 .as_ref()
                 .is_none_or(|s| (&k.ns, &k.name) > (&s.0, &s.1))
         }) {
-            if !labels.matches_meta(&e.meta) || !fields.matches_meta(&e.meta) {
+            if !labels.matches_meta(&e.meta) || !fields.matches_entry(e) {
                 continue;
             }
             if selected.len() == limit {

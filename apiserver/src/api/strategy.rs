@@ -455,8 +455,10 @@ mod tests {
             ("/events", "Plain"),
             ("/namespaces", "Namespace"),
             ("/nodes", "Plain"),
+            ("/pods", "Plain"),
             ("/secrets", "Secret"),
             ("/serviceaccounts", "Plain"),
+            ("/services", "Plain"),
             (
                 "apiextensions.k8s.io/customresourcedefinitions",
                 "CustomResourceDefinition",

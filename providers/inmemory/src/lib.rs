@@ -22,6 +22,7 @@
 pub mod api;
 pub mod boot;
 mod plugin;
+pub mod pods;
 pub mod workload;
 
 pub use api::{InMemoryCluster, InMemoryMachine, InMemoryMachineTemplate};

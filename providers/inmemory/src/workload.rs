@@ -238,7 +238,8 @@ pub async fn seed_init(
         "metadata": {"name": "cluster-info"}, "data": {"kubeconfig": info}
     }))
     .expect("valid ConfigMap");
-    create_once(&public, &cm).await
+    create_once(&public, &cm).await?;
+    crate::pods::kubernetes_service(w).await
 }
 
 async fn create_once<K>(api: &Api<K>, obj: &K) -> Result<(), ProviderError>
@@ -347,9 +348,14 @@ pub async fn register_node(
     if control_plane {
         labels["node-role.kubernetes.io/control-plane"] = json!("");
     }
+    let taints = if control_plane {
+        json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}])
+    } else {
+        json!([])
+    };
     let node: Node = serde_json::from_value(json!({
         "metadata": {"name": name, "labels": labels},
-        "spec": {"providerID": provider_id},
+        "spec": {"providerID": provider_id, "taints": taints},
     }))
     .expect("valid Node");
     create_once(&nodes, &node).await?;
@@ -359,6 +365,8 @@ pub async fn register_node(
         "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version, "containerRuntimeVersion": "in-memory://1.0",
                      "operatingSystem": "linux", "architecture": "amd64", "osImage": "slipway in-memory",
                      "kernelVersion": "0.0.0", "machineID": name, "systemUUID": name, "bootID": name},
+        "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110", "ephemeral-storage": "20Gi"},
+        "allocatable": {"cpu": "2", "memory": "3840Mi", "pods": "110", "ephemeral-storage": "18Gi"},
         "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                         "message": "kubelet is posting ready status (simulated)",
                         "lastHeartbeatTime": now, "lastTransitionTime": now}]
@@ -367,5 +375,8 @@ pub async fn register_node(
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
         .await
         .map_err(kube_err("node status"))?;
+    if control_plane {
+        crate::pods::control_plane(w, name, version, address).await?;
+    }
     Ok(())
 }
