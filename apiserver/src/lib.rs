@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod conversion;
 pub mod discovery;
 pub mod error;
 pub mod fields;

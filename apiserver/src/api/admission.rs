@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Api, Call, Part, at_version, invalid, sub};
+use super::{Api, Call, Part, invalid, sub};
 use crate::{
     error::ApiError,
     fields,
@@ -191,8 +191,10 @@ impl Api {
             && finalizers(&obj).is_empty()
             && !call.res.strategy.still_finalizing(&obj);
         if call.query.dry_run() {
-            return Ok(Some(at_version(&call.res, &obj)));
+            return self.at_version(&call.res, &obj).map(Some);
         }
+        let stored_old = old_rv.and_then(|_| self.store.get(key)).map(|e| e.value());
+        let obj = self.to_storage(&call.res, obj, stored_old.as_ref())?;
         let pre = old_rv.map_or(Precondition::Absent, Precondition::At);
         if remove {
             let rv = old_rv
@@ -212,7 +214,7 @@ impl Api {
             Err(e) => return Err(self.store_error(call, &key.name, e)),
         };
         call.res.strategy.after_save(self, &stored);
-        Ok(Some(at_version(&call.res, &stored.value())))
+        self.at_version(&call.res, &stored.value()).map(Some)
     }
 
     /// Saves an update of `old` (stored at `old_rv`). As kube-apiserver, a write that changes
@@ -227,12 +229,13 @@ impl Api {
         obj: Value,
     ) -> Result<Value, ApiError> {
         if same_but_times(old, &obj) && self.store.get(key).is_some_and(|e| e.rv == old_rv) {
-            return Ok(at_version(&call.res, old));
+            return self.at_version(&call.res, old);
         }
         let last = obj.clone();
-        Ok(self
-            .save(call, key, Some(old_rv), obj)?
-            .unwrap_or_else(|| at_version(&call.res, &last)))
+        match self.save(call, key, Some(old_rv), obj)? {
+            Some(saved) => Ok(saved),
+            None => self.at_version(&call.res, &last),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Api, Call, at_version};
+use super::{Api, Call};
 use crate::{
     error::{ApiError, success_status},
     meta::{self, deleting, finalizers, meta_str, set_finalizers},
@@ -88,7 +88,7 @@ impl Api {
             ));
         }
         if deleting(&obj) && extra.is_none() {
-            return Ok(at_version(&call.res, &obj));
+            return self.at_version(&call.res, &obj);
         }
         set_finalizers(&mut obj, &fins);
         let m = obj["metadata"]
@@ -102,16 +102,13 @@ impl Api {
         }
         call.res.strategy.on_delete(&mut obj);
         if call.query.dry_run() {
-            return Ok(at_version(&call.res, &obj));
+            return self.at_version(&call.res, &obj);
         }
         let e = self
             .store
             .commit(&key, Precondition::At(old.rv), Change::Put(obj))
             .map_err(|e| self.store_error(call, name, e))?;
-        Ok(at_version(
-            &call.res,
-            &e.expect("put returns the entry").value(),
-        ))
+        self.at_version(&call.res, &e.expect("put returns the entry").value())
     }
 
     /// DELETE of a collection.
