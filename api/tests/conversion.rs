@@ -378,7 +378,7 @@ fn what_v1beta2_cannot_hold_is_an_error_naming_the_field() {
                       "spec": {"unhealthyConditions": [{"type": "Ready", "status": "False", "timeout": "1d"}]}});
     match conversion::convert(&each, "v1beta2", &ctx()) {
         Err(ConversionError::Invalid { field, .. }) => {
-            assert_eq!(field, "spec.checks.unhealthyNodeConditions[0].timeout")
+            assert_eq!(field, "spec.unhealthyConditions[0].timeout")
         }
         other => panic!("expected Invalid, got {other:?}"),
     }

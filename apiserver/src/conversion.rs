@@ -78,9 +78,12 @@ impl Api {
                 .find(|r| r.group == group && r.kind == kind)
                 .map(|r| r.storage_version.clone())
         };
-        let target = self.catalog.find(&res.group, to, &res.plural);
-        let normalize = |_: &str, v: &mut Value| {
-            if let Some(s) = target.as_ref().and_then(|t| t.schema.as_ref()) {
+        let normalize = |version: &str, v: &mut Value| {
+            if let Some(s) = self
+                .catalog
+                .find(&res.group, version, &res.plural)
+                .and_then(|r| r.schema.clone())
+            {
                 schema::prune(&s.json, v);
             }
         };
@@ -94,9 +97,9 @@ impl Api {
                 &res.group,
                 obj["metadata"]["name"].as_str().unwrap_or_default(),
                 &[FieldError {
+                    bad_value: value_at(obj, &field).cloned(),
                     field,
                     error_type: ErrorType::Invalid,
-                    bad_value: None,
                     detail: format!("cannot be represented in {}/{to}: {detail}", res.group),
                 }],
             ),
@@ -161,6 +164,21 @@ impl Api {
         }
         Ok(admitted)
     }
+}
+
+/// The value at a field path as conversion errors name it (`spec.list[2].field`).
+fn value_at<'a>(obj: &'a Value, field: &str) -> Option<&'a Value> {
+    field.split('.').try_fold(obj, |v, part| {
+        let (key, index) = match part.split_once('[') {
+            Some((k, rest)) => (k, rest.strip_suffix(']')?.parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let v = v.get(key)?;
+        match index {
+            Some(i) => v.get(i),
+            None => Some(v),
+        }
+    })
 }
 
 /// Whether objects of `res` are converted (not only relabelled) when served.

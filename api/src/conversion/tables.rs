@@ -186,21 +186,22 @@ fn machine_health_check() -> Vec<Op> {
             "spec.nodeStartupTimeout".into(),
             "spec.checks.nodeStartupTimeoutSeconds".into(),
         ),
+        // Each element converts at its v1beta1 path, so errors name the field as written.
+        Op::Each(
+            "spec.unhealthyConditions".into(),
+            vec![Op::Duration("timeout".into(), "timeoutSeconds".into())],
+        ),
         mv(
             "spec.unhealthyConditions",
             "spec.checks.unhealthyNodeConditions",
         ),
         Op::Each(
-            "spec.checks.unhealthyNodeConditions".into(),
+            "spec.unhealthyMachineConditions".into(),
             vec![Op::Duration("timeout".into(), "timeoutSeconds".into())],
         ),
         mv(
             "spec.unhealthyMachineConditions",
             "spec.checks.unhealthyMachineConditions",
-        ),
-        Op::Each(
-            "spec.checks.unhealthyMachineConditions".into(),
-            vec![Op::Duration("timeout".into(), "timeoutSeconds".into())],
         ),
         mv(
             "spec.maxUnhealthy",
