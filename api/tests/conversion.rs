@@ -2,7 +2,7 @@
 //! for what v1beta2 cannot hold, and round trips over generated objects.
 
 use serde_json::{Value, json};
-use slipway_api::conversion::{self, ANNOTATION, ConversionError, Context, ops::Op};
+use slipway_api::conversion::{self, ANNOTATION, Context, ConversionError, ops::Op};
 
 /// The v1beta2 schema of each kind, for pruning (as the plane does) and validation.
 fn hub_schema(kind: &str) -> Value {
@@ -329,7 +329,10 @@ fn v1beta2_objects_read_at_v1beta1_name_versions_of_referenced_kinds() {
         v1["status"]["failureDomains"],
         json!({"a": {"controlPlane": true}})
     );
-    assert_eq!(v1["status"]["v1beta2"]["conditions"][0]["type"], "Available");
+    assert_eq!(
+        v1["status"]["v1beta2"]["conditions"][0]["type"],
+        "Available"
+    );
     assert_eq!(up(&v1), v2);
 }
 
@@ -386,10 +389,12 @@ fn what_v1beta2_cannot_hold_is_an_error_naming_the_field() {
 
 #[test]
 fn unknown_kinds_and_versions_fail_clearly() {
-    let obj = json!({"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Gadget", "metadata": meta()});
+    let obj =
+        json!({"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Gadget", "metadata": meta()});
     let e = conversion::convert(&obj, "v1beta2", &ctx()).unwrap_err();
     assert!(e.to_string().contains("Gadget.cluster.x-k8s.io"), "{e}");
-    let obj = json!({"apiVersion": "cluster.x-k8s.io/v1alpha4", "kind": "Cluster", "metadata": meta()});
+    let obj =
+        json!({"apiVersion": "cluster.x-k8s.io/v1alpha4", "kind": "Cluster", "metadata": meta()});
     let e = conversion::convert(&obj, "v1beta2", &ctx()).unwrap_err();
     assert!(e.to_string().contains("v1alpha4"), "{e}");
 }
@@ -425,7 +430,9 @@ impl Gen {
         }
     }
     fn duration(&mut self) -> String {
-        const D: &[&str] = &["10m", "90s", "1h30m", "1.5h", "0s", "2h0m0s", "1500ms", "45s"];
+        const D: &[&str] = &[
+            "10m", "90s", "1h30m", "1.5h", "0s", "2h0m0s", "1500ms", "45s",
+        ];
         D[self.below(D.len() as u64) as usize].to_string()
     }
 }
@@ -504,19 +511,26 @@ fn generated_objects_round_trip_both_ways() {
         };
         let hub_known = *kind != "KubeadmControlPlaneTemplate";
         for i in 0..100 {
-            let mut v1 = json!({"apiVersion": format!("{group}/v1beta1"), "kind": kind, "metadata": meta()});
+            let mut v1 =
+                json!({"apiVersion": format!("{group}/v1beta1"), "kind": kind, "metadata": meta()});
             fill(&mut g, &mut v1, &ops);
             let c = if hub_known { ctx() } else { Context::default() };
             let v2 = conversion::convert(&v1, "v1beta2", &c)
                 .unwrap_or_else(|e| panic!("seed {seed:#x} {kind} #{i}: {e}\n{v1:#}"));
             let back = conversion::convert(&v2, "v1beta1", &c).unwrap();
-            assert_eq!(back, v1, "seed {seed:#x} {kind} #{i} v1beta1 -> v1beta2 -> v1beta1\nvia {v2:#}");
+            assert_eq!(
+                back, v1,
+                "seed {seed:#x} {kind} #{i} v1beta1 -> v1beta2 -> v1beta1\nvia {v2:#}"
+            );
 
             // And from the hub: a v1beta2 object without any record survives v1beta1.
             let hub = without_annotation(v2);
             let low = conversion::convert(&hub, "v1beta1", &c).unwrap();
             let again = conversion::convert(&low, "v1beta2", &c).unwrap();
-            assert_eq!(again, hub, "seed {seed:#x} {kind} #{i} v1beta2 -> v1beta1 -> v1beta2\nvia {low:#}");
+            assert_eq!(
+                again, hub,
+                "seed {seed:#x} {kind} #{i} v1beta2 -> v1beta1 -> v1beta2\nvia {low:#}"
+            );
         }
     }
 }

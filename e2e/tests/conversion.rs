@@ -33,8 +33,7 @@ fn a_v1beta1_cluster_goes_available_and_reads_the_same_at_both_versions() {
         new["metadata"]["resourceVersion"]
     );
     assert_eq!(
-        old["spec"]["controlPlaneRef"]["apiVersion"],
-        "controlplane.cluster.x-k8s.io/v1beta1",
+        old["spec"]["controlPlaneRef"]["apiVersion"], "controlplane.cluster.x-k8s.io/v1beta1",
         "the reference reads back as applied"
     );
     assert_eq!(
@@ -44,7 +43,11 @@ fn a_v1beta1_cluster_goes_available_and_reads_the_same_at_both_versions() {
     assert_eq!(old["status"]["infrastructureReady"], true);
     assert_eq!(old["status"]["controlPlaneReady"], true);
     assert_eq!(
-        condition(&serde_json::json!({"status": old["status"]["v1beta2"]}), "Available").as_deref(),
+        condition(
+            &serde_json::json!({"status": old["status"]["v1beta2"]}),
+            "Available"
+        )
+        .as_deref(),
         Some("True")
     );
 
@@ -65,8 +68,7 @@ fn a_v1beta1_cluster_goes_available_and_reads_the_same_at_both_versions() {
         120
     );
     assert_eq!(
-        kcp1["spec"]["kubeadmConfigSpec"]["clusterConfiguration"]["apiServer"]["extraArgs"]
-            ["audit-log-maxage"],
+        kcp1["spec"]["kubeadmConfigSpec"]["clusterConfiguration"]["apiServer"]["extraArgs"]["audit-log-maxage"],
         "30"
     );
     assert_eq!(
@@ -104,7 +106,11 @@ fn a_v1beta1_cluster_goes_available_and_reads_the_same_at_both_versions() {
         ],
         None,
     );
-    let md2 = v1(&m, "machinedeployments.v1beta2.cluster.x-k8s.io", "old-md-0");
+    let md2 = v1(
+        &m,
+        "machinedeployments.v1beta2.cluster.x-k8s.io",
+        "old-md-0",
+    );
     assert_eq!(
         md2["spec"]["template"]["spec"]["deletion"]["nodeDrainTimeoutSeconds"],
         300
@@ -128,7 +134,11 @@ fn a_v1beta1_cluster_goes_available_and_reads_the_same_at_both_versions() {
         ],
         Some(&apply),
     );
-    let md1 = v1(&m, "machinedeployments.v1beta1.cluster.x-k8s.io", "old-md-0");
+    let md1 = v1(
+        &m,
+        "machinedeployments.v1beta1.cluster.x-k8s.io",
+        "old-md-0",
+    );
     assert_eq!(md1["spec"]["replicas"], 2);
     assert_eq!(
         md1["spec"]["template"]["spec"]["nodeDrainTimeout"], "90s",
@@ -172,5 +182,9 @@ fn a_v1beta1_cluster_goes_available_and_reads_the_same_at_both_versions() {
         "{err}"
     );
     let out = m.kubectl_with(&m.kubeconfig, &["get", "machine", "bad"], None);
-    assert!(text(&out.stderr).contains("NotFound"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("NotFound"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -76,7 +76,10 @@ mod tests {
     #[test]
     fn counts_default_as_clusterctl_flags_do() {
         let env = BTreeMap::new();
-        assert_eq!(default("CONTROL_PLANE_MACHINE_COUNT", &env).as_deref(), Some("1"));
+        assert_eq!(
+            default("CONTROL_PLANE_MACHINE_COUNT", &env).as_deref(),
+            Some("1")
+        );
         assert_eq!(default("WORKER_MACHINE_COUNT", &env).as_deref(), Some("0"));
         assert_eq!(default("KUBERNETES_VERSION", &env), None);
     }

@@ -310,10 +310,10 @@ fn generate_from(
             .map(str::to_string)
             .or_else(|| clusterctl::default(n, &req.sources.env))
     })
-        .map_err(|names| GenerateError::MissingVariables {
-            names,
-            config_hint: req.config_hint.clone(),
-        })?;
+    .map_err(|names| GenerateError::MissingVariables {
+        names,
+        config_hint: req.config_hint.clone(),
+    })?;
     let mut docs = objects(&rendered).map_err(|e| GenerateError::BrokenTemplate(e.to_string()))?;
     if labels.is_empty() {
         return Ok(rendered);

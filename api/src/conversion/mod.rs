@@ -9,6 +9,7 @@
 pub mod duration;
 pub mod ops;
 pub mod residual;
+pub mod review;
 pub mod schema;
 pub mod tables;
 
@@ -97,9 +98,8 @@ pub fn convert(obj: &Value, to_version: &str, ctx: &Context<'_>) -> Result<Value
         return Ok(obj.clone());
     }
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
-    let table = tables::table(group, kind).ok_or_else(|| {
-        ConversionError::failed(&format!("no conversion for {kind}.{group}"))
-    })?;
+    let table = tables::table(group, kind)
+        .ok_or_else(|| ConversionError::failed(&format!("no conversion for {kind}.{group}")))?;
     let dir = match (from_version, to_version) {
         (SPOKE, HUB) => ops::Dir::Up,
         (HUB, SPOKE) => ops::Dir::Down,

@@ -205,7 +205,10 @@ fn ends<'a>(dir: Dir, a: &'a str, b: &'a str) -> (&'a str, &'a str) {
 
 fn ref_up(v: Value, name: &str, namespace: Option<&str>) -> Result<Value, ConversionError> {
     let Value::Object(m) = v else {
-        return Err(ConversionError::invalid(name, "must be an object reference"));
+        return Err(ConversionError::invalid(
+            name,
+            "must be an object reference",
+        ));
     };
     let api_version = m
         .get("apiVersion")

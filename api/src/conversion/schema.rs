@@ -8,11 +8,14 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceColumnDefinition, CustomResourceConversion, CustomResourceDefinition,
-    CustomResourceDefinitionVersion, CustomResourceValidation, JSONSchemaProps,
-    ServiceReference, WebhookClientConfig, WebhookConversion,
+    CustomResourceDefinitionVersion, CustomResourceValidation, JSONSchemaProps, ServiceReference,
+    WebhookClientConfig, WebhookConversion,
 };
 
 use super::{HUB, SPOKE, handles};
+
+const CONTRACT_V1BETA2: &str = "cluster.x-k8s.io/v1beta2";
+const CONTRACT_V1BETA1: &str = "cluster.x-k8s.io/v1beta1";
 
 /// Namespace and Service the conversion webhook is reached at on a real cluster.
 pub const WEBHOOK_NAMESPACE: &str = "slipway-system";
@@ -58,7 +61,11 @@ fn columns(kind: &str) -> Vec<CustomResourceColumnDefinition> {
             column("Available", "integer", ".status.availableReplicas"),
         ],
         "KubeadmControlPlane" => vec![
-            column("Cluster", "string", ".metadata.labels['cluster\\.x-k8s\\.io/cluster-name']"),
+            column(
+                "Cluster",
+                "string",
+                ".metadata.labels['cluster\\.x-k8s\\.io/cluster-name']",
+            ),
             column("Initialized", "boolean", ".status.initialized"),
             column("API Server Available", "boolean", ".status.ready"),
             column("Replicas", "integer", ".status.replicas"),
@@ -67,7 +74,11 @@ fn columns(kind: &str) -> Vec<CustomResourceColumnDefinition> {
             column("Unavailable", "integer", ".status.unavailableReplicas"),
         ],
         "KubeadmConfig" => vec![
-            column("Cluster", "string", ".metadata.labels['cluster\\.x-k8s\\.io/cluster-name']"),
+            column(
+                "Cluster",
+                "string",
+                ".metadata.labels['cluster\\.x-k8s\\.io/cluster-name']",
+            ),
             column("Ready", "boolean", ".status.ready"),
         ],
         _ => vec![],
@@ -136,6 +147,13 @@ pub fn with_v1beta1(mut crd: CustomResourceDefinition) -> CustomResourceDefiniti
         additional_printer_columns: Some(columns(&kind)),
         selectable_fields: None,
     });
+    // The contract label names the versions implementing each contract: v1beta1 objects
+    // follow the v1beta1 contract (`cluster.x-k8s.io/v1beta1: v1beta1`), as upstream labels it.
+    if let Some(labels) = crd.metadata.labels.as_mut()
+        && labels.contains_key(CONTRACT_V1BETA2)
+    {
+        labels.insert(CONTRACT_V1BETA1.into(), SPOKE.into());
+    }
     crd.spec.conversion = Some(CustomResourceConversion {
         strategy: "Webhook".into(),
         webhook: Some(WebhookConversion {

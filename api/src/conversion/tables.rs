@@ -31,7 +31,10 @@ pub fn table(group: &str, kind: &str) -> Option<Vec<Op>> {
         (CORE, "MachineHealthCheck") => machine_health_check(),
         (BOOTSTRAP, "KubeadmConfig") => [
             kubeadm_config_spec("spec"),
-            vec![mv("status.ready", "status.initialization.dataSecretCreated")],
+            vec![mv(
+                "status.ready",
+                "status.initialization.dataSecretCreated",
+            )],
             deprecated_status(&[]),
         ]
         .concat(),
@@ -48,7 +51,10 @@ pub fn table(group: &str, kind: &str) -> Option<Vec<Op>> {
 fn deprecated_status(counters: &[&str]) -> Vec<Op> {
     let mut ops = vec![
         mv("status.conditions", "status.deprecated.v1beta1.conditions"),
-        mv("status.failureReason", "status.deprecated.v1beta1.failureReason"),
+        mv(
+            "status.failureReason",
+            "status.deprecated.v1beta1.failureReason",
+        ),
         mv(
             "status.failureMessage",
             "status.deprecated.v1beta1.failureMessage",

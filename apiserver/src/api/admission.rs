@@ -190,11 +190,13 @@ impl Api {
         let remove = deleting(&obj)
             && finalizers(&obj).is_empty()
             && !call.res.strategy.still_finalizing(&obj);
+        // Converted (and admitted at the storage version) first, so a dry run refuses what
+        // the write would refuse.
+        let stored_old = old_rv.and_then(|_| self.store.get(key)).map(|e| e.value());
+        let obj = self.to_storage(&call.res, obj, stored_old.as_ref())?;
         if call.query.dry_run() {
             return self.at_version(&call.res, &obj).map(Some);
         }
-        let stored_old = old_rv.and_then(|_| self.store.get(key)).map(|e| e.value());
-        let obj = self.to_storage(&call.res, obj, stored_old.as_ref())?;
         let pre = old_rv.map_or(Precondition::Absent, Precondition::At);
         if remove {
             let rv = old_rv
