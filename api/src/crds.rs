@@ -9,9 +9,10 @@ use kube::CustomResourceExt;
 use crate::*;
 
 /// The CRDs of core kinds: Cluster API core, bootstrap, control plane and registry kinds.
-/// Provider crates list their own; the binary serves both.
+/// Provider crates list their own; the binary serves both. Cluster API kinds are served at
+/// v1beta1 too (see [`crate::conversion`]).
 pub fn core() -> Vec<CustomResourceDefinition> {
-    vec![
+    [
         Cluster::crd(),
         Machine::crd(),
         MachineSet::crd(),
@@ -23,6 +24,9 @@ pub fn core() -> Vec<CustomResourceDefinition> {
         ClusterProfile::crd(),
         KubeFedCluster::crd(),
     ]
+    .into_iter()
+    .map(crate::conversion::schema::with_v1beta1)
+    .collect()
 }
 
 /// One CRD as a YAML document (no leading `---`).

@@ -16,6 +16,7 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod common;
 pub mod controlplane;
+pub mod conversion;
 pub mod crds;
 pub mod machine;
 pub mod names;

@@ -185,12 +185,26 @@ fn provider_crds_carry_the_contract_label_with_their_versions() {
                 | "controlplane.cluster.x-k8s.io"
         );
         if is_provider {
-            let versions: Vec<&str> = crd.spec.versions.iter().map(|v| v.name.as_str()).collect();
+            // v1beta1 versions implement the v1beta1 contract and are labelled for it alone.
+            let versions: Vec<&str> = crd
+                .spec
+                .versions
+                .iter()
+                .map(|v| v.name.as_str())
+                .filter(|v| *v != "v1beta1")
+                .collect();
             assert_eq!(
                 label.map(String::as_str),
                 Some(versions.join("_").as_str()),
                 "{kind}"
             );
+            let v1beta1 = crd.spec.versions.iter().any(|v| v.name == "v1beta1");
+            let old_label = crd
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("cluster.x-k8s.io/v1beta1"));
+            assert_eq!(old_label.is_some(), v1beta1, "{kind}");
         } else {
             assert!(label.is_none(), "{kind} is not a provider kind");
         }

@@ -90,6 +90,8 @@ pub struct Resource {
     pub storage_version: String,
     /// What the kind adds to the generic verbs, chosen once here rather than by each verb.
     pub strategy: &'static dyn Strategy,
+    /// The CRD's `spec.conversion` when its strategy is `Webhook` (see [`crate::conversion`]).
+    pub conversion: Option<Arc<Value>>,
 }
 
 impl Resource {
@@ -182,6 +184,7 @@ fn builtin(
         custom: false,
         storage_version: version.into(),
         strategy: strategy::for_resource(group, plural, false),
+        conversion: None,
     }
 }
 
@@ -582,6 +585,7 @@ pub fn resources_of_crd(crd: &Value) -> Result<Vec<Resource>, CrdError> {
             custom: true,
             storage_version: storage_version.clone(),
             strategy: strategy::for_resource(&group, &plural, true),
+            conversion: crate::conversion::webhook_conversion(crd),
         });
     }
     Ok(out)

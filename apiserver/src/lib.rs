@@ -12,6 +12,7 @@ pub mod api;
 pub mod body;
 pub mod authz;
 pub mod catalog;
+pub mod conversion;
 pub mod discovery;
 pub mod encryption;
 pub mod error;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 
 use crate::{
-    api::{Api, at_version, raw_at_version},
+    api::Api,
     catalog::Resource,
     error::ApiError,
     request::{Query, Target},
@@ -45,6 +45,7 @@ impl Filter {
 
 /// One watch line. Objects are spliced in as stored unless a table is asked for.
 fn encode(
+    api: &Api,
     res: &Resource,
     kind: &str,
     e: &Entry,
@@ -54,7 +55,10 @@ fn encode(
     line.extend_from_slice(format!("{{\"type\":\"{kind}\",\"object\":").as_bytes());
     match table_state {
         Some((first, include)) => {
-            let obj = at_version(res, &e.value());
+            let obj = match api.at_version(res, &e.value()) {
+                Ok(o) => o,
+                Err(err) => return encode_value("ERROR", &err.status()),
+            };
             let mut t = table::table(
                 res,
                 &[&obj],
@@ -69,7 +73,10 @@ fn encode(
             *first = false;
             line.extend_from_slice(&serde_json::to_vec(&t).expect("json"));
         }
-        None => line.extend_from_slice(&raw_at_version(res, e)),
+        None => match api.raw_at_version(res, e) {
+            Ok(raw) => line.extend_from_slice(&raw),
+            Err(err) => return encode_value("ERROR", &err.status()),
+        },
     }
     line.extend_from_slice(b"}\n");
     Bytes::from(line)
@@ -154,10 +161,12 @@ pub fn start(
     let (tx, out) = mpsc::channel(256);
     let store = api.store.clone();
     tokio::spawn(async move {
+        let api = api;
         let mut first_table = true;
         macro_rules! line {
             ($kind:expr, $entry:expr) => {
                 encode(
+                    &api,
                     &res,
                     $kind,
                     $entry,

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod clusterctl;
 pub mod envsubst;
 pub mod flavors;
 pub mod vars;
@@ -138,7 +139,12 @@ pub fn list_variables(req: &Request) -> Result<String, GenerateError> {
     let specs: Vec<(String, Option<String>)> = match &req.from {
         Some(t) => envsubst::references(t)
             .into_iter()
-            .map(|r| (r.name, r.default))
+            .map(|r| {
+                let default = r
+                    .default
+                    .or_else(|| clusterctl::default(&r.name, &req.sources.env));
+                (r.name, default)
+            })
             .collect(),
         None => {
             let flavor = flavor_of(req)?;
@@ -298,11 +304,16 @@ fn generate_from(
             vars::check(&spec, value)?;
         }
     }
-    let rendered = envsubst::substitute(template, |n| req.sources.get(n).map(str::to_string))
-        .map_err(|names| GenerateError::MissingVariables {
-            names,
-            config_hint: req.config_hint.clone(),
-        })?;
+    let rendered = envsubst::substitute(template, |n| {
+        req.sources
+            .get(n)
+            .map(str::to_string)
+            .or_else(|| clusterctl::default(n, &req.sources.env))
+    })
+    .map_err(|names| GenerateError::MissingVariables {
+        names,
+        config_hint: req.config_hint.clone(),
+    })?;
     let mut docs = objects(&rendered).map_err(|e| GenerateError::BrokenTemplate(e.to_string()))?;
     if labels.is_empty() {
         return Ok(rendered);

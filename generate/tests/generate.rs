@@ -464,3 +464,68 @@ fn objects_says_which_document_is_not_an_object() {
         "document 2 is not an object with apiVersion, kind and metadata.name"
     );
 }
+
+/// CAPA's `templates/cluster-template.yaml` shape: counts and namespace are left to clusterctl.
+const CAPA_SHAPED: &str = "apiVersion: cluster.x-k8s.io/v1beta1
+kind: Cluster
+metadata:
+  name: \"${CLUSTER_NAME}\"
+  namespace: \"${NAMESPACE}\"
+spec: {}
+---
+apiVersion: controlplane.cluster.x-k8s.io/v1beta1
+kind: KubeadmControlPlane
+metadata:
+  name: \"${CLUSTER_NAME}-control-plane\"
+spec:
+  replicas: ${CONTROL_PLANE_MACHINE_COUNT}
+  version: \"${KUBERNETES_VERSION}\"
+---
+apiVersion: cluster.x-k8s.io/v1beta1
+kind: MachineDeployment
+metadata:
+  name: \"${CLUSTER_NAME}-md-0\"
+spec:
+  replicas: ${WORKER_MACHINE_COUNT}
+";
+
+#[test]
+fn from_template_counts_and_namespace_default_as_clusterctl() {
+    let mut req = request(
+        infra("in-memory"),
+        None,
+        &[("KUBERNETES_VERSION", "v1.31.0")],
+    );
+    req.from = Some(CAPA_SHAPED.into());
+    let dir = std::env::temp_dir().join(format!("slipway-gen-capa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\ncurrent-context: mgmt\ncontexts:\n- name: mgmt\n  context: {cluster: mgmt, namespace: capi-clusters}\n",
+    )
+    .unwrap();
+    req.sources
+        .env
+        .insert("KUBECONFIG".into(), kubeconfig.display().to_string());
+    let out = generate::generate(&req).unwrap();
+    let docs = generate::objects(&out).unwrap();
+    assert_eq!(docs[0]["metadata"]["namespace"], "capi-clusters");
+    assert_eq!(docs[1]["spec"]["replicas"], 1);
+    assert_eq!(docs[2]["spec"]["replicas"], 0);
+    let listed = generate::list_variables(&req).unwrap();
+    assert!(
+        listed.contains("CONTROL_PLANE_MACHINE_COUNT (defaults to \"1\")"),
+        "{listed}"
+    );
+
+    // A value given wins over clusterctl's default; without a kubeconfig NAMESPACE is default.
+    req.sources.env.clear();
+    req.sources
+        .flags
+        .insert("WORKER_MACHINE_COUNT".into(), "3".into());
+    let docs = generate::objects(&generate::generate(&req).unwrap()).unwrap();
+    assert_eq!(docs[0]["metadata"]["namespace"], "default");
+    assert_eq!(docs[2]["spec"]["replicas"], 3);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Api, Call, Part, at_version, invalid, sub};
+use super::{Api, Call, Part, invalid, sub};
 use crate::{
     error::ApiError,
     fields,
@@ -233,8 +233,12 @@ impl Api {
         let remove = deleting(&obj)
             && finalizers(&obj).is_empty()
             && !call.res.strategy.still_finalizing(&obj);
+        // Converted (and admitted at the storage version) first, so a dry run refuses what
+        // the write would refuse.
+        let stored_old = old_rv.and_then(|_| self.store.get(key)).map(|e| e.value());
+        let obj = self.to_storage(&call.res, obj, stored_old.as_ref())?;
         if call.query.dry_run() {
-            return Ok(Some(at_version(&call.res, &obj)));
+            return self.at_version(&call.res, &obj).map(Some);
         }
         let pre = old_rv.map_or(Precondition::Absent, Precondition::At);
         if remove {
@@ -255,7 +259,7 @@ impl Api {
             Err(e) => return Err(self.store_error(call, &key.name, e)),
         };
         call.res.strategy.after_save(self, &stored);
-        Ok(Some(at_version(&call.res, &stored.value())))
+        self.at_version(&call.res, &stored.value()).map(Some)
     }
 
     /// Saves an update of `old` (stored at `old_rv`). As kube-apiserver, a write that changes
@@ -270,12 +274,13 @@ impl Api {
         obj: Value,
     ) -> Result<Value, ApiError> {
         if same_but_times(old, &obj) && self.store.get(key).is_some_and(|e| e.rv == old_rv) {
-            return Ok(at_version(&call.res, old));
+            return self.at_version(&call.res, old);
         }
         let last = obj.clone();
-        Ok(self
-            .save(call, key, Some(old_rv), obj)?
-            .unwrap_or_else(|| at_version(&call.res, &last)))
+        match self.save(call, key, Some(old_rv), obj)? {
+            Some(saved) => Ok(saved),
+            None => self.at_version(&call.res, &last),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Api, Call, at_version};
+use super::{Api, Call};
 use crate::{
     error::{ApiError, success_status},
     meta::{self, deleting, finalizers, meta_str, set_finalizers},
@@ -109,7 +109,7 @@ impl Api {
             ));
         }
         if deleting(&obj) && extra.is_none() {
-            return Ok(at_version(&call.res, &obj));
+            return self.at_version(&call.res, &obj);
         }
         set_finalizers(&mut obj, &fins);
         let m = obj["metadata"]
@@ -125,16 +125,13 @@ impl Api {
         }
         call.res.strategy.on_delete(&mut obj);
         if dry {
-            return Ok(at_version(&call.res, &obj));
+            return self.at_version(&call.res, &obj);
         }
         let e = self
             .store
             .commit(&key, Precondition::At(old.rv), Change::Put(obj))
             .map_err(|e| self.store_error(call, name, e))?;
-        Ok(at_version(
-            &call.res,
-            &e.expect("put returns the entry").value(),
-        ))
+        self.at_version(&call.res, &e.expect("put returns the entry").value())
     }
 
     /// DELETE of a collection. Nothing is deleted when any object of it may not be (a

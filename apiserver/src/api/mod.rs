@@ -133,7 +133,7 @@ impl Api {
             .store
             .get(&call.key(name))
             .ok_or_else(|| call.not_found(name))?;
-        Ok(at_version(&call.res, &e.value()))
+        self.at_version(&call.res, &e.value())
     }
 
     /// GET of one object as served on the wire: the stored bytes, unparsed, when the versions
@@ -143,7 +143,7 @@ impl Api {
             .store
             .get(&call.key(name))
             .ok_or_else(|| call.not_found(name))?;
-        Ok(raw_at_version(&call.res, &e))
+        self.raw_at_version(&call.res, &e)
     }
 
     fn store_error(&self, call: &Call<'_>, name: &str, e: StoreError) -> ApiError {

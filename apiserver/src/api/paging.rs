@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{Api, Call, at_version, raw_at_version};
+use super::{Api, Call};
 use crate::{
     error::ApiError,
     selector::{FieldSelector, LabelSelector},
@@ -76,8 +76,8 @@ impl Api {
         if accept_table {
             let objs: Vec<Value> = selected
                 .iter()
-                .map(|e| at_version(&call.res, &e.value()))
-                .collect();
+                .map(|e| self.at_version(&call.res, &e.value()))
+                .collect::<Result<_, _>>()?;
             let refs: Vec<&Value> = objs.iter().collect();
             let t = table::table(
                 &call.res,
@@ -97,7 +97,7 @@ impl Api {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(&raw_at_version(&call.res, e));
+            out.extend_from_slice(&self.raw_at_version(&call.res, e)?);
         }
         out.extend_from_slice(b"]}");
         Ok(Bytes::from(out))

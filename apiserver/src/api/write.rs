@@ -10,7 +10,6 @@ use crate::{
     fields,
     meta::{self, meta_str},
     patch, schema,
-    store::Entry,
 };
 
 impl Api {
@@ -115,7 +114,7 @@ impl Api {
             }
             Some(_) => {}
         }
-        let old_obj = old.value();
+        let old_obj = self.at_version(&call.res, &old.value())?;
         let prepared = self.prepare(call, Some(&old_obj), obj, part, None)?;
         self.save_or_deleted(call, &key, old.rv, &old_obj, prepared)
     }
@@ -150,7 +149,10 @@ impl Api {
         // retries patches that carry no resourceVersion.
         for _ in 0..8 {
             let old = self.store.get(&key);
-            let old_obj = old.as_ref().map(Entry::value);
+            let old_obj = match old.as_ref() {
+                Some(e) => Some(self.at_version(&call.res, &e.value())?),
+                None => None,
+            };
             let (new, managed) = match (&old, is_apply) {
                 (None, false) => return Err(call.not_found(name)),
                 (None, true) => {
@@ -205,8 +207,8 @@ impl Api {
                     .map_err(|c| ApiError::conflict_message(fields::conflict_message(&c)))?;
                     (applied.object, Some(applied.managed))
                 }
-                (Some(old), false) => {
-                    let mut target = old.value();
+                (Some(_), false) => {
+                    let mut target = old_obj.clone().expect("read with the entry");
                     match ct {
                         "application/merge-patch+json" => patch::merge(&mut target, &patch),
                         "application/json-patch+json" => {

@@ -1,0 +1,336 @@
+//! Per kind: how its v1beta1 fields (upstream `api/**/v1beta1`) map to v1beta2. Fields not
+//! named here keep their path; fields without a home in the other version are carried by the
+//! residual annotation.
+
+use super::ops::{Op, mv};
+
+const CORE: &str = "cluster.x-k8s.io";
+const BOOTSTRAP: &str = "bootstrap.cluster.x-k8s.io";
+const CONTROLPLANE: &str = "controlplane.cluster.x-k8s.io";
+
+/// Every `(group, kind)` served at v1beta1 beside v1beta2.
+pub const KINDS: &[(&str, &str)] = &[
+    (CORE, "Cluster"),
+    (CORE, "Machine"),
+    (CORE, "MachineSet"),
+    (CORE, "MachineDeployment"),
+    (CORE, "MachineHealthCheck"),
+    (BOOTSTRAP, "KubeadmConfig"),
+    (BOOTSTRAP, "KubeadmConfigTemplate"),
+    (CONTROLPLANE, "KubeadmControlPlane"),
+    (CONTROLPLANE, "KubeadmControlPlaneTemplate"),
+];
+
+/// The table of a kind, `None` when the kind has no v1beta1 form.
+pub fn table(group: &str, kind: &str) -> Option<Vec<Op>> {
+    Some(match (group, kind) {
+        (CORE, "Cluster") => cluster(),
+        (CORE, "Machine") => [machine_spec("spec"), machine_status()].concat(),
+        (CORE, "MachineSet") => machine_set(),
+        (CORE, "MachineDeployment") => machine_deployment(),
+        (CORE, "MachineHealthCheck") => machine_health_check(),
+        (BOOTSTRAP, "KubeadmConfig") => [
+            kubeadm_config_spec("spec"),
+            vec![mv(
+                "status.ready",
+                "status.initialization.dataSecretCreated",
+            )],
+            deprecated_status(&[]),
+        ]
+        .concat(),
+        (BOOTSTRAP, "KubeadmConfigTemplate") => kubeadm_config_spec("spec.template.spec"),
+        (CONTROLPLANE, "KubeadmControlPlane") => kubeadm_control_plane(),
+        (CONTROLPLANE, "KubeadmControlPlaneTemplate") => kcp_template(),
+        _ => return None,
+    })
+}
+
+/// v1beta1 `status.conditions` (with severity) and failure fields move under
+/// `status.deprecated.v1beta1`; v1beta1's `status.v1beta2` block becomes the status itself.
+/// `counters` are replica counters whose v1beta1 meaning moved to the deprecated block.
+fn deprecated_status(counters: &[&str]) -> Vec<Op> {
+    let mut ops = vec![
+        mv("status.conditions", "status.deprecated.v1beta1.conditions"),
+        mv(
+            "status.failureReason",
+            "status.deprecated.v1beta1.failureReason",
+        ),
+        mv(
+            "status.failureMessage",
+            "status.deprecated.v1beta1.failureMessage",
+        ),
+        mv("status.v1beta2.conditions", "status.conditions"),
+    ];
+    for c in counters {
+        ops.push(mv(
+            format!("status.{c}"),
+            format!("status.deprecated.v1beta1.{c}"),
+        ));
+    }
+    for c in ["readyReplicas", "availableReplicas", "upToDateReplicas"] {
+        if counters.contains(&c) || c == "upToDateReplicas" {
+            ops.push(mv(format!("status.v1beta2.{c}"), format!("status.{c}")));
+        }
+    }
+    ops
+}
+
+fn cluster() -> Vec<Op> {
+    let mut ops = vec![
+        Op::Ref("spec.controlPlaneRef".into(), "spec.controlPlaneRef".into()),
+        Op::Ref(
+            "spec.infrastructureRef".into(),
+            "spec.infrastructureRef".into(),
+        ),
+        mv("spec.topology.class", "spec.topology.classRef.name"),
+        mv(
+            "spec.topology.classNamespace",
+            "spec.topology.classRef.namespace",
+        ),
+        mv(
+            "status.infrastructureReady",
+            "status.initialization.infrastructureProvisioned",
+        ),
+        mv(
+            "status.controlPlaneReady",
+            "status.initialization.controlPlaneInitialized",
+        ),
+        Op::MapToList {
+            from: "status.failureDomains".into(),
+            to: "status.failureDomains".into(),
+            value: None,
+        },
+    ];
+    ops.extend(deprecated_status(&[]));
+    ops.push(mv("status.v1beta2.controlPlane", "status.controlPlane"));
+    ops.push(mv("status.v1beta2.workers", "status.workers"));
+    ops
+}
+
+/// A MachineSpec at `p` (`spec` of a Machine, `spec.template.spec` of a set).
+fn machine_spec(p: &str) -> Vec<Op> {
+    vec![
+        Op::Ref(
+            format!("{p}.bootstrap.configRef"),
+            format!("{p}.bootstrap.configRef"),
+        ),
+        Op::Ref(
+            format!("{p}.infrastructureRef"),
+            format!("{p}.infrastructureRef"),
+        ),
+        Op::Duration(
+            format!("{p}.nodeDrainTimeout"),
+            format!("{p}.deletion.nodeDrainTimeoutSeconds"),
+        ),
+        Op::Duration(
+            format!("{p}.nodeVolumeDetachTimeout"),
+            format!("{p}.deletion.nodeVolumeDetachTimeoutSeconds"),
+        ),
+        Op::Duration(
+            format!("{p}.nodeDeletionTimeout"),
+            format!("{p}.deletion.nodeDeletionTimeoutSeconds"),
+        ),
+    ]
+}
+
+fn machine_status() -> Vec<Op> {
+    let mut ops = vec![
+        Op::NodeRef("status.nodeRef".into()),
+        mv(
+            "status.bootstrapReady",
+            "status.initialization.bootstrapDataSecretCreated",
+        ),
+        mv(
+            "status.infrastructureReady",
+            "status.initialization.infrastructureProvisioned",
+        ),
+    ];
+    ops.extend(deprecated_status(&[]));
+    ops
+}
+
+fn machine_set() -> Vec<Op> {
+    let mut ops = machine_spec("spec.template.spec");
+    ops.extend([
+        mv("spec.minReadySeconds", "spec.template.spec.minReadySeconds"),
+        mv("spec.deletePolicy", "spec.deletion.order"),
+        mv("spec.machineNamingStrategy", "spec.machineNaming"),
+    ]);
+    ops.extend(deprecated_status(&[
+        "fullyLabeledReplicas",
+        "readyReplicas",
+        "availableReplicas",
+    ]));
+    ops
+}
+
+fn machine_deployment() -> Vec<Op> {
+    let mut ops = machine_spec("spec.template.spec");
+    ops.extend([
+        mv("spec.minReadySeconds", "spec.template.spec.minReadySeconds"),
+        mv("spec.rolloutAfter", "spec.rollout.after"),
+        mv(
+            "spec.strategy.rollingUpdate.deletePolicy",
+            "spec.deletion.order",
+        ),
+        mv("spec.strategy.remediation", "spec.remediation"),
+        mv("spec.strategy", "spec.rollout.strategy"),
+        mv("spec.machineNamingStrategy", "spec.machineNaming"),
+    ]);
+    ops.extend(deprecated_status(&[
+        "updatedReplicas",
+        "readyReplicas",
+        "availableReplicas",
+        "unavailableReplicas",
+    ]));
+    ops
+}
+
+fn machine_health_check() -> Vec<Op> {
+    let mut ops = vec![
+        Op::Duration(
+            "spec.nodeStartupTimeout".into(),
+            "spec.checks.nodeStartupTimeoutSeconds".into(),
+        ),
+        // Each element converts at its v1beta1 path, so errors name the field as written.
+        Op::Each(
+            "spec.unhealthyConditions".into(),
+            vec![Op::Duration("timeout".into(), "timeoutSeconds".into())],
+        ),
+        mv(
+            "spec.unhealthyConditions",
+            "spec.checks.unhealthyNodeConditions",
+        ),
+        Op::Each(
+            "spec.unhealthyMachineConditions".into(),
+            vec![Op::Duration("timeout".into(), "timeoutSeconds".into())],
+        ),
+        mv(
+            "spec.unhealthyMachineConditions",
+            "spec.checks.unhealthyMachineConditions",
+        ),
+        mv(
+            "spec.maxUnhealthy",
+            "spec.remediation.triggerIf.unhealthyLessThanOrEqualTo",
+        ),
+        mv(
+            "spec.unhealthyRange",
+            "spec.remediation.triggerIf.unhealthyInRange",
+        ),
+        mv("spec.remediationTemplate", "spec.remediation.templateRef"),
+    ];
+    ops.extend(deprecated_status(&[]));
+    ops
+}
+
+/// A KubeadmConfigSpec at `p`.
+fn kubeadm_config_spec(p: &str) -> Vec<Op> {
+    let cc = format!("{p}.clusterConfiguration");
+    let args = |path: String| Op::MapToList {
+        from: path.clone(),
+        to: path,
+        value: Some("value"),
+    };
+    let mut ops = vec![
+        args(format!("{cc}.apiServer.extraArgs")),
+        args(format!("{cc}.controllerManager.extraArgs")),
+        args(format!("{cc}.scheduler.extraArgs")),
+        args(format!("{cc}.etcd.local.extraArgs")),
+        Op::Duration(
+            format!("{cc}.apiServer.timeoutForControlPlane"),
+            format!("{p}.initConfiguration.timeouts.controlPlaneComponentHealthCheckSeconds"),
+        ),
+        Op::Each(
+            format!("{p}.initConfiguration.bootstrapTokens"),
+            vec![Op::Duration("ttl".into(), "ttlSeconds".into())],
+        ),
+        Op::Duration(
+            format!("{p}.joinConfiguration.discovery.timeout"),
+            format!("{p}.joinConfiguration.timeouts.tlsBootstrapSeconds"),
+        ),
+    ];
+    for c in ["initConfiguration", "joinConfiguration"] {
+        ops.push(args(format!("{p}.{c}.nodeRegistration.kubeletExtraArgs")));
+    }
+    ops
+}
+
+fn kcp_machine_template(p: &str) -> Vec<Op> {
+    vec![
+        Op::Ref(
+            format!("{p}.machineTemplate.infrastructureRef"),
+            format!("{p}.machineTemplate.spec.infrastructureRef"),
+        ),
+        Op::Duration(
+            format!("{p}.machineTemplate.nodeDrainTimeout"),
+            format!("{p}.machineTemplate.spec.deletion.nodeDrainTimeoutSeconds"),
+        ),
+        Op::Duration(
+            format!("{p}.machineTemplate.nodeVolumeDetachTimeout"),
+            format!("{p}.machineTemplate.spec.deletion.nodeVolumeDetachTimeoutSeconds"),
+        ),
+        Op::Duration(
+            format!("{p}.machineTemplate.nodeDeletionTimeout"),
+            format!("{p}.machineTemplate.spec.deletion.nodeDeletionTimeoutSeconds"),
+        ),
+        mv(
+            format!("{p}.machineTemplate.readinessGates"),
+            format!("{p}.machineTemplate.spec.readinessGates"),
+        ),
+    ]
+}
+
+fn kcp_rollout(p: &str) -> Vec<Op> {
+    vec![
+        mv(format!("{p}.rolloutBefore"), format!("{p}.rollout.before")),
+        mv(format!("{p}.rolloutAfter"), format!("{p}.rollout.after")),
+        mv(
+            format!("{p}.rolloutStrategy"),
+            format!("{p}.rollout.strategy"),
+        ),
+        mv(
+            format!("{p}.remediationStrategy.maxRetry"),
+            format!("{p}.remediation.maxRetry"),
+        ),
+        Op::Duration(
+            format!("{p}.remediationStrategy.retryPeriod"),
+            format!("{p}.remediation.retryPeriodSeconds"),
+        ),
+        Op::Duration(
+            format!("{p}.remediationStrategy.minHealthyPeriod"),
+            format!("{p}.remediation.minHealthyPeriodSeconds"),
+        ),
+        mv(
+            format!("{p}.machineNamingStrategy"),
+            format!("{p}.machineNaming"),
+        ),
+    ]
+}
+
+fn kubeadm_control_plane() -> Vec<Op> {
+    let mut ops = kcp_machine_template("spec");
+    ops.extend(kcp_rollout("spec"));
+    ops.extend(kubeadm_config_spec("spec.kubeadmConfigSpec"));
+    ops.push(mv(
+        "status.initialized",
+        "status.initialization.controlPlaneInitialized",
+    ));
+    ops.extend(deprecated_status(&[
+        "updatedReplicas",
+        "readyReplicas",
+        "unavailableReplicas",
+    ]));
+    ops.push(mv(
+        "status.v1beta2.availableReplicas",
+        "status.availableReplicas",
+    ));
+    ops
+}
+
+fn kcp_template() -> Vec<Op> {
+    let p = "spec.template.spec";
+    let mut ops = kcp_machine_template(p);
+    ops.extend(kcp_rollout(p));
+    ops.extend(kubeadm_config_spec(&format!("{p}.kubeadmConfigSpec")));
+    ops
+}
