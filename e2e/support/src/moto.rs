@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aws_sdk_ec2::types::{Filter, InstanceAttributeName};
+use aws_sdk_ec2::types::InstanceAttributeName;
 use base64::Engine;
 
 /// The region every client of the server uses.
@@ -178,109 +178,154 @@ impl Moto {
     }
 
     /// Counts of what is tagged `owner_tag: owned` (the provider's owner tag key of a cluster;
-    /// NAT gateways not deleted, instances not terminated), plus all load balancers and target
-    /// groups.
+    /// NAT gateways not deleted, instances not terminated), by [`Moto::owned_ids`].
     pub async fn inventory(&self, owner_tag: &str) -> BTreeMap<&'static str, usize> {
+        self.owned_ids(owner_tag)
+            .await
+            .into_iter()
+            .map(|(k, v)| (k, v.len()))
+            .collect()
+    }
+
+    /// Ids of everything tagged `owner_tag: owned`, by kind. Every object is listed unfiltered
+    /// and its tags checked here, client-side: moto ignores tag filters on some calls
+    /// (DescribeNatGateways returns every NAT gateway whatever the filter), so a count by a
+    /// server-side filter could not tell one cluster's resources from another's.
+    pub async fn owned_ids(
+        &self,
+        owner_tag: &str,
+    ) -> BTreeMap<&'static str, std::collections::BTreeSet<String>> {
+        fn owned(tags: &[aws_sdk_ec2::types::Tag], key: &str) -> bool {
+            tags.iter()
+                .any(|t| t.key() == Some(key) && t.value() == Some("owned"))
+        }
         let c = self.ec2().await;
-        let owned = || {
-            Filter::builder()
-                .name(format!("tag:{owner_tag}"))
-                .values("owned")
-                .build()
+        let mut out: BTreeMap<&'static str, std::collections::BTreeSet<String>> = BTreeMap::new();
+        let mut put = |k: &'static str, ids: Vec<String>| {
+            out.insert(k, ids.into_iter().collect());
         };
-        let mut out = BTreeMap::new();
-        let n = |v: usize| v;
-        out.insert(
+        let vpcs = c.describe_vpcs().send().await.unwrap();
+        put(
             "vpcs",
-            n(c.describe_vpcs()
-                .filters(owned())
-                .send()
-                .await
-                .unwrap()
-                .vpcs()
-                .len()),
-        );
-        out.insert(
-            "subnets",
-            c.describe_subnets()
-                .filters(owned())
-                .send()
-                .await
-                .unwrap()
-                .subnets()
-                .len(),
-        );
-        out.insert(
-            "internet_gateways",
-            c.describe_internet_gateways()
-                .filters(owned())
-                .send()
-                .await
-                .unwrap()
-                .internet_gateways()
-                .len(),
-        );
-        out.insert(
-            "nat_gateways",
-            c.describe_nat_gateways()
-                .filter(owned())
-                .send()
-                .await
-                .unwrap()
-                .nat_gateways()
+            vpcs.vpcs()
                 .iter()
+                .filter(|v| owned(v.tags(), owner_tag))
+                .filter_map(|v| v.vpc_id().map(String::from))
+                .collect(),
+        );
+        let subnets = c.describe_subnets().send().await.unwrap();
+        put(
+            "subnets",
+            subnets
+                .subnets()
+                .iter()
+                .filter(|v| owned(v.tags(), owner_tag))
+                .filter_map(|v| v.subnet_id().map(String::from))
+                .collect(),
+        );
+        let igws = c.describe_internet_gateways().send().await.unwrap();
+        put(
+            "internet_gateways",
+            igws.internet_gateways()
+                .iter()
+                .filter(|v| owned(v.tags(), owner_tag))
+                .filter_map(|v| v.internet_gateway_id().map(String::from))
+                .collect(),
+        );
+        let nats = c.describe_nat_gateways().send().await.unwrap();
+        put(
+            "nat_gateways",
+            nats.nat_gateways()
+                .iter()
+                .filter(|v| owned(v.tags(), owner_tag))
                 .filter(|g| g.state().is_some_and(|s| s.as_str() != "deleted"))
-                .count(),
+                .filter_map(|v| v.nat_gateway_id().map(String::from))
+                .collect(),
         );
-        out.insert(
+        let eips = c.describe_addresses().send().await.unwrap();
+        put(
             "elastic_ips",
-            c.describe_addresses()
-                .filters(owned())
-                .send()
-                .await
-                .unwrap()
-                .addresses()
-                .len(),
+            eips.addresses()
+                .iter()
+                .filter(|v| owned(v.tags(), owner_tag))
+                .filter_map(|v| v.allocation_id().map(String::from))
+                .collect(),
         );
-        out.insert(
+        let rts = c.describe_route_tables().send().await.unwrap();
+        put(
             "route_tables",
-            c.describe_route_tables()
-                .filters(owned())
-                .send()
-                .await
-                .unwrap()
-                .route_tables()
-                .len(),
+            rts.route_tables()
+                .iter()
+                .filter(|v| owned(v.tags(), owner_tag))
+                .filter_map(|v| v.route_table_id().map(String::from))
+                .collect(),
         );
-        out.insert(
+        let sgs = c.describe_security_groups().send().await.unwrap();
+        put(
             "security_groups",
-            c.describe_security_groups()
-                .filters(owned())
-                .send()
-                .await
-                .unwrap()
-                .security_groups()
-                .len(),
+            sgs.security_groups()
+                .iter()
+                .filter(|v| owned(v.tags(), owner_tag))
+                .filter_map(|v| v.group_id().map(String::from))
+                .collect(),
         );
-        out.insert("instances", self.instances(owner_tag).await.len());
+        put(
+            "instances",
+            self.instances(owner_tag)
+                .await
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect(),
+        );
         let elb = self.elb().await;
-        out.insert(
+        let lbs: Vec<String> = elb
+            .describe_load_balancers()
+            .send()
+            .await
+            .unwrap()
+            .load_balancers()
+            .iter()
+            .filter_map(|l| l.load_balancer_arn().map(String::from))
+            .collect();
+        let tgs: Vec<String> = elb
+            .describe_target_groups()
+            .send()
+            .await
+            .unwrap()
+            .target_groups()
+            .iter()
+            .filter_map(|l| l.target_group_arn().map(String::from))
+            .collect();
+        let mut owned_arns = std::collections::BTreeSet::new();
+        for chunk in lbs
+            .iter()
+            .chain(&tgs)
+            .cloned()
+            .collect::<Vec<_>>()
+            .chunks(20)
+        {
+            let t = elb
+                .describe_tags()
+                .set_resource_arns(Some(chunk.to_vec()))
+                .send()
+                .await
+                .unwrap();
+            for d in t.tag_descriptions() {
+                if d.tags()
+                    .iter()
+                    .any(|t| t.key() == Some(owner_tag) && t.value() == Some("owned"))
+                {
+                    owned_arns.extend(d.resource_arn().map(String::from));
+                }
+            }
+        }
+        put(
             "load_balancers",
-            elb.describe_load_balancers()
-                .send()
-                .await
-                .unwrap()
-                .load_balancers()
-                .len(),
+            lbs.into_iter().filter(|a| owned_arns.contains(a)).collect(),
         );
-        out.insert(
+        put(
             "target_groups",
-            elb.describe_target_groups()
-                .send()
-                .await
-                .unwrap()
-                .target_groups()
-                .len(),
+            tgs.into_iter().filter(|a| owned_arns.contains(a)).collect(),
         );
         out
     }
@@ -290,18 +335,17 @@ impl Moto {
     pub async fn instances(&self, owner_tag: &str) -> Vec<(String, String)> {
         let c = self.ec2().await;
         c.describe_instances()
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{owner_tag}"))
-                    .values("owned")
-                    .build(),
-            )
             .send()
             .await
             .unwrap()
             .reservations()
             .iter()
             .flat_map(|r| r.instances())
+            .filter(|i| {
+                i.tags()
+                    .iter()
+                    .any(|t| t.key() == Some(owner_tag) && t.value() == Some("owned"))
+            })
             .filter(|i| {
                 i.state()
                     .and_then(|s| s.name())

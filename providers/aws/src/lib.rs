@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod clients;
+pub mod creations;
 pub mod eks;
 pub mod error;
 pub mod machine;
@@ -21,6 +22,7 @@ mod plugin;
 use std::time::Duration;
 
 use crate::api::{AWSCluster, AWSMachine};
+use kube::Resource;
 use serde_json::{Value, json};
 pub use slipway_providers::ProviderError;
 use slipway_providers::{
@@ -31,10 +33,41 @@ use slipway_providers::{
 pub use crate::plugin::{Plugin, plugin};
 use crate::{clients::ClientCache, network::NetworkOutcome};
 
+/// Default period of the drift resync of a Ready cluster's network and load balancer.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
+/// Environment variable overriding [`DEFAULT_RESYNC`], in seconds.
+pub const RESYNC_ENV: &str = "SLIPWAY_AWS_RESYNC_SECONDS";
+
+/// The drift resync period from [`RESYNC_ENV`] (`None` when unset); a value that is not a
+/// positive whole number of seconds is an error naming the variable.
+pub fn resync_from_env() -> Result<Option<Duration>, ProviderError> {
+    match std::env::var(RESYNC_ENV) {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Some(Duration::from_secs(n))),
+            _ => Err(ProviderError::terminal(format!(
+                "{RESYNC_ENV}={v:?} is not a positive whole number of seconds"
+            ))),
+        },
+    }
+}
+
 /// The AWS provider.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Aws {
     clients: ClientCache,
+    resync: Option<Duration>,
+    events: Option<kube::runtime::events::Recorder>,
+}
+
+impl std::fmt::Debug for Aws {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aws")
+            .field("clients", &self.clients)
+            .field("resync", &self.resync)
+            .field("events", &self.events.is_some())
+            .finish()
+    }
 }
 
 impl Aws {
@@ -47,14 +80,53 @@ impl Aws {
     pub fn with_settings(settings: clients::Settings) -> Self {
         Self {
             clients: ClientCache::new(settings),
+            ..Default::default()
         }
+    }
+
+    /// The same provider, rechecking a Ready cluster for drift every `period` (default
+    /// [`DEFAULT_RESYNC`]).
+    pub fn with_resync(mut self, period: Duration) -> Self {
+        self.resync = Some(period);
+        self
+    }
+
+    /// The same provider, recording Kubernetes Events (drift repairs) through `client`.
+    pub fn with_events(mut self, client: kube::Client) -> Self {
+        self.events = Some(kube::runtime::events::Recorder::new(
+            client,
+            kube::runtime::events::Reporter {
+                controller: "slipway-aws".into(),
+                instance: None,
+            },
+        ));
+        self
     }
 
     /// API calls made so far, by `service:Operation`.
     pub fn calls(&self) -> &clients::CallCounter {
         self.clients.counter()
     }
+
+    /// Records a Warning Event on the AWSCluster; a failure is only logged (an Event is a
+    /// report, never a reason to fail a reconcile).
+    async fn event(&self, infra: &AWSCluster, reason: &str, note: String) {
+        let Some(rec) = &self.events else { return };
+        let ev = kube::runtime::events::Event {
+            type_: kube::runtime::events::EventType::Warning,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = rec.publish(&ev, &infra.object_ref(&())).await {
+            tracing::debug!(error = %e, "recording an Event failed");
+        }
+    }
 }
+
+/// Condition reason while a Ready cluster's missing resources are being re-created.
+pub const DRIFT_REPAIRING: &str = "DriftRepairing";
 
 fn cluster_name(scope_cluster: &slipway_api::Cluster) -> String {
     scope_cluster.metadata.name.clone().unwrap_or_default()
@@ -111,6 +183,10 @@ impl InfrastructureProvider for Aws {
         "aws"
     }
 
+    fn ready_recheck(&self) -> Option<Duration> {
+        Some(self.resync.unwrap_or(DEFAULT_RESYNC))
+    }
+
     async fn reconcile_cluster(
         &self,
         scope: &ClusterScope<AWSCluster>,
@@ -120,22 +196,49 @@ impl InfrastructureProvider for Aws {
         let ns = infra.metadata.namespace.clone().unwrap_or_default();
         let name = cluster_name(&scope.cluster);
         let input = network::Input::of_aws_cluster(infra, &ns, &name);
+        // Once provisioned, anything the network plan still has to do is drift: something
+        // slipway made went missing (deleted outside slipway) and is made again.
+        let was_ready = infra
+            .status
+            .as_ref()
+            .and_then(|s| s.initialization.as_ref())
+            .and_then(|i| i.provisioned)
+            .unwrap_or(false);
         match network::reconcile(&c, &input).await? {
             NetworkOutcome::Progress {
                 reason,
                 message,
                 waiting,
-                status,
-            } => Ok(ClusterOutcome::Provisioning(progress(
-                &reason,
-                message,
-                if waiting {
-                    Duration::from_secs(15)
+                mut status,
+            } => {
+                let reason = if was_ready {
+                    let note = format!("repairing drift: {message}");
+                    tracing::warn!(cluster = %name, "{note}");
+                    self.event(infra, DRIFT_REPAIRING, note).await;
+                    status["drift"] = json!({
+                        "lastRepairTime": scope.now.to_string(),
+                        "repaired": message,
+                    });
+                    DRIFT_REPAIRING.to_string()
                 } else {
-                    Duration::from_millis(200)
-                },
-                status,
-            ))),
+                    reason
+                };
+                let message = if was_ready {
+                    format!("repairing drift: {message}")
+                } else {
+                    message
+                };
+                Ok(ClusterOutcome::Provisioning(progress(
+                    &reason,
+                    message,
+                    if waiting {
+                        Duration::from_secs(15)
+                    } else {
+                        Duration::from_millis(200)
+                    },
+                    status,
+                )))
+            }
             NetworkOutcome::Ready {
                 endpoint,
                 failure_domains,
@@ -144,7 +247,19 @@ impl InfrastructureProvider for Aws {
                 control_plane_endpoint: endpoint,
                 failure_domains,
                 status,
-                message: String::new(),
+                // The last repair stays told on the Ready condition.
+                message: infra
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.drift.as_ref())
+                    .map(|d| {
+                        format!(
+                            "drift repaired at {}: {}",
+                            d.last_repair_time.as_deref().unwrap_or_default(),
+                            d.repaired.as_deref().unwrap_or_default()
+                        )
+                    })
+                    .unwrap_or_default(),
                 kubeconfig: None,
             })),
         }

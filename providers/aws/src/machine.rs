@@ -139,12 +139,33 @@ pub async fn find(
         .as_deref()
         .and_then(instance_id_of)
         .is_some();
-    Ok(out
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .map(found)
-        .find(|f| by_id || f.state != "terminated"))
+    let owner = owner_tag(cluster);
+    let mut found_one = None;
+    for i in out.reservations().iter().flat_map(|r| r.instances()) {
+        // Checked on the object as returned: a tag filter ignored, or a providerID pointing at
+        // another cluster's instance, must never make slipway adopt or terminate it.
+        if !crate::network::observe::is_owned(i.tags(), &owner) {
+            if by_id {
+                return Err(ProviderError::terminal(format!(
+                    "instance {} of spec.providerID is not tagged {owner}=owned; slipway neither \
+                     adopts nor terminates it",
+                    i.instance_id().unwrap_or_default()
+                )));
+            }
+            tracing::warn!(
+                instance = i.instance_id().unwrap_or_default(),
+                owner,
+                "skipped: returned for the machine but not tagged owned by its cluster"
+            );
+            continue;
+        }
+        let f = found(i);
+        if by_id || f.state != "terminated" {
+            found_one = Some(f);
+            break;
+        }
+    }
+    Ok(found_one)
 }
 
 /// What RunInstances needs, resolved from the machine, its cluster's network and the Machine.

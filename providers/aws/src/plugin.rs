@@ -84,7 +84,18 @@ impl slipway_providers::Plugin for Plugin {
     fn run(&self, runner: Runner, _settings: Settings) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             futures::join!(
-                slipway_providers::infra::run(runner.clone(), crate::Aws::new()),
+                slipway_providers::infra::run(runner.clone(), {
+                    let mut aws = crate::Aws::new().with_events(runner.context().client.clone());
+                    match crate::resync_from_env() {
+                        Ok(Some(d)) => aws = aws.with_resync(d),
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(
+                            "{e}; using the default drift resync of {}s",
+                            crate::DEFAULT_RESYNC.as_secs()
+                        ),
+                    }
+                    aws
+                }),
                 crate::eks::run(runner),
             );
         })

@@ -27,13 +27,18 @@ fn settings(m: &Moto) -> Settings {
 }
 
 fn scope() -> ClusterScope<AWSCluster> {
-    let mut cluster = Cluster::new("c1", ClusterSpec::default());
+    scope_named("c1")
+}
+
+fn scope_named(name: &str) -> ClusterScope<AWSCluster> {
+    let mut cluster = Cluster::new(name, ClusterSpec::default());
     cluster.metadata.namespace = Some("default".into());
-    let mut infra = AWSCluster::new("c1", AwsClusterSpec::default());
+    let mut infra = AWSCluster::new(name, AwsClusterSpec::default());
     infra.metadata.namespace = Some("default".into());
+    infra.metadata.uid = Some(format!("uid-{name}"));
     infra.metadata.labels = Some(BTreeMap::from([(
         labels::CLUSTER_NAME.to_string(),
-        "c1".to_string(),
+        name.to_string(),
     )]));
     ClusterScope {
         cluster: Arc::new(cluster),
@@ -65,10 +70,11 @@ fn machine(
     name: &str,
     cp: bool,
 ) -> MachineScope<AWSCluster, AWSMachine> {
+    let cluster = s.cluster.metadata.name.clone().unwrap();
     let mut m = Machine::new(
         name,
         MachineSpec {
-            cluster_name: "c1".into(),
+            cluster_name: cluster,
             version: Some("v1.31.0".into()),
             ..Default::default()
         },
@@ -93,6 +99,7 @@ fn machine(
         },
     );
     am.metadata.namespace = Some("default".into());
+    am.metadata.uid = Some(format!("uid-{name}"));
     MachineScope {
         cluster: s.cluster.clone(),
         infra_cluster: infra,
@@ -322,4 +329,93 @@ async fn unreachable_endpoints_are_unavailable_and_bad_instance_types_terminal()
         !e.to_string().contains("cloud-config"),
         "user data leaked: {e}"
     );
+}
+
+#[tokio::test]
+async fn deleting_one_of_three_side_by_side_clusters_leaves_the_others_untouched() {
+    let Some(m) = moto(&[]) else { return };
+    let p = Aws::with_settings(settings(&m));
+    let names = ["k1", "k2", "k3"];
+    let data = BootstrapData {
+        value: b"#cloud-config\n".to_vec(),
+        format: BootstrapFormat::CloudConfig,
+    };
+    let mut scopes = Vec::new();
+    for n in names {
+        let s = scope_named(n);
+        let (_, ready) = until_ready(&p, &s, 40).await;
+        let infra = with_status(&s, &ready);
+        let ms = machine(&s, infra.clone(), &format!("{n}-cp-0"), true);
+        machine_ready(&p, &ms, &data).await;
+        scopes.push((s, infra));
+    }
+    let before: BTreeMap<&str, _> = {
+        let mut b = BTreeMap::new();
+        for n in names {
+            let ids = m.owned_ids(&owner_tag(n)).await;
+            assert_eq!(ids["nat_gateways"].len(), 3, "{n}: {ids:?}");
+            assert_eq!(ids["instances"].len(), 1, "{n}: {ids:?}");
+            assert_eq!(ids["load_balancers"].len(), 1, "{n}: {ids:?}");
+            b.insert(n, ids);
+        }
+        b
+    };
+    // moto answers DescribeNatGateways with every NAT gateway whatever the tag filter: the
+    // delete below sees all nine and must touch only k1's three.
+    let all = m
+        .ec2()
+        .await
+        .describe_nat_gateways()
+        .filter(
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{}", owner_tag("k1")))
+                .values("owned")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    println!(
+        "DescribeNatGateways filtered by k1's tag returns {} NAT gateways",
+        all.nat_gateways().len()
+    );
+
+    let (s, infra) = &scopes[0];
+    let ms = machine(s, infra.clone(), "k1-cp-0", true);
+    let mut gone = false;
+    for _ in 0..10 {
+        if p.delete_machine(&ms).await.unwrap() == Deletion::Gone {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "k1's machine not deleted");
+    let mut passes = 0;
+    while p.delete_cluster(s).await.unwrap() != Deletion::Gone {
+        passes += 1;
+        assert!(passes < 20, "k1's network not deleted");
+    }
+    let left = m.inventory(&owner_tag("k1")).await;
+    assert!(left.values().all(|n| *n == 0), "k1 left behind: {left:?}");
+    for n in &names[1..] {
+        assert_eq!(
+            m.owned_ids(&owner_tag(n)).await,
+            before[n],
+            "{n}'s inventory changed when k1 was deleted"
+        );
+    }
+    // And the survivors stay Ready with nothing to redo.
+    for (s, _) in &scopes[1..] {
+        p.calls().reset();
+        let (one, _) = until_ready(&p, s, 1).await;
+        assert_eq!(one, 1);
+        assert!(
+            !p.calls()
+                .snapshot()
+                .keys()
+                .any(|k| k.contains(":Create") || k.contains(":Delete")),
+            "{:?}",
+            p.calls().snapshot()
+        );
+    }
 }

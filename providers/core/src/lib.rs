@@ -114,6 +114,12 @@ pub trait InfrastructureProvider: Send + Sync + 'static {
     /// a MachineDeployment is no event of the infrastructure cluster.
     const READY_RECHECK: Option<std::time::Duration> = None;
 
+    /// [`Self::READY_RECHECK`] of this provider value: a provider whose period is a setting
+    /// (the AWS provider's drift resync) overrides it.
+    fn ready_recheck(&self) -> Option<std::time::Duration> {
+        Self::READY_RECHECK
+    }
+
     /// Short provider name for conditions, metrics and logs (`aws`, `kind`, `in-memory`).
     fn name(&self) -> &'static str;
 

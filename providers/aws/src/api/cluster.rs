@@ -297,6 +297,37 @@ pub struct AwsClusterStatus {
     pub conditions: Option<Vec<Condition>>,
     /// Generation last reconciled.
     pub observed_generation: Option<i64>,
+    /// The last drift repair of a Ready cluster.
+    pub drift: Option<DriftStatus>,
+    /// Create calls by resource name (`<cluster>-vpc`, `<cluster>-nat-<zone>`, ...): the
+    /// attempt counter and, while a create may be in flight, when it was recorded. Written
+    /// before the call, so a restarted controller knows what may exist already.
+    pub creations: Option<BTreeMap<String, Creation>>,
+}
+
+/// A drift repair.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftStatus {
+    /// When it was started (RFC 3339).
+    pub last_repair_time: Option<String>,
+    /// What was made again.
+    pub repaired: Option<String>,
+}
+
+/// One resource's create calls: the attempt counter (the ClientToken derives from it, where
+/// AWS takes one) and the in-flight marker.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Creation {
+    /// Attempts recorded so far (1 for the first create).
+    pub attempt: u32,
+    /// Set while the create may be in flight: when the attempt was recorded (RFC 3339).
+    pub since: Option<String>,
+    /// Which controller process recorded it (a random id per process).
+    pub by: Option<String>,
 }
 
 /// Network status.

@@ -156,6 +156,9 @@ pub struct AwsManagedMachinePoolStatus {
     pub conditions: Option<Vec<Condition>>,
     /// Generation last reconciled.
     pub observed_generation: Option<i64>,
+    /// CreateNodegroup calls: attempt counter (the clientRequestToken derives from it) and
+    /// in-flight marker, written before the call.
+    pub creation: Option<super::cluster::Creation>,
 }
 
 /// Desired state of an EKS control plane (CAPA's AWSManagedControlPlane fields).
@@ -352,4 +355,7 @@ pub struct AwsManagedControlPlaneStatus {
     pub conditions: Option<Vec<Condition>>,
     /// Generation last reconciled.
     pub observed_generation: Option<i64>,
+    /// Create calls by resource name (the network's, as an AWSCluster's, and the EKS
+    /// cluster's): attempt counter and in-flight marker, written before the call.
+    pub creations: Option<BTreeMap<String, super::cluster::Creation>>,
 }

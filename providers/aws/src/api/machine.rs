@@ -199,6 +199,9 @@ pub struct AwsMachineStatus {
     pub conditions: Option<Vec<Condition>>,
     /// Generation last reconciled.
     pub observed_generation: Option<i64>,
+    /// RunInstances calls: attempt counter (the ClientToken derives from it) and in-flight
+    /// marker, written before the call.
+    pub creation: Option<super::cluster::Creation>,
 }
 
 /// Desired state of an AWSMachineTemplate.

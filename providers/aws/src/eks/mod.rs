@@ -463,7 +463,13 @@ async fn teardown(
         Err(e) if error::is_not_found(&e) => None,
         Err(e) => return Err(error::map("DescribeCluster", e)),
     };
-    if let Some(f) = found {
+    if let Some(f) = found.filter(|f| {
+        let ok = pool::owned_by(f.tags(), cluster);
+        if !ok {
+            tracing::warn!(eks_cluster = %eks, "not deleted: not tagged owned by the cluster");
+        }
+        ok
+    }) {
         // Node groups first: AWS refuses to delete a cluster that has any.
         let groups = match c.eks.list_nodegroups().cluster_name(&eks).send().await {
             Ok(o) => o.nodegroups().to_vec(),
@@ -472,6 +478,22 @@ async fn teardown(
         };
         if !groups.is_empty() {
             for g in &groups {
+                let ng = match c
+                    .eks
+                    .describe_nodegroup()
+                    .cluster_name(&eks)
+                    .nodegroup_name(g)
+                    .send()
+                    .await
+                {
+                    Ok(o) => o.nodegroup().cloned(),
+                    Err(e) if error::is_not_found(&e) => None,
+                    Err(e) => return Err(error::map("DescribeNodegroup", e)),
+                };
+                if !ng.is_some_and(|n| pool::owned_by(n.tags(), cluster)) {
+                    tracing::warn!(nodegroup = %g, eks_cluster = %eks, "not deleted: not tagged owned by the cluster");
+                    continue;
+                }
                 match c
                     .eks
                     .delete_nodegroup()

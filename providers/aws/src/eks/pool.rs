@@ -369,6 +369,11 @@ async fn cleanup(pool: &AWSManagedMachinePool, ctx: &EksContext) -> Result<Actio
         let Some(found) = describe(&c, &eks, &ng).await? else {
             return Ok(None);
         };
+        let cluster_name = cluster.name_any();
+        if !owned_by(found.tags(), &cluster_name) {
+            tracing::warn!(nodegroup = %ng, eks_cluster = %eks, "not deleted: not tagged owned by the cluster");
+            return Ok(None);
+        }
         if found.status().map(|s| s.as_str()) != Some("DELETING") {
             match c
                 .eks
@@ -391,6 +396,15 @@ async fn cleanup(pool: &AWSManagedMachinePool, ctx: &EksContext) -> Result<Actio
         Ok(Some(w)) => Err(Error::Waiting(w)),
         Err(e) => Err(Error::Waiting(format!("deleting the node group: {e}"))),
     }
+}
+
+/// Whether EKS tags (of a cluster or node group) carry the cluster's owned tag (either key).
+pub(crate) fn owned_by(
+    tags: Option<&std::collections::HashMap<String, String>>,
+    cluster: &str,
+) -> bool {
+    let owned = |k: &str| tags.and_then(|t| t.get(k)).map(String::as_str) == Some("owned");
+    owned(&k8s_tag(cluster)) || owned(&owner_tag(cluster))
 }
 
 #[cfg(test)]

@@ -196,7 +196,11 @@ pub async fn execute(
             .await
             .map(drop)
         }
-        Action::CreateDefaultRoute { table, target } => error::retrying("CreateRoute", || {
+        Action::CreateDefaultRoute {
+            table,
+            target,
+            replace: false,
+        } => error::retrying("CreateRoute", || {
             let req = ec2
                 .create_route()
                 .route_table_id(table)
@@ -206,6 +210,35 @@ pub async fn execute(
             } else {
                 req.gateway_id(target).send()
             }
+        })
+        .await
+        .map(drop),
+        Action::CreateDefaultRoute {
+            table,
+            target,
+            replace: true,
+        } => error::retrying("ReplaceRoute", || {
+            let req = ec2
+                .replace_route()
+                .route_table_id(table)
+                .destination_cidr_block("0.0.0.0/0");
+            if target.starts_with("nat-") {
+                req.nat_gateway_id(target).send()
+            } else {
+                req.gateway_id(target).send()
+            }
+        })
+        .await
+        .map(drop),
+        Action::RegisterTargets { tg, ids } => error::retrying("RegisterTargets", || {
+            elb.register_targets()
+                .target_group_arn(tg)
+                .set_targets(Some(
+                    ids.iter()
+                        .map(|id| elbt::TargetDescription::builder().id(id).port(6443).build())
+                        .collect(),
+                ))
+                .send()
         })
         .await
         .map(drop),

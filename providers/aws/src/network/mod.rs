@@ -232,6 +232,14 @@ pub async fn reconcile(c: &Clients, input: &Input<'_>) -> Result<NetworkOutcome,
     let probe = desired(input, &[])?;
     let o = observe::observe(c, &probe).await?;
     let d = desired(input, &o.zones)?;
+    if !o.foreign.is_empty() {
+        return Err(ProviderError::terminal(format!(
+            "{} named for this cluster but not tagged {}=owned; slipway neither adopts nor \
+             changes it: remove it or rename the cluster",
+            o.foreign.join(", "),
+            model::owner_tag(&d.cluster)
+        )));
+    }
     let st = status(&d, &o);
     let steps = plan::plan_create(&d, &o);
     if steps.is_empty() {

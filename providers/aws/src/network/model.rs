@@ -348,6 +348,8 @@ pub struct Instance {
     pub id: String,
     /// State name.
     pub state: String,
+    /// Whether its role tag says control plane (registered with the API server target group).
+    pub control_plane: bool,
 }
 
 /// Everything of a cluster's network that exists in AWS.
@@ -377,6 +379,11 @@ pub struct Observed {
     pub listener: Option<Lb>,
     /// Instances tagged for the cluster that are not terminated.
     pub instances: Vec<Instance>,
+    /// Instance ids registered with the target group (sorted).
+    pub targets: Vec<String>,
+    /// Resources that carry a name of the cluster but not its owned tag: never adopted,
+    /// changed or deleted.
+    pub foreign: Vec<String>,
 }
 
 #[cfg(test)]

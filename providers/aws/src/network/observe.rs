@@ -24,7 +24,29 @@ pub fn tag<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
         .and_then(|t| t.value())
 }
 
-/// Everything of the cluster's network that exists.
+/// Whether `tags` carry `owner=owned`: checked on every object as AWS returned it, never left
+/// to a server-side filter (moto ignores tag filters on DescribeNatGateways; any API that
+/// drops one would otherwise turn a delete into deleting another cluster's resources).
+pub fn is_owned(tags: &[Tag], owner: &str) -> bool {
+    tag(tags, owner) == Some("owned")
+}
+
+/// Keeps an object only when it carries the owned tag; logs what is skipped.
+fn owned_only(kind: &str, id: Option<&str>, tags: &[Tag], owner: &str) -> bool {
+    let ok = is_owned(tags, owner);
+    if !ok {
+        tracing::warn!(
+            kind,
+            id = id.unwrap_or_default(),
+            owner,
+            "skipped: returned for the cluster but not tagged owned by it"
+        );
+    }
+    ok
+}
+
+/// Everything of the cluster's network that exists (only what carries the cluster's owned tag,
+/// checked client-side, besides a brought VPC and its subnets).
 pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, ProviderError> {
     let owner = owner_tag(&d.cluster);
     let owned = filter(&format!("tag:{owner}"), &["owned"]);
@@ -105,6 +127,11 @@ pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, ProviderError
         o.subnets = subnets
             .subnets()
             .iter()
+            // A brought VPC's subnets are used, never changed; in a managed VPC only the
+            // cluster's own count.
+            .filter(|s| {
+                d.byo_vpc.is_some() || owned_only("subnet", s.subnet_id(), s.tags(), &owner)
+            })
             .map(|s| {
                 let map_public_ip = s.map_public_ip_on_launch().unwrap_or(false);
                 Subnet {
@@ -133,6 +160,14 @@ pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, ProviderError
     o.igws = igws
         .internet_gateways()
         .iter()
+        .filter(|g| {
+            owned_only(
+                "internet-gateway",
+                g.internet_gateway_id(),
+                g.tags(),
+                &owner,
+            )
+        })
         .map(|g| Igw {
             id: g.internet_gateway_id().unwrap_or_default().into(),
             attached_to: g
@@ -149,6 +184,7 @@ pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, ProviderError
     o.eips = eips
         .addresses()
         .iter()
+        .filter(|a| owned_only("elastic-ip", a.allocation_id(), a.tags(), &owner))
         .map(|a| Eip {
             allocation_id: a.allocation_id().unwrap_or_default().into(),
             name: tag(a.tags(), "Name").unwrap_or_default().into(),
@@ -170,6 +206,9 @@ pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, ProviderError
     o.nats = nats
         .nat_gateways()
         .iter()
+        .filter(|n| owned_only("nat-gateway", n.nat_gateway_id(), n.tags(), &owner))
+        // The state filter is checked here too, for the same reason as the tag.
+        .filter(|n| n.state().is_some_and(|s| s.as_str() != "deleted"))
         .map(|n| Nat {
             id: n.nat_gateway_id().unwrap_or_default().into(),
             name: tag(n.tags(), "Name").unwrap_or_default().into(),
@@ -187,6 +226,7 @@ pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, ProviderError
     o.route_tables = rts
         .route_tables()
         .iter()
+        .filter(|r| owned_only("route-table", r.route_table_id(), r.tags(), &owner))
         .map(|r| RouteTable {
             id: r.route_table_id().unwrap_or_default().into(),
             name: tag(r.tags(), "Name").unwrap_or_default().into(),
@@ -221,6 +261,7 @@ pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, ProviderError
     o.security_groups = sgs
         .security_groups()
         .iter()
+        .filter(|g| owned_only("security-group", g.group_id(), g.tags(), &owner))
         .map(|g| SecurityGroup {
             id: g.group_id().unwrap_or_default().into(),
             name: g.group_name().unwrap_or_default().into(),
@@ -242,6 +283,7 @@ pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, ProviderError
         .reservations()
         .iter()
         .flat_map(|r| r.instances())
+        .filter(|i| owned_only("instance", i.instance_id(), i.tags(), &owner))
         .map(|i| Instance {
             id: i.instance_id().unwrap_or_default().into(),
             state: i
@@ -249,6 +291,7 @@ pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, ProviderError
                 .and_then(|s| s.name())
                 .map(|n| n.as_str().to_string())
                 .unwrap_or_default(),
+            control_plane: tag(i.tags(), super::model::ROLE_TAG) == Some("control-plane"),
         })
         .collect();
     observe_lb(c, d, &mut o).await?;
@@ -293,29 +336,63 @@ async fn observe_lb(c: &Clients, d: &Desired, o: &mut Observed) -> Result<(), Pr
         Err(e) if error::is_not_found(&e) => None,
         Err(e) => return Err(error::map("DescribeLoadBalancers", e)),
     };
-    o.lb = lb.map(|l| Lb {
-        arn: l.load_balancer_arn().unwrap_or_default().into(),
-        dns_name: l.dns_name().unwrap_or_default().into(),
-        state: l
-            .state()
-            .and_then(|s| s.code())
-            .map(|c| c.as_str().to_string())
-            .unwrap_or_default(),
-    });
     let tgs = c
         .elb
         .describe_target_groups()
         .names(&d.tg_name)
         .send()
         .await;
-    o.tg = match tgs {
-        Ok(r) => r.target_groups().first().map(|t| Lb {
-            arn: t.target_group_arn().unwrap_or_default().into(),
-            ..Default::default()
-        }),
+    let tg = match tgs {
+        Ok(r) => r.target_groups().first().cloned(),
         Err(e) if error::is_not_found(&e) => None,
         Err(e) => return Err(error::map("DescribeTargetGroups", e)),
     };
+    let arns: Vec<String> = lb
+        .iter()
+        .filter_map(|l| l.load_balancer_arn())
+        .chain(tg.iter().filter_map(|t| t.target_group_arn()))
+        .map(String::from)
+        .collect();
+    let owned = owned_arns(c, &arns, &owner_tag(&d.cluster)).await?;
+    o.lb = lb
+        .filter(|l| {
+            let arn = l.load_balancer_arn().unwrap_or_default();
+            let ok = owned.iter().any(|a| a == arn);
+            if !ok {
+                tracing::warn!(
+                    arn,
+                    "load balancer of the cluster's name is not tagged owned: skipped"
+                );
+                o.foreign.push(format!("load balancer {}", d.lb_name));
+            }
+            ok
+        })
+        .map(|l| Lb {
+            arn: l.load_balancer_arn().unwrap_or_default().into(),
+            dns_name: l.dns_name().unwrap_or_default().into(),
+            state: l
+                .state()
+                .and_then(|s| s.code())
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default(),
+        });
+    o.tg = tg
+        .filter(|t| {
+            let arn = t.target_group_arn().unwrap_or_default();
+            let ok = owned.iter().any(|a| a == arn);
+            if !ok {
+                tracing::warn!(
+                    arn,
+                    "target group of the cluster's name is not tagged owned: skipped"
+                );
+                o.foreign.push(format!("target group {}", d.tg_name));
+            }
+            ok
+        })
+        .map(|t| Lb {
+            arn: t.target_group_arn().unwrap_or_default().into(),
+            ..Default::default()
+        });
     if let Some(lb) = &o.lb {
         let ls = error::retrying("DescribeListeners", || {
             c.elb.describe_listeners().load_balancer_arn(&lb.arn).send()
@@ -330,5 +407,48 @@ async fn observe_lb(c: &Clients, d: &Desired, o: &mut Observed) -> Result<(), Pr
                 ..Default::default()
             });
     }
+    if let Some(tg) = &o.tg {
+        let health = error::retrying("DescribeTargetHealth", || {
+            c.elb
+                .describe_target_health()
+                .target_group_arn(&tg.arn)
+                .send()
+        })
+        .await?;
+        o.targets = health
+            .target_health_descriptions()
+            .iter()
+            .filter_map(|h| h.target().and_then(|t| t.id()).map(String::from))
+            .collect();
+        o.targets.sort();
+    }
     Ok(())
+}
+
+/// Those of `arns` (load balancers, target groups) tagged `owner=owned`, by elbv2 DescribeTags.
+pub async fn owned_arns(
+    c: &Clients,
+    arns: &[String],
+    owner: &str,
+) -> Result<Vec<String>, ProviderError> {
+    if arns.is_empty() {
+        return Ok(vec![]);
+    }
+    let out = error::retrying("DescribeTags", || {
+        c.elb
+            .describe_tags()
+            .set_resource_arns(Some(arns.to_vec()))
+            .send()
+    })
+    .await?;
+    Ok(out
+        .tag_descriptions()
+        .iter()
+        .filter(|t| {
+            t.tags()
+                .iter()
+                .any(|t| t.key() == Some(owner) && t.value() == Some("owned"))
+        })
+        .filter_map(|t| t.resource_arn().map(String::from))
+        .collect())
 }

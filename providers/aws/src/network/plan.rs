@@ -31,11 +31,14 @@ pub enum Action {
     },
     /// CreateRouteTable.
     CreateRouteTable { name: String, public: bool },
-    /// CreateRoute 0.0.0.0/0.
+    /// CreateRoute 0.0.0.0/0 (ReplaceRoute when one exists with another target, e.g. a NAT
+    /// gateway deleted outside slipway).
     CreateDefaultRoute {
         table: String,
         /// An internet gateway (`igw-`) or NAT gateway (`nat-`) id.
         target: String,
+        /// Whether a 0.0.0.0/0 route exists already (to be replaced).
+        replace: bool,
     },
     /// AssociateRouteTable.
     Associate { table: String, subnet: String },
@@ -52,6 +55,8 @@ pub enum Action {
     CreateTargetGroup { vpc: String },
     /// elbv2 CreateListener (TCP 6443 -> target group).
     CreateListener { lb: String, tg: String },
+    /// elbv2 RegisterTargets: running control-plane instances missing from the target group.
+    RegisterTargets { tg: String, ids: Vec<String> },
     /// Nothing can be done until AWS finishes something.
     Wait { reason: String, message: String },
 
@@ -196,6 +201,18 @@ pub fn plan_create(d: &Desired, o: &Observed) -> Vec<Action> {
             tg: tg.arn.clone(),
         });
     }
+    let unregistered: Vec<String> = o
+        .instances
+        .iter()
+        .filter(|i| i.control_plane && i.state == "running" && !o.targets.contains(&i.id))
+        .map(|i| i.id.clone())
+        .collect();
+    if !unregistered.is_empty() {
+        out.push(Action::RegisterTargets {
+            tg: tg.arn.clone(),
+            ids: unregistered,
+        });
+    }
     if lb.state != "active" {
         out.extend(wait(
             "WaitingForLoadBalancer",
@@ -317,6 +334,7 @@ fn plan_managed_network(d: &Desired, o: &Observed, out: &mut Vec<Action>) -> boo
             out.push(Action::CreateDefaultRoute {
                 table: rt.id.clone(),
                 target,
+                replace: rt.routes.iter().any(|(dest, _)| dest == "0.0.0.0/0"),
             });
         }
         if !rt.associations.iter().any(|(_, sid)| *sid == s.id) {

@@ -110,6 +110,7 @@ fn complete(d: &Desired, nat_state: &str, lb_state: &str) -> Observed {
             ..Default::default()
         }),
         instances: vec![],
+        ..Default::default()
     }
 }
 
@@ -247,7 +248,8 @@ fn routes_security_groups_and_the_load_balancer_in_order() {
     assert_eq!(k.last().unwrap(), "CreateLoadBalancer");
     assert!(p.contains(&Action::CreateDefaultRoute {
         table: "rtb-subnet-1".into(),
-        target: "nat-us-east-1a".into()
+        target: "nat-us-east-1a".into(),
+        replace: false,
     }));
     let Some(Action::CreateLoadBalancer {
         subnets,
@@ -309,10 +311,12 @@ fn delete_goes_in_dependency_order_and_waits_where_aws_must_finish() {
         Instance {
             id: "i-1".into(),
             state: "running".into(),
+            control_plane: false,
         },
         Instance {
             id: "i-2".into(),
             state: "shutting-down".into(),
+            control_plane: false,
         },
     ];
     assert_eq!(
@@ -383,5 +387,90 @@ fn without_a_load_balancer_the_network_is_complete_after_the_security_groups() {
     o.lb = None;
     o.tg = None;
     o.listener = None;
+    assert!(plan_create(&d, &o).is_empty());
+}
+
+#[test]
+fn drift_of_a_ready_network_is_planned_back() {
+    let d = desired();
+    let mut o = complete(&d, "available", "active");
+    assert!(plan_create(&d, &o).is_empty());
+    // A NAT gateway deleted outside slipway: made again from the zone's Elastic IP, then the
+    // private route (still pointing at the deleted one) replaced.
+    o.nats.retain(|n| n.name != "c1-nat-us-east-1a");
+    let p = plan_create(&d, &o);
+    assert_eq!(
+        p,
+        [Action::CreateNat {
+            name: "c1-nat-us-east-1a".into(),
+            subnet: "subnet-0".into(),
+            allocation: "eipalloc-us-east-1a".into(),
+        }]
+    );
+    o.nats.push(Nat {
+        id: "nat-new".into(),
+        name: "c1-nat-us-east-1a".into(),
+        subnet_id: "subnet-0".into(),
+        state: "available".into(),
+        ..Default::default()
+    });
+    let p = plan_create(&d, &o);
+    assert_eq!(
+        p,
+        [Action::CreateDefaultRoute {
+            table: "rtb-subnet-1".into(),
+            target: "nat-new".into(),
+            replace: true,
+        }]
+    );
+    // A route deleted: created (not replaced).
+    let mut o = complete(&d, "available", "active");
+    o.route_tables[1].routes.clear();
+    assert_eq!(
+        plan_create(&d, &o),
+        [Action::CreateDefaultRoute {
+            table: "rtb-subnet-1".into(),
+            target: "nat-us-east-1a".into(),
+            replace: false,
+        }]
+    );
+    // A security-group rule revoked: authorized again.
+    let mut o = complete(&d, "available", "active");
+    let lost = o.security_groups[0].ingress.remove(0);
+    assert_eq!(
+        plan_create(&d, &o),
+        [Action::Authorize {
+            group: o.security_groups[0].id.clone(),
+            rules: vec![lost],
+        }]
+    );
+    // A running control-plane instance missing from the target group: registered; workers
+    // and instances not running are not.
+    let mut o = complete(&d, "available", "active");
+    o.instances = vec![
+        Instance {
+            id: "i-cp".into(),
+            state: "running".into(),
+            control_plane: true,
+        },
+        Instance {
+            id: "i-cp-pending".into(),
+            state: "pending".into(),
+            control_plane: true,
+        },
+        Instance {
+            id: "i-worker".into(),
+            state: "running".into(),
+            control_plane: false,
+        },
+    ];
+    assert_eq!(
+        plan_create(&d, &o),
+        [Action::RegisterTargets {
+            tg: "arn:tg".into(),
+            ids: vec!["i-cp".into()],
+        }]
+    );
+    o.targets = vec!["i-cp".into()];
     assert!(plan_create(&d, &o).is_empty());
 }

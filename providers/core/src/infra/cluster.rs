@@ -144,7 +144,7 @@ where
                 (
                     desired(ct::READY, Status::True, reasons::PROVISIONED, r.message),
                     r.status,
-                    P::READY_RECHECK,
+                    ctx.provider.ready_recheck(),
                 )
             }
             Err(e) => {
