@@ -83,6 +83,8 @@ pub struct Options {
     pub version_from_nodes: bool,
     /// Key file for encrypting Secrets at rest (`--encryption-key-file`); only with a data dir.
     pub encryption_key_file: Option<PathBuf>,
+    /// Authorization mode and static token file.
+    pub auth: crate::authz::Options,
 }
 
 impl Default for Options {
@@ -95,6 +97,7 @@ impl Default for Options {
             crds: Vec::new(),
             version_from_nodes: false,
             encryption_key_file: None,
+            auth: Default::default(),
         }
     }
 }
@@ -106,6 +109,7 @@ const PRIVATE_FILES: &[&str] = &[
     "state.db-shm",
     "ca.key",
     "serving.key",
+    "sa-signing.key",
     "token",
     "kubeconfig",
 ];
@@ -121,8 +125,6 @@ fn restrict(dir: &Path) -> Result<(), PlaneError> {
         }
     }
     Ok(())
-    /// Authorization mode and static token file.
-    pub auth: crate::authz::Options,
 }
 
 /// A running plane.

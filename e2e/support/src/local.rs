@@ -245,7 +245,15 @@ impl ShortHistory {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 serving,
                 client_ca_pem: ca.cert_pem.clone(),
-                tokens: vec![(token.clone(), "admin".into())],
+                auth: Arc::new(
+                    slipway_apiserver::authz::Auth::new(
+                        slipway_apiserver::authz::Mode::AlwaysAllow,
+                        &token,
+                        None,
+                        &temp_dir(&format!("{tag}-auth")),
+                    )
+                    .unwrap(),
+                ),
                 version_from_nodes: false,
             },
         )
