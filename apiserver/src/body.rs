@@ -46,6 +46,37 @@ where
     Ok(bytes::Bytes::from(buf))
 }
 
+/// Duplicate keys of a JSON create or update body (`json_write`) under the request's
+/// `fieldValidation`: Strict refuses them (400, as kube-apiserver's strict decoding), Warn
+/// returns one warning each, Ignore nothing.
+pub fn duplicates_per_mode(
+    res: &crate::catalog::Resource,
+    query: &crate::request::Query,
+    json_write: bool,
+    body: &[u8],
+) -> Result<Vec<String>, crate::error::ApiError> {
+    use crate::request::FieldValidation;
+    if !json_write || body.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = duplicate_keys(body)
+        .iter()
+        .map(|f| format!("duplicate field \"{f}\""))
+        .collect();
+    match query.field_validation() {
+        FieldValidation::Strict if !list.is_empty() => {
+            Err(crate::error::ApiError::bad_request(format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                list.join(", "),
+                kind = res.kind,
+                version = res.version,
+            )))
+        }
+        FieldValidation::Warn => Ok(list),
+        _ => Ok(Vec::new()),
+    }
+}
+
 /// The paths (`data.a`, `spec.items[0].name`) of keys that appear more than once in one JSON
 /// object of `body`, in document order. A body that is not JSON has none (its parse error is
 /// reported by the verb).

@@ -341,31 +341,8 @@ async fn route(
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding the body: {e}")))
     };
-    let json_body = !protobuf && !body.is_empty() && matches!(*method, Method::POST | Method::PUT);
-    let duplicates = if json_body {
-        crate::body::duplicate_keys(body)
-    } else {
-        Vec::new()
-    };
-    let mut early_warnings = Vec::new();
-    if !duplicates.is_empty() {
-        let list: Vec<String> = duplicates
-            .iter()
-            .map(|f| format!("duplicate field \"{f}\""))
-            .collect();
-        match query.field_validation() {
-            request::FieldValidation::Strict => {
-                return Err(ApiError::bad_request(format!(
-                    "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
-                    list.join(", "),
-                    kind = res.kind,
-                    version = res.version,
-                )));
-            }
-            request::FieldValidation::Warn => early_warnings = list,
-            request::FieldValidation::Ignore => {}
-        }
-    }
+    let writes_json = !protobuf && matches!(*method, Method::POST | Method::PUT);
+    let early_warnings = crate::body::duplicates_per_mode(&res, query, writes_json, body)?;
     let one = |v: Value| -> Value {
         if accept_table && v["kind"] != "Status" {
             crate::table::table(

@@ -36,7 +36,6 @@ pub(super) fn open(path: &Path) -> Result<rusqlite::Connection, StoreError> {
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=NORMAL;
              PRAGMA busy_timeout=5000;
-             PRAGMA secure_delete=ON;
              CREATE TABLE IF NOT EXISTS objects (gr TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL,
                  rv INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (gr, ns, name)) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS events (rv INTEGER PRIMARY KEY, type INTEGER NOT NULL, gr TEXT NOT NULL,
@@ -135,10 +134,13 @@ pub(super) fn persist(
 }
 
 /// Rewrites every row of the encrypted resource that is not encrypted with the newest key
-/// (plain, or an older key) with the newest key, then checkpoints the WAL so that no old
-/// page lingers in it. Returns how many rows were rewritten.
+/// (plain, or an older key) with the newest key, then compacts the file and checkpoints the
+/// WAL so that no old copy lingers in either. Returns how many rows were rewritten.
 pub(super) fn rotate(db: &rusqlite::Connection, keys: &Keys) -> Result<usize, StoreError> {
     let newest = keys.newest();
+    // Freed pages are zeroed, so the plain or old-key bodies rewritten here (and every later
+    // overwritten Secret) leave nothing readable in the file.
+    db.execute_batch("PRAGMA secure_delete=ON;")?;
     let tx = db.unchecked_transaction()?;
     let mut count = 0;
     for (table, id) in [("objects", "name"), ("events", "rv")] {
@@ -176,7 +178,10 @@ pub(super) fn rotate(db: &rusqlite::Connection, keys: &Keys) -> Result<usize, St
     }
     tx.commit()?;
     if count > 0 {
-        db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        // Pages freed before encryption was on were not zeroed: rewrite the file whole.
+        db.execute_batch(
+            "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+        )?;
     }
     Ok(count)
 }
