@@ -255,9 +255,21 @@ impl InfrastructureProvider for Aws {
                     let note = format!("repairing drift: {message}");
                     tracing::warn!(cluster = %name, "{note}");
                     self.event(infra, DRIFT_REPAIRING, note).await;
+                    // One repair takes a few passes: they add to the same record.
+                    let prev = infra
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.drift.as_ref())
+                        .filter(|d| d.repairing == Some(true));
                     status["drift"] = json!({
-                        "lastRepairTime": scope.now.to_string(),
-                        "repaired": message,
+                        "lastRepairTime": prev
+                            .and_then(|d| d.last_repair_time.clone())
+                            .unwrap_or_else(|| scope.now.to_string()),
+                        "repaired": match prev.and_then(|d| d.repaired.as_deref()) {
+                            Some(before) => format!("{before}; {message}"),
+                            None => message.clone(),
+                        },
+                        "repairing": true,
                     });
                     DRIFT_REPAIRING.to_string()
                 } else {
@@ -282,26 +294,31 @@ impl InfrastructureProvider for Aws {
             NetworkOutcome::Ready {
                 endpoint,
                 failure_domains,
-                status,
-            } => Ok(ClusterOutcome::Ready(ClusterReady {
-                control_plane_endpoint: endpoint,
-                failure_domains,
-                status,
-                // The last repair stays told on the Ready condition.
-                message: infra
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.drift.as_ref())
-                    .map(|d| {
-                        format!(
-                            "drift repaired at {}: {}",
-                            d.last_repair_time.as_deref().unwrap_or_default(),
-                            d.repaired.as_deref().unwrap_or_default()
-                        )
-                    })
-                    .unwrap_or_default(),
-                kubeconfig: None,
-            })),
+                mut status,
+            } => {
+                let drift = infra.status.as_ref().and_then(|s| s.drift.clone());
+                if let Some(d) = drift.as_ref().filter(|d| d.repairing == Some(true)) {
+                    let mut done = d.clone();
+                    done.repairing = Some(false);
+                    status["drift"] = json!(done);
+                }
+                Ok(ClusterOutcome::Ready(ClusterReady {
+                    control_plane_endpoint: endpoint,
+                    failure_domains,
+                    status,
+                    // The last repair stays told on the Ready condition.
+                    message: drift
+                        .map(|d| {
+                            format!(
+                                "drift repaired at {}: {}",
+                                d.last_repair_time.as_deref().unwrap_or_default(),
+                                d.repaired.as_deref().unwrap_or_default()
+                            )
+                        })
+                        .unwrap_or_default(),
+                    kubeconfig: None,
+                }))
+            }
         }
     }
 

@@ -575,6 +575,18 @@ async fn drift_of_a_ready_cluster_is_repaired_on_the_next_resync() {
         "{}",
         ready.message
     );
+    // Every pass of the repair is in the record, which is closed once Ready again.
+    let d = s.infra.status.as_ref().unwrap().drift.clone().unwrap();
+    assert_eq!(d.repairing, Some(false));
+    let repaired = d.repaired.unwrap();
+    for step in [
+        "CreateNat",
+        "CreateDefaultRoute",
+        "Authorize",
+        "RegisterTargets",
+    ] {
+        assert!(repaired.contains(step), "{step} not in {repaired}");
+    }
     let after = m.owned_ids(&owner_tag("d1")).await;
     assert_eq!(after["nat_gateways"].len(), 3, "{after:?}");
     assert!(!after["nat_gateways"].contains(&gone_nat));
