@@ -169,6 +169,8 @@ fn an_aws_cluster_on_moto_survives_controller_kills_and_deletes_everything_it_ma
         "RUST_LOG",
         "warn,slipway_controller=debug,slipway_providers=debug,slipway_aws=debug".into(),
     ));
+    // A short drift resync, checked below.
+    env.push(("SLIPWAY_AWS_RESYNC_SECONDS", "3".into()));
     m.start_controller_env(&env);
     kubeconfig_secret(&m, "c1", &workload);
     m.ok(&["apply", "-f", "-"], Some(&generate("c1")));
@@ -249,6 +251,54 @@ fn an_aws_cluster_on_moto_survives_controller_kills_and_deletes_everything_it_ma
         assert_eq!(got, want, "user data of {name}");
         cloud_init_valid(&m.dir, name, &got);
     }
+
+    // Drift: a NAT gateway deleted outside slipway is made again within the resync period
+    // (3 s here), reported on the AWSCluster (status and an Event).
+    let ids = r.block_on(aws.owned_ids(&owner_tag("c1")));
+    let nat = ids["nat_gateways"].iter().next().unwrap().clone();
+    r.block_on(async {
+        aws.ec2()
+            .await
+            .delete_nat_gateway()
+            .nat_gateway_id(&nat)
+            .send()
+            .await
+            .unwrap()
+    });
+    let deleted = std::time::Instant::now();
+    eventually(30, "the deleted NAT gateway is made again", || {
+        let now = r.block_on(aws.owned_ids(&owner_tag("c1")));
+        (now["nat_gateways"].len() == 3 && !now["nat_gateways"].contains(&nat))
+            .then_some(())
+            .ok_or_else(|| format!("{:?}", now["nat_gateways"]))
+    });
+    println!(
+        "NAT gateway made again {:.1}s after its deletion (resync 3 s)",
+        deleted.elapsed().as_secs_f64()
+    );
+    let ac = eventually(30, "the AWSCluster reports the repair and is Ready", || {
+        let ac = m.json(&["get", "awscluster", "c1"]);
+        (ac["status"]["drift"]["repairing"] == false
+            && condition(&ac, "Ready").as_deref() == Some("True"))
+        .then(|| ac.clone())
+        .ok_or_else(|| format!("{:#}", ac["status"]))
+    });
+    assert!(
+        ac["status"]["drift"]["repaired"]
+            .as_str()
+            .unwrap()
+            .contains("CreateNat"),
+        "{:#}",
+        ac["status"]["drift"]
+    );
+    let events = m.items(&["get", "events.events.k8s.io"]);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "DriftRepairing" && e["regarding"]["kind"] == "AWSCluster"),
+        "no DriftRepairing Event: {events:?}"
+    );
+    assert_eq!(r.block_on(aws.inventory(&owner_tag("c1"))), expected(3));
 
     // Delete: nothing tagged for the cluster remains.
     delete_or_explain(&m, "c1");

@@ -8,10 +8,13 @@
 //!   and fidelity suites), and a bare server with a short watch history;
 //! - [`mgmt`]: `slipway up` (and `slipway controller`) as child processes and kubectl against
 //!   them, for the root package's end-to-end suites;
-//! - [`moto`] (feature `aws`): a real `moto_server` and AWS SDK clients against it.
+//! - [`moto`] (feature `aws`): a real `moto_server` and AWS SDK clients against it;
+//! - [`fault_proxy`] (feature `aws`): a fault-injecting, request-recording proxy in front of it.
 #![forbid(unsafe_code)]
 
 pub mod local;
+#[cfg(feature = "aws")]
+pub mod fault_proxy;
 pub mod mgmt;
 #[cfg(feature = "aws")]
 pub mod moto;

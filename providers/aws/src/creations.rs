@@ -86,6 +86,12 @@ pub fn decide(
     }
 }
 
+/// How long ago an in-flight marker was recorded (`None`: nothing in flight).
+pub fn in_flight_for(r: &Creation, now: Timestamp) -> Option<Duration> {
+    let since: Timestamp = r.since.as_deref()?.parse().ok()?;
+    Some(Duration::try_from(now.duration_since(since)).unwrap_or_default())
+}
+
 /// The record once the resource is seen: the counter stays, the marker goes. `None` when
 /// nothing changes.
 pub fn settled(prev: Option<&Creation>) -> Option<Creation> {

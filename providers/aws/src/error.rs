@@ -204,6 +204,43 @@ where
     })
 }
 
+/// Whether a code means AWS refused the request without running it (throttling).
+pub fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "RequestThrottled"
+            | "TooManyRequestsException"
+    )
+}
+
+/// [`retrying_coded`] for a create AWS takes no ClientToken for: retried in place only on
+/// throttling (AWS did not run it). Anything else, a lost answer or a server error, may have
+/// created the resource: the caller's in-flight marker then waits and describes before a new
+/// attempt, instead of a blind resend. Callers also turn the SDK's own retries off for it.
+pub async fn retrying_create<T, E, R, Fut>(op: &str, f: impl FnMut() -> Fut) -> Result<T, AwsError>
+where
+    Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    f.retry(
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(8))
+            .with_max_times(4)
+            .with_jitter(),
+    )
+    .when(|e: &SdkError<E, R>| code(e).is_some_and(is_throttling_code))
+    .await
+    .map_err(|e| AwsError {
+        code: code(&e).map(str::to_string),
+        error: map(op, e),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -38,17 +38,28 @@ pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
 /// Environment variable overriding [`DEFAULT_RESYNC`], in seconds.
 pub const RESYNC_ENV: &str = "SLIPWAY_AWS_RESYNC_SECONDS";
 
-/// The drift resync period from [`RESYNC_ENV`] (`None` when unset); a value that is not a
-/// positive whole number of seconds is an error naming the variable.
-pub fn resync_from_env() -> Result<Option<Duration>, ProviderError> {
-    match std::env::var(RESYNC_ENV) {
-        Err(_) => Ok(None),
-        Ok(v) => match v.trim().parse::<u64>() {
-            Ok(n) if n > 0 => Ok(Some(Duration::from_secs(n))),
-            _ => Err(ProviderError::terminal(format!(
-                "{RESYNC_ENV}={v:?} is not a positive whole number of seconds"
-            ))),
-        },
+/// Default consistency window: how long a create AWS may have made can stay invisible to
+/// Describe before slipway creates it again.
+pub const DEFAULT_CONSISTENCY_WINDOW: Duration = Duration::from_secs(60);
+/// Environment variable overriding [`DEFAULT_CONSISTENCY_WINDOW`], in seconds.
+pub const CONSISTENCY_ENV: &str = "SLIPWAY_AWS_CONSISTENCY_SECONDS";
+
+/// A duration in whole seconds from environment variable `var` (`None` when unset); anything
+/// but a positive whole number is an error naming the variable.
+pub fn seconds_from_env(var: &str) -> Result<Option<Duration>, ProviderError> {
+    std::env::var(var)
+        .ok()
+        .map(|v| parse_seconds(var, &v))
+        .transpose()
+}
+
+/// `value` of variable `var` as a positive whole number of seconds.
+pub fn parse_seconds(var: &str, value: &str) -> Result<Duration, ProviderError> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
+        _ => Err(ProviderError::terminal(format!(
+            "{var}={value:?} is not a positive whole number of seconds"
+        ))),
     }
 }
 
@@ -57,7 +68,9 @@ pub fn resync_from_env() -> Result<Option<Duration>, ProviderError> {
 pub struct Aws {
     clients: ClientCache,
     resync: Option<Duration>,
+    window: Option<Duration>,
     events: Option<kube::runtime::events::Recorder>,
+    ledger: creations::Ledger,
 }
 
 impl std::fmt::Debug for Aws {
@@ -89,6 +102,33 @@ impl Aws {
     pub fn with_resync(mut self, period: Duration) -> Self {
         self.resync = Some(period);
         self
+    }
+
+    /// The same provider, with a consistency window of `window` (default
+    /// [`DEFAULT_CONSISTENCY_WINDOW`]).
+    pub fn with_consistency_window(mut self, window: Duration) -> Self {
+        self.window = Some(window);
+        self
+    }
+
+    /// The same provider with the periods the environment sets ([`RESYNC_ENV`],
+    /// [`CONSISTENCY_ENV`]); a bad value is an error naming its variable.
+    pub fn with_env(mut self) -> Result<Self, ProviderError> {
+        if let Some(d) = seconds_from_env(RESYNC_ENV)? {
+            self.resync = Some(d);
+        }
+        if let Some(d) = seconds_from_env(CONSISTENCY_ENV)? {
+            self.window = Some(d);
+        }
+        Ok(self)
+    }
+
+    fn pass(&self, now: jiff::Timestamp) -> network::Pass<'_> {
+        network::Pass {
+            ledger: &self.ledger,
+            now,
+            window: self.window.unwrap_or(DEFAULT_CONSISTENCY_WINDOW),
+        }
     }
 
     /// The same provider, recording Kubernetes Events (drift repairs) through `client`.
@@ -204,7 +244,7 @@ impl InfrastructureProvider for Aws {
             .and_then(|s| s.initialization.as_ref())
             .and_then(|i| i.provisioned)
             .unwrap_or(false);
-        match network::reconcile(&c, &input).await? {
+        match network::reconcile(&c, &input, &self.pass(scope.now)).await? {
             NetworkOutcome::Progress {
                 reason,
                 message,
@@ -215,9 +255,21 @@ impl InfrastructureProvider for Aws {
                     let note = format!("repairing drift: {message}");
                     tracing::warn!(cluster = %name, "{note}");
                     self.event(infra, DRIFT_REPAIRING, note).await;
+                    // One repair takes a few passes: they add to the same record.
+                    let prev = infra
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.drift.as_ref())
+                        .filter(|d| d.repairing == Some(true));
                     status["drift"] = json!({
-                        "lastRepairTime": scope.now.to_string(),
-                        "repaired": message,
+                        "lastRepairTime": prev
+                            .and_then(|d| d.last_repair_time.clone())
+                            .unwrap_or_else(|| scope.now.to_string()),
+                        "repaired": match prev.and_then(|d| d.repaired.as_deref()) {
+                            Some(before) => format!("{before}; {message}"),
+                            None => message.clone(),
+                        },
+                        "repairing": true,
                     });
                     DRIFT_REPAIRING.to_string()
                 } else {
@@ -242,26 +294,31 @@ impl InfrastructureProvider for Aws {
             NetworkOutcome::Ready {
                 endpoint,
                 failure_domains,
-                status,
-            } => Ok(ClusterOutcome::Ready(ClusterReady {
-                control_plane_endpoint: endpoint,
-                failure_domains,
-                status,
-                // The last repair stays told on the Ready condition.
-                message: infra
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.drift.as_ref())
-                    .map(|d| {
-                        format!(
-                            "drift repaired at {}: {}",
-                            d.last_repair_time.as_deref().unwrap_or_default(),
-                            d.repaired.as_deref().unwrap_or_default()
-                        )
-                    })
-                    .unwrap_or_default(),
-                kubeconfig: None,
-            })),
+                mut status,
+            } => {
+                let drift = infra.status.as_ref().and_then(|s| s.drift.clone());
+                if let Some(d) = drift.as_ref().filter(|d| d.repairing == Some(true)) {
+                    let mut done = d.clone();
+                    done.repairing = Some(false);
+                    status["drift"] = json!(done);
+                }
+                Ok(ClusterOutcome::Ready(ClusterReady {
+                    control_plane_endpoint: endpoint,
+                    failure_domains,
+                    status,
+                    // The last repair stays told on the Ready condition.
+                    message: drift
+                        .map(|d| {
+                            format!(
+                                "drift repaired at {}: {}",
+                                d.last_repair_time.as_deref().unwrap_or_default(),
+                                d.repaired.as_deref().unwrap_or_default()
+                            )
+                        })
+                        .unwrap_or_default(),
+                    kubeconfig: None,
+                }))
+            }
         }
     }
 
@@ -280,7 +337,13 @@ impl InfrastructureProvider for Aws {
             .as_ref()
             .and_then(|l| l.get(slipway_api::names::labels::CLUSTER_NAME).cloned())
             .unwrap_or_else(|| cluster_name(&scope.cluster));
-        match network::delete(&c, &network::Input::of_aws_cluster(infra, &ns, &name)).await? {
+        match network::delete(
+            &c,
+            &network::Input::of_aws_cluster(infra, &ns, &name),
+            &self.pass(scope.now),
+        )
+        .await?
+        {
             None => Ok(Deletion::Gone),
             Some(done) => Ok(Deletion::InProgress(progress(
                 "Deleting",
@@ -315,9 +378,47 @@ impl InfrastructureProvider for Aws {
             )));
         };
         let cp = scope.is_control_plane();
+        let uid = m.metadata.uid.clone().unwrap_or_default();
+        let prev = m.status.as_ref().and_then(|s| s.creation.as_ref());
+        let mut creation = None;
         let inst = match machine::find(&c, &cluster, m).await? {
-            Some(i) => i,
+            Some(i) => {
+                creation = creations::settled(prev);
+                i
+            }
             None => {
+                // The attempt is in status before RunInstances goes out: a restarted
+                // controller sends the same ClientToken, which AWS answers with the instance
+                // the first call launched.
+                let sent = prev.is_some_and(|p| self.ledger.was_sent(&uid, "instance", p.attempt));
+                let attempt = match creations::decide(
+                    prev,
+                    scope.now,
+                    self.ledger.me(),
+                    sent,
+                    true,
+                    false,
+                    self.window.unwrap_or(DEFAULT_CONSISTENCY_WINDOW),
+                ) {
+                    creations::Go::Create(n) => n,
+                    creations::Go::Record(r) => {
+                        return Ok(MachineOutcome::Provisioning(progress(
+                            "RecordingCreate",
+                            format!("recorded RunInstances attempt {}", r.attempt),
+                            Duration::from_millis(200),
+                            json!({ "creation": r }),
+                        )));
+                    }
+                    creations::Go::Wait { left } => {
+                        return Ok(MachineOutcome::Provisioning(progress(
+                            "WaitingForConsistency",
+                            "a launch may be in flight".into(),
+                            left.min(Duration::from_secs(5)),
+                            Value::Null,
+                        )));
+                    }
+                };
+                self.ledger.send(&uid, "instance", attempt);
                 let (subnet, groups) =
                     machine::placement(&net, m, scope.machine.spec.failure_domain.as_deref(), cp)?;
                 let launch = machine::Launch {
@@ -336,6 +437,7 @@ impl InfrastructureProvider for Aws {
                     cp,
                     &launch,
                     &bootstrap.value,
+                    &creations::token(&uid, "instance", attempt),
                 )
                 .await?
             }
@@ -343,7 +445,15 @@ impl InfrastructureProvider for Aws {
         if cp && inst.state == "running" {
             machine::target(&c, &net, &inst.id, true).await?;
         }
-        machine_outcome(&inst)
+        let mut out = machine_outcome(&inst)?;
+        if let Some(r) = creation {
+            let st = match &mut out {
+                MachineOutcome::Ready(r) => &mut r.status,
+                MachineOutcome::Provisioning(p) => &mut p.status,
+            };
+            st["creation"] = json!(r);
+        }
+        Ok(out)
     }
 
     async fn delete_machine(
@@ -354,6 +464,23 @@ impl InfrastructureProvider for Aws {
         let c = self.clients.get(ic.spec.region.as_deref()).await?;
         let cluster = cluster_name(&scope.cluster);
         let Some(inst) = machine::find(&c, &cluster, scope.infra.as_ref()).await? else {
+            // A launch recorded in flight may still show up: wait out the window first.
+            let window = self.window.unwrap_or(DEFAULT_CONSISTENCY_WINDOW);
+            if let Some(age) = scope
+                .infra
+                .status
+                .as_ref()
+                .and_then(|s| s.creation.as_ref())
+                .and_then(|r| creations::in_flight_for(r, scope.now))
+                .filter(|age| *age < window)
+            {
+                return Ok(Deletion::InProgress(progress(
+                    "WaitingForConsistency",
+                    "a launch may be in flight: describing again before declaring it gone".into(),
+                    (window - age).min(Duration::from_secs(5)),
+                    Value::Null,
+                )));
+            }
             return Ok(Deletion::Gone);
         };
         if scope.is_control_plane()
@@ -397,6 +524,25 @@ mod tests {
             az: "us-east-1b".into(),
             addresses: vec![],
         }
+    }
+
+    #[test]
+    fn periods_from_the_environment_are_whole_seconds_or_an_error_naming_the_variable() {
+        assert_eq!(
+            parse_seconds(RESYNC_ENV, " 30 ").unwrap(),
+            Duration::from_secs(30)
+        );
+        for bad in ["0", "-1", "5m", ""] {
+            let e = parse_seconds(RESYNC_ENV, bad).unwrap_err();
+            assert!(e.to_string().contains(RESYNC_ENV), "{e}");
+        }
+        assert_eq!(Aws::new().ready_recheck(), Some(DEFAULT_RESYNC));
+        assert_eq!(
+            Aws::new()
+                .with_resync(Duration::from_secs(7))
+                .ready_recheck(),
+            Some(Duration::from_secs(7))
+        );
     }
 
     #[test]

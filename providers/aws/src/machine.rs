@@ -307,6 +307,7 @@ pub async fn run(
     control_plane: bool,
     launch: &Launch,
     data: &[u8],
+    token: &str,
 ) -> Result<Found, ProviderError> {
     let name = m.metadata.name.clone().unwrap_or_default();
     let role = if control_plane {
@@ -348,6 +349,7 @@ pub async fn run(
         .instance_type(InstanceType::from(m.spec.instance_type.as_str()))
         .min_count(1)
         .max_count(1)
+        .client_token(token)
         .subnet_id(&launch.subnet)
         .set_security_group_ids(Some(launch.groups.clone()))
         .user_data(encoded)
@@ -364,7 +366,8 @@ pub async fn run(
     {
         req = req.iam_instance_profile(IamInstanceProfileSpecification::builder().name(p).build());
     }
-    // Not retried in place: a retry after a lost response could launch a second instance.
+    // The ClientToken makes a resend (the SDK's after a lost answer, or the next pass's)
+    // answer with the instance already launched; slipway adds no retry of its own.
     let out = req
         .send()
         .await

@@ -85,16 +85,11 @@ impl slipway_providers::Plugin for Plugin {
         Box::pin(async move {
             futures::join!(
                 slipway_providers::infra::run(runner.clone(), {
-                    let mut aws = crate::Aws::new().with_events(runner.context().client.clone());
-                    match crate::resync_from_env() {
-                        Ok(Some(d)) => aws = aws.with_resync(d),
-                        Ok(None) => {}
-                        Err(e) => tracing::error!(
-                            "{e}; using the default drift resync of {}s",
-                            crate::DEFAULT_RESYNC.as_secs()
-                        ),
-                    }
-                    aws
+                    let aws = crate::Aws::new().with_events(runner.context().client.clone());
+                    aws.with_env().unwrap_or_else(|e| {
+                        tracing::error!("{e}; using the defaults");
+                        crate::Aws::new().with_events(runner.context().client.clone())
+                    })
                 }),
                 crate::eks::run(runner),
             );

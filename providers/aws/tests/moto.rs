@@ -6,7 +6,7 @@
 use slipway_api::{Cluster, Machine, cluster::ClusterSpec, machine::MachineSpec, names::labels};
 use slipway_aws::{
     Aws,
-    api::{AWSCluster, AWSMachine, AmiReference, AwsClusterSpec, AwsClusterStatus, AwsMachineSpec},
+    api::{AWSCluster, AWSMachine, AmiReference, AwsClusterSpec, AwsMachineSpec},
     clients::Settings,
     network::model::owner_tag,
 };
@@ -48,10 +48,59 @@ fn scope_named(name: &str) -> ClusterScope<AWSCluster> {
     }
 }
 
-async fn until_ready(p: &Aws, s: &ClusterScope<AWSCluster>, max: usize) -> (usize, ClusterReady) {
-    for pass in 1..=max {
-        match p.reconcile_cluster(s).await.unwrap() {
-            ClusterOutcome::Ready(r) => return (pass, r),
+/// `obj` with `status`'s top-level fields merged into its status, as core does with a
+/// provider's outcome.
+fn merged<K: serde::Serialize + serde::de::DeserializeOwned>(
+    obj: &K,
+    status: &serde_json::Value,
+) -> K {
+    let mut v = serde_json::to_value(obj).unwrap();
+    if let Some(m) = status.as_object() {
+        let st = v
+            .as_object_mut()
+            .unwrap()
+            .entry("status")
+            .or_insert_with(|| serde_json::json!({}));
+        if st.is_null() {
+            *st = serde_json::json!({});
+        }
+        for (k, x) in m {
+            st[k] = x.clone();
+        }
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+/// One pass as core runs it: the provider's status written back, the time moved on.
+async fn pass(p: &Aws, s: &mut ClusterScope<AWSCluster>) -> ClusterOutcome {
+    s.now = jiff::Timestamp::now();
+    let out = p.reconcile_cluster(s).await.unwrap();
+    let (status, after) = match &out {
+        ClusterOutcome::Provisioning(pr) => (&pr.status, Some(pr.requeue_after)),
+        ClusterOutcome::Ready(r) => (&r.status, None),
+    };
+    let mut infra = merged(s.infra.as_ref(), status);
+    if matches!(out, ClusterOutcome::Ready(_)) {
+        let st = infra.status.get_or_insert_with(Default::default);
+        st.initialization = Some(slipway_api::common::ProvisionedInitialization {
+            provisioned: Some(true),
+        });
+    }
+    s.infra = Arc::new(infra);
+    if let Some(d) = after.filter(|d| *d >= std::time::Duration::from_secs(1)) {
+        tokio::time::sleep(d.min(std::time::Duration::from_secs(2))).await;
+    }
+    out
+}
+
+async fn until_ready(
+    p: &Aws,
+    s: &mut ClusterScope<AWSCluster>,
+    max: usize,
+) -> (usize, ClusterReady) {
+    for n in 1..=max {
+        match pass(p, s).await {
+            ClusterOutcome::Ready(r) => return (n, r),
             ClusterOutcome::Provisioning(_) => {}
         }
     }
@@ -59,9 +108,12 @@ async fn until_ready(p: &Aws, s: &ClusterScope<AWSCluster>, max: usize) -> (usiz
 }
 
 fn with_status(s: &ClusterScope<AWSCluster>, ready: &ClusterReady) -> Arc<AWSCluster> {
-    let mut infra = (*s.infra).clone();
-    infra.status = Some(serde_json::from_value::<AwsClusterStatus>(ready.status.clone()).unwrap());
-    Arc::new(infra)
+    Arc::new(merged(s.infra.as_ref(), &ready.status))
+}
+
+/// A provider against `m` with a short consistency window, as tests use.
+fn aws(m: &Moto) -> Aws {
+    Aws::with_settings(settings(m)).with_consistency_window(std::time::Duration::from_secs(2))
 }
 
 fn machine(
@@ -111,12 +163,19 @@ fn machine(
 
 async fn machine_ready(
     p: &Aws,
-    ms: &MachineScope<AWSCluster, AWSMachine>,
+    ms: &mut MachineScope<AWSCluster, AWSMachine>,
     data: &BootstrapData,
 ) -> MachineReady {
     for _ in 0..10 {
-        if let MachineOutcome::Ready(r) = p.reconcile_machine(ms, data).await.unwrap() {
-            return r;
+        ms.now = jiff::Timestamp::now();
+        match p.reconcile_machine(ms, data).await.unwrap() {
+            MachineOutcome::Ready(r) => {
+                ms.infra = Arc::new(merged(ms.infra.as_ref(), &r.status));
+                return r;
+            }
+            MachineOutcome::Provisioning(pr) => {
+                ms.infra = Arc::new(merged(ms.infra.as_ref(), &pr.status));
+            }
         }
     }
     panic!("machine never Ready");
@@ -134,16 +193,16 @@ fn print_calls(what: &str, p: &Aws) {
 #[tokio::test]
 async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_completely() {
     let Some(m) = moto(&[]) else { return };
-    let s = scope();
+    let mut s = scope();
 
     // Interrupted creation: a provider that stops after three passes, then a new one (a
     // restarted controller) that finishes. Nothing is made twice.
-    let first = Aws::with_settings(settings(&m));
+    let first = aws(&m);
     for _ in 0..3 {
-        let _ = first.reconcile_cluster(&s).await.unwrap();
+        let _ = pass(&first, &mut s).await;
     }
-    let p = Aws::with_settings(settings(&m));
-    let (passes, ready) = until_ready(&p, &s, 30).await;
+    let p = aws(&m);
+    let (passes, ready) = until_ready(&p, &mut s, 30).await;
     println!("network Ready after 3 + {passes} passes");
     print_calls("the network (interrupted provider)", &first);
     print_calls("the network (restarted provider)", &p);
@@ -193,8 +252,8 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
         Some(true)
     );
     // Idempotent: another pass (and a restarted provider) creates nothing.
-    let again = Aws::with_settings(settings(&m));
-    let (one, _) = until_ready(&again, &s, 1).await;
+    let again = aws(&m);
+    let (one, _) = until_ready(&again, &mut s, 1).await;
     assert_eq!(one, 1);
     assert!(
         !again
@@ -215,8 +274,8 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
     };
     let mut ids = Vec::new();
     for (name, cp) in [("c1-cp-1", true), ("c1-md-1", false), ("c1-md-2", false)] {
-        let ms = machine(&s, infra.clone(), name, cp);
-        let r = machine_ready(&p, &ms, &bootstrap(name)).await;
+        let mut ms = machine(&s, infra.clone(), name, cp);
+        let r = machine_ready(&p, &mut ms, &bootstrap(name)).await;
         assert!(
             r.provider_id.starts_with("aws:///us-east-1"),
             "{}",
@@ -224,7 +283,7 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
         );
         let id = r.provider_id.rsplit('/').next().unwrap().to_string();
         // Again: the same instance, found by its tags.
-        let r2 = machine_ready(&Aws::with_settings(settings(&m)), &ms, &bootstrap(name)).await;
+        let r2 = machine_ready(&aws(&m), &mut ms, &bootstrap(name)).await;
         assert_eq!(r2.provider_id, r.provider_id);
         assert_eq!(m.user_data(&id).await, bootstrap(name).value);
         assert!(r.addresses.iter().any(|a| a.address.starts_with("10.0.")));
@@ -251,7 +310,7 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
     am.spec.ami = None;
     am.spec.image_lookup_org = Some("123456789012".into());
     ms.infra = Arc::new(am);
-    let r = machine_ready(&p, &ms, &bootstrap("c1-md-looked-up")).await;
+    let r = machine_ready(&p, &mut ms, &bootstrap("c1-md-looked-up")).await;
     let id = r.provider_id.rsplit('/').next().unwrap();
     let got = ec2
         .describe_instances()
@@ -268,7 +327,7 @@ async fn a_cluster_network_and_machines_on_moto_are_made_once_and_removed_comple
     print_calls("3 machines (1 control plane, 2 workers)", &p);
 
     // Delete: machines, then the cluster; nothing tagged remains.
-    let d = Aws::with_settings(settings(&m));
+    let d = aws(&m);
     for (name, cp, _) in &ids {
         let ms = machine(&s, infra.clone(), name, *cp);
         let mut gone = false;
@@ -310,9 +369,9 @@ async fn unreachable_endpoints_are_unavailable_and_bad_instance_types_terminal()
     let Some(m) = moto(&[("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")]) else {
         return;
     };
-    let s = scope();
-    let p = Aws::with_settings(settings(&m));
-    let (_, ready) = until_ready(&p, &s, 30).await;
+    let mut s = scope();
+    let p = aws(&m);
+    let (_, ready) = until_ready(&p, &mut s, 30).await;
     let infra = with_status(&s, &ready);
     let mut ms = machine(&s, infra, "c1-bad", false);
     let mut am = (*ms.infra).clone();
@@ -322,6 +381,12 @@ async fn unreachable_endpoints_are_unavailable_and_bad_instance_types_terminal()
         value: b"#cloud-config\n".to_vec(),
         format: BootstrapFormat::CloudConfig,
     };
+    // The first pass records the attempt; the second launches and fails.
+    let MachineOutcome::Provisioning(first) = p.reconcile_machine(&ms, &data).await.unwrap() else {
+        panic!("the attempt is recorded first")
+    };
+    assert_eq!(first.reason, "RecordingCreate");
+    ms.infra = Arc::new(merged(ms.infra.as_ref(), &first.status));
     let e = p.reconcile_machine(&ms, &data).await.unwrap_err();
     assert!(e.is_terminal(), "{e}");
     assert!(e.to_string().contains("RunInstances"), "{e}");
@@ -334,7 +399,7 @@ async fn unreachable_endpoints_are_unavailable_and_bad_instance_types_terminal()
 #[tokio::test]
 async fn deleting_one_of_three_side_by_side_clusters_leaves_the_others_untouched() {
     let Some(m) = moto(&[]) else { return };
-    let p = Aws::with_settings(settings(&m));
+    let p = aws(&m);
     let names = ["k1", "k2", "k3"];
     let data = BootstrapData {
         value: b"#cloud-config\n".to_vec(),
@@ -342,11 +407,11 @@ async fn deleting_one_of_three_side_by_side_clusters_leaves_the_others_untouched
     };
     let mut scopes = Vec::new();
     for n in names {
-        let s = scope_named(n);
-        let (_, ready) = until_ready(&p, &s, 40).await;
+        let mut s = scope_named(n);
+        let (_, ready) = until_ready(&p, &mut s, 40).await;
         let infra = with_status(&s, &ready);
-        let ms = machine(&s, infra.clone(), &format!("{n}-cp-0"), true);
-        machine_ready(&p, &ms, &data).await;
+        let mut ms = machine(&s, infra.clone(), &format!("{n}-cp-0"), true);
+        machine_ready(&p, &mut ms, &data).await;
         scopes.push((s, infra));
     }
     let before: BTreeMap<&str, _> = {
@@ -405,7 +470,7 @@ async fn deleting_one_of_three_side_by_side_clusters_leaves_the_others_untouched
         );
     }
     // And the survivors stay Ready with nothing to redo.
-    for (s, _) in &scopes[1..] {
+    for (s, _) in &mut scopes[1..] {
         p.calls().reset();
         let (one, _) = until_ready(&p, s, 1).await;
         assert_eq!(one, 1);
@@ -417,5 +482,165 @@ async fn deleting_one_of_three_side_by_side_clusters_leaves_the_others_untouched
             "{:?}",
             p.calls().snapshot()
         );
+    }
+}
+
+#[tokio::test]
+async fn drift_of_a_ready_cluster_is_repaired_on_the_next_resync() {
+    let Some(m) = moto(&[]) else { return };
+    let p = aws(&m).with_resync(std::time::Duration::from_secs(3));
+    assert_eq!(
+        p.ready_recheck(),
+        Some(std::time::Duration::from_secs(3)),
+        "core requeues a Ready AWSCluster after the resync period"
+    );
+    let mut s = scope_named("d1");
+    let (_, ready) = until_ready(&p, &mut s, 40).await;
+    let infra = with_status(&s, &ready);
+    let mut ms = machine(&s, infra.clone(), "d1-cp-0", true);
+    let r = machine_ready(
+        &p,
+        &mut ms,
+        &BootstrapData {
+            value: b"#cloud-config\n".to_vec(),
+            format: BootstrapFormat::CloudConfig,
+        },
+    )
+    .await;
+    let instance = r.provider_id.rsplit('/').next().unwrap().to_string();
+    let before = m.owned_ids(&owner_tag("d1")).await;
+    let ns = &ready.status["networkStatus"];
+    let tg = ns["apiServerTargetGroupArn"].as_str().unwrap().to_string();
+    let ec2 = m.ec2().await;
+    let elb = m.elb().await;
+
+    // Outside slipway: a NAT gateway deleted, a security-group rule revoked, the control
+    // plane deregistered from the API server target group.
+    let gone_nat = before["nat_gateways"].iter().next().unwrap().clone();
+    ec2.delete_nat_gateway()
+        .nat_gateway_id(&gone_nat)
+        .send()
+        .await
+        .unwrap();
+    let lb_sg = ns["securityGroups"]["lb"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ec2.revoke_security_group_ingress()
+        .group_id(&lb_sg)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(6443)
+                .to_port(6443)
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("10.0.0.0/16")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    elb.deregister_targets()
+        .target_group_arn(&tg)
+        .targets(
+            aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                .id(&instance)
+                .port(6443)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(m.inventory(&owner_tag("d1")).await["nat_gateways"], 2);
+
+    // The resync pass: drift reported, repaired.
+    let ClusterOutcome::Provisioning(drift) = pass(&p, &mut s).await else {
+        panic!("drift must not read as Ready")
+    };
+    println!("{}: {}", drift.reason, drift.message);
+    assert_eq!(drift.reason, "DriftRepairing");
+    assert!(
+        drift.message.contains("repairing drift"),
+        "{}",
+        drift.message
+    );
+    assert!(drift.status["drift"]["lastRepairTime"].is_string());
+    let (passes, ready) = until_ready(&p, &mut s, 20).await;
+    println!("Ready again after {passes} more passes: {}", ready.message);
+    assert!(
+        ready.message.starts_with("drift repaired at"),
+        "{}",
+        ready.message
+    );
+    // Every pass of the repair is in the record, which is closed once Ready again.
+    let d = s.infra.status.as_ref().unwrap().drift.clone().unwrap();
+    assert_eq!(d.repairing, Some(false));
+    let repaired = d.repaired.unwrap();
+    for step in [
+        "CreateNat",
+        "CreateDefaultRoute",
+        "Authorize",
+        "RegisterTargets",
+    ] {
+        assert!(repaired.contains(step), "{step} not in {repaired}");
+    }
+    let after = m.owned_ids(&owner_tag("d1")).await;
+    assert_eq!(after["nat_gateways"].len(), 3, "{after:?}");
+    assert!(!after["nat_gateways"].contains(&gone_nat));
+    // The private route of that zone points at the new NAT gateway.
+    let rts = ec2.describe_route_tables().send().await.unwrap();
+    let nat_targets: std::collections::BTreeSet<String> = rts
+        .route_tables()
+        .iter()
+        .flat_map(|r| r.routes())
+        .filter_map(|r| r.nat_gateway_id().map(String::from))
+        .filter(|n| after["nat_gateways"].contains(n) || *n == gone_nat)
+        .collect();
+    assert_eq!(
+        nat_targets, after["nat_gateways"],
+        "routes to the NAT gateways"
+    );
+    let g = ec2
+        .describe_security_groups()
+        .group_ids(&lb_sg)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        g.security_groups()[0]
+            .ip_permissions()
+            .iter()
+            .any(|p| p.from_port() == Some(6443)
+                && p.ip_ranges()
+                    .iter()
+                    .any(|r| r.cidr_ip() == Some("10.0.0.0/16"))),
+        "the lb rule is back"
+    );
+    let health = elb
+        .describe_target_health()
+        .target_group_arn(&tg)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        health
+            .target_health_descriptions()
+            .iter()
+            .any(|h| h.target().and_then(|t| t.id()) == Some(instance.as_str())),
+        "the control plane is registered again"
+    );
+    // Everything else untouched.
+    for k in [
+        "vpcs",
+        "subnets",
+        "route_tables",
+        "security_groups",
+        "instances",
+        "load_balancers",
+    ] {
+        assert_eq!(after[k], before[k], "{k}");
     }
 }

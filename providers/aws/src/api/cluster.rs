@@ -314,6 +314,8 @@ pub struct DriftStatus {
     pub last_repair_time: Option<String>,
     /// What was made again.
     pub repaired: Option<String>,
+    /// Whether the repair is still under way.
+    pub repairing: Option<bool>,
 }
 
 /// One resource's create calls: the attempt counter (the ClientToken derives from it, where

@@ -63,6 +63,10 @@ pub struct EksContext {
     pub base: Arc<Context>,
     /// AWS clients.
     pub clients: ClientCache,
+    /// This process's sent creates.
+    pub ledger: crate::creations::Ledger,
+    /// The consistency window.
+    pub window: Duration,
 }
 
 /// The EKS cluster's lifecycle as it matters here.
@@ -121,6 +125,13 @@ fn input<'a>(cp: &'a AWSManagedControlPlane, ns: &'a str, cluster: &'a str) -> n
         additional_tags: cp.spec.additional_tags.as_ref(),
         namespace: ns,
         cluster,
+        uid: cp.metadata.uid.as_deref().unwrap_or_default(),
+        creations: cp.status.as_ref().and_then(|s| s.creations.as_ref()),
+        known_vpc: cp
+            .status
+            .as_ref()
+            .and_then(|s| s.network_status.as_ref())
+            .and_then(|n| n.vpc_id.as_deref()),
     }
 }
 
@@ -150,9 +161,17 @@ pub use self::{
 
 /// Runs the AWSManagedControlPlane, AWSManagedMachinePool and AWSManagedCluster controllers.
 pub async fn run(runner: Runner) {
+    let window = crate::seconds_from_env(crate::CONSISTENCY_ENV)
+        .unwrap_or_else(|e| {
+            tracing::error!("{e}; using the default");
+            None
+        })
+        .unwrap_or(crate::DEFAULT_CONSISTENCY_WINDOW);
     let ctx = Arc::new(EksContext {
         base: runner.context(),
         clients: ClientCache::default(),
+        ledger: Default::default(),
+        window,
     });
     tokio::join!(
         runner.run_control_plane::<AWSManagedControlPlane, _, _, _>(ctx.clone(), reconcile),
@@ -189,9 +208,23 @@ async fn provision(
     ns: &str,
     cluster: &str,
     ctx: &EksContext,
+    now: jiff::Timestamp,
+    records: &mut crate::creations::Records,
 ) -> Result<Step, ProviderError> {
     let c = ctx.clients.get(cp.spec.region.as_deref()).await?;
-    let (network, subnets) = match network::reconcile(&c, &input(cp, ns, cluster)).await? {
+    let pass = network::Pass {
+        ledger: &ctx.ledger,
+        now,
+        window: ctx.window,
+    };
+    let outcome = network::reconcile(&c, &input(cp, ns, cluster), &pass).await?;
+    let st = match &outcome {
+        NetworkOutcome::Progress { status, .. } | NetworkOutcome::Ready { status, .. } => status,
+    };
+    if let Ok(r) = serde_json::from_value::<crate::creations::Records>(st["creations"].clone()) {
+        *records = r;
+    }
+    let (network, subnets) = match outcome {
         NetworkOutcome::Progress {
             reason,
             message,
@@ -225,15 +258,53 @@ async fn provision(
         Err(e) if error::is_not_found(&e) => None,
         Err(e) => return Err(error::map("DescribeCluster", e)),
     };
+    let key = format!("eks:{eks}");
     let Some(found) = found else {
-        create(cp, &c, cluster, &eks, subnets).await?;
+        // The attempt goes to status before CreateCluster: a restarted controller sends the
+        // same clientRequestToken.
+        let uid = cp.metadata.uid.clone().unwrap_or_default();
+        let prev = records.get(&key);
+        let sent = prev.is_some_and(|p| ctx.ledger.was_sent(&uid, &key, p.attempt));
+        let (reason, message, after) = match crate::creations::decide(
+            prev,
+            now,
+            ctx.ledger.me(),
+            sent,
+            true,
+            false,
+            ctx.window,
+        ) {
+            crate::creations::Go::Create(n) => {
+                ctx.ledger.send(&uid, &key, n);
+                let token = crate::creations::token(&uid, &key, n);
+                create(cp, &c, cluster, &eks, subnets, &token).await?;
+                (
+                    "CreatingEKSCluster",
+                    format!("CreateCluster {eks} sent"),
+                    Duration::from_secs(15),
+                )
+            }
+            crate::creations::Go::Record(r) => {
+                let m = format!("recorded CreateCluster attempt {}", r.attempt);
+                records.insert(key, r);
+                ("RecordingCreate", m, Duration::from_millis(200))
+            }
+            crate::creations::Go::Wait { left } => (
+                "WaitingForConsistency",
+                "a CreateCluster may be in flight".into(),
+                left.min(Duration::from_secs(5)),
+            ),
+        };
         return Ok(Step::Waiting {
-            reason: "CreatingEKSCluster".into(),
-            message: format!("CreateCluster {eks} sent"),
-            after: Duration::from_secs(15),
+            reason: reason.into(),
+            message,
+            after,
             network,
         });
     };
+    if let Some(r) = crate::creations::settled(records.get(&key)) {
+        records.insert(key, r);
+    }
     let tags = found.tags().cloned().unwrap_or_default();
     let owned = |k: &str| tags.get(k).map(String::as_str) == Some("owned");
     if !owned(&k8s_tag(cluster)) && !owned(&owner_tag(cluster)) {
@@ -288,6 +359,7 @@ async fn create(
     cluster: &str,
     eks: &str,
     subnets: Vec<String>,
+    token: &str,
 ) -> Result<(), ProviderError> {
     let account = error::retrying("GetCallerIdentity", || c.sts.get_caller_identity().send())
         .await?
@@ -324,6 +396,7 @@ async fn create(
         .role_arn(format!("arn:aws:iam::{account}:role/{role}"))
         .resources_vpc_config(vpc)
         .set_tags(Some(tags))
+        .client_request_token(token)
         .send()
         .await
         .map_err(|e| error::map("CreateCluster", e))?;
@@ -354,7 +427,12 @@ async fn apply(
     let paused = paused_condition(&mut conds, &cluster, cp.annotations(), generation, now);
     let mut action = Action::await_change();
     if !paused {
-        let (ready, after) = match provision(cp, &ns, &cluster_name, ctx).await {
+        let mut records = status.creations.clone().unwrap_or_default();
+        let provisioned = provision(cp, &ns, &cluster_name, ctx, now, &mut records).await;
+        if !records.is_empty() {
+            status.creations = Some(records);
+        }
+        let (ready, after) = match provisioned {
             Err(e) => (
                 desired(ct::READY, Status::False, e.reason(), e.to_string()),
                 if e.is_terminal() {
@@ -518,7 +596,12 @@ async fn teardown(
         }
         return Ok(Some(format!("EKS cluster {eks} is being deleted")));
     }
-    network::delete(&c, &input(cp, ns, cluster))
+    let pass = network::Pass {
+        ledger: &ctx.ledger,
+        now: ctx.base.now(),
+        window: ctx.window,
+    };
+    network::delete(&c, &input(cp, ns, cluster), &pass)
         .await
         .map(|done| done.map(|d| format!("deleting the network: {d}")))
 }

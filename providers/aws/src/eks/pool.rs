@@ -140,7 +140,7 @@ async fn apply(
     let paused = paused_condition(&mut conds, &cluster, pool.annotations(), generation, now);
     let mut action = Action::await_change();
     if !paused {
-        let ready = match step(pool, &cluster, &cp, ctx).await {
+        let ready = match step(pool, &cluster, &cp, ctx, &mut status.creation, now).await {
             Ok(Step::Waiting(reason, message, after)) => {
                 action = Action::requeue(after);
                 desired(ct::READY, Status::False, &reason, message)
@@ -174,6 +174,8 @@ async fn step(
     cluster: &Cluster,
     cp: &AWSManagedControlPlane,
     ctx: &EksContext,
+    creation: &mut Option<crate::api::Creation>,
+    now: jiff::Timestamp,
 ) -> Result<Step, ProviderError> {
     let initialized = cp
         .status
@@ -195,13 +197,52 @@ async fn step(
     let ng = nodegroup_name(pool);
     let (min, want, max) = scaling(pool);
     let Some(found) = describe(&c, &eks, &ng).await? else {
-        create(pool, cp, &c, &cluster_name, &eks, &ng).await?;
-        return Ok(Step::Waiting(
-            "CreatingNodegroup".into(),
-            format!("CreateNodegroup {ng} sent"),
-            Duration::from_secs(15),
-        ));
+        // The attempt goes to status before CreateNodegroup: a restarted controller sends the
+        // same clientRequestToken.
+        let uid = pool.metadata.uid.clone().unwrap_or_default();
+        let sent = creation
+            .as_ref()
+            .is_some_and(|p| ctx.ledger.was_sent(&uid, "nodegroup", p.attempt));
+        match crate::creations::decide(
+            creation.as_ref(),
+            now,
+            ctx.ledger.me(),
+            sent,
+            true,
+            false,
+            ctx.window,
+        ) {
+            crate::creations::Go::Create(n) => {
+                ctx.ledger.send(&uid, "nodegroup", n);
+                let token = crate::creations::token(&uid, "nodegroup", n);
+                create(pool, cp, &c, &cluster_name, &eks, &ng, &token).await?;
+                return Ok(Step::Waiting(
+                    "CreatingNodegroup".into(),
+                    format!("CreateNodegroup {ng} sent"),
+                    Duration::from_secs(15),
+                ));
+            }
+            crate::creations::Go::Record(r) => {
+                let msg = format!("recorded CreateNodegroup attempt {}", r.attempt);
+                *creation = Some(r);
+                return Ok(Step::Waiting(
+                    "RecordingCreate".into(),
+                    msg,
+                    Duration::from_millis(200),
+                ));
+            }
+            crate::creations::Go::Wait { left } => {
+                return Ok(Step::Waiting(
+                    "WaitingForConsistency".into(),
+                    "a CreateNodegroup may be in flight".into(),
+                    left.min(Duration::from_secs(5)),
+                ));
+            }
+        }
     };
+    if let Some(r) = crate::creations::settled(creation.as_ref()) {
+        *creation = Some(r);
+    }
     let tags = found.tags().cloned().unwrap_or_default();
     if tags.get(&k8s_tag(&cluster_name)).map(String::as_str) != Some("owned") {
         return Err(ProviderError::terminal(format!(
@@ -286,6 +327,7 @@ async fn create(
     cluster: &str,
     eks: &str,
     ng: &str,
+    token: &str,
 ) -> Result<(), ProviderError> {
     let subnets = match pool.spec.subnet_ids.clone().filter(|s| !s.is_empty()) {
         Some(s) => s,
@@ -341,14 +383,15 @@ async fn create(
         .node_role(format!("arn:aws:iam::{account}:role/{role}"))
         .set_labels(pool.spec.labels.clone().map(|l| l.into_iter().collect()))
         .set_tags(Some(tags))
-        .set_disk_size(pool.spec.disk_size);
+        .set_disk_size(pool.spec.disk_size)
+        .client_request_token(token);
     if let Some(t) = &pool.spec.instance_type {
         req = req.instance_types(t);
     }
     if let Some(a) = &pool.spec.ami_type {
         req = req.ami_type(aws_sdk_eks::types::AmiTypes::from(a.as_str()));
     }
-    // Not retried in place: the next pass describes first.
+    // Not retried in place: the next pass describes first, and resends the same token.
     req.send()
         .await
         .map_err(|e| error::map("CreateNodegroup", e))?;

@@ -7,6 +7,7 @@ use aws_sdk_ec2::types::{
     UserIdGroupPair,
 };
 use aws_sdk_elasticloadbalancingv2::types as elbt;
+use aws_smithy_types::retry::RetryConfig;
 
 use super::{
     model::{Desired, Rule, Source, tags},
@@ -70,12 +71,17 @@ fn gone<T>(r: Result<T, AwsError>) -> Result<(), ProviderError> {
 ///
 /// `vpc` is the observed VPC: the planner plans the steps that create inside it only once it
 /// exists.
+///
+/// `token` is the ClientToken of a create AWS takes one for (CreateNatGateway). Creates without
+/// one go out once: the SDK's retries are off for them, and only throttling is retried.
 pub async fn execute(
     c: &Clients,
     d: &Desired,
     vpc: Option<&str>,
     a: &Action,
+    token: Option<&str>,
 ) -> Result<(), ProviderError> {
+    let once = || aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled());
     let in_vpc = || {
         vpc.map(String::from)
             .ok_or_else(|| ProviderError::transient("no VPC exists for this step yet"))
@@ -87,10 +93,12 @@ pub async fn execute(
         Action::Wait { .. } => Ok(()),
         Action::CreateVpc { cidr } => {
             let name = format!("{cl}-vpc");
-            let out = error::retrying("CreateVpc", || {
+            let out = error::retrying_create("CreateVpc", || {
                 ec2.create_vpc()
                     .cidr_block(cidr)
                     .tag_specifications(spec(ResourceType::Vpc, d, &name, "common"))
+                    .customize()
+                    .config_override(once())
                     .send()
             })
             .await?;
@@ -124,16 +132,22 @@ pub async fn execute(
                 ))
                 .build();
             let vpc = in_vpc()?;
-            error::retrying("CreateSubnet", || {
+            match error::retrying_create("CreateSubnet", || {
                 ec2.create_subnet()
                     .vpc_id(&vpc)
                     .cidr_block(&s.cidr)
                     .availability_zone(&s.az)
                     .tag_specifications(ts.clone())
+                    .customize()
+                    .config_override(once())
                     .send()
             })
             .await
-            .map(drop)
+            {
+                // The CIDR is taken: an earlier attempt made it (found by CIDR next pass).
+                Err(e) if e.code() == Some("InvalidSubnet.Conflict") => Ok(()),
+                other => other.map(drop).map_err(ProviderError::from),
+            }
         }
         Action::MapPublicIp { subnet } => error::retrying("ModifySubnetAttribute", || {
             ec2.modify_subnet_attribute()
@@ -143,7 +157,7 @@ pub async fn execute(
         })
         .await
         .map(drop),
-        Action::CreateIgw => error::retrying("CreateInternetGateway", || {
+        Action::CreateIgw => error::retrying_create("CreateInternetGateway", || {
             ec2.create_internet_gateway()
                 .tag_specifications(spec(
                     ResourceType::InternetGateway,
@@ -151,10 +165,13 @@ pub async fn execute(
                     &format!("{cl}-igw"),
                     "common",
                 ))
+                .customize()
+                .config_override(once())
                 .send()
         })
         .await
-        .map(drop),
+        .map(drop)
+        .map_err(ProviderError::from),
         Action::AttachIgw { igw, vpc } => error::retrying("AttachInternetGateway", || {
             ec2.attach_internet_gateway()
                 .internet_gateway_id(igw)
@@ -163,38 +180,55 @@ pub async fn execute(
         })
         .await
         .map(drop),
-        Action::AllocateEip { name } => error::retrying("AllocateAddress", || {
+        Action::AllocateEip { name } => error::retrying_create("AllocateAddress", || {
             ec2.allocate_address()
                 .domain(DomainType::Vpc)
                 .tag_specifications(spec(ResourceType::ElasticIp, d, name, "common"))
+                .customize()
+                .config_override(once())
                 .send()
         })
         .await
-        .map(drop),
+        .map(drop)
+        .map_err(ProviderError::from),
         Action::CreateNat {
             name,
             subnet,
             allocation,
         } => error::retrying("CreateNatGateway", || {
+            // With the attempt's token a resend (here, or by the SDK, or after a crash) is
+            // answered with the NAT gateway the first call made.
             ec2.create_nat_gateway()
                 .subnet_id(subnet)
                 .allocation_id(allocation)
+                .set_client_token(token.map(String::from))
                 .tag_specifications(spec(ResourceType::Natgateway, d, name, "common"))
                 .send()
         })
         .await
         .map(drop),
+        Action::DisassociateEip { association } => gone(
+            error::retrying_coded("DisassociateAddress", || {
+                ec2.disassociate_address()
+                    .association_id(association)
+                    .send()
+            })
+            .await,
+        ),
         Action::CreateRouteTable { name, public } => {
             let vpc = in_vpc()?;
             let role = if *public { "public" } else { "private" };
-            error::retrying("CreateRouteTable", || {
+            error::retrying_create("CreateRouteTable", || {
                 ec2.create_route_table()
                     .vpc_id(&vpc)
                     .tag_specifications(spec(ResourceType::RouteTable, d, name, role))
+                    .customize()
+                    .config_override(once())
                     .send()
             })
             .await
             .map(drop)
+            .map_err(ProviderError::from)
         }
         Action::CreateDefaultRoute {
             table,
@@ -252,16 +286,22 @@ pub async fn execute(
         .map(drop),
         Action::CreateSecurityGroup { role, name } => {
             let vpc = in_vpc()?;
-            error::retrying("CreateSecurityGroup", || {
+            match error::retrying_create("CreateSecurityGroup", || {
                 ec2.create_security_group()
                     .group_name(name)
                     .description(format!("Kubernetes cluster {cl}: {role}"))
                     .vpc_id(&vpc)
                     .tag_specifications(spec(ResourceType::SecurityGroup, d, name, role))
+                    .customize()
+                    .config_override(once())
                     .send()
             })
             .await
-            .map(drop)
+            {
+                // The name is taken in the VPC: an earlier attempt made it.
+                Err(e) if e.code() == Some("InvalidGroup.Duplicate") => Ok(()),
+                other => other.map(drop).map_err(ProviderError::from),
+            }
         }
         Action::Authorize { group, rules } => {
             let r = error::retrying_coded("AuthorizeSecurityGroupIngress", || {

@@ -7,6 +7,7 @@
 //! endpoint (the NLB's DNS name, port 6443) and one failure domain per zone.
 
 pub mod execute;
+pub mod guard;
 pub mod model;
 pub mod observe;
 pub mod plan;
@@ -65,6 +66,24 @@ pub struct Input<'a> {
     pub namespace: &'a str,
     /// Name of the Cluster (names and tags).
     pub cluster: &'a str,
+    /// UID of the object (ClientTokens derive from it).
+    pub uid: &'a str,
+    /// The object's creation records (`status.creations`).
+    pub creations: Option<&'a crate::creations::Records>,
+    /// The VPC id recorded in status: the one kept if duplicates show up.
+    pub known_vpc: Option<&'a str>,
+}
+
+/// What a create pass needs besides the input: this process's ledger, the time, and how long
+/// a create AWS may have made stays invisible (AWS's eventual consistency).
+#[derive(Clone, Copy, Debug)]
+pub struct Pass<'a> {
+    /// This process's sent creates.
+    pub ledger: &'a crate::creations::Ledger,
+    /// Now, by the reconciler's clock.
+    pub now: jiff::Timestamp,
+    /// The consistency window.
+    pub window: std::time::Duration,
 }
 
 impl<'a> Input<'a> {
@@ -77,6 +96,13 @@ impl<'a> Input<'a> {
             additional_tags: infra.spec.additional_tags.as_ref(),
             namespace,
             cluster,
+            uid: infra.metadata.uid.as_deref().unwrap_or_default(),
+            creations: infra.status.as_ref().and_then(|s| s.creations.as_ref()),
+            known_vpc: infra
+                .status
+                .as_ref()
+                .and_then(|s| s.network_status.as_ref())
+                .and_then(|n| n.vpc_id.as_deref()),
         }
     }
 }
@@ -227,10 +253,15 @@ fn failure_domains(d: &Desired, o: &Observed) -> Vec<FailureDomain> {
 }
 
 /// One pass of creating the network.
-pub async fn reconcile(c: &Clients, input: &Input<'_>) -> Result<NetworkOutcome, ProviderError> {
+pub async fn reconcile(
+    c: &Clients,
+    input: &Input<'_>,
+    pass: &Pass<'_>,
+) -> Result<NetworkOutcome, ProviderError> {
+    use crate::creations::{Go, decide, settled, token};
     // The zones come from the first observation; the desired subnets depend on them.
     let probe = desired(input, &[])?;
-    let o = observe::observe(c, &probe).await?;
+    let o = observe::observe(c, &probe, input.known_vpc).await?;
     let d = desired(input, &o.zones)?;
     if !o.foreign.is_empty() {
         return Err(ProviderError::terminal(format!(
@@ -240,8 +271,30 @@ pub async fn reconcile(c: &Clients, input: &Input<'_>) -> Result<NetworkOutcome,
             model::owner_tag(&d.cluster)
         )));
     }
+    // What AWS shows settles its record: the counter stays, the in-flight marker goes.
+    let mut records = input.creations.cloned().unwrap_or_default();
+    let seen = guard::seen(&d, &o);
+    for (name, r) in records.iter_mut() {
+        if seen.contains(name)
+            && let Some(s) = settled(Some(r))
+        {
+            *r = s;
+        }
+    }
+    let with_records = |mut st: Value, records: &crate::creations::Records| {
+        if !records.is_empty() {
+            st["creations"] = json!(records);
+        }
+        st
+    };
     let st = status(&d, &o);
-    let steps = plan::plan_create(&d, &o);
+    // Duplicates (a create AWS made although its answer was lost) go first.
+    let mut steps = plan::plan_dedupe(&d, &o);
+    if steps.is_empty() {
+        steps = plan::plan_create(&d, &o);
+    } else {
+        tracing::warn!(cluster = %d.cluster, removing = ?steps, "removing duplicates AWS made of one create");
+    }
     if steps.is_empty() {
         return Ok(NetworkOutcome::Ready {
             endpoint: o.lb.as_ref().map(|lb| ApiEndpoint {
@@ -249,11 +302,13 @@ pub async fn reconcile(c: &Clients, input: &Input<'_>) -> Result<NetworkOutcome,
                 port: 6443,
             }),
             failure_domains: failure_domains(&d, &o),
-            status: st,
+            status: with_records(st, &records),
         });
     }
     let vpc = o.vpc.as_ref().map(|v| v.id.as_str());
     let mut done = Vec::new();
+    let mut recorded = Vec::new();
+    let mut waiting: Option<std::time::Duration> = None;
     for step in &steps {
         if let Action::Wait { reason, message } = step {
             return Ok(NetworkOutcome::Progress {
@@ -264,26 +319,104 @@ pub async fn reconcile(c: &Clients, input: &Input<'_>) -> Result<NetworkOutcome,
                     format!("{}; {message}", done.join(", "))
                 },
                 waiting: true,
-                status: st,
+                status: with_records(st, &records),
             });
         }
-        execute::execute(c, &d, vpc, step).await?;
-        done.push(step_name(step));
+        let Some((name, tokened)) = guard::create_name(&d, step) else {
+            execute::execute(c, &d, vpc, step, None).await?;
+            done.push(step_name(step));
+            continue;
+        };
+        let prev = records.get(&name);
+        let failed = prev
+            .and_then(|p| p.since.as_deref())
+            .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+            .is_some_and(|since| guard::nat_failed_since(&o, &name, since.as_second()));
+        let sent = prev.is_some_and(|p| pass.ledger.was_sent(input.uid, &name, p.attempt));
+        match decide(
+            prev,
+            pass.now,
+            pass.ledger.me(),
+            sent,
+            tokened,
+            failed,
+            pass.window,
+        ) {
+            Go::Record(r) => {
+                recorded.push(format!("{name} (attempt {})", r.attempt));
+                records.insert(name, r);
+            }
+            Go::Create(attempt) => {
+                pass.ledger.send(input.uid, &name, attempt);
+                let t = tokened.then(|| token(input.uid, &name, attempt));
+                execute::execute(c, &d, vpc, step, t.as_deref()).await?;
+                done.push(step_name(step));
+            }
+            Go::Wait { left } => {
+                tracing::info!(
+                    cluster = %d.cluster,
+                    resource = %name,
+                    "a create may be in flight and not visible yet: describing again before \
+                     creating"
+                );
+                waiting = Some(waiting.map_or(left, |w| w.min(left)));
+            }
+        }
+    }
+    if !recorded.is_empty() {
+        done.push(format!("recorded creates of {}", recorded.join(", ")));
+    }
+    if let Some(left) = waiting
+        && done.is_empty()
+    {
+        return Ok(NetworkOutcome::Progress {
+            reason: "WaitingForConsistency".into(),
+            message: format!(
+                "a create may be in flight: describing again for up to {}s before creating",
+                left.as_secs()
+            ),
+            waiting: true,
+            status: with_records(st, &records),
+        });
     }
     Ok(NetworkOutcome::Progress {
         reason: "Provisioning".into(),
         message: format!("ran {}", done.join(", ")),
         waiting: false,
-        status: st,
+        status: with_records(st, &records),
     })
 }
 
-/// One pass of deleting the network: `Ok(None)` once nothing tagged for the cluster is left.
-pub async fn delete(c: &Clients, input: &Input<'_>) -> Result<Option<String>, ProviderError> {
+/// One pass of deleting the network: `Ok(None)` once nothing tagged for the cluster is left,
+/// and no create recorded in flight can still show up (its consistency window is over).
+pub async fn delete(
+    c: &Clients,
+    input: &Input<'_>,
+    pass: &Pass<'_>,
+) -> Result<Option<String>, ProviderError> {
     let d = desired(input, &[])?;
-    let o = observe::observe(c, &d).await?;
-    let steps = plan::plan_delete(&d, &o);
+    let o = observe::observe(c, &d, input.known_vpc).await?;
+    let mut steps = plan::plan_dedupe(&d, &o);
+    steps.extend(plan::plan_delete(&d, &o));
     if steps.is_empty() {
+        let seen = guard::seen(&d, &o);
+        let in_flight: Vec<&String> = input
+            .creations
+            .into_iter()
+            .flatten()
+            .filter(|(name, r)| {
+                !seen.contains(*name)
+                    && crate::creations::in_flight_for(r, pass.now)
+                        .is_some_and(|age| age < pass.window)
+            })
+            .map(|(name, _)| name)
+            .collect();
+        if !in_flight.is_empty() {
+            return Ok(Some(format!(
+                "waiting for creates that may be in flight to show up before declaring the \
+                 network gone: {in_flight:?}"
+            )));
+        }
         return Ok(None);
     }
     let mut done = Vec::new();
@@ -292,7 +425,7 @@ pub async fn delete(c: &Clients, input: &Input<'_>) -> Result<Option<String>, Pr
             done.push(message.clone());
             break;
         }
-        execute::execute(c, &d, o.vpc.as_ref().map(|v| v.id.as_str()), step).await?;
+        execute::execute(c, &d, o.vpc.as_ref().map(|v| v.id.as_str()), step, None).await?;
         done.push(step_name(step));
     }
     Ok(Some(done.join(", ")))

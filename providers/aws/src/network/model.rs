@@ -304,6 +304,10 @@ pub struct Nat {
     pub subnet_id: String,
     /// `pending`, `available`, `deleting`, `deleted`, `failed`.
     pub state: String,
+    /// Create time, epoch seconds.
+    pub created: Option<i64>,
+    /// Allocation id of its Elastic IP.
+    pub allocation_id: Option<String>,
 }
 
 /// A route table as observed.
@@ -384,6 +388,8 @@ pub struct Observed {
     /// Resources that carry a name of the cluster but not its owned tag: never adopted,
     /// changed or deleted.
     pub foreign: Vec<String>,
+    /// Owned VPCs of the cluster's name besides the one kept: (id, subnets in it).
+    pub extra_vpcs: Vec<(String, usize)>,
 }
 
 #[cfg(test)]

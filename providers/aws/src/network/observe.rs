@@ -47,7 +47,15 @@ fn owned_only(kind: &str, id: Option<&str>, tags: &[Tag], owner: &str) -> bool {
 
 /// Everything of the cluster's network that exists (only what carries the cluster's owned tag,
 /// checked client-side, besides a brought VPC and its subnets).
-pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, ProviderError> {
+///
+/// `known_vpc` is the VPC id recorded in status: when duplicates named `<cluster>-vpc` show up
+/// (a CreateVpc AWS made although its answer was lost), it is the one kept; without one, the
+/// one holding subnets, else the first by id. The others go to [`Observed::extra_vpcs`].
+pub async fn observe(
+    c: &Clients,
+    d: &Desired,
+    known_vpc: Option<&str>,
+) -> Result<Observed, ProviderError> {
     let owner = owner_tag(&d.cluster);
     let owned = filter(&format!("tag:{owner}"), &["owned"]);
     let mut o = Observed::default();
@@ -80,22 +88,51 @@ pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, ProviderError
         Err(e) if d.byo_vpc.is_some() && e.is_not_found() => vec![],
         Err(e) => return Err(e.into()),
     };
-    if vpcs.len() > 1 {
-        return Err(ProviderError::terminal(format!(
-            "{} VPCs are named {}-vpc; remove the extra ones or set spec.network.vpc.id",
-            vpcs.len(),
-            d.cluster
-        )));
-    }
-    if let Some(v) = vpcs.first() {
-        let id = v.vpc_id().unwrap_or_default().to_string();
-        let is_owned = tag(v.tags(), &owner) == Some("owned");
-        if d.byo_vpc.is_none() && !is_owned {
+    let mut vpcs = vpcs;
+    if d.byo_vpc.is_none() {
+        if let Some(v) = vpcs.iter().find(|v| !is_owned(v.tags(), &owner)) {
             return Err(ProviderError::terminal(format!(
-                "VPC {id} is named {}-vpc but not tagged {owner}=owned; slipway does not adopt it",
+                "VPC {} is named {}-vpc but not tagged {owner}=owned; slipway does not adopt it",
+                v.vpc_id().unwrap_or_default(),
                 d.cluster
             )));
         }
+        vpcs.sort_by(|a, b| a.vpc_id().cmp(&b.vpc_id()));
+        if vpcs.len() > 1 {
+            let mut with_subnets = Vec::new();
+            for v in &vpcs {
+                let id = v.vpc_id().unwrap_or_default().to_string();
+                let n = error::retrying("DescribeSubnets", || {
+                    c.ec2
+                        .describe_subnets()
+                        .filters(filter("vpc-id", &[&id]))
+                        .send()
+                })
+                .await?
+                .subnets()
+                .len();
+                with_subnets.push((id, n));
+            }
+            let keep = known_vpc
+                .filter(|k| with_subnets.iter().any(|(id, _)| id == k))
+                .map(String::from)
+                .or_else(|| {
+                    with_subnets
+                        .iter()
+                        .find(|(_, n)| *n > 0)
+                        .map(|(id, _)| id.clone())
+                })
+                .unwrap_or_else(|| with_subnets[0].0.clone());
+            o.extra_vpcs = with_subnets
+                .into_iter()
+                .filter(|(id, _)| *id != keep)
+                .collect();
+            vpcs.retain(|v| v.vpc_id() == Some(keep.as_str()));
+        }
+    }
+    if let Some(v) = vpcs.first() {
+        let id = v.vpc_id().unwrap_or_default().to_string();
+        let is_owned = is_owned(v.tags(), &owner);
         let dns_hostnames = if d.byo_vpc.is_none() {
             error::retrying("DescribeVpcAttribute", || {
                 c.ec2
@@ -217,6 +254,11 @@ pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, ProviderError
                 .state()
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_default(),
+            created: n.create_time().map(|t| t.secs()),
+            allocation_id: n
+                .nat_gateway_addresses()
+                .iter()
+                .find_map(|a| a.allocation_id().map(String::from)),
         })
         .collect();
     let rts = error::retrying("DescribeRouteTables", || {

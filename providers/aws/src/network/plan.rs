@@ -2,7 +2,7 @@
 //! ([`Desired`]), the next steps to create it ([`plan_create`]) or to take it down
 //! ([`plan_delete`]), in CAPA's dependency order. Table-tested; no I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{Desired, DesiredSubnet, Observed, Rule, SG_ROLES, desired_rules};
 
@@ -23,6 +23,8 @@ pub enum Action {
     AttachIgw { igw: String, vpc: String },
     /// AllocateAddress for a zone's NAT gateway.
     AllocateEip { name: String },
+    /// DisassociateAddress of an association whose NAT gateway is gone.
+    DisassociateEip { association: String },
     /// CreateNatGateway.
     CreateNat {
         name: String,
@@ -253,7 +255,11 @@ fn plan_managed_network(d: &Desired, o: &Observed, out: &mut Vec<Action>) -> boo
             Some(_) => {}
         }
     }
-    let igw = o.igws.first();
+    let igw = o
+        .igws
+        .iter()
+        .find(|g| g.attached_to.contains(&vpc.id))
+        .or(o.igws.first());
     match igw {
         None => {
             out.push(Action::CreateIgw);
@@ -289,11 +295,25 @@ fn plan_managed_network(d: &Desired, o: &Observed, out: &mut Vec<Action>) -> boo
         let eip_name = format!("{}-eip-{}", d.cluster, want.az);
         match o.eips.iter().find(|e| e.name == eip_name) {
             None => out.push(Action::AllocateEip { name: eip_name }),
-            Some(e) => out.push(Action::CreateNat {
-                name,
-                subnet: public.id.clone(),
-                allocation: e.allocation_id.clone(),
-            }),
+            Some(e) => {
+                // An association left by a NAT gateway that is gone (moto keeps it; AWS drops
+                // it) would fail the create.
+                if let Some(assoc) = &e.association_id
+                    && !o
+                        .nats
+                        .iter()
+                        .any(|n| n.allocation_id.as_deref() == Some(e.allocation_id.as_str()))
+                {
+                    out.push(Action::DisassociateEip {
+                        association: assoc.clone(),
+                    });
+                }
+                out.push(Action::CreateNat {
+                    name,
+                    subnet: public.id.clone(),
+                    allocation: e.allocation_id.clone(),
+                })
+            }
         }
         complete = false;
     }
@@ -345,6 +365,70 @@ fn plan_managed_network(d: &Desired, o: &Observed, out: &mut Vec<Action>) -> boo
         }
     }
     true
+}
+
+/// Deletes of duplicates: resources AWS made twice under one name (a create whose answer was
+/// lost, sent again after the consistency window). Of each name the one in use is kept (an
+/// attached internet gateway, an associated Elastic IP or route table, a NAT gateway a route
+/// points at, the VPC holding subnets), else the first by id; an extra that is in use is never
+/// planned for deletion.
+pub fn plan_dedupe(d: &Desired, o: &Observed) -> Vec<Action> {
+    let mut out = Vec::new();
+    if d.byo_vpc.is_some() {
+        return out;
+    }
+    for (id, subnets) in &o.extra_vpcs {
+        if *subnets == 0 {
+            out.push(Action::DeleteVpc { id: id.clone() });
+        }
+    }
+    let mut igws: Vec<_> = o.igws.iter().collect();
+    igws.sort_by_key(|g| (g.attached_to.is_empty(), g.id.clone()));
+    for g in igws.iter().skip(1).filter(|g| g.attached_to.is_empty()) {
+        out.push(Action::DeleteIgw {
+            id: g.id.clone(),
+            vpcs: vec![],
+        });
+    }
+    let names =
+        |it: &mut dyn Iterator<Item = &String>| -> BTreeSet<String> { it.cloned().collect() };
+    for name in names(&mut o.eips.iter().map(|e| &e.name)) {
+        let mut same: Vec<_> = o.eips.iter().filter(|e| e.name == name).collect();
+        same.sort_by_key(|e| (e.association_id.is_none(), e.allocation_id.clone()));
+        for e in same.iter().skip(1).filter(|e| e.association_id.is_none()) {
+            out.push(Action::ReleaseEip {
+                allocation: e.allocation_id.clone(),
+                association: None,
+            });
+        }
+    }
+    let routed = |id: &str| {
+        o.route_tables
+            .iter()
+            .any(|r| r.routes.iter().any(|(_, t)| t == id))
+    };
+    for name in names(&mut o.nats.iter().map(|n| &n.name)) {
+        let mut same: Vec<_> = o
+            .nats
+            .iter()
+            .filter(|n| n.name == name && matches!(n.state.as_str(), "pending" | "available"))
+            .collect();
+        same.sort_by_key(|n| (!routed(&n.id), n.state != "available", n.id.clone()));
+        for n in same.iter().skip(1).filter(|n| !routed(&n.id)) {
+            out.push(Action::DeleteNat { id: n.id.clone() });
+        }
+    }
+    for name in names(&mut o.route_tables.iter().map(|r| &r.name)) {
+        let mut same: Vec<_> = o.route_tables.iter().filter(|r| r.name == name).collect();
+        same.sort_by_key(|r| (r.associations.is_empty(), r.id.clone()));
+        for r in same.iter().skip(1).filter(|r| r.associations.is_empty()) {
+            out.push(Action::DeleteRouteTable {
+                id: r.id.clone(),
+                associations: vec![],
+            });
+        }
+    }
+    out
 }
 
 /// The remaining steps to delete everything tagged for the cluster, in dependency order;

@@ -46,6 +46,8 @@ fn complete(d: &Desired, nat_state: &str, lb_state: &str) -> Observed {
                 name: format!("c1-nat-{}", s.az),
                 subnet_id: s.id.clone(),
                 state: nat_state.into(),
+                created: None,
+                allocation_id: Some(format!("eipalloc-{}", s.az)),
             });
             eips.push(Eip {
                 allocation_id: format!("eipalloc-{}", s.az),
@@ -160,7 +162,16 @@ fn with_a_vpc_the_subnets_and_the_gateway_come_next_then_nats_wait_for_them() {
     o.subnets = full.subnets.clone();
     o.igws = full.igws.clone();
     assert_eq!(kinds(&plan_create(&d, &o)), ["AllocateEip", "AllocateEip"]);
-    o.eips = full.eips.clone();
+    // Freshly allocated: not associated yet.
+    o.eips = full
+        .eips
+        .iter()
+        .cloned()
+        .map(|mut e| {
+            e.association_id = None;
+            e
+        })
+        .collect();
     let p = plan_create(&d, &o);
     assert_eq!(kinds(&p), ["CreateNat", "CreateNat"]);
     assert_eq!(
@@ -401,11 +412,17 @@ fn drift_of_a_ready_network_is_planned_back() {
     let p = plan_create(&d, &o);
     assert_eq!(
         p,
-        [Action::CreateNat {
-            name: "c1-nat-us-east-1a".into(),
-            subnet: "subnet-0".into(),
-            allocation: "eipalloc-us-east-1a".into(),
-        }]
+        [
+            // moto keeps the gone NAT gateway's association on the address.
+            Action::DisassociateEip {
+                association: "eipassoc-1".into()
+            },
+            Action::CreateNat {
+                name: "c1-nat-us-east-1a".into(),
+                subnet: "subnet-0".into(),
+                allocation: "eipalloc-us-east-1a".into(),
+            }
+        ]
     );
     o.nats.push(Nat {
         id: "nat-new".into(),
