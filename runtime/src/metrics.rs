@@ -93,6 +93,9 @@ struct CondPart {
     status: String,
 }
 
+/// The label sets one object last set: its phases and its conditions.
+type ObjectSeries = (Vec<PhaseLabels>, Vec<ConditionLabels>);
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn reconcile_buckets() -> Histogram {
@@ -114,7 +117,7 @@ struct Metrics {
     phases: [Family<PhaseLabels, Gauge>; 2],
     conditions: [Family<ConditionLabels, Gauge>; 2],
     /// Per object, the label sets it set last (removed when it changes or goes).
-    state: Mutex<HashMap<(usize, String, String), (Vec<PhaseLabels>, Vec<ConditionLabels>)>>,
+    state: Mutex<HashMap<(usize, String, String), ObjectSeries>>,
     /// When each requeued object is due, to measure how long it waited past that.
     due: Mutex<HashMap<(String, String), Instant>>,
     total: AtomicU64,
