@@ -9,8 +9,8 @@
 #![deny(missing_docs)]
 
 pub mod api;
-pub mod body;
 pub mod authz;
+pub mod body;
 pub mod catalog;
 pub mod conversion;
 pub mod discovery;

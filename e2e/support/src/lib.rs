@@ -12,9 +12,9 @@
 //! - [`fault_proxy`] (feature `aws`): a fault-injecting, request-recording proxy in front of it.
 #![forbid(unsafe_code)]
 
-pub mod local;
 #[cfg(feature = "aws")]
 pub mod fault_proxy;
+pub mod local;
 pub mod mgmt;
 #[cfg(feature = "aws")]
 pub mod moto;
