@@ -189,19 +189,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    f.retry(
-        ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(500))
-            .with_max_delay(Duration::from_secs(8))
-            .with_max_times(4)
-            .with_jitter(),
-    )
-    .when(|e: &SdkError<E, R>| code(e).is_some_and(is_retryable_code))
-    .await
-    .map_err(|e| AwsError {
-        code: code(&e).map(str::to_string),
-        error: map(op, e),
-    })
+    retrying_on(op, f, is_retryable_code).await
 }
 
 /// Whether a code means AWS refused the request without running it (throttling).
@@ -226,6 +214,21 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
+    retrying_on(op, f, is_throttling_code).await
+}
+
+/// Retries `f` with backoff while AWS answers with a code `retry` accepts; keeps the code of
+/// the last answer.
+async fn retrying_on<T, E, R, Fut>(
+    op: &str,
+    f: impl FnMut() -> Fut,
+    retry: fn(&str) -> bool,
+) -> Result<T, AwsError>
+where
+    Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
     f.retry(
         ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))
@@ -233,7 +236,7 @@ where
             .with_max_times(4)
             .with_jitter(),
     )
-    .when(|e: &SdkError<E, R>| code(e).is_some_and(is_throttling_code))
+    .when(|e: &SdkError<E, R>| code(e).is_some_and(retry))
     .await
     .map_err(|e| AwsError {
         code: code(&e).map(str::to_string),
