@@ -165,6 +165,10 @@ struct ControllerArgs {
     /// $XDG_DATA_HOME/slipway or ~/.local/share/slipway).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Serve the CRDs' conversion webhook (`POST /convert`, HTTPS) on this port, with a CA
+    /// kept in Secret slipway-system/slipway-webhook-ca and injected into the CRDs' caBundle.
+    #[arg(long, value_name = "PORT")]
+    webhook_port: Option<u16>,
     #[command(flatten)]
     manager: ManagerArgs,
 }
@@ -445,13 +449,38 @@ fn controller(args: ControllerArgs) -> anyhow::Result<()> {
             anyhow::anyhow!("no cluster to manage: set KUBECONFIG or run in a cluster ({e})")
         })?;
         let client = slipway_ops::process::client(config, qps, burst)?;
+        // The webhook stops the controllers when it fails (a half-working process would hide
+        // that v1beta1 is not served); the controllers' end stops the webhook.
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (failed_tx, failed) = tokio::sync::oneshot::channel::<String>();
+        let webhook = args.webhook_port.map(|port| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let r = slipway_ops::webhook::serve(client, port, async {
+                    let _ = stopped.await;
+                })
+                .await;
+                if let Err(e) = &r {
+                    let _ = failed_tx.send(e.to_string());
+                }
+                r
+            })
+        });
         tracing::info!("controllers running");
         slipway_ops::process::run(client, opts, providers::plugins(), process, async {
-            wait_for_signal().await;
+            tokio::select! {
+                () = wait_for_signal() => {}
+                Ok(why) = failed => tracing::error!(error = %why, "conversion webhook failed"),
+            }
             tracing::info!("shutting down");
         })
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
+        let _ = stop.send(());
+        if let Some(task) = webhook {
+            task.await?
+                .map_err(|e| anyhow::anyhow!("conversion webhook: {e}"))?;
+        }
         Ok(())
     })
 }

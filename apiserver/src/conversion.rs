@@ -4,7 +4,8 @@
 //!
 //! Strategy `None` rewrites `apiVersion` only. Strategy `Webhook` converts: the Cluster API
 //! kinds slipway serves in-process ([`slipway_api::conversion`]); any other CRD asking for a
-//! webhook gets a clear 500, since the embedded plane does not call conversion webhooks yet.
+//! webhook has it called ([`crate::conversion_webhook`]); a failed call is a 500 naming the
+//! object and the webhook's message.
 //! A write whose object cannot be represented at the storage version is a 422 naming the field;
 //! nothing is stored half-converted (the converted object is admitted against the storage
 //! version's schema before it is committed).
@@ -46,14 +47,22 @@ impl Api {
         } else if capi::handles(&res.group, &res.kind) {
             self.convert_in_process(res, obj, from, version)?
         } else {
-            return Err(ApiError::internal(format!(
-                "conversion webhook for {}/{from}, Kind={} failed for {}: the embedded plane does not call conversion webhooks (CRD {}.{} asks for one)",
-                res.group,
-                res.kind,
-                object_name(obj),
-                res.plural,
-                res.group
-            )));
+            let desired = if res.group.is_empty() {
+                version.to_string()
+            } else {
+                format!("{}/{version}", res.group)
+            };
+            let conversion = res.conversion.as_deref().expect("checked above");
+            crate::conversion_webhook::convert(conversion, obj, &desired).map_err(|why| {
+                ApiError::internal(format!(
+                    "conversion webhook for {}/{from}, Kind={} failed for {} (CRD {}.{}): {why}",
+                    res.group,
+                    res.kind,
+                    object_name(obj),
+                    res.plural,
+                    res.group
+                ))
+            })?
         };
         out["apiVersion"] = json!(if res.group.is_empty() {
             version.to_string()

@@ -13,6 +13,7 @@ pub mod authz;
 pub mod body;
 pub mod catalog;
 pub mod conversion;
+pub mod conversion_webhook;
 pub mod discovery;
 pub mod encryption;
 pub mod error;

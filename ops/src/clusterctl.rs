@@ -349,6 +349,10 @@ pub async fn delete_cluster(
     }
 }
 
+/// The port the installed controller serves the conversion webhook on (behind the Service's
+/// 443).
+pub const WEBHOOK_PORT: u16 = 9443;
+
 /// The namespace `slipway init` installs into.
 pub const SYSTEM_NAMESPACE: &str = "slipway-system";
 
@@ -378,7 +382,7 @@ pub fn init_manifests(
                    {"apiGroups": [""], "resources": ["secrets", "configmaps"], "verbs": all_verbs},
                    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
                    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
-                   {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["get", "list", "watch"]}
+                   {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["get", "list", "watch", "patch"]}
                ]}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                "metadata": {"name": "slipway-controller"},
@@ -401,8 +405,10 @@ pub fn init_manifests(
                                      "containers": [{
                                          "name": "controller", "image": image,
                                          "args": ["controller", "--leader-elect", "--leader-election-namespace", ns,
-                                                  "--metrics-address", "0.0.0.0:9440", "--data-dir", "/var/lib/slipway", "--log-format", "json"],
-                                         "ports": [{"name": "metrics", "containerPort": 9440}],
+                                                  "--metrics-address", "0.0.0.0:9440", "--data-dir", "/var/lib/slipway", "--log-format", "json",
+                                                  "--webhook-port", WEBHOOK_PORT.to_string()],
+                                         "ports": [{"name": "metrics", "containerPort": 9440},
+                                                   {"name": "webhook", "containerPort": WEBHOOK_PORT}],
                                          "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}},
                                          "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}},
                                          "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
@@ -410,6 +416,11 @@ pub fn init_manifests(
                                          "volumeMounts": [{"name": "data", "mountPath": "/var/lib/slipway"}]
                                      }],
                                      "volumes": [{"name": "data", "emptyDir": {}}]}}}}),
+        // The CRDs' conversion webhook points here (and the controller injects its CA).
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": crate::webhook::SERVICE, "namespace": ns},
+               "spec": {"selector": {"app.kubernetes.io/name": "slipway"},
+                        "ports": [{"name": "webhook", "port": 443, "targetPort": "webhook"}]}}),
     ]);
     Ok(docs)
 }
@@ -433,6 +444,7 @@ fn api_resource(doc: &Value) -> Option<(ApiResource, bool)> {
         "Role" => ("roles", true),
         "RoleBinding" => ("rolebindings", true),
         "Deployment" => ("deployments", true),
+        "Service" => ("services", true),
         _ => return None,
     };
     Some((
@@ -561,8 +573,33 @@ mod tests {
             "Role",
             "RoleBinding",
             "Deployment",
+            "Service",
         ] {
             assert_eq!(k[kind], 1, "{kind}");
+        }
+        // The webhook: a Service on 443 to the controller's webhook port, which the
+        // controller serves, and the right to inject the CA into the CRDs.
+        let svc = docs.iter().find(|d| d["kind"] == "Service").unwrap();
+        assert_eq!(svc["metadata"]["name"], "slipway-webhook-service");
+        assert_eq!(svc["spec"]["ports"][0]["port"], 443);
+        let deploy = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+        let c = &deploy["spec"]["template"]["spec"]["containers"][0];
+        let args = c["args"].to_string();
+        assert!(args.contains("\"--webhook-port\",\"9443\""), "{args}");
+        assert!(c["ports"].to_string().contains("\"webhook\""));
+        let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+        assert!(role["rules"].as_array().unwrap().iter().any(|r| {
+            r["resources"] == json!(["customresourcedefinitions"])
+                && r["verbs"].as_array().unwrap().contains(&json!("patch"))
+        }));
+        for crd in docs
+            .iter()
+            .filter(|d| d["kind"] == "CustomResourceDefinition")
+        {
+            if let Some(svc_ref) = crd.pointer("/spec/conversion/webhook/clientConfig/service") {
+                assert_eq!(svc_ref["name"], "slipway-webhook-service");
+                assert_eq!(svc_ref["namespace"], "slipway-system");
+            }
         }
         assert!(docs.iter().all(|d| api_resource(d).is_some()));
         let yaml = to_yaml(&docs);

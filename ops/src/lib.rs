@@ -10,5 +10,6 @@ pub mod endpoint;
 mod error;
 pub mod leader;
 pub mod process;
+pub mod webhook;
 
 pub use error::OpsError;

@@ -241,6 +241,12 @@ pub fn not_after(cert_pem: &str) -> Result<i64, TlsError> {
     Ok(parse(&der)?.validity().not_after.timestamp())
 }
 
+/// The notBefore of the first certificate in `cert_pem`, as Unix seconds.
+pub fn not_before(cert_pem: &str) -> Result<i64, TlsError> {
+    let der = first_cert(cert_pem)?;
+    Ok(parse(&der)?.validity().not_before.timestamp())
+}
+
 fn first_cert(pem: &str) -> Result<CertificateDer<'static>, TlsError> {
     certs(pem)?
         .into_iter()
