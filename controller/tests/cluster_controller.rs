@@ -226,19 +226,54 @@ async fn cluster_follows_its_infrastructure_and_control_plane_and_deletes_in_ord
         (Some(true), Some(true))
     );
 
-    // No hot loop: nothing is written while nothing changes.
-    let rv = clusters.get("c").await.unwrap().metadata.resource_version;
-    let infra_rv = infra.get("c").await.unwrap().metadata.resource_version;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        clusters.get("c").await.unwrap().metadata.resource_version,
-        rv,
-        "the Cluster was rewritten with nothing changed"
-    );
-    assert_eq!(
-        infra.get("c").await.unwrap().metadata.resource_version,
-        infra_rv,
-        "the InMemoryCluster was rewritten with nothing changed"
+    // No hot loop: once the last legitimate transition has landed (under load a condition
+    // may still be on its way, e.g. the remote probe giving up on the absent workload
+    // server), a 3-second window passes without a write. A hot loop writes in every window.
+    let mut changes = Vec::new();
+    let mut quiet = false;
+    for _ in 0..5 {
+        let before = clusters.get("c").await.unwrap();
+        let infra_before = infra.get("c").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let after = clusters.get("c").await.unwrap();
+        let infra_after = infra.get("c").await.unwrap();
+        if after.metadata.resource_version == before.metadata.resource_version
+            && infra_after.metadata.resource_version == infra_before.metadata.resource_version
+        {
+            quiet = true;
+            break;
+        }
+        // Whatever was written must have changed something.
+        if after.metadata.resource_version != before.metadata.resource_version {
+            assert!(
+                after.status != before.status
+                    || after.spec != before.spec
+                    || after.metadata.labels != before.metadata.labels
+                    || after.metadata.annotations != before.metadata.annotations
+                    || after.metadata.finalizers != before.metadata.finalizers,
+                "the Cluster was rewritten with nothing changed"
+            );
+        }
+        if infra_after.metadata.resource_version != infra_before.metadata.resource_version {
+            assert!(
+                infra_after.data != infra_before.data
+                    || infra_after.metadata.labels != infra_before.metadata.labels
+                    || infra_after.metadata.annotations != infra_before.metadata.annotations
+                    || infra_after.metadata.finalizers != infra_before.metadata.finalizers,
+                "the InMemoryCluster was rewritten with nothing changed"
+            );
+        }
+        changes.push(format!(
+            "cluster status {} -> {}; infra status {} -> {}",
+            serde_json::to_string(&before.status).unwrap(),
+            serde_json::to_string(&after.status).unwrap(),
+            infra_before.data["status"],
+            infra_after.data["status"]
+        ));
+    }
+    assert!(
+        quiet,
+        "the Cluster or InMemoryCluster was rewritten in every 3-second window: {changes:#?}"
     );
 
     // Pause.
