@@ -67,6 +67,9 @@ pub struct InitArgs {
     /// Controller image.
     #[arg(long, default_value = concat!("ghcr.io/slipway-dev/slipway:v", env!("CARGO_PKG_VERSION")))]
     image: String,
+    /// Controller pods: one leads, the others stand by and serve the conversion webhook.
+    #[arg(long, default_value_t = 2)]
+    replicas: u32,
 }
 
 async fn client() -> anyhow::Result<(kube::Client, String)> {
@@ -136,7 +139,7 @@ pub fn delete(cmd: DeleteCommand) -> anyhow::Result<()> {
 }
 
 pub fn init(args: InitArgs) -> anyhow::Result<()> {
-    let docs = ops::init_manifests(&args.image, &providers::crds())?;
+    let docs = ops::init_manifests(&args.image, args.replicas, &providers::crds())?;
     if args.dry_run {
         print!("{}", ops::to_yaml(&docs));
         return Ok(());

@@ -373,6 +373,25 @@ fn builtins() -> Vec<Resource> {
             ],
         ),
         builtin(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            true,
+            &["pdb"],
+            true,
+            vec![
+                col("Min Available", "string", ".spec.minAvailable"),
+                col("Max Unavailable", "string", ".spec.maxUnavailable"),
+                col(
+                    "Allowed Disruptions",
+                    "integer",
+                    ".status.disruptionsAllowed",
+                ),
+                age(),
+            ],
+        ),
+        builtin(
             "events.k8s.io",
             "v1",
             "events",

@@ -128,7 +128,23 @@ fn init_dry_run_applies_to_an_empty_management_plane() {
     let out = slipway(&m, &["init", "--dry-run"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let yaml = text(&out.stdout);
+    // What a careful operator runs first: the server accepts every document and stores none
+    // (like kube-apiserver, a server dry run needs the namespace of namespaced objects).
+    m.ok(&["create", "namespace", "slipway-system"], None);
+    let dry = m.ok(&["apply", "--dry-run=server", "-f", "-"], Some(&yaml));
+    assert!(
+        dry.contains("poddisruptionbudget.policy/slipway-controller created (server dry run)"),
+        "{dry}"
+    );
+    assert!(
+        m.json(&["get", "deployments", "-A"])["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     m.ok(&["apply", "-f", "-"], Some(&yaml));
+    let pdb = m.json(&["get", "pdb", "-n", "slipway-system", "slipway-controller"]);
+    assert_eq!(pdb["spec"]["minAvailable"], 1, "{pdb}");
     let deploy = m.json(&[
         "get",
         "deployment",
@@ -136,7 +152,10 @@ fn init_dry_run_applies_to_an_empty_management_plane() {
         "slipway-system",
         "slipway-controller",
     ]);
-    let args = deploy["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    let c = &deploy["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["resources"]["requests"]["cpu"], "100m", "{c}");
+    let args = c["args"].clone();
     assert!(
         args.as_array()
             .unwrap()

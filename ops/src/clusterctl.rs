@@ -356,13 +356,37 @@ pub const WEBHOOK_PORT: u16 = 9443;
 /// The namespace `slipway init` installs into.
 pub const SYSTEM_NAMESPACE: &str = "slipway-system";
 
+/// What the controller asks of its node. Sized from `slipway bench` (README, "Benchmarks"):
+/// 1000 in-memory clusters (plane excluded, simulated workload servers included) peak under
+/// 1 GiB and idle at under 2 % of a core; real providers hold far less per cluster. The
+/// request is what a few hundred clusters need at rest; the memory limit leaves room for a
+/// thousand-cluster burst. No CPU limit: throttling a controller only delays reconciles.
+pub const CONTROLLER_RESOURCES: (&str, &str, &str) = ("100m", "256Mi", "2Gi");
+
 /// What `slipway init` installs: the CRDs, the namespace, a ServiceAccount with the least
-/// privileges the controllers need (listed in the README), and the controller Deployment.
+/// privileges the controllers need (listed in the README), the controller Deployment
+/// (`replicas` pods, one leading; all serve the conversion webhook), its PodDisruptionBudget
+/// and the webhook Service.
 pub fn init_manifests(
     image: &str,
+    replicas: u32,
     crds: &[CustomResourceDefinition],
 ) -> Result<Vec<Value>, OpsError> {
+    if replicas == 0 {
+        return Err(OpsError::invalid(
+            "--replicas",
+            "must be at least 1 (the controller Deployment's pods)",
+        ));
+    }
     let ns = SYSTEM_NAMESPACE;
+    let (cpu, memory, memory_limit) = CONTROLLER_RESOURCES;
+    // One pod may always be disrupted when there is a standby to take the lease; a single
+    // replica must not block a node drain forever, so its budget allows the eviction too.
+    let pdb = if replicas > 1 {
+        json!({"minAvailable": 1})
+    } else {
+        json!({"maxUnavailable": 1})
+    };
     let mut docs: Vec<Value> = crds
         .iter()
         .map(serde_json::to_value)
@@ -397,7 +421,7 @@ pub fn init_manifests(
                "subjects": [{"kind": "ServiceAccount", "name": "slipway-controller", "namespace": ns}]}),
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
                "metadata": {"name": "slipway-controller", "namespace": ns, "labels": {"app.kubernetes.io/name": "slipway"}},
-               "spec": {"replicas": 1,
+               "spec": {"replicas": replicas,
                         "selector": {"matchLabels": {"app.kubernetes.io/name": "slipway"}},
                         "template": {
                             "metadata": {"labels": {"app.kubernetes.io/name": "slipway"}},
@@ -411,6 +435,8 @@ pub fn init_manifests(
                                                    {"name": "webhook", "containerPort": WEBHOOK_PORT}],
                                          "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}},
                                          "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}},
+                                         "resources": {"requests": {"cpu": cpu, "memory": memory},
+                                                       "limits": {"memory": memory_limit}},
                                          "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
                                                              "runAsNonRoot": true, "capabilities": {"drop": ["ALL"]}},
                                          "volumeMounts": [{"name": "data", "mountPath": "/var/lib/slipway"}]
@@ -421,7 +447,13 @@ pub fn init_manifests(
                "metadata": {"name": crate::webhook::SERVICE, "namespace": ns},
                "spec": {"selector": {"app.kubernetes.io/name": "slipway"},
                         "ports": [{"name": "webhook", "port": 443, "targetPort": "webhook"}]}}),
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+               "metadata": {"name": "slipway-controller", "namespace": ns},
+               "spec": {"selector": {"matchLabels": {"app.kubernetes.io/name": "slipway"}}}}),
     ]);
+    if let Some(spec) = docs.last_mut().and_then(|d| d["spec"].as_object_mut()) {
+        spec.extend(pdb.as_object().cloned().unwrap_or_default());
+    }
     Ok(docs)
 }
 
@@ -445,6 +477,7 @@ fn api_resource(doc: &Value) -> Option<(ApiResource, bool)> {
         "RoleBinding" => ("rolebindings", true),
         "Deployment" => ("deployments", true),
         "Service" => ("services", true),
+        "PodDisruptionBudget" => ("poddisruptionbudgets", true),
         _ => return None,
     };
     Some((
@@ -562,7 +595,7 @@ mod tests {
     #[test]
     fn init_installs_crds_rbac_and_the_controller() {
         let crds = slipway_api::crds::core();
-        let docs = init_manifests("example/slipway:1", &crds).unwrap();
+        let docs = init_manifests("example/slipway:1", 2, &crds).unwrap();
         let k = kinds(&docs);
         assert_eq!(k["CustomResourceDefinition"], crds.len());
         for kind in [
@@ -574,9 +607,20 @@ mod tests {
             "RoleBinding",
             "Deployment",
             "Service",
+            "PodDisruptionBudget",
         ] {
             assert_eq!(k[kind], 1, "{kind}");
         }
+        // Two replicas: one may be disrupted, one must stay; the pods are sized and bounded.
+        let pdb = docs
+            .iter()
+            .find(|d| d["kind"] == "PodDisruptionBudget")
+            .unwrap();
+        assert_eq!(pdb["spec"]["minAvailable"], 1);
+        assert_eq!(
+            pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
+            "slipway"
+        );
         // The webhook: a Service on 443 to the controller's webhook port, which the
         // controller serves, and the right to inject the CA into the CRDs.
         let svc = docs.iter().find(|d| d["kind"] == "Service").unwrap();
@@ -586,6 +630,10 @@ mod tests {
         let c = &deploy["spec"]["template"]["spec"]["containers"][0];
         let args = c["args"].to_string();
         assert!(args.contains("\"--webhook-port\",\"9443\""), "{args}");
+        assert_eq!(deploy["spec"]["replicas"], 2);
+        assert_eq!(c["resources"]["requests"]["memory"], "256Mi");
+        assert_eq!(c["resources"]["limits"]["memory"], "2Gi");
+        assert!(c["resources"]["limits"].get("cpu").is_none());
         assert!(c["ports"].to_string().contains("\"webhook\""));
         let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
         assert!(role["rules"].as_array().unwrap().iter().any(|r| {
@@ -605,5 +653,19 @@ mod tests {
         let yaml = to_yaml(&docs);
         let back: Vec<Value> = serde_saphyr::from_multiple(&yaml).unwrap();
         assert_eq!(back.len(), docs.len());
+    }
+
+    #[test]
+    fn one_replica_never_blocks_a_drain_and_zero_is_refused() {
+        let crds = slipway_api::crds::core();
+        let docs = init_manifests("example/slipway:1", 1, &crds).unwrap();
+        let pdb = docs
+            .iter()
+            .find(|d| d["kind"] == "PodDisruptionBudget")
+            .unwrap();
+        assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+        assert!(pdb["spec"].get("minAvailable").is_none());
+        let err = init_manifests("example/slipway:1", 0, &crds).unwrap_err();
+        assert!(err.to_string().contains("--replicas"), "{err}");
     }
 }
