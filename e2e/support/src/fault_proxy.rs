@@ -114,8 +114,8 @@ struct State {
     rules: Vec<Rule>,
     rng: u64,
     records: Vec<Record>,
-    /// Idempotency cache: key -> (status, content type, body).
-    answers: BTreeMap<String, (u16, String, Bytes)>,
+    /// Idempotency cache: key -> (status, headers, body).
+    answers: BTreeMap<String, (u16, hyper::HeaderMap, Bytes)>,
     /// Hidden objects, until when.
     hidden: Vec<(Hidden, Instant)>,
 }
@@ -305,19 +305,19 @@ async fn handle(
     if service == "eks" && action.starts_with("Describe") && rest_hidden(&st, &path) {
         return Ok(not_found_answer(&path));
     }
-    let (status, ctype, mut out) = match cached {
+    let (status, headers, mut out) = match cached {
         Some(c) => c,
         None => {
-            let (status, ctype, out) = forward(upstream, &parts, body).await?;
+            let (status, headers, out) = forward(upstream, &parts, body).await?;
             if (200..300).contains(&status)
                 && let Some(k) = &key
             {
                 st.lock()
                     .unwrap()
                     .answers
-                    .insert(k.clone(), (status, ctype.clone(), out.clone()));
+                    .insert(k.clone(), (status, headers.clone(), out.clone()));
             }
-            (status, ctype, out)
+            (status, headers, out)
         }
     };
     if (200..300).contains(&status) {
@@ -363,18 +363,25 @@ async fn handle(
     if fault == Some(Fault::DropAfter) {
         return Err(Dropped);
     }
-    Ok(Response::builder()
-        .status(status)
-        .header("content-type", ctype)
-        .body(Full::new(out))
-        .unwrap())
+    // moto's own headers go along (EKS's REST-JSON errors name their type in
+    // x-amzn-errortype), but not the framing: the body may have been cut.
+    let mut answer = Response::builder().status(status);
+    for (k, v) in headers.iter() {
+        if !matches!(
+            k.as_str(),
+            "content-length" | "transfer-encoding" | "connection"
+        ) {
+            answer = answer.header(k, v);
+        }
+    }
+    Ok(answer.body(Full::new(out)).unwrap())
 }
 
 async fn forward(
     upstream: SocketAddr,
     parts: &hyper::http::request::Parts,
     body: Bytes,
-) -> Result<(u16, String, Bytes), Dropped> {
+) -> Result<(u16, hyper::HeaderMap, Bytes), Dropped> {
     let stream = tokio::net::TcpStream::connect(upstream)
         .await
         .map_err(|_| Dropped)?;
@@ -393,19 +400,14 @@ async fn forward(
         .await
         .map_err(|_| Dropped)?;
     let status = resp.status().as_u16();
-    let ctype = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("text/xml")
-        .to_string();
+    let headers = resp.headers().clone();
     let out = resp
         .into_body()
         .collect()
         .await
         .map_err(|_| Dropped)?
         .to_bytes();
-    Ok((status, ctype, out))
+    Ok((status, headers, out))
 }
 
 fn error_answer(service: &str, throttle: bool) -> Answer {
