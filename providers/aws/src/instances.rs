@@ -196,14 +196,29 @@ mod tests {
     fn one_instance_is_kept_and_the_extras_terminated_never_the_recorded_one() {
         let t = Some("tok-1");
         #[allow(clippy::type_complexity)]
-        let cases: Vec<(&str, Option<&str>, Option<&str>, Vec<Candidate>, (Option<String>, Vec<String>))> = vec![
+        let cases: Vec<(
+            &str,
+            Option<&str>,
+            Option<&str>,
+            Vec<Candidate>,
+            (Option<String>, Vec<String>),
+        )> = vec![
             ("nothing", None, t, vec![], d(None, &[])),
-            ("one", None, t, vec![c("i-1", "running", t, 5)], d(Some("i-1"), &[])),
+            (
+                "one",
+                None,
+                t,
+                vec![c("i-1", "running", t, 5)],
+                d(Some("i-1"), &[]),
+            ),
             (
                 "the recorded one stays, even launched later and with another token",
                 Some("i-2"),
                 t,
-                vec![c("i-1", "running", t, 1), c("i-2", "running", Some("old"), 9)],
+                vec![
+                    c("i-1", "running", t, 1),
+                    c("i-2", "running", Some("old"), 9),
+                ],
                 d(Some("i-2"), &["i-1"]),
             ),
             (
@@ -224,7 +239,10 @@ mod tests {
                 "no record: the one with the current token wins over an earlier one",
                 None,
                 t,
-                vec![c("i-1", "running", Some("other"), 1), c("i-2", "pending", t, 5)],
+                vec![
+                    c("i-1", "running", Some("other"), 1),
+                    c("i-2", "pending", t, 5),
+                ],
                 d(Some("i-2"), &["i-1"]),
             ),
             (
@@ -252,11 +270,7 @@ mod tests {
         ];
         for (what, recorded, token, candidates, want) in cases {
             let got = decide(recorded, token, &candidates);
-            assert_eq!(
-                (got.keep.map(|k| k.id), got.extras),
-                want,
-                "{what}"
-            );
+            assert_eq!((got.keep.map(|k| k.id), got.extras), want, "{what}");
         }
     }
 }

@@ -382,7 +382,11 @@ impl InfrastructureProvider for Aws {
         let uid = m.metadata.uid.clone().unwrap_or_default();
         let prev = m.status.as_ref().and_then(|s| s.creation.as_ref());
         let mut creation = None;
-        let recorded = m.spec.provider_id.as_deref().and_then(machine::instance_id_of);
+        let recorded = m
+            .spec
+            .provider_id
+            .as_deref()
+            .and_then(machine::instance_id_of);
         let current = prev.map(|p| creations::token(&uid, "instance", p.attempt));
         let seen = instances::decide(
             recorded,
@@ -481,7 +485,10 @@ impl InfrastructureProvider for Aws {
         let cluster = cluster_name(&scope.cluster);
         let m = scope.infra.as_ref();
         let seen = instances::decide(
-            m.spec.provider_id.as_deref().and_then(machine::instance_id_of),
+            m.spec
+                .provider_id
+                .as_deref()
+                .and_then(machine::instance_id_of),
             None,
             &instances::observe(&c, &cluster, m).await?,
         );
