@@ -267,6 +267,7 @@ fn chaos_a_sigkilled_controller_under_every_fault_leaves_no_duplicate_and_no_lea
     // makes every object be looked at again (duplicates that showed up late are adopted or
     // removed); then exactly one of everything per cluster.
     proxy.set_rules(vec![]);
+    let steady_started = Instant::now();
     std::thread::sleep(Duration::from_secs(3));
     kill(&mut m, &env, &mut kills);
     let r = rt();
@@ -298,6 +299,8 @@ fn chaos_a_sigkilled_controller_under_every_fault_leaves_no_duplicate_and_no_lea
             Some(2)
         )]
     );
+
+    let steady = steady_started.elapsed();
 
     // Delete under faults and kills; nothing tagged for any cluster is left.
     proxy.set_rules(rules());
@@ -349,10 +352,12 @@ fn chaos_a_sigkilled_controller_under_every_fault_leaves_no_duplicate_and_no_lea
         .filter(|r| r.service == "eks" && r.fault.is_some())
         .count();
     println!(
-        "chaos (process): {} EC2 + 1 EKS clusters, provisioned in {:.1}s, deleted in {:.1}s, \
-         {kills} SIGKILLs, faults {faults:?} ({eks_faults} on EKS), {total} requests",
+        "chaos (process): {} EC2 + 1 EKS clusters, provisioned in {:.1}s, steady in {:.1}s, \
+         deleted in {:.1}s, {kills} SIGKILLs, faults {faults:?} ({eks_faults} on EKS), {total} \
+         requests",
         EC2.len(),
         provisioned.as_secs_f64(),
+        steady.as_secs_f64(),
         del_started.elapsed().as_secs_f64(),
     );
     let ec2 = ec2_cluster();
