@@ -9,7 +9,10 @@
 //! - a dropped connection before the request reaches moto, or after moto answered (the
 //!   "request done, response lost" case);
 //! - latency;
-//! - delayed visibility: the object a create made is cut out of Describe answers for a while.
+//! - delayed visibility: the object a create made is cut out of Describe answers for a while
+//!   (EC2's query protocol: its `<item>` cut out of the XML answer; EKS's REST-JSON protocol:
+//!   `DescribeCluster`/`DescribeNodegroup` of it answered 404 `ResourceNotFoundException`, its
+//!   name cut out of `ListClusters`/`ListNodegroups`).
 //!
 //! It also makes up for what moto does not emulate: a create carrying a `ClientToken` (EC2),
 //! `clientRequestToken` (EKS), or an elbv2 load balancer or target group name, when sent again,
@@ -111,10 +114,24 @@ struct State {
     rules: Vec<Rule>,
     rng: u64,
     records: Vec<Record>,
-    /// Idempotency cache: key -> (status, content type, body).
-    answers: BTreeMap<String, (u16, String, Bytes)>,
-    /// Hidden objects: (describe action, id tag, id, until).
-    hidden: Vec<(String, String, String, Instant)>,
+    /// Idempotency cache: key -> (status, headers, body).
+    answers: BTreeMap<String, (u16, hyper::HeaderMap, Bytes)>,
+    /// Hidden objects, until when.
+    hidden: Vec<(Hidden, Instant)>,
+}
+
+/// An object hidden from Describe answers.
+#[derive(Clone, Debug, PartialEq)]
+enum Hidden {
+    /// EC2 (query protocol, XML answers): the describe action, the id's tag, the id.
+    Item {
+        describe: String,
+        tag: String,
+        id: String,
+    },
+    /// EKS (REST-JSON): the object's path (`clusters/<name>`,
+    /// `clusters/<name>/node-groups/<name>`).
+    Rest { path: String },
 }
 
 impl State {
@@ -284,38 +301,60 @@ async fn handle(
         Some(Fault::Latency(d)) => tokio::time::sleep(*d).await,
         _ => {}
     }
-    let (status, ctype, mut out) = match cached {
+    let path = decode(parts.uri.path().trim_matches('/'));
+    if service == "eks" && action.starts_with("Describe") && rest_hidden(&st, &path) {
+        return Ok(not_found_answer(&path));
+    }
+    let (status, headers, mut out) = match cached {
         Some(c) => c,
         None => {
-            let (status, ctype, out) = forward(upstream, &parts, body).await?;
+            let (status, headers, out) = forward(upstream, &parts, body).await?;
             if (200..300).contains(&status)
                 && let Some(k) = &key
             {
                 st.lock()
                     .unwrap()
                     .answers
-                    .insert(k.clone(), (status, ctype.clone(), out.clone()));
+                    .insert(k.clone(), (status, headers.clone(), out.clone()));
             }
-            (status, ctype, out)
+            (status, headers, out)
         }
     };
     if (200..300).contains(&status) {
         let mut s = st.lock().unwrap();
         if let Some(Fault::Hide(d)) = &fault
-            && let Some((describe, tag, id)) = created_id(&action, &out)
+            && let Some(h) = created(&service, &action, &out)
         {
-            s.hidden.push((describe, tag, id, Instant::now() + *d));
+            s.hidden.push((h, Instant::now() + *d));
         }
         let now = Instant::now();
-        s.hidden.retain(|h| h.3 > now);
+        s.hidden.retain(|h| h.1 > now);
         let hide: Vec<(String, String)> = s
             .hidden
             .iter()
-            .filter(|h| h.0 == action)
-            .map(|h| (h.1.clone(), h.2.clone()))
+            .filter_map(|(h, _)| match h {
+                Hidden::Item { describe, tag, id } if *describe == action => {
+                    Some((tag.clone(), id.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        // A List of EKS objects leaves out the names hidden under its path.
+        let names: Vec<String> = s
+            .hidden
+            .iter()
+            .filter_map(|(h, _)| match h {
+                Hidden::Rest { path: p } => p
+                    .rsplit_once('/')
+                    .filter(|(parent, _)| *parent == path)
+                    .map(|(_, name)| name.to_string()),
+                _ => None,
+            })
             .collect();
         drop(s);
-        if !hide.is_empty()
+        if service == "eks" && action.starts_with("List") && !names.is_empty() {
+            out = Bytes::from(hide_names(&out, &names));
+        } else if !hide.is_empty()
             && let Ok(text) = std::str::from_utf8(&out)
         {
             out = Bytes::from(hide_items(text, &hide));
@@ -324,18 +363,25 @@ async fn handle(
     if fault == Some(Fault::DropAfter) {
         return Err(Dropped);
     }
-    Ok(Response::builder()
-        .status(status)
-        .header("content-type", ctype)
-        .body(Full::new(out))
-        .unwrap())
+    // moto's own headers go along (EKS's REST-JSON errors name their type in
+    // x-amzn-errortype), but not the framing: the body may have been cut.
+    let mut answer = Response::builder().status(status);
+    for (k, v) in headers.iter() {
+        if !matches!(
+            k.as_str(),
+            "content-length" | "transfer-encoding" | "connection"
+        ) {
+            answer = answer.header(k, v);
+        }
+    }
+    Ok(answer.body(Full::new(out)).unwrap())
 }
 
 async fn forward(
     upstream: SocketAddr,
     parts: &hyper::http::request::Parts,
     body: Bytes,
-) -> Result<(u16, String, Bytes), Dropped> {
+) -> Result<(u16, hyper::HeaderMap, Bytes), Dropped> {
     let stream = tokio::net::TcpStream::connect(upstream)
         .await
         .map_err(|_| Dropped)?;
@@ -354,19 +400,14 @@ async fn forward(
         .await
         .map_err(|_| Dropped)?;
     let status = resp.status().as_u16();
-    let ctype = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("text/xml")
-        .to_string();
+    let headers = resp.headers().clone();
     let out = resp
         .into_body()
         .collect()
         .await
         .map_err(|_| Dropped)?
         .to_bytes();
-    Ok((status, ctype, out))
+    Ok((status, headers, out))
 }
 
 fn error_answer(service: &str, throttle: bool) -> Answer {
@@ -502,8 +543,22 @@ fn action_and_token(
     (action, token)
 }
 
-/// What a create made: (the Describe action it shows in, its id tag, its id).
-fn created_id(action: &str, body: &[u8]) -> Option<(String, String, String)> {
+/// What a create made, to hide: an EC2 object by the Describe action it shows in, its id tag
+/// and id; an EKS cluster or node group by its path.
+fn created(service: &str, action: &str, body: &[u8]) -> Option<Hidden> {
+    if service == "eks" {
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let path = match action {
+            "CreateCluster" => format!("clusters/{}", v["cluster"]["name"].as_str()?),
+            "CreateNodegroup" => format!(
+                "clusters/{}/node-groups/{}",
+                v["nodegroup"]["clusterName"].as_str()?,
+                v["nodegroup"]["nodegroupName"].as_str()?
+            ),
+            _ => return None,
+        };
+        return Some(Hidden::Rest { path });
+    }
     let (describe, tag) = match action {
         "CreateVpc" => ("DescribeVpcs", "vpcId"),
         "CreateSubnet" => ("DescribeSubnets", "subnetId"),
@@ -519,7 +574,48 @@ fn created_id(action: &str, body: &[u8]) -> Option<(String, String, String)> {
     let open = format!("<{tag}>");
     let start = text.find(&open)? + open.len();
     let end = start + text[start..].find('<')?;
-    Some((describe.into(), tag.into(), text[start..end].to_string()))
+    Some(Hidden::Item {
+        describe: describe.into(),
+        tag: tag.into(),
+        id: text[start..end].to_string(),
+    })
+}
+
+/// Whether the EKS object at `path` is hidden now.
+fn rest_hidden(st: &Mutex<State>, path: &str) -> bool {
+    let now = Instant::now();
+    st.lock()
+        .unwrap()
+        .hidden
+        .iter()
+        .any(|(h, until)| *until > now && matches!(h, Hidden::Rest { path: p } if p == path))
+}
+
+/// EKS's answer for an object it does not know.
+fn not_found_answer(path: &str) -> Answer {
+    let body = serde_json::json!({
+        "__type": "ResourceNotFoundException",
+        "message": format!("No resource found at {path}."),
+    });
+    Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .header("content-type", "application/json")
+        .header("x-amzn-errortype", "ResourceNotFoundException")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+/// An EKS List answer (`{"clusters": [...]}` or `{"nodegroups": [...]}`) without `names`.
+fn hide_names(body: &[u8], names: &[String]) -> Vec<u8> {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.to_vec();
+    };
+    for field in ["clusters", "nodegroups"] {
+        if let Some(list) = v.get_mut(field).and_then(|l| l.as_array_mut()) {
+            list.retain(|n| !n.as_str().is_some_and(|n| names.iter().any(|h| h == n)));
+        }
+    }
+    serde_json::to_vec(&v).unwrap_or_else(|_| body.to_vec())
 }
 
 /// `xml` without the top-level `<item>`s of its result set whose own `<tag>` (or, for
@@ -653,8 +749,30 @@ mod tests {
         );
         assert_eq!((a.as_str(), t.as_deref()), ("CreateNodegroup", Some("tok")));
         assert_eq!(
-            created_id("CreateVpc", b"<x><vpc><vpcId>vpc-9</vpcId></vpc></x>"),
-            Some(("DescribeVpcs".into(), "vpcId".into(), "vpc-9".into()))
+            created(
+                "ec2",
+                "CreateVpc",
+                b"<x><vpc><vpcId>vpc-9</vpcId></vpc></x>"
+            ),
+            Some(Hidden::Item {
+                describe: "DescribeVpcs".into(),
+                tag: "vpcId".into(),
+                id: "vpc-9".into()
+            })
+        );
+        assert_eq!(
+            created(
+                "eks",
+                "CreateNodegroup",
+                br#"{"nodegroup":{"clusterName":"default_e1","nodegroupName":"default_e1-pool-0"}}"#
+            ),
+            Some(Hidden::Rest {
+                path: "clusters/default_e1/node-groups/default_e1-pool-0".into()
+            })
+        );
+        assert_eq!(
+            hide_names(br#"{"clusters":["a","b"],"nextToken":null}"#, &["a".into()]),
+            br#"{"clusters":["b"],"nextToken":null}"#.to_vec()
         );
     }
 

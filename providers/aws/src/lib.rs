@@ -15,6 +15,7 @@ pub mod clients;
 pub mod creations;
 pub mod eks;
 pub mod error;
+pub mod instances;
 pub mod machine;
 pub mod network;
 mod plugin;
@@ -381,7 +382,26 @@ impl InfrastructureProvider for Aws {
         let uid = m.metadata.uid.clone().unwrap_or_default();
         let prev = m.status.as_ref().and_then(|s| s.creation.as_ref());
         let mut creation = None;
-        let inst = match machine::find(&c, &cluster, m).await? {
+        let recorded = m
+            .spec
+            .provider_id
+            .as_deref()
+            .and_then(machine::instance_id_of);
+        let current = prev.map(|p| creations::token(&uid, "instance", p.attempt));
+        let seen = instances::decide(
+            recorded,
+            current.as_deref(),
+            &instances::observe(&c, &cluster, m).await?,
+        );
+        let name = m.metadata.name.clone().unwrap_or_default();
+        instances::terminate_extras(
+            &c,
+            &name,
+            seen.keep.as_ref().map(|k| k.id.as_str()),
+            &seen.extras,
+        )
+        .await?;
+        let inst = match seen.keep {
             Some(i) => {
                 creation = creations::settled(prev);
                 i
@@ -463,7 +483,24 @@ impl InfrastructureProvider for Aws {
         let ic = scope.infra_cluster.as_ref();
         let c = self.clients.get(ic.spec.region.as_deref()).await?;
         let cluster = cluster_name(&scope.cluster);
-        let Some(inst) = machine::find(&c, &cluster, scope.infra.as_ref()).await? else {
+        let m = scope.infra.as_ref();
+        let seen = instances::decide(
+            m.spec
+                .provider_id
+                .as_deref()
+                .and_then(machine::instance_id_of),
+            None,
+            &instances::observe(&c, &cluster, m).await?,
+        );
+        // Extras carrying the machine's tags go with it.
+        instances::terminate_extras(
+            &c,
+            m.metadata.name.as_deref().unwrap_or_default(),
+            seen.keep.as_ref().map(|k| k.id.as_str()),
+            &seen.extras,
+        )
+        .await?;
+        let Some(inst) = seen.keep else {
             // A launch recorded in flight may still show up: wait out the window first.
             let window = self.window.unwrap_or(DEFAULT_CONSISTENCY_WINDOW);
             if let Some(age) = scope

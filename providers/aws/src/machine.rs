@@ -1,5 +1,5 @@
-//! AWSMachine instances: found by id or by the ownership and Name tags (RunInstances'
-//! ClientToken is no guard on moto), created with the machine's bootstrap data as base64 user
+//! AWSMachine instances: found by id or by the ownership and Name tags (which one is the
+//! machine's, and which are duplicates to terminate: [`crate::instances`]), created with the machine's bootstrap data as base64 user
 //! data (gzipped when over EC2's 16 KiB limit), placed by failure domain, grouped by role, and
 //! registered with the API server target group while a control-plane machine lives.
 
@@ -18,7 +18,7 @@ use crate::{
     api::{AWSCluster, AWSMachine, NetworkStatus},
     clients::Clients,
     error,
-    network::model::{owner_tag, tags},
+    network::model::tags,
 };
 
 /// EC2's limit on user data before base64.
@@ -68,7 +68,8 @@ pub struct Found {
     pub addresses: Vec<MachineAddress>,
 }
 
-fn found(i: &aws_sdk_ec2::types::Instance) -> Found {
+/// What slipway needs of an instance as EC2 describes it.
+pub(crate) fn found(i: &aws_sdk_ec2::types::Instance) -> Found {
     let mut addresses = Vec::new();
     let mut add = |t: MachineAddressType, a: Option<&str>| {
         if let Some(a) = a.filter(|a| !a.is_empty()) {
@@ -105,67 +106,6 @@ pub fn instance_id_of(provider_id: &str) -> Option<&str> {
         .rsplit('/')
         .next()
         .filter(|s| s.starts_with("i-"))
-}
-
-/// The machine's instance, by provider id or by tags.
-pub async fn find(
-    c: &Clients,
-    cluster: &str,
-    m: &AWSMachine,
-) -> Result<Option<Found>, ProviderError> {
-    let name = m.metadata.name.clone().unwrap_or_default();
-    let req = c.ec2.describe_instances();
-    let req = match m.spec.provider_id.as_deref().and_then(instance_id_of) {
-        Some(id) => req.instance_ids(id),
-        None => req
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{}", owner_tag(cluster)))
-                    .values("owned")
-                    .build(),
-            )
-            .filters(Filter::builder().name("tag:Name").values(&name).build()),
-    };
-    let out = match req.send().await {
-        Ok(o) => o,
-        Err(e) if error::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(error::map("DescribeInstances", e)),
-    };
-    // By id a terminated instance is reported (it is this machine's, and gone); by tags only
-    // a live one counts.
-    let by_id = m
-        .spec
-        .provider_id
-        .as_deref()
-        .and_then(instance_id_of)
-        .is_some();
-    let owner = owner_tag(cluster);
-    let mut found_one = None;
-    for i in out.reservations().iter().flat_map(|r| r.instances()) {
-        // Checked on the object as returned: a tag filter ignored, or a providerID pointing at
-        // another cluster's instance, must never make slipway adopt or terminate it.
-        if !crate::network::observe::is_owned(i.tags(), &owner) {
-            if by_id {
-                return Err(ProviderError::terminal(format!(
-                    "instance {} of spec.providerID is not tagged {owner}=owned; slipway neither \
-                     adopts nor terminates it",
-                    i.instance_id().unwrap_or_default()
-                )));
-            }
-            tracing::warn!(
-                instance = i.instance_id().unwrap_or_default(),
-                owner,
-                "skipped: returned for the machine but not tagged owned by its cluster"
-            );
-            continue;
-        }
-        let f = found(i);
-        if by_id || f.state != "terminated" {
-            found_one = Some(f);
-            break;
-        }
-    }
-    Ok(found_one)
 }
 
 /// What RunInstances needs, resolved from the machine, its cluster's network and the Machine.

@@ -240,7 +240,8 @@ async fn chaos_clusters_under_every_fault_and_random_kills_end_with_no_duplicate
             started.elapsed() < Duration::from_secs(100),
             "provisioning took too long (seed {seed})"
         );
-        let kill = (draw.next(6) == 0).then(|| Duration::from_millis(draw.next(500)));
+        // Every round is a candidate until two kills landed (a short run could else draw none).
+        let kill = (kills < 2 || draw.next(6) == 0).then(|| Duration::from_millis(draw.next(500)));
         let round = futures::future::join_all(
             clusters
                 .iter_mut()
@@ -307,12 +308,14 @@ async fn chaos_clusters_under_every_fault_and_random_kills_end_with_no_duplicate
     let mut gone = vec![false; names.len()];
     let mut machine_gone = vec![false; names.len()];
     let del_started = Instant::now();
+    let del_kills_from = kills;
     while gone.iter().any(|g| !g) {
         assert!(
             del_started.elapsed() < Duration::from_secs(90),
             "delete took too long (seed {seed})"
         );
-        let kill = (draw.next(6) == 0).then(|| Duration::from_millis(draw.next(500)));
+        let kill = (kills < del_kills_from + 2 || draw.next(6) == 0)
+            .then(|| Duration::from_millis(draw.next(500)));
         let round = futures::future::join_all(
             clusters
                 .iter_mut()
@@ -406,4 +409,104 @@ async fn chaos_clusters_under_every_fault_and_random_kills_end_with_no_duplicate
             "no {kind} fault injected (seed {seed})"
         );
     }
+}
+
+/// A second instance with the machine's tags (what an API ignoring ClientTokens, or an expired
+/// token, leaves): terminated on the next pass, the recorded one kept; another cluster's
+/// instance of the same name is untouched; a delete takes the machine's extras along.
+#[tokio::test]
+async fn a_duplicate_instance_of_a_machine_is_terminated_and_the_recorded_one_kept() {
+    let Some(m) = moto(&[]) else { return };
+    let p = provider(&m.url, WINDOW);
+    let mut s = cluster_scope("d1");
+    ready(&p, &mut s).await;
+    let mut ms = machine_scope(&s, "d1-cp-0");
+    for _ in 0..10 {
+        if machine_pass(&p, &mut ms, None).await == Pass::Done {
+            break;
+        }
+    }
+    let first = m.instances(&owner_tag("d1")).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    let first = first[0].0.clone();
+    // Core records the providerID.
+    let mut am = (*ms.infra).clone();
+    am.spec.provider_id = Some(format!("aws:///us-east-1a/{first}"));
+    ms.infra = std::sync::Arc::new(am);
+
+    let ec2 = m.ec2().await;
+    let tags: Vec<aws_sdk_ec2::types::Tag> = ec2
+        .describe_instances()
+        .instance_ids(&first)
+        .send()
+        .await
+        .unwrap()
+        .reservations()[0]
+        .instances()[0]
+        .tags()
+        .to_vec();
+    let launch = |tags: Vec<aws_sdk_ec2::types::Tag>| {
+        let ec2 = ec2.clone();
+        async move {
+            ec2.run_instances()
+                .image_id("ami-760aaa0f")
+                .min_count(1)
+                .max_count(1)
+                .tag_specifications(
+                    aws_sdk_ec2::types::TagSpecification::builder()
+                        .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                        .set_tags(Some(tags))
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap()
+                .instances()[0]
+                .instance_id()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let dup = launch(tags.clone()).await;
+    // Same Name, another cluster's owner tag: not this machine's.
+    let other_tags: Vec<_> = tags
+        .iter()
+        .filter(|t| t.key() == Some("Name"))
+        .cloned()
+        .chain([aws_sdk_ec2::types::Tag::builder()
+            .key(owner_tag("other"))
+            .value("owned")
+            .build()])
+        .collect();
+    let other = launch(other_tags).await;
+    assert_eq!(m.inventory(&owner_tag("d1")).await["instances"], 2);
+
+    assert_eq!(machine_pass(&p, &mut ms, None).await, Pass::Done);
+    let left: Vec<String> = m
+        .instances(&owner_tag("d1"))
+        .await
+        .into_iter()
+        .map(|i| i.0)
+        .collect();
+    assert_eq!(
+        left,
+        std::slice::from_ref(&first),
+        "the duplicate {dup} is terminated"
+    );
+    assert_eq!(
+        m.instances(&owner_tag("other")).await,
+        [(other.clone(), "d1-cp-0".to_string())]
+    );
+
+    // A delete terminates the machine's instance and any extra made meanwhile.
+    let dup2 = launch(tags).await;
+    for _ in 0..20 {
+        if machine_delete_pass(&p, &mut ms, None).await == Pass::Done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let left = m.instances(&owner_tag("d1")).await;
+    assert!(left.is_empty(), "{dup2} or {first} left: {left:?}");
+    assert_eq!(m.instances(&owner_tag("other")).await.len(), 1);
 }
