@@ -88,6 +88,13 @@ impl Workloads {
             .trim()
             .parse()
             .map_err(|_| ProviderError::terminal(format!("{}: not a port", dir.display())))?;
+        // Another process may serve it already: the controller of the management cluster
+        // this cluster was moved from (`slipway move`), until that one stops. Use its server
+        // rather than fight over the port and the data; not kept, so the next call after it
+        // stops starts the server here.
+        if let Some(w) = served_elsewhere(&dir, port).await? {
+            return Ok(Some(Arc::new(w)));
+        }
         let w = Arc::new(start(&dir, port).await?);
         running.insert(key.to_string(), w.clone());
         Ok(Some(w))
@@ -152,6 +159,35 @@ impl Workloads {
             plane.shutdown().await;
         }
     }
+}
+
+/// A handle on the server of `dir` when something already accepts connections on its port
+/// (`None`: nothing does). The handle's client is the server's own admin kubeconfig, so a
+/// stranger on that port fails every request instead of being mistaken for the cluster.
+async fn served_elsewhere(dir: &Path, port: u16) -> Result<Option<Workload>, ProviderError> {
+    let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let probe = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await;
+    if !matches!(probe, Ok(Ok(_))) {
+        return Ok(None);
+    }
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .map_err(|e| transient("workload served elsewhere")(format!("{f}: {e}")))
+    };
+    let ca_pem = read("ca.crt")?;
+    let client = client_for(&read("kubeconfig")?).await?;
+    let ca_hash = tls::spki_sha256(&ca_pem).map_err(|e| ProviderError::transient(e.to_string()))?;
+    Ok(Some(Workload {
+        plane: tokio::sync::Mutex::new(None),
+        addr,
+        ca_pem,
+        client,
+        ca_hash,
+    }))
 }
 
 async fn start(dir: &Path, port: u16) -> Result<Workload, ProviderError> {
