@@ -53,7 +53,8 @@ fn inventory(m: &Mgmt) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for o in m.items(&["get", KINDS, "-n", "default"]) {
         let name = o["metadata"]["name"].as_str().unwrap();
-        if o["kind"] == "Secret" && o["metadata"]["labels"]["cluster.x-k8s.io/cluster-name"].is_null()
+        if o["kind"] == "Secret"
+            && o["metadata"]["labels"]["cluster.x-k8s.io/cluster-name"].is_null()
             && o["metadata"]["ownerReferences"].is_null()
         {
             continue;
@@ -66,7 +67,10 @@ fn inventory(m: &Mgmt) -> BTreeMap<String, usize> {
 
 /// Per Machine: its providerID and the modification time of its boot record (the sentinel
 /// kubeadm leaves) in the in-memory provider's data dir.
-fn machines_and_boots(m: &Mgmt, data_dir: &Path) -> BTreeMap<String, (String, std::time::SystemTime)> {
+fn machines_and_boots(
+    m: &Mgmt,
+    data_dir: &Path,
+) -> BTreeMap<String, (String, std::time::SystemTime)> {
     m.items(&["get", "machines", "-n", "default"])
         .iter()
         .map(|x| {
@@ -81,7 +85,10 @@ fn machines_and_boots(m: &Mgmt, data_dir: &Path) -> BTreeMap<String, (String, st
             let booted = std::fs::metadata(&sentinel)
                 .and_then(|m| m.modified())
                 .unwrap_or_else(|e| panic!("{}: {e}", sentinel.display()));
-            let pid = x["spec"]["providerID"].as_str().unwrap_or_default().to_string();
+            let pid = x["spec"]["providerID"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             (name, (pid, booted))
         })
         .collect()
@@ -106,10 +113,9 @@ fn ten_clusters_move_between_planes_and_keep_their_machines() {
     // Let every machine boot (Available needs the workers too) and the registry register.
     eventually(60, "every machine booted", || {
         let ms = a.items(&["get", "machines"]);
-        (ms.len() == 2 * CLUSTERS
-            && ms.iter().all(|m| m["status"]["phase"] == "Running"))
-        .then_some(())
-        .ok_or_else(|| format!("{} machines", ms.len()))
+        (ms.len() == 2 * CLUSTERS && ms.iter().all(|m| m["status"]["phase"] == "Running"))
+            .then_some(())
+            .ok_or_else(|| format!("{} machines", ms.len()))
     });
     let before = inventory(&a);
     let boots = machines_and_boots(&a, &shared);
@@ -122,22 +128,50 @@ fn ten_clusters_move_between_planes_and_keep_their_machines() {
     let out = slipway_move(&a, &to, &[]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("runs no slipway controller") && err.contains("nothing was changed"), "{err}");
+    assert!(
+        err.contains("runs no slipway controller") && err.contains("nothing was changed"),
+        "{err}"
+    );
     assert!(b.items(&["get", "clusters"]).is_empty());
     let mut bc = controller(&b, &shared, &["--leader-elect"]);
     eventually(30, "B's controller holds its Lease", || {
-        let out = b.kubectl_with(&b.kubeconfig, &["get", "lease", "-n", "kube-system", "slipway-controller"], None);
-        out.status.success().then_some(()).ok_or_else(|| text(&out.stderr))
+        let out = b.kubectl_with(
+            &b.kubeconfig,
+            &["get", "lease", "-n", "kube-system", "slipway-controller"],
+            None,
+        );
+        out.status
+            .success()
+            .then_some(())
+            .ok_or_else(|| text(&out.stderr))
     });
 
     // A clashing object in B (not made by a move) is refused by name.
-    b.ok(&["create", "secret", "generic", "c3-kubeconfig", "-n", "default"], None);
+    b.ok(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "c3-kubeconfig",
+            "-n",
+            "default",
+        ],
+        None,
+    );
     let out = slipway_move(&a, &to, &[]);
     let err = text(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("Secret default/c3-kubeconfig already exists in the target (not created by slipway move)"), "{err}");
-    assert!(a.items(&["get", "clusters"]).iter().all(|c| c["spec"]["paused"] != true), "nothing paused");
-    b.ok(&["delete", "secret", "c3-kubeconfig", "-n", "default"], None);
+    assert!(
+        a.items(&["get", "clusters"])
+            .iter()
+            .all(|c| c["spec"]["paused"] != true),
+        "nothing paused"
+    );
+    b.ok(
+        &["delete", "secret", "c3-kubeconfig", "-n", "default"],
+        None,
+    );
 
     // --dry-run lists every object, changes nothing.
     let out = slipway_move(&a, &[&to[..], &["--dry-run"]].concat(), &[]);
@@ -145,39 +179,73 @@ fn ten_clusters_move_between_planes_and_keep_their_machines() {
     let listed = text(&out.stdout);
     for key in before.keys() {
         let (kind, name) = key.split_once('/').unwrap();
-        assert!(listed.contains(&format!(" {kind} default/{name}\n")), "{key} not listed:\n{listed}");
+        assert!(
+            listed.contains(&format!(" {kind} default/{name}\n")),
+            "{key} not listed:\n{listed}"
+        );
     }
     assert!(b.items(&["get", "clusters"]).is_empty());
 
     // Interrupted mid-creation, then mid-deletion, then finished.
     let out = slipway_move(&a, &to, &[("SLIPWAY_MOVE_STOP_AFTER", "120")]);
     assert!(!out.status.success(), "stops: {}", text(&out.stdout));
-    assert!(text(&out.stderr).contains("stopped after 120 writes"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("stopped after 120 writes"),
+        "{}",
+        text(&out.stderr)
+    );
     let partial = inventory(&b);
-    assert!(!partial.is_empty() && partial.len() < before.len(), "{partial:?}");
+    assert!(
+        !partial.is_empty() && partial.len() < before.len(),
+        "{partial:?}"
+    );
     let out = slipway_move(&a, &to, &[("SLIPWAY_MOVE_STOP_AFTER", "550")]);
     assert!(!out.status.success(), "stops again: {}", text(&out.stdout));
     let out = slipway_move(&a, &to, &[]);
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     assert!(text(&out.stdout).contains("move of namespace default is complete"));
 
     // Everything is in B exactly once; nothing of it is left in A.
     assert_eq!(inventory(&b), before, "same objects, no duplicates");
-    assert!(a.items(&["get", "clusters,machines,inmemorymachines,kubeadmconfigs"]).is_empty());
+    assert!(
+        a.items(&["get", "clusters,machines,inmemorymachines,kubeadmconfigs"])
+            .is_empty()
+    );
     let moved_from: BTreeSet<String> = b
         .items(&["get", KINDS, "-n", "default"])
         .iter()
-        .filter_map(|o| o["metadata"]["annotations"]["slipway.dev/moved-from-uid"].as_str().map(String::from))
+        .filter_map(|o| {
+            o["metadata"]["annotations"]["slipway.dev/moved-from-uid"]
+                .as_str()
+                .map(String::from)
+        })
         .collect();
-    assert_eq!(moved_from.len(), before.values().sum::<usize>(), "one copy per source object");
+    assert_eq!(
+        moved_from.len(),
+        before.values().sum::<usize>(),
+        "one copy per source object"
+    );
 
     // B reconciles them: Available, unpaused, the same machines, none booted again.
     all_available(&b, &names, 90);
     for c in b.items(&["get", "clusters"]) {
-        assert!(c["spec"]["paused"] != true, "{} unpaused", c["metadata"]["name"]);
+        assert!(
+            c["spec"]["paused"] != true,
+            "{} unpaused",
+            c["metadata"]["name"]
+        );
         assert!(c["metadata"]["annotations"]["slipway.dev/paused-by-move"].is_null());
     }
-    assert_eq!(machines_and_boots(&b, &shared), boots, "no machine re-created or re-booted");
+    assert_eq!(
+        machines_and_boots(&b, &shared),
+        boots,
+        "no machine re-created or re-booted"
+    );
 
     // A stops: B serves the workload API servers itself and the clusters stay reachable.
     a.up.kill().unwrap();
@@ -186,7 +254,9 @@ fn ten_clusters_move_between_planes_and_keep_their_machines() {
         let kc = b.workload_kubeconfig(n);
         eventually(90, &format!("{n}'s workload API served by B"), || {
             let nodes = b.nodes(&kc)?;
-            (nodes.len() == 2).then_some(()).ok_or_else(|| format!("{nodes:?}"))
+            (nodes.len() == 2)
+                .then_some(())
+                .ok_or_else(|| format!("{nodes:?}"))
         });
     }
     all_available(&b, &names, 90);
@@ -199,7 +269,10 @@ fn ten_clusters_move_between_planes_and_keep_their_machines() {
 fn a_backup_restores_into_another_plane() {
     let a = Mgmt::start("backup-a", false);
     let b = Mgmt::start("backup-b", true);
-    a.ok(&["apply", "-f", "-"], Some(&generate("keep", 1, 0, "v1.31.0")));
+    a.ok(
+        &["apply", "-f", "-"],
+        Some(&generate("keep", 1, 0, "v1.31.0")),
+    );
     wait_available(&a, "keep", 90);
     let before = inventory(&a);
     let dir = a.dir.join("backup");
@@ -207,10 +280,18 @@ fn a_backup_restores_into_another_plane() {
     let out = slipway_move(&a, &["--to-directory", d], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let files = std::fs::read_dir(&dir).unwrap().count();
-    assert_eq!(files, before.values().sum::<usize>(), "{}", text(&out.stdout));
+    assert_eq!(
+        files,
+        before.values().sum::<usize>(),
+        "{}",
+        text(&out.stdout)
+    );
     // The source keeps running, unpaused.
     let c = a.json(&["get", "cluster", "keep"]);
-    assert!(c["spec"]["paused"] != true && c["metadata"]["annotations"]["slipway.dev/paused-by-move"].is_null());
+    assert!(
+        c["spec"]["paused"] != true
+            && c["metadata"]["annotations"]["slipway.dev/paused-by-move"].is_null()
+    );
 
     // The source is lost (its process stops; the machines live on in the shared data dir).
     let mut a = a;
@@ -218,8 +299,15 @@ fn a_backup_restores_into_another_plane() {
     a.up.wait().unwrap();
     let mut bc = controller(&b, &a.dir, &["--leader-elect"]);
     eventually(30, "B's controller holds its Lease", || {
-        let out = b.kubectl_with(&b.kubeconfig, &["get", "lease", "-n", "kube-system", "slipway-controller"], None);
-        out.status.success().then_some(()).ok_or_else(|| text(&out.stderr))
+        let out = b.kubectl_with(
+            &b.kubeconfig,
+            &["get", "lease", "-n", "kube-system", "slipway-controller"],
+            None,
+        );
+        out.status
+            .success()
+            .then_some(())
+            .ok_or_else(|| text(&out.stderr))
     });
     let mut cmd = Command::new(slipway_bin());
     let out = cmd
@@ -232,7 +320,11 @@ fn a_backup_restores_into_another_plane() {
     // Restoring again is a no-op, not a clash.
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("created 0 objects"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("created 0 objects"),
+        "{}",
+        text(&out.stdout)
+    );
     wait_available(&b, "keep", 90);
     let _ = bc.kill();
     let _ = bc.wait();

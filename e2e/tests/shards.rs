@@ -42,7 +42,11 @@ fn reported(port: u16, kind: &str) -> BTreeSet<String> {
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -52,22 +56,37 @@ fn http_get(port: u16, path: &str) -> String {
 fn two_shards_split_twenty_clusters_without_overlap() {
     let m = Mgmt::start("shards", true);
     let ports = [free_port(), free_port()];
-    let mut shards = [shard(&m, "shard-a", ports[0]), shard(&m, "shard-b", ports[1])];
+    let mut shards = [
+        shard(&m, "shard-a", ports[0]),
+        shard(&m, "shard-b", ports[1]),
+    ];
     let mut names = [Vec::new(), Vec::new()];
     for i in 0..20 {
-        let (s, filter) = if i % 2 == 0 { (0, "shard-a") } else { (1, "shard-b") };
+        let (s, filter) = if i % 2 == 0 {
+            (0, "shard-a")
+        } else {
+            (1, "shard-b")
+        };
         let name = format!("s{i}");
         let manifests = generate(&name, 1, 1, "v1.31.0");
         m.ok(&["apply", "-f", "-"], Some(&manifests));
         // Every object of the cluster carries the label (upstream's rule); what the
         // controllers create from them inherits it.
         m.ok(
-            &["label", "-f", "-", &format!("cluster.x-k8s.io/watch-filter={filter}")],
+            &[
+                "label",
+                "-f",
+                "-",
+                &format!("cluster.x-k8s.io/watch-filter={filter}"),
+            ],
             Some(&manifests),
         );
         names[s].push(name);
     }
-    m.ok(&["apply", "-f", "-"], Some(&generate("nobody", 1, 0, "v1.31.0")));
+    m.ok(
+        &["apply", "-f", "-"],
+        Some(&generate("nobody", 1, 0, "v1.31.0")),
+    );
     for n in names.iter().flatten() {
         wait_available(&m, n, 150);
     }
@@ -75,7 +94,9 @@ fn two_shards_split_twenty_clusters_without_overlap() {
         let want: BTreeSet<String> = names[s].iter().cloned().collect();
         eventually(30, "each shard reports its own clusters", || {
             let got = reported(*port, "cluster");
-            (got == want).then_some(()).ok_or_else(|| format!("{got:?} != {want:?}"))
+            (got == want)
+                .then_some(())
+                .ok_or_else(|| format!("{got:?} != {want:?}"))
         });
         // Its machines (and so what it made from templates) are its clusters' only.
         let machines = reported(*port, "machine");
@@ -83,7 +104,10 @@ fn two_shards_split_twenty_clusters_without_overlap() {
         for mname in &machines {
             let mach = m.json(&["get", "machine", mname]);
             let cluster = mach["spec"]["clusterName"].as_str().unwrap().to_string();
-            assert!(want.contains(&cluster), "{mname} of {cluster} in the wrong shard");
+            assert!(
+                want.contains(&cluster),
+                "{mname} of {cluster} in the wrong shard"
+            );
             let filter = ["shard-a", "shard-b"][s];
             assert_eq!(
                 mach["metadata"]["labels"]["cluster.x-k8s.io/watch-filter"], filter,
@@ -93,7 +117,16 @@ fn two_shards_split_twenty_clusters_without_overlap() {
     }
     // One Lease per shard.
     for f in ["shard-a", "shard-b"] {
-        m.ok(&["get", "lease", "-n", "kube-system", &format!("slipway-controller-{f}")], None);
+        m.ok(
+            &[
+                "get",
+                "lease",
+                "-n",
+                "kube-system",
+                &format!("slipway-controller-{f}"),
+            ],
+            None,
+        );
     }
     // The unlabelled cluster is nobody's: no finalizer, no status.
     let c = m.json(&["get", "cluster", "nobody"]);

@@ -120,8 +120,7 @@ impl Runner {
 
     /// A controller of `K` with the process settings; add watches, then [`Runner::run`] it.
     pub fn controller<K: Watched>(&self) -> Controller<K> {
-        Controller::new(self.api::<K>(), self.watcher_config())
-            .with_config(self.config.clone())
+        Controller::new(self.api::<K>(), self.watcher_config()).with_config(self.config.clone())
     }
 
     /// Runs `controller` until the future is dropped: every reconcile timed under `metric`,
@@ -341,7 +340,9 @@ mod tests {
     fn a_watch_filter_selects_by_label_and_is_inherited() {
         assert_eq!(watcher_config_for(None).label_selector, None);
         assert_eq!(
-            watcher_config_for(Some("shard-a")).label_selector.as_deref(),
+            watcher_config_for(Some("shard-a"))
+                .label_selector
+                .as_deref(),
             Some("cluster.x-k8s.io/watch-filter=shard-a")
         );
         assert_eq!(

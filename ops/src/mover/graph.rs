@@ -185,8 +185,7 @@ pub fn build(candidates: Vec<Obj>) -> Result<Graph, GraphError> {
         let mut changed = false;
         for (i, o) in candidates.iter().enumerate() {
             if !selected[i]
-                && o
-                    .owner_uids()
+                && o.owner_uids()
                     .iter()
                     .any(|u| by_uid.get(*u).is_some_and(|&j| selected[j]))
             {
@@ -266,8 +265,8 @@ fn order(objs: &[Obj]) -> Result<Vec<usize>, GraphError> {
     let mut out = Vec::with_capacity(objs.len());
     let mut ready: BTreeMap<_, usize> = BTreeMap::new();
     let mut waiting: Vec<usize> = Vec::new();
-    for i in 0..objs.len() {
-        if deps[i].is_empty() {
+    for (i, d) in deps.iter().enumerate() {
+        if d.is_empty() {
             ready.insert(rank(i), i);
         } else {
             waiting.push(i);
@@ -378,15 +377,43 @@ pub(crate) mod tests {
     /// One cluster as slipway leaves it, plus objects that must not move.
     pub(crate) fn one_cluster() -> Vec<Obj> {
         vec![
-            obj(INFRA, "InMemoryMachine", "a-cp-x", "im1", &["m1"], Some("a")),
+            obj(
+                INFRA,
+                "InMemoryMachine",
+                "a-cp-x",
+                "im1",
+                &["m1"],
+                Some("a"),
+            ),
             obj(CAPI, "Machine", "a-cp-x", "m1", &["kcp"], Some("a")),
-            obj("controlplane.cluster.x-k8s.io", "KubeadmControlPlane", "a-cp", "kcp", &["c"], Some("a")),
+            obj(
+                "controlplane.cluster.x-k8s.io",
+                "KubeadmControlPlane",
+                "a-cp",
+                "kcp",
+                &["c"],
+                Some("a"),
+            ),
             obj("", "Secret", "a-kubeconfig", "s1", &["kcp"], Some("a")),
             obj("", "Secret", "a-cp-x", "s2", &["kc1"], None),
-            obj("bootstrap.cluster.x-k8s.io", "KubeadmConfig", "a-cp-x", "kc1", &["m1"], Some("a")),
+            obj(
+                "bootstrap.cluster.x-k8s.io",
+                "KubeadmConfig",
+                "a-cp-x",
+                "kc1",
+                &["m1"],
+                Some("a"),
+            ),
             obj(INFRA, "InMemoryCluster", "a", "ic", &["c"], None),
             obj(CAPI, "Cluster", "a", "c", &[], None),
-            obj("multicluster.x-k8s.io", "ClusterProfile", "a", "cp", &["c"], None),
+            obj(
+                "multicluster.x-k8s.io",
+                "ClusterProfile",
+                "a",
+                "cp",
+                &["c"],
+                None,
+            ),
             obj("", "Secret", "unrelated", "s3", &[], None),
             obj("", "ConfigMap", "kube-root-ca.crt", "cm", &[], None),
             obj("example.com", "Widget", "w", "w1", &[], None),
@@ -395,7 +422,10 @@ pub(crate) mod tests {
     }
 
     fn names(g: &Graph) -> Vec<String> {
-        g.nodes.iter().map(|n| format!("{}/{}", n.obj.kind.kind, n.obj.name())).collect()
+        g.nodes
+            .iter()
+            .map(|n| format!("{}/{}", n.obj.kind.kind, n.obj.name()))
+            .collect()
     }
 
     #[test]
@@ -433,7 +463,11 @@ pub(crate) mod tests {
             ("KubeadmControlPlane/a-cp", "Secret/a-kubeconfig"),
             ("InMemoryCluster/a", "Widget/owned"),
         ] {
-            assert!(pos(owner) < pos(owned), "{owner} before {owned}: {:?}", names(&g));
+            assert!(
+                pos(owner) < pos(owned),
+                "{owner} before {owned}: {:?}",
+                names(&g)
+            );
         }
         // Deterministic: the same input in another order gives the same plan.
         let mut rev = one_cluster();
@@ -478,7 +512,10 @@ pub(crate) mod tests {
         ];
         assert_eq!(
             build(objs),
-            Err(GraphError::Cycle(vec!["Machine ns/x".into(), "Machine ns/y".into()]))
+            Err(GraphError::Cycle(vec![
+                "Machine ns/x".into(),
+                "Machine ns/y".into()
+            ]))
         );
     }
 
@@ -487,7 +524,14 @@ pub(crate) mod tests {
         let objs = vec![
             obj(CAPI, "Cluster", "a", "c", &[], None),
             obj(CAPI, "ClusterClass", "quick", "cc", &[], None),
-            obj("addons.cluster.x-k8s.io", "ClusterResourceSet", "crs", "crs", &[], None),
+            obj(
+                "addons.cluster.x-k8s.io",
+                "ClusterResourceSet",
+                "crs",
+                "crs",
+                &[],
+                None,
+            ),
             obj(CAPI, "MachinePool", "a-mp", "mp", &["c"], Some("a")),
             obj("", "ConfigMap", "crs-data", "cm", &["crs"], None),
         ];

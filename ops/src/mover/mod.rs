@@ -105,7 +105,10 @@ pub async fn kinds(client: &Client) -> Result<Vec<Kind>, OpsError> {
     let crds = Api::<CustomResourceDefinition>::all(client.clone())
         .list(&ListParams::default())
         .await?;
-    let mut out = vec![core_kind("Secret", "secrets"), core_kind("ConfigMap", "configmaps")];
+    let mut out = vec![
+        core_kind("Secret", "secrets"),
+        core_kind("ConfigMap", "configmaps"),
+    ];
     for crd in crds {
         if crd.spec.scope != "Namespaced" {
             continue;
@@ -206,14 +209,20 @@ fn list(g: &Graph, ns: &str, out: &mut dyn FnMut(String)) {
         g.nodes.len()
     ));
     for n in &g.nodes {
-        out(format!("  {} {}", n.obj.kind.api_version(), n.obj.describe()));
+        out(format!(
+            "  {} {}",
+            n.obj.kind.api_version(),
+            n.obj.describe()
+        ));
     }
 }
 
 /// The target must serve every moved kind and run a slipway controller; returns its kinds.
 async fn check_target(target: &Client, g: &Graph) -> Result<Vec<Kind>, OpsError> {
     let served = kinds(target).await.map_err(|e| {
-        refused(format!("the target's CustomResourceDefinitions cannot be read ({e})"))
+        refused(format!(
+            "the target's CustomResourceDefinitions cannot be read ({e})"
+        ))
     })?;
     let mut missing = BTreeSet::new();
     for n in &g.nodes {
@@ -222,7 +231,13 @@ async fn check_target(target: &Client, g: &Graph) -> Result<Vec<Kind>, OpsError>
             .iter()
             .any(|s| s.group == k.group && s.kind == k.kind)
         {
-            missing.insert(format!("{}.{} (kind {}, needed by {})", k.plural, k.group, k.kind, n.obj.describe()));
+            missing.insert(format!(
+                "{}.{} (kind {}, needed by {})",
+                k.plural,
+                k.group,
+                k.kind,
+                n.obj.describe()
+            ));
         }
     }
     if !missing.is_empty() {
@@ -231,12 +246,13 @@ async fn check_target(target: &Client, g: &Graph) -> Result<Vec<Kind>, OpsError>
             missing.into_iter().collect::<Vec<_>>().join(", ")
         )));
     }
-    let deployment = Api::<Deployment>::namespaced(target.clone(), crate::clusterctl::SYSTEM_NAMESPACE)
-        .get_opt("slipway-controller")
-        .await
-        .ok()
-        .flatten()
-        .is_some();
+    let deployment =
+        Api::<Deployment>::namespaced(target.clone(), crate::clusterctl::SYSTEM_NAMESPACE)
+            .get_opt("slipway-controller")
+            .await
+            .ok()
+            .flatten()
+            .is_some();
     let lease = match Api::<Lease>::all(target.clone())
         .list(&ListParams::default())
         .await
@@ -378,7 +394,11 @@ async fn create_in_target(
                     Err(kube::Error::Api(s)) if s.code == 409 => {
                         // Made since we looked (another run): ours only if it records our UID.
                         let o = api.get(n.obj.name()).await?;
-                        let from = o.metadata.annotations.as_ref().and_then(|a| a.get(annotations::MOVED_FROM_UID));
+                        let from = o
+                            .metadata
+                            .annotations
+                            .as_ref()
+                            .and_then(|a| a.get(annotations::MOVED_FROM_UID));
                         if from.map(String::as_str) != Some(n.obj.uid()) {
                             return Err(OpsError::invalid(
                                 n.obj.describe(),
@@ -475,7 +495,9 @@ async fn delete_from_source(
     for n in g.nodes.iter().rev() {
         let o = &n.obj;
         if o.annotation(annotations::DELETE_FOR_MOVE).is_some()
-            && o.value["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty)
+            && o.value["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(Vec::is_empty)
         {
             continue;
         }

@@ -67,7 +67,9 @@ pub fn plan(graph: &Graph, target: &HashMap<Key, Observed>) -> Result<Plan, Vec<
     let paused_in_target = |cluster: &str| {
         target
             .iter()
-            .find(|(k, _)| k.group == "cluster.x-k8s.io" && k.kind == "Cluster" && k.name == cluster)
+            .find(|(k, _)| {
+                k.group == "cluster.x-k8s.io" && k.kind == "Cluster" && k.name == cluster
+            })
             .is_some_and(|(_, o)| o.paused)
     };
     let restore_status = graph
@@ -113,11 +115,7 @@ pub fn for_target(obj: &Obj, target_uids: &HashMap<String, String>) -> Value {
         }
         if let Some(refs) = m.get_mut("ownerReferences").and_then(Value::as_array_mut) {
             refs.retain_mut(|r| {
-                match r["uid"]
-                    .as_str()
-                    .and_then(|u| target_uids.get(u))
-                    .cloned()
-                {
+                match r["uid"].as_str().and_then(|u| target_uids.get(u)).cloned() {
                     Some(new) => {
                         r["uid"] = json!(new);
                         true
@@ -138,7 +136,9 @@ pub fn for_target(obj: &Obj, target_uids: &HashMap<String, String>) -> Value {
             ann.insert(annotations::MOVED_FROM_UID.into(), json!(obj.uid()));
         }
     }
-    if obj.kind.status && let Some(o) = v.as_object_mut() {
+    if obj.kind.status
+        && let Some(o) = v.as_object_mut()
+    {
         o.remove("status");
     }
     v
@@ -181,14 +181,22 @@ mod tests {
         let g = build(one_cluster()).unwrap();
         let mut target = HashMap::new();
         target.insert(key(&g, "Cluster"), observed("t-c", Some("c"), true));
-        target.insert(key(&g, "KubeadmControlPlane"), observed("t-kcp", Some("kcp"), true));
+        target.insert(
+            key(&g, "KubeadmControlPlane"),
+            observed("t-kcp", Some("kcp"), true),
+        );
         let p = plan(&g, &target).unwrap();
         let step = |k: &str| &p.steps[g.nodes.iter().position(|n| n.obj.kind.kind == k).unwrap()];
         assert_eq!(step("Cluster"), &Step::Exists("t-c".into()));
         assert_eq!(step("KubeadmControlPlane"), &Step::Exists("t-kcp".into()));
         assert_eq!(step("Machine"), &Step::Create);
         // The target Cluster is still paused: nothing reconciled there, status is rewritten.
-        assert!(p.restore_status.iter().zip(&g.nodes).all(|(r, n)| *r == n.obj.kind.status));
+        assert!(
+            p.restore_status
+                .iter()
+                .zip(&g.nodes)
+                .all(|(r, n)| *r == n.obj.kind.status)
+        );
     }
 
     #[test]
@@ -201,7 +209,10 @@ mod tests {
         let at = |k: &str| g.nodes.iter().position(|n| n.obj.kind.kind == k).unwrap();
         assert!(!p.restore_status[at("Cluster")]);
         assert!(!p.restore_status[at("Machine")]);
-        assert!(p.restore_status[at("InMemoryMachine")], "created now: restored");
+        assert!(
+            p.restore_status[at("InMemoryMachine")],
+            "created now: restored"
+        );
     }
 
     #[test]
@@ -223,7 +234,12 @@ mod tests {
     #[test]
     fn the_target_copy_points_at_new_owners_and_records_its_source() {
         let g = build(one_cluster()).unwrap();
-        let m = &g.nodes.iter().find(|n| n.obj.kind.kind == "Machine").unwrap().obj;
+        let m = &g
+            .nodes
+            .iter()
+            .find(|n| n.obj.kind.kind == "Machine")
+            .unwrap()
+            .obj;
         let mut obj = m.clone();
         obj.value["metadata"]["resourceVersion"] = json!("7");
         obj.value["metadata"]["ownerReferences"]
@@ -234,15 +250,31 @@ mod tests {
         let v = for_target(&obj, &uids);
         assert_eq!(v["apiVersion"], "cluster.x-k8s.io/v1beta2");
         assert_eq!(v["kind"], "Machine");
-        assert_eq!(v["metadata"]["ownerReferences"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            v["metadata"]["ownerReferences"].as_array().unwrap().len(),
+            1
+        );
         assert_eq!(v["metadata"]["ownerReferences"][0]["uid"], "t-kcp");
-        assert_eq!(v["metadata"]["annotations"][annotations::MOVED_FROM_UID], "m1");
+        assert_eq!(
+            v["metadata"]["annotations"][annotations::MOVED_FROM_UID],
+            "m1"
+        );
         assert!(v["metadata"].get("uid").is_none());
         assert!(v["metadata"].get("resourceVersion").is_none());
-        assert!(v.get("status").is_none(), "restored through the subresource");
-        let s = &g.nodes.iter().find(|n| n.obj.kind.kind == "Secret").unwrap().obj;
-        assert!(for_target(s, &HashMap::new())["metadata"]
-            .get("ownerReferences")
-            .is_none());
+        assert!(
+            v.get("status").is_none(),
+            "restored through the subresource"
+        );
+        let s = &g
+            .nodes
+            .iter()
+            .find(|n| n.obj.kind.kind == "Secret")
+            .unwrap()
+            .obj;
+        assert!(
+            for_target(s, &HashMap::new())["metadata"]
+                .get("ownerReferences")
+                .is_none()
+        );
     }
 }

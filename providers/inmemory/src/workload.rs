@@ -107,7 +107,12 @@ impl Workloads {
     /// Watches the port of a server another process serves; once nothing answers there, starts
     /// it here (nothing else would: a Ready cluster at rest is not reconciled for minutes).
     fn take_over_when_gone(&self, key: &str, dir: PathBuf, port: u16) {
-        if !self.watched.lock().expect("watched").insert(key.to_string()) {
+        if !self
+            .watched
+            .lock()
+            .expect("watched")
+            .insert(key.to_string())
+        {
             return;
         }
         let (running, watched, key) = (self.running.clone(), self.watched.clone(), key.to_string());
@@ -127,7 +132,9 @@ impl Workloads {
                         r.insert(key.clone(), Arc::new(w));
                         break;
                     }
-                    Err(e) => tracing::debug!(cluster = %key, error = %e, "taking over the simulated API server"),
+                    Err(e) => {
+                        tracing::debug!(cluster = %key, error = %e, "taking over the simulated API server")
+                    }
                 }
             }
             watched.lock().expect("watched").remove(&key);
