@@ -492,16 +492,13 @@ async fn delete_from_source(
     g: &Graph,
     writes: &mut Writes,
 ) -> Result<usize, OpsError> {
-    for n in g.nodes.iter().rev() {
-        let o = &n.obj;
-        if o.annotation(annotations::DELETE_FOR_MOVE).is_some()
-            && o.value["metadata"]["finalizers"]
+    let release = g.nodes.iter().rev().map(|n| &n.obj).filter(|o| {
+        o.annotation(annotations::DELETE_FOR_MOVE).is_none()
+            || o.value["metadata"]["finalizers"]
                 .as_array()
-                .is_none_or(Vec::is_empty)
-        {
-            continue;
-        }
-        writes.tick()?;
+                .is_some_and(|f| !f.is_empty())
+    });
+    run_each(writes, release, |o| async move {
         let r = api(source, &o.kind, o.namespace())
             .patch(
                 o.name(),
@@ -513,25 +510,60 @@ async fn delete_from_source(
             )
             .await;
         match r {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
+            Ok(_) => Ok(false),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(e.into()),
         }
-    }
-    let mut deleted = 0;
-    for n in g.nodes.iter().rev() {
-        let o = &n.obj;
-        writes.tick()?;
+    })
+    .await?;
+    let all = g.nodes.iter().rev().map(|n| &n.obj);
+    run_each(writes, all, |o| async move {
         match api(source, &o.kind, o.namespace())
             .delete(o.name(), &DeleteParams::default())
             .await
         {
-            Ok(_) => deleted += 1,
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(e.into()),
         }
+    })
+    .await
+}
+
+/// Runs one write per object, 16 at a time (independent writes: the finalizers are gone, so
+/// order no longer matters), counting them against the stop limit; returns how many returned
+/// `true`. At the limit, the writes already counted still run, then the run stops.
+async fn run_each<'a, F, Fut>(
+    writes: &mut Writes,
+    objs: impl Iterator<Item = &'a Obj>,
+    f: F,
+) -> Result<usize, OpsError>
+where
+    F: Fn(&'a Obj) -> Fut,
+    Fut: std::future::Future<Output = Result<bool, OpsError>>,
+{
+    use futures::StreamExt;
+    let mut futs = Vec::new();
+    let mut stop = None;
+    for o in objs {
+        if let Err(e) = writes.tick() {
+            stop = Some(e);
+            break;
+        }
+        futs.push(f(o));
     }
-    Ok(deleted)
+    let results: Vec<Result<bool, OpsError>> = futures::stream::iter(futs)
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut n = 0;
+    for r in results {
+        n += usize::from(r?);
+    }
+    match stop {
+        Some(e) => Err(e),
+        None => Ok(n),
+    }
 }
 
 /// `--to-directory`: a backup. Pauses the source Clusters, writes every moved object to one
