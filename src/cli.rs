@@ -49,6 +49,9 @@ enum Command {
     Init(crate::clusterctl::InitArgs),
     /// Measure how many clusters one slipway runs (embedded plane + in-memory provider).
     Bench(crate::clusterctl::BenchArgs),
+    /// Move a namespace's clusters to another management cluster (or to/from a directory),
+    /// as `clusterctl move`: `slipway move --to-kubeconfig target.kubeconfig`.
+    Move(crate::clusterctl::MoveArgs),
 }
 
 #[derive(Args)]
@@ -130,15 +133,24 @@ struct ManagerArgs {
     /// Seconds between health probes of registered clusters.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     probe_interval: u64,
+    /// Only reconcile objects labelled cluster.x-k8s.io/watch-filter=VALUE (one shard of
+    /// several controllers; the leader-election Lease is then slipway-controller-VALUE).
+    #[arg(long, value_name = "VALUE", value_parser = parse_watch_filter)]
+    watch_filter: Option<String>,
 }
 
 impl ManagerArgs {
     fn process(&self) -> slipway_ops::process::Process {
         slipway_ops::process::Process {
             metrics_address: self.metrics_address,
-            leader: self
-                .leader_elect
-                .then(|| slipway_ops::leader::Config::new(&self.leader_election_namespace)),
+            leader: self.leader_elect.then(|| {
+                let mut cfg = slipway_ops::leader::Config::new(&self.leader_election_namespace);
+                // One leader per shard: shards must not stand by for each other.
+                if let Some(f) = &self.watch_filter {
+                    cfg.name = format!("{}-{f}", cfg.name);
+                }
+                cfg
+            }),
         }
     }
 
@@ -155,6 +167,7 @@ impl ManagerArgs {
                 probe_timeout: std::time::Duration::from_secs(3),
                 ..Default::default()
             },
+            watch_filter: self.watch_filter.clone(),
         }
     }
 }
@@ -226,6 +239,24 @@ fn parse_qps(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A label value (63 characters at most, alphanumerics with `-`, `_`, `.` inside), since
+/// the filter is matched against the label `cluster.x-k8s.io/watch-filter`.
+fn parse_watch_filter(s: &str) -> Result<String, String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let edges = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if s.is_empty()
+        || s.len() > 63
+        || !s.chars().all(ok_char)
+        || !edges(s.chars().next())
+        || !edges(s.chars().last())
+    {
+        return Err(format!(
+            "{s:?} is not a label value (1-63 alphanumerics, '-', '_', '.'; alphanumeric at both ends)"
+        ));
+    }
+    Ok(s.to_string())
+}
+
 fn parse_infrastructure(s: &str) -> Result<Infrastructure, String> {
     let all = providers::plugins().infrastructures();
     all.iter().find(|i| i.name == s).cloned().ok_or_else(|| {
@@ -258,6 +289,7 @@ pub fn run() -> ExitCode {
         Command::Delete(c) => crate::clusterctl::delete(c),
         Command::Init(a) => crate::clusterctl::init(a),
         Command::Bench(a) => crate::clusterctl::bench(a),
+        Command::Move(a) => crate::clusterctl::move_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

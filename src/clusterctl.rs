@@ -207,3 +207,64 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     println!("{figures}");
     Ok(())
 }
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["to_kubeconfig", "to_directory", "from_directory"])))]
+pub struct MoveArgs {
+    /// Kubeconfig of the target management cluster (it must run slipway: `slipway init`).
+    #[arg(long, value_name = "FILE")]
+    to_kubeconfig: Option<PathBuf>,
+    /// Context of --to-kubeconfig (default: its current context).
+    #[arg(long, value_name = "NAME", requires = "to_kubeconfig")]
+    to_kubeconfig_context: Option<String>,
+    /// Back the objects up into this directory (one YAML file each) instead of moving them.
+    #[arg(long, value_name = "DIR")]
+    to_directory: Option<PathBuf>,
+    /// Restore a backup of --to-directory into the cluster of KUBECONFIG.
+    #[arg(long, value_name = "DIR")]
+    from_directory: Option<PathBuf>,
+    /// Namespace whose clusters move (default: the current context's).
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// List every object that would move, in order; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub fn move_cmd(args: MoveArgs) -> anyhow::Result<()> {
+    let stop_after = match std::env::var("SLIPWAY_MOVE_STOP_AFTER") {
+        Ok(v) => Some(v.parse::<usize>().map_err(|_| {
+            anyhow::anyhow!("SLIPWAY_MOVE_STOP_AFTER={v:?} is not a number of writes")
+        })?),
+        Err(_) => None,
+    };
+    runtime()?.block_on(async {
+        let (client, default_ns) = client().await?;
+        let opts = slipway_ops::mover::Options {
+            namespace: args.namespace.unwrap_or(default_ns),
+            dry_run: args.dry_run,
+            stop_after,
+        };
+        let mut out = |line: String| println!("{line}");
+        let result = if let Some(file) = &args.to_kubeconfig {
+            let kc = kube::config::Kubeconfig::read_from(file)
+                .map_err(|e| anyhow::anyhow!("--to-kubeconfig {}: {e}", file.display()))?;
+            let options = kube::config::KubeConfigOptions {
+                context: args.to_kubeconfig_context.clone(),
+                ..Default::default()
+            };
+            let config = kube::Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|e| anyhow::anyhow!("--to-kubeconfig {}: {e}", file.display()))?;
+            let target = kube::Client::try_from(config)?;
+            slipway_ops::mover::move_to_cluster(&client, &target, &opts, &mut out).await
+        } else if let Some(dir) = &args.to_directory {
+            slipway_ops::mover::move_to_directory(&client, dir, &opts, &mut out).await
+        } else if let Some(dir) = &args.from_directory {
+            slipway_ops::mover::restore_from_directory(&client, dir, &opts, &mut out).await
+        } else {
+            unreachable!("clap requires one destination")
+        };
+        result.map(|_| ()).map_err(|e| anyhow::anyhow!(e))
+    })
+}

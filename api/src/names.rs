@@ -25,6 +25,10 @@ pub mod labels {
     pub const CLUSTER_MANAGER: &str = "x-k8s.io/cluster-manager";
     /// Region label copied from a Cluster onto registry objects.
     pub const REGION: &str = "topology.kubernetes.io/region";
+    /// Shards controllers: `slipway controller --watch-filter V` reconciles only objects
+    /// carrying this label with value V (upstream's watch filter); objects slipway creates
+    /// inherit it from their creator.
+    pub const WATCH_FILTER: &str = "cluster.x-k8s.io/watch-filter";
 }
 
 /// Annotations.
@@ -48,6 +52,16 @@ pub mod annotations {
     /// On `<cluster>-kubeconfig`: the infrastructure provider (e.g. `kind`) whose own tooling
     /// made the control plane wrote it; the control plane leaves such a kubeconfig alone.
     pub const KUBECONFIG_PROVIDER: &str = "slipway.dev/kubeconfig-provider";
+    /// Set by `slipway move` on a source object just before it deletes it (upstream
+    /// clusterctl's): controllers neither add their finalizer nor run their cleanup, so the
+    /// infrastructure the object stands for is left alone.
+    pub const DELETE_FOR_MOVE: &str = "clusterctl.cluster.x-k8s.io/delete-for-move";
+    /// Set by `slipway move` on every object it creates in the target: the UID of the source
+    /// object, so a re-run recognises its own work instead of reporting a clash.
+    pub const MOVED_FROM_UID: &str = "slipway.dev/moved-from-uid";
+    /// Set by `slipway move` on a Cluster it paused (one the user had paused has none): the
+    /// move unpauses in the target exactly the Clusters that carry it.
+    pub const PAUSED_BY_MOVE: &str = "slipway.dev/paused-by-move";
 }
 
 /// Finalizers, one per reconciler.

@@ -210,6 +210,7 @@ async fn create_machine(
     labels.insert(labels::CLUSTER_NAME.into(), cluster.into());
     labels.insert(labels::CONTROL_PLANE.into(), String::new());
     labels.insert(labels::CONTROL_PLANE_NAME.into(), kcp.name_any());
+    slipway_runtime::runner::inherit_watch_filter(kcp.labels(), &mut labels);
     let owner = controller_ref(kcp)?;
     // Infrastructure and bootstrap first, then the Machine that references them; the Machine
     // reconciler then takes their ownership over.

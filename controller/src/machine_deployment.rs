@@ -320,6 +320,7 @@ async fn create_set(
     set_labels.insert(labels::CLUSTER_NAME.into(), md.spec.cluster_name.clone());
     set_labels.insert(labels::MACHINE_DEPLOYMENT_NAME.into(), md.name_any());
     set_labels.insert(labels::MACHINE_TEMPLATE_HASH.into(), hash.into());
+    slipway_runtime::runner::inherit_watch_filter(md.labels(), &mut set_labels);
     let mut selector = md.spec.selector.clone();
     selector
         .match_labels

@@ -284,6 +284,7 @@ async fn create_machine(ctx: &Context, ms: &MachineSet, cluster: &str) -> Result
     labels.extend(ms.spec.selector.match_labels.clone().unwrap_or_default());
     labels.insert(labels::CLUSTER_NAME.into(), cluster.into());
     labels.insert(labels::MACHINE_SET_NAME.into(), ms.name_any());
+    slipway_runtime::runner::inherit_watch_filter(ms.labels(), &mut labels);
     if let Some(md) = ms.labels().get(labels::MACHINE_DEPLOYMENT_NAME) {
         labels.insert(labels::MACHINE_DEPLOYMENT_NAME.into(), md.clone());
     }

@@ -40,6 +40,8 @@ pub struct Options {
     pub concurrency: u16,
     /// Registry sinks and health probes (its provider names are filled from the plugins).
     pub registry: slipway_registry::Options,
+    /// Only reconcile objects labelled `cluster.x-k8s.io/watch-filter=<value>` (a shard).
+    pub watch_filter: Option<String>,
 }
 
 impl Default for Options {
@@ -49,6 +51,7 @@ impl Default for Options {
             namespace: None,
             concurrency: 8,
             registry: Default::default(),
+            watch_filter: None,
         }
     }
 }
@@ -60,7 +63,8 @@ pub async fn run(client: Client, opts: Options, plugins: Plugins) {
 
 /// Like [`run`], with a given context (a test's clock).
 pub async fn run_with(ctx: Arc<Context>, opts: Options, plugins: Plugins) {
-    let runner = Runner::new(ctx, opts.namespace.clone(), opts.concurrency);
+    let runner = Runner::new(ctx, opts.namespace.clone(), opts.concurrency)
+        .with_watch_filter(opts.watch_filter.clone());
     let providers = futures::future::join_all(plugins.iter().map(|p| {
         p.run(
             runner.clone(),

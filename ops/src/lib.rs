@@ -9,6 +9,7 @@ pub mod clusterctl;
 pub mod endpoint;
 mod error;
 pub mod leader;
+pub mod mover;
 pub mod process;
 pub mod webhook;
 

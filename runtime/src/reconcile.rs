@@ -42,6 +42,11 @@ where
     C: FnOnce(Arc<K>) -> CF,
     CF: Future<Output = Result<Action, Error>>,
 {
+    // `slipway move` is handing the object over to another management cluster: neither
+    // re-add the finalizer it removed nor tear down what the object stands for.
+    if obj.annotations().contains_key(annotations::DELETE_FOR_MOVE) {
+        return Ok(Action::await_change());
+    }
     finalizer(api, finalizer_name, obj, |event| async move {
         match event {
             Event::Apply(o) => apply(o).await,

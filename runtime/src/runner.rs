@@ -59,6 +59,7 @@ pub struct Runner {
     ctx: Arc<Context>,
     namespace: Option<String>,
     config: Config,
+    watch_filter: Option<String>,
 }
 
 impl Runner {
@@ -69,7 +70,22 @@ impl Runner {
             ctx,
             namespace,
             config: Config::default().concurrency(concurrency),
+            watch_filter: None,
         }
+    }
+
+    /// Shards the controllers as upstream's `--watch-filter`: only objects labelled
+    /// `cluster.x-k8s.io/watch-filter=<value>` are reconciled (`None`: every object).
+    pub fn with_watch_filter(mut self, value: Option<String>) -> Self {
+        self.watch_filter = value.filter(|v| !v.is_empty());
+        self
+    }
+
+    /// The watcher configuration of a reconciled kind: with a watch filter, a label selector
+    /// on it, so an unlabelled object never enters the controller's store and is never
+    /// reconciled (a trigger from a secondary watch naming it finds nothing and is dropped).
+    pub fn watcher_config(&self) -> watcher::Config {
+        watcher_config_for(self.watch_filter.as_deref())
     }
 
     /// The shared context (client, resolver, clock, workload clients).
@@ -104,8 +120,7 @@ impl Runner {
 
     /// A controller of `K` with the process settings; add watches, then [`Runner::run`] it.
     pub fn controller<K: Watched>(&self) -> Controller<K> {
-        Controller::new(self.api::<K>(), watcher::Config::default())
-            .with_config(self.config.clone())
+        Controller::new(self.api::<K>(), self.watcher_config()).with_config(self.config.clone())
     }
 
     /// Runs `controller` until the future is dropped: every reconcile timed under `metric`,
@@ -192,6 +207,31 @@ impl Runner {
             },
         );
         self.run(c, "ControlPlane", ctx, reconcile).await;
+    }
+}
+
+/// The watcher configuration for a watch filter value (`None`: every object).
+pub fn watcher_config_for(watch_filter: Option<&str>) -> watcher::Config {
+    let config = watcher::Config::default();
+    match watch_filter.filter(|v| !v.is_empty()) {
+        Some(v) => config.labels(&watch_filter_selector(v)),
+        None => config,
+    }
+}
+
+/// The label selector of a watch filter value.
+pub fn watch_filter_selector(value: &str) -> String {
+    format!("{}={value}", labels::WATCH_FILTER)
+}
+
+/// Gives an object slipway creates its creator's watch-filter label, so the shard that
+/// reconciles the creator also reconciles what it made.
+pub fn inherit_watch_filter(
+    parent: &std::collections::BTreeMap<String, String>,
+    child: &mut std::collections::BTreeMap<String, String>,
+) {
+    if let Some(v) = parent.get(labels::WATCH_FILTER) {
+        child.insert(labels::WATCH_FILTER.into(), v.clone());
     }
 }
 
@@ -295,6 +335,32 @@ pub fn labelled_cluster<K: Resource>(obj: &K) -> Option<ObjectRef<Cluster>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_watch_filter_selects_by_label_and_is_inherited() {
+        assert_eq!(watcher_config_for(None).label_selector, None);
+        assert_eq!(
+            watcher_config_for(Some("shard-a"))
+                .label_selector
+                .as_deref(),
+            Some("cluster.x-k8s.io/watch-filter=shard-a")
+        );
+        assert_eq!(
+            watcher_config_for(Some("")).label_selector,
+            None,
+            "empty: no filter"
+        );
+
+        let parent = std::collections::BTreeMap::from([(
+            labels::WATCH_FILTER.to_string(),
+            "shard-a".to_string(),
+        )]);
+        let mut child = std::collections::BTreeMap::new();
+        inherit_watch_filter(&std::collections::BTreeMap::new(), &mut child);
+        assert!(child.is_empty());
+        inherit_watch_filter(&parent, &mut child);
+        assert_eq!(child, parent);
+    }
 
     #[test]
     fn retries_back_off_exponentially_up_to_a_cap() {

@@ -42,7 +42,10 @@ pub struct Workload {
 /// The workload servers of this process, by `<namespace>/<cluster>`.
 #[derive(Default)]
 pub struct Workloads {
-    running: tokio::sync::Mutex<HashMap<String, Arc<Workload>>>,
+    running: Arc<tokio::sync::Mutex<HashMap<String, Arc<Workload>>>>,
+    /// Clusters whose server another process serves, watched so this one takes over when
+    /// that process stops.
+    watched: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// Clusters whose server is stopped on purpose (a simulated outage): never resumed.
     outages: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -88,9 +91,54 @@ impl Workloads {
             .trim()
             .parse()
             .map_err(|_| ProviderError::terminal(format!("{}: not a port", dir.display())))?;
+        // Another process may serve it already: the controller of the management cluster
+        // this cluster was moved from (`slipway move`), until that one stops. Use its server
+        // rather than fight over the port and the data; not kept, so the next call after it
+        // stops starts the server here.
+        if let Some(w) = served_elsewhere(&dir, port).await? {
+            self.take_over_when_gone(key, dir, port);
+            return Ok(Some(Arc::new(w)));
+        }
         let w = Arc::new(start(&dir, port).await?);
         running.insert(key.to_string(), w.clone());
         Ok(Some(w))
+    }
+
+    /// Watches the port of a server another process serves; once nothing answers there, starts
+    /// it here (nothing else would: a Ready cluster at rest is not reconciled for minutes).
+    fn take_over_when_gone(&self, key: &str, dir: PathBuf, port: u16) {
+        if !self
+            .watched
+            .lock()
+            .expect("watched")
+            .insert(key.to_string())
+        {
+            return;
+        }
+        let (running, watched, key) = (self.running.clone(), self.watched.clone(), key.to_string());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                if accepting(port).await {
+                    continue;
+                }
+                let mut r = running.lock().await;
+                if r.contains_key(&key) {
+                    break;
+                }
+                match start(&dir, port).await {
+                    Ok(w) => {
+                        tracing::info!(cluster = %key, port, "took over the simulated API server");
+                        r.insert(key.clone(), Arc::new(w));
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!(cluster = %key, error = %e, "taking over the simulated API server")
+                    }
+                }
+            }
+            watched.lock().expect("watched").remove(&key);
+        });
     }
 
     /// Starts the server of a cluster for `kubeadm init` with the CA the machine was given.
@@ -152,6 +200,41 @@ impl Workloads {
             plane.shutdown().await;
         }
     }
+}
+
+/// Whether something accepts connections on 127.0.0.1:`port`.
+async fn accepting(port: u16) -> bool {
+    let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let probe = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await;
+    matches!(probe, Ok(Ok(_)))
+}
+
+/// A handle on the server of `dir` when something already accepts connections on its port
+/// (`None`: nothing does). The handle's client is the server's own admin kubeconfig, so a
+/// stranger on that port fails every request instead of being mistaken for the cluster.
+async fn served_elsewhere(dir: &Path, port: u16) -> Result<Option<Workload>, ProviderError> {
+    let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    if !accepting(port).await {
+        return Ok(None);
+    }
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .map_err(|e| transient("workload served elsewhere")(format!("{f}: {e}")))
+    };
+    let ca_pem = read("ca.crt")?;
+    let client = client_for(&read("kubeconfig")?).await?;
+    let ca_hash = tls::spki_sha256(&ca_pem).map_err(|e| ProviderError::transient(e.to_string()))?;
+    Ok(Some(Workload {
+        plane: tokio::sync::Mutex::new(None),
+        addr,
+        ca_pem,
+        client,
+        ca_hash,
+    }))
 }
 
 async fn start(dir: &Path, port: u16) -> Result<Workload, ProviderError> {
