@@ -25,7 +25,9 @@ mod plugin;
 pub mod pods;
 pub mod workload;
 
-pub use api::{InMemoryCluster, InMemoryMachine, InMemoryMachineTemplate};
+pub use api::{
+    InMemoryCluster, InMemoryClusterTemplate, InMemoryMachine, InMemoryMachineTemplate,
+};
 pub use plugin::{Plugin, plugin};
 
 use std::{

@@ -10,7 +10,9 @@ use slipway_providers::{
 };
 use slipway_runtime::runner::Runner;
 
-use crate::{InMemory, InMemoryCluster, InMemoryMachine, InMemoryMachineTemplate};
+use crate::{
+    InMemory, InMemoryCluster, InMemoryClusterTemplate, InMemoryMachine, InMemoryMachineTemplate,
+};
 
 /// The in-memory provider as a plugin.
 #[derive(Clone, Copy, Debug, Default)]
@@ -31,6 +33,7 @@ impl slipway_providers::Plugin for Plugin {
             InMemoryCluster::crd(),
             InMemoryMachine::crd(),
             InMemoryMachineTemplate::crd(),
+            InMemoryClusterTemplate::crd(),
         ]
     }
 
