@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod boot;
+pub mod dev;
 mod plugin;
 pub mod pods;
 pub mod workload;
