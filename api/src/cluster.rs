@@ -176,6 +176,7 @@ pub struct WorkersTopology {
     #[x_kube(validation = Rule::new("self.all(x, self.exists_one(y, x.name == y.name))").message("machineDeployments names must be unique"))]
     pub machine_deployments: Option<Vec<MachineDeploymentTopology>>,
     /// MachinePools (not supported by slipway's topology controller).
+    #[serde(default)]
     #[schemars(schema_with = "crate::clusterclass::any_json")]
     pub machine_pools: Option<Vec<serde_json::Value>>,
 }
@@ -201,6 +202,7 @@ pub struct MachineDeploymentTopology {
     /// Health check override.
     pub health_check: Option<TopologyHealthCheck>,
     /// Deletion order and timeouts.
+    #[serde(default)]
     #[schemars(schema_with = "crate::clusterclass::any_json")]
     pub deletion: Option<serde_json::Value>,
     /// Node taints.

@@ -73,6 +73,7 @@ pub struct ClusterClassSpec {
     /// Patches applied to the templates.
     pub patches: Option<Vec<ClusterClassPatch>>,
     /// Upgrade settings (external upgrade plans are not supported).
+    #[serde(default)]
     #[schemars(schema_with = "any_object")]
     pub upgrade: Option<serde_json::Value>,
     /// Kubernetes versions the class supports, in upgrade order.
@@ -198,6 +199,7 @@ pub struct WorkersClass {
     /// MachineDeployment classes.
     pub machine_deployments: Option<Vec<MachineDeploymentClass>>,
     /// MachinePool classes (not supported by slipway's topology controller).
+    #[serde(default)]
     #[schemars(schema_with = "any_array")]
     pub machine_pools: Option<Vec<serde_json::Value>>,
 }
@@ -227,6 +229,7 @@ pub struct MachineDeploymentClass {
     /// Naming of the MachineDeployment.
     pub naming: Option<NamingSpec>,
     /// Deletion order and timeouts.
+    #[serde(default)]
     #[schemars(schema_with = "any_object")]
     pub deletion: Option<serde_json::Value>,
     /// Node taints.
@@ -236,6 +239,7 @@ pub struct MachineDeploymentClass {
     /// Extra readiness gates.
     pub readiness_gates: Option<Vec<ReadinessGate>>,
     /// Rollout strategy.
+    #[serde(default)]
     #[schemars(schema_with = "any_object")]
     pub rollout: Option<serde_json::Value>,
 }
@@ -281,6 +285,7 @@ pub struct ClusterClassPatch {
     /// Inline patches.
     pub definitions: Option<Vec<PatchDefinition>>,
     /// External patches (runtime extensions): not supported by slipway.
+    #[serde(default)]
     #[schemars(schema_with = "any_object")]
     pub external: Option<serde_json::Value>,
 }
@@ -342,6 +347,7 @@ pub struct JsonPatch {
     #[x_kube(validation = Rule::new("self.startsWith('/spec/')").message("path must start with /spec/"))]
     pub path: String,
     /// A literal value.
+    #[serde(default)]
     #[schemars(schema_with = "any_json")]
     pub value: Option<serde_json::Value>,
     /// A value from a variable or a template.

@@ -17,8 +17,8 @@ use kube::{
     runtime::{Controller, reflector::ObjectRef, watcher},
 };
 use slipway_api::{
-    Cluster, ClusterClass, KubeadmConfig, KubeadmControlPlane, Machine, MachineDeployment, MachineSet,
-    names::labels,
+    Cluster, ClusterClass, KubeadmConfig, KubeadmControlPlane, Machine, MachineDeployment,
+    MachineSet, names::labels,
 };
 use slipway_providers::{Plugins, Role, Settings};
 use slipway_runtime::{
@@ -125,19 +125,23 @@ async fn clusters(runner: &Runner, plugins: &Plugins) {
     let c = watch_provider_kinds(runner, c, plugins, Role::ControlPlane, cluster_of);
     // A ClusterClass change reaches every Cluster built from it (templates rotate).
     let store = c.store();
-    let c = c.watches(runner.api::<ClusterClass>(), wc(), move |cc: ClusterClass| {
-        let (ns, name) = (cc.namespace(), cc.name_any());
-        store
-            .state()
-            .into_iter()
-            .filter(move |cl| {
-                cl.spec.topology.as_ref().is_some_and(|t| {
-                    t.class_ref.name == name
-                        && t.class_ref.namespace.clone().or(cl.namespace()) == ns
+    let c = c.watches(
+        runner.api::<ClusterClass>(),
+        wc(),
+        move |cc: ClusterClass| {
+            let (ns, name) = (cc.namespace(), cc.name_any());
+            store
+                .state()
+                .into_iter()
+                .filter(move |cl| {
+                    cl.spec.topology.as_ref().is_some_and(|t| {
+                        t.class_ref.name == name
+                            && t.class_ref.namespace.clone().or(cl.namespace()) == ns
+                    })
                 })
-            })
-            .map(|cl| ObjectRef::from_obj(cl.as_ref()))
-    });
+                .map(|cl| ObjectRef::from_obj(cl.as_ref()))
+        },
+    );
     runner
         .run(c, "Cluster", runner.context(), cluster::reconcile)
         .await;

@@ -160,12 +160,18 @@ pub fn suffix(seed: &str) -> String {
 
 /// Renders a naming template (`{{ .cluster.name }}`, `{{ .random }}`, ...) as upstream, and
 /// cuts names over 63 characters to 58 plus the suffix.
-pub fn name_from(template: &str, cluster: &str, random: &str, extra: Value) -> Result<String, String> {
+pub fn name_from(
+    template: &str,
+    cluster: &str,
+    random: &str,
+    extra: Value,
+) -> Result<String, String> {
     let mut data = json!({"cluster": {"name": cluster}, "random": random});
     if let (Some(d), Value::Object(m)) = (data.as_object_mut(), extra) {
         d.extend(m);
     }
-    let name = gotmpl::render(template, &data).map_err(|e| format!("naming template {template:?}: {e}"))?;
+    let name = gotmpl::render(template, &data)
+        .map_err(|e| format!("naming template {template:?}: {e}"))?;
     Ok(if name.len() > 63 {
         format!("{}{}", &name[..58], random)
     } else {
@@ -220,10 +226,21 @@ fn clone_template(template: &Value, prefix: &str, ns: &str, cluster: &str) -> Va
 
 /// An object stamped out of a template: `kind` without `Template`, the template's
 /// `spec.template.spec`, its `spec.template.metadata` merged with ours.
-fn from_template(template: &Value, name: &str, ns: &str, cluster: &str, extra_labels: &Value) -> Value {
-    let kind = str_of(template, "kind").trim_end_matches("Template").to_string();
+fn from_template(
+    template: &Value,
+    name: &str,
+    ns: &str,
+    cluster: &str,
+    extra_labels: &Value,
+) -> Value {
+    let kind = str_of(template, "kind")
+        .trim_end_matches("Template")
+        .to_string();
     let mut lbl = common_labels(cluster);
-    if let Some(m) = template.pointer("/spec/template/metadata/labels").and_then(Value::as_object) {
+    if let Some(m) = template
+        .pointer("/spec/template/metadata/labels")
+        .and_then(Value::as_object)
+    {
         lbl.extend(m.clone());
     }
     if let Some(m) = extra_labels.as_object() {
@@ -292,7 +309,12 @@ pub fn compute(
                 .and_then(|i| i.naming.as_ref())
                 .and_then(|n| n.template.clone())
                 .unwrap_or_else(|| "{{ .cluster.name }}-{{ .random }}".into());
-            name_from(&tpl, &name, &suffix(&format!("{uid}/infrastructure")), json!({}))?
+            name_from(
+                &tpl,
+                &name,
+                &suffix(&format!("{uid}/infrastructure")),
+                json!({}),
+            )?
         }
     };
     let infrastructure_cluster = from_template(
@@ -316,7 +338,12 @@ pub fn compute(
                 .as_ref()
                 .and_then(|n| n.template.clone())
                 .unwrap_or_else(|| "{{ .cluster.name }}-{{ .random }}".into());
-            name_from(&tpl, &name, &suffix(&format!("{uid}/controlPlane")), json!({}))?
+            name_from(
+                &tpl,
+                &name,
+                &suffix(&format!("{uid}/controlPlane")),
+                json!({}),
+            )?
         }
     };
     let cp_topo = topo.control_plane.clone().unwrap_or_default();
@@ -343,7 +370,9 @@ pub fn compute(
         }
         _ => topo.version.clone(),
     };
-    let spec = control_plane["spec"].as_object_mut().ok_or("control plane template spec.template.spec is not an object")?;
+    let spec = control_plane["spec"]
+        .as_object_mut()
+        .ok_or("control plane template spec.template.spec is not an object")?;
     spec.insert("version".into(), json!(cp_version));
     if let Some(r) = cp_topo.replicas {
         spec.insert("replicas".into(), json!(r));
@@ -365,9 +394,15 @@ pub fn compute(
     mt_labels.extend(cp_labels);
     mt["metadata"] = json!({"labels": mt_labels});
     for (k, v) in [
-        ("readinessGates", json!(cp_topo.readiness_gates.or(cp_class.readiness_gates.clone()))),
+        (
+            "readinessGates",
+            json!(cp_topo.readiness_gates.or(cp_class.readiness_gates.clone())),
+        ),
         ("taints", json!(cp_topo.taints.or(cp_class.taints.clone()))),
-        ("deletion", json!(cp_topo.deletion.or(cp_class.deletion.clone()))),
+        (
+            "deletion",
+            json!(cp_topo.deletion.or(cp_class.deletion.clone())),
+        ),
     ] {
         if !v.is_null() {
             mt["spec"][k] = v;
@@ -382,7 +417,10 @@ pub fn compute(
         .control_plane
         .as_ref()
         .is_some_and(|c| c.version != topo.version || !c.stable_at(&topo.version))
-        && current.control_plane.as_ref().is_some_and(|c| c.status_version.is_some());
+        && current
+            .control_plane
+            .as_ref()
+            .is_some_and(|c| c.status_version.is_some());
 
     // MachineDeployments.
     let md_classes = class
@@ -466,9 +504,18 @@ pub fn compute(
             "infrastructureRef": contract_ref(&infrastructure),
         });
         for (k, v) in [
-            ("failureDomain", json!(md.failure_domain.clone().or(mdc.failure_domain.clone()))),
-            ("minReadySeconds", json!(md.min_ready_seconds.or(mdc.min_ready_seconds))),
-            ("readinessGates", json!(md.readiness_gates.clone().or(mdc.readiness_gates.clone()))),
+            (
+                "failureDomain",
+                json!(md.failure_domain.clone().or(mdc.failure_domain.clone())),
+            ),
+            (
+                "minReadySeconds",
+                json!(md.min_ready_seconds.or(mdc.min_ready_seconds)),
+            ),
+            (
+                "readinessGates",
+                json!(md.readiness_gates.clone().or(mdc.readiness_gates.clone())),
+            ),
             ("taints", json!(md.taints.clone().or(mdc.taints.clone()))),
         ] {
             if !v.is_null() {
@@ -527,7 +574,14 @@ pub fn compute(
     // MachineHealthChecks.
     let mut health_checks = Vec::new();
     let cp_hc = cp_topo.health_check.clone().unwrap_or_default();
-    if let Some(hc) = health_check(&name, &ns, &cp_name, cp_class.health_check.as_ref(), &cp_hc, json!({labels::CLUSTER_NAME: name, labels::CONTROL_PLANE: ""})) {
+    if let Some(hc) = health_check(
+        &name,
+        &ns,
+        &cp_name,
+        cp_class.health_check.as_ref(),
+        &cp_hc,
+        json!({labels::CLUSTER_NAME: name, labels::CONTROL_PLANE: ""}),
+    ) {
         health_checks.push(hc);
     }
     for (md, d) in topo
@@ -536,7 +590,10 @@ pub fn compute(
         .flat_map(|w| w.machine_deployments.iter().flatten())
         .zip(&mds)
     {
-        let class_hc = md_classes.iter().find(|c| c.class == md.class).and_then(|c| c.health_check.as_ref());
+        let class_hc = md_classes
+            .iter()
+            .find(|c| c.class == md.class)
+            .and_then(|c| c.health_check.as_ref());
         if let Some(hc) = health_check(
             &name,
             &ns,

@@ -18,7 +18,7 @@ fn cluster(version: &str, cp: i32, mds: &[(&str, i32)]) -> Cluster {
 
 fn class() -> ClusterClass {
     let docs: Vec<Value> = serde_saphyr::from_multiple(include_str!(
-        "../../../e2e/fixtures/capi-upstream/clusterclass-in-memory.yaml"
+        "../../../e2e/tests/fixtures/capi-upstream/clusterclass-in-memory.yaml"
     ))
     .unwrap();
     serde_json::from_value(docs.last().unwrap().clone()).unwrap()
@@ -76,7 +76,13 @@ fn md(version: &str, replicas: i32, up: i32) -> CurrentMachineDeployment {
 #[test]
 fn new_cluster_objects_names_labels_and_refs() {
     let c = cluster("v1.31.0", 3, &[("md-0", 2)]);
-    let d = compute(&c, &class().spec, &templates(&["md-0"], json!({})), &Current::default()).unwrap();
+    let d = compute(
+        &c,
+        &class().spec,
+        &templates(&["md-0"], json!({})),
+        &Current::default(),
+    )
+    .unwrap();
     assert_eq!(d.waiting, None);
     let infra = &d.infrastructure_cluster;
     assert_eq!(infra["kind"], "DevCluster");
@@ -85,7 +91,10 @@ fn new_cluster_objects_names_labels_and_refs() {
     assert_eq!(infra["metadata"]["labels"][OWNED], "");
     assert_eq!(infra["metadata"]["labels"][labels::CLUSTER_NAME], "c1");
     assert_eq!(infra["spec"], json!({"backend": {"inMemory": {}}}));
-    assert_eq!(infra["metadata"]["annotations"][CLONED_FROM_NAME], "in-memory-cluster");
+    assert_eq!(
+        infra["metadata"]["annotations"][CLONED_FROM_NAME],
+        "in-memory-cluster"
+    );
 
     let kcp = &d.control_plane;
     assert_eq!(kcp["kind"], "KubeadmControlPlane");
@@ -93,8 +102,10 @@ fn new_cluster_objects_names_labels_and_refs() {
     assert_eq!(kcp["spec"]["version"], "v1.31.0");
     let mt = d.control_plane_machine.as_ref().unwrap();
     assert_eq!(mt["kind"], "DevMachineTemplate");
-    assert_eq!(kcp["spec"]["machineTemplate"]["spec"]["infrastructureRef"],
-        json!({"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "DevMachineTemplate", "name": mt["metadata"]["name"]}));
+    assert_eq!(
+        kcp["spec"]["machineTemplate"]["spec"]["infrastructureRef"],
+        json!({"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "DevMachineTemplate", "name": mt["metadata"]["name"]})
+    );
 
     let m = &d.machine_deployments[0];
     let mname = m.object["metadata"]["name"].as_str().unwrap();
@@ -102,24 +113,51 @@ fn new_cluster_objects_names_labels_and_refs() {
     assert_eq!(m.object["spec"]["replicas"], 2);
     assert_eq!(m.object["spec"]["template"]["spec"]["version"], "v1.31.0");
     assert_eq!(m.object["metadata"]["labels"][DEPLOYMENT_NAME], "md-0");
-    assert_eq!(m.object["spec"]["template"]["spec"]["infrastructureRef"]["name"], m.infrastructure["metadata"]["name"]);
-    assert_eq!(m.object["spec"]["template"]["spec"]["bootstrap"]["configRef"]["kind"], "KubeadmConfigTemplate");
+    assert_eq!(
+        m.object["spec"]["template"]["spec"]["infrastructureRef"]["name"],
+        m.infrastructure["metadata"]["name"]
+    );
+    assert_eq!(
+        m.object["spec"]["template"]["spec"]["bootstrap"]["configRef"]["kind"],
+        "KubeadmConfigTemplate"
+    );
 
     // The class defines health checks for the control plane and the workers.
     assert_eq!(d.health_checks.len(), 2);
-    assert_eq!(d.health_checks[0]["spec"]["selector"]["matchLabels"][labels::CONTROL_PLANE], "");
+    assert_eq!(
+        d.health_checks[0]["spec"]["selector"]["matchLabels"][labels::CONTROL_PLANE],
+        ""
+    );
     assert_eq!(d.health_checks[1]["metadata"]["name"], mname);
 
     // Same inputs, same names: a crash and a rerun never make a second object.
-    let again = compute(&c, &class().spec, &templates(&["md-0"], json!({})), &Current::default()).unwrap();
+    let again = compute(
+        &c,
+        &class().spec,
+        &templates(&["md-0"], json!({})),
+        &Current::default(),
+    )
+    .unwrap();
     assert_eq!(again, d);
 }
 
 #[test]
 fn template_content_change_rotates_the_template_name() {
     let c = cluster("v1.31.0", 1, &[("md-0", 1)]);
-    let a = compute(&c, &class().spec, &templates(&["md-0"], json!({"x": 1})), &Current::default()).unwrap();
-    let b = compute(&c, &class().spec, &templates(&["md-0"], json!({"x": 2})), &Current::default()).unwrap();
+    let a = compute(
+        &c,
+        &class().spec,
+        &templates(&["md-0"], json!({"x": 1})),
+        &Current::default(),
+    )
+    .unwrap();
+    let b = compute(
+        &c,
+        &class().spec,
+        &templates(&["md-0"], json!({"x": 2})),
+        &Current::default(),
+    )
+    .unwrap();
     let name = |d: &Desired| d.machine_deployments[0].infrastructure["metadata"]["name"].clone();
     assert_ne!(name(&a), name(&b));
     assert_eq!(
@@ -127,7 +165,10 @@ fn template_content_change_rotates_the_template_name() {
         name(&b)
     );
     // The MachineDeployment keeps its name.
-    assert_eq!(a.machine_deployments[0].object["metadata"]["name"], b.machine_deployments[0].object["metadata"]["name"]);
+    assert_eq!(
+        a.machine_deployments[0].object["metadata"]["name"],
+        b.machine_deployments[0].object["metadata"]["name"]
+    );
 }
 
 #[test]
@@ -137,7 +178,9 @@ fn upgrade_sequencing_control_plane_then_workers_one_at_a_time() {
     let mds = |a: CurrentMachineDeployment, b: CurrentMachineDeployment| {
         BTreeMap::from([("md-0".to_string(), a), ("md-1".to_string(), b)])
     };
-    let version = |d: &Desired, i: usize| d.machine_deployments[i].object["spec"]["template"]["spec"]["version"].clone();
+    let version = |d: &Desired, i: usize| {
+        d.machine_deployments[i].object["spec"]["template"]["spec"]["version"].clone()
+    };
     struct Case {
         what: &'static str,
         cp: CurrentControlPlane,
@@ -195,11 +238,24 @@ fn upgrade_sequencing_control_plane_then_workers_one_at_a_time() {
             machine_deployments: case.mds,
         };
         let d = compute(&c, &class().spec, &t, &current).unwrap();
-        assert_eq!(d.control_plane["spec"]["version"], case.cp_version, "{}", case.what);
-        assert_eq!(d.control_plane["metadata"]["name"], "c1-cp", "{}: names kept", case.what);
+        assert_eq!(
+            d.control_plane["spec"]["version"], case.cp_version,
+            "{}",
+            case.what
+        );
+        assert_eq!(
+            d.control_plane["metadata"]["name"], "c1-cp",
+            "{}: names kept",
+            case.what
+        );
         assert_eq!(version(&d, 0), case.md_versions[0], "{}", case.what);
         assert_eq!(version(&d, 1), case.md_versions[1], "{}", case.what);
-        assert_eq!(d.waiting.as_ref().map(|w| w.reason), case.reason, "{}", case.what);
+        assert_eq!(
+            d.waiting.as_ref().map(|w| w.reason),
+            case.reason,
+            "{}",
+            case.what
+        );
     }
 
     // A second bump while the control plane still rolls the first one is held.
@@ -210,20 +266,45 @@ fn upgrade_sequencing_control_plane_then_workers_one_at_a_time() {
     };
     let d = compute(&c, &class().spec, &t, &current).unwrap();
     assert_eq!(d.control_plane["spec"]["version"], "v1.31.0");
-    assert_eq!(d.waiting.unwrap().reason, reasons::CONTROL_PLANE_UPGRADE_PENDING);
+    assert_eq!(
+        d.waiting.unwrap().reason,
+        reasons::CONTROL_PLANE_UPGRADE_PENDING
+    );
 }
 
 #[test]
 fn unknown_class_and_bad_naming_template_are_named() {
     let mut c = cluster("v1.31.0", 1, &[("md-0", 1)]);
-    c.spec.topology.as_mut().unwrap().workers.as_mut().unwrap().machine_deployments.as_mut().unwrap()[0].class = "nope".into();
-    let e = compute(&c, &class().spec, &templates(&["md-0"], json!({})), &Current::default()).unwrap_err();
+    c.spec
+        .topology
+        .as_mut()
+        .unwrap()
+        .workers
+        .as_mut()
+        .unwrap()
+        .machine_deployments
+        .as_mut()
+        .unwrap()[0]
+        .class = "nope".into();
+    let e = compute(
+        &c,
+        &class().spec,
+        &templates(&["md-0"], json!({})),
+        &Current::default(),
+    )
+    .unwrap_err();
     assert!(e.contains("\"nope\"") && e.contains("md-0"), "{e}");
 
     let e = name_from("{{ .cluster.name ", "c", "r", json!({})).unwrap_err();
     assert!(e.contains("naming template"), "{e}");
     let long = "x".repeat(70);
-    let n = name_from("{{ .cluster.name }}-{{ .random }}", &long, "abcde", json!({})).unwrap();
+    let n = name_from(
+        "{{ .cluster.name }}-{{ .random }}",
+        &long,
+        "abcde",
+        json!({}),
+    )
+    .unwrap();
     assert_eq!(n.len(), 63);
     assert!(n.ends_with("abcde"));
 }

@@ -26,7 +26,8 @@ pub fn render(text: &str, data: &Value) -> Result<String, String> {
         ("toString", to_string),
     ]);
     check_delimiters(text).map_err(|e| format!("parsing template: {e}"))?;
-    t.parse(text).map_err(|e| format!("parsing template: {e}"))?;
+    t.parse(text)
+        .map_err(|e| format!("parsing template: {e}"))?;
     t.render(&Context::from(to_gtmpl(data)))
         .map_err(|e| format!("executing template: {e}"))
 }
@@ -340,7 +341,10 @@ mod tests {
     fn errors_name_the_problem() {
         for bad in ["{{ .a ", "{{ \"a }}", "{{ if .a }}x"] {
             let e = render(bad, &json!({})).unwrap_err();
-            assert!(e.starts_with("parsing template") || e.starts_with("executing"), "{e}");
+            assert!(
+                e.starts_with("parsing template") || e.starts_with("executing"),
+                "{e}"
+            );
         }
         let e = render(r#"{{ semverCompare "<1" "banana" }}"#, &json!({})).unwrap_err();
         assert!(e.contains("banana"), "{e}");

@@ -55,7 +55,11 @@ fn failed(reason: &str, message: String) -> Outcome {
 pub async fn reconcile(cluster: &Cluster, ctx: &Context) -> Result<Outcome, Error> {
     let topo = cluster.spec.topology.clone().unwrap_or_default();
     let ns = cluster.namespace().unwrap_or_default();
-    let class_ns = topo.class_ref.namespace.clone().unwrap_or_else(|| ns.clone());
+    let class_ns = topo
+        .class_ref
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ns.clone());
     let classes: Api<ClusterClass> = Api::namespaced(ctx.client.clone(), &class_ns);
     let Some(class) = classes.get_opt(&topo.class_ref.name).await? else {
         return Ok(failed(
@@ -69,10 +73,7 @@ pub async fn reconcile(cluster: &Cluster, ctx: &Context) -> Result<Outcome, Erro
     let templates = match read_templates(cluster, &class, &class_ns, ctx).await? {
         Ok(t) => t,
         Err(why) => {
-            return Ok(failed(
-                desired::reasons::CLUSTER_CLASS_NOT_RECONCILED,
-                why,
-            ));
+            return Ok(failed(desired::reasons::CLUSTER_CLASS_NOT_RECONCILED, why));
         }
     };
     let current = read_current(cluster, &ns, ctx).await?;
@@ -108,7 +109,8 @@ pub fn plan(
 ) -> Result<desired::Desired, String> {
     let topo = cluster.spec.topology.clone().unwrap_or_default();
     let defs = class.spec.variables.clone().unwrap_or_default();
-    variables::check_definitions(&defs).map_err(|e| format!("ClusterClass {}: {e}", class.name_any()))?;
+    variables::check_definitions(&defs)
+        .map_err(|e| format!("ClusterClass {}: {e}", class.name_any()))?;
     let given = topo.variables.clone().unwrap_or_default();
     let global = variables::resolve(&defs, &given, &[], "spec.topology.variables")?;
     let builtin_cluster = variables::builtin_cluster(cluster, class_ns);
@@ -117,7 +119,10 @@ pub fn plan(
     let cp_values = variables::resolve(
         &defs,
         &given,
-        &cp_topo.variables.and_then(|v| v.overrides).unwrap_or_default(),
+        &cp_topo
+            .variables
+            .and_then(|v| v.overrides)
+            .unwrap_or_default(),
         "spec.topology.controlPlane.variables",
     )?;
     let cp_builtin = json!({
@@ -159,8 +164,14 @@ pub fn plan(
         let values = variables::resolve(
             &defs,
             &given,
-            &md.variables.clone().and_then(|v| v.overrides).unwrap_or_default(),
-            &format!("spec.topology.workers.machineDeployments[{}].variables", md.name),
+            &md.variables
+                .clone()
+                .and_then(|v| v.overrides)
+                .unwrap_or_default(),
+            &format!(
+                "spec.topology.workers.machineDeployments[{}].variables",
+                md.name
+            ),
         )?;
         let data = variables::data(
             &values,
@@ -195,7 +206,9 @@ pub fn plan(
     for md in &mds {
         let boot = it.next().map(|t| t.template).unwrap_or_default();
         let infra = it.next().map(|t| t.template).unwrap_or_default();
-        patched.machine_deployments.insert(md.name.clone(), (boot, infra));
+        patched
+            .machine_deployments
+            .insert(md.name.clone(), (boot, infra));
     }
     desired::compute(cluster, &class.spec, &patched, current)
 }
@@ -296,7 +309,11 @@ fn int(v: &Value, path: &str) -> i32 {
 
 async fn read_current(cluster: &Cluster, ns: &str, ctx: &Context) -> Result<Current, Error> {
     let mut current = Current {
-        infrastructure_cluster: cluster.spec.infrastructure_ref.as_ref().map(|r| r.name.clone()),
+        infrastructure_cluster: cluster
+            .spec
+            .infrastructure_ref
+            .as_ref()
+            .map(|r| r.name.clone()),
         ..Default::default()
     };
     if let Some(r) = &cluster.spec.control_plane_ref
@@ -307,7 +324,10 @@ async fn read_current(cluster: &Cluster, ns: &str, ctx: &Context) -> Result<Curr
         current.control_plane = Some(CurrentControlPlane {
             name: r.name.clone(),
             version: s("/spec/version").unwrap_or_default(),
-            replicas: v.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1) as i32,
+            replicas: v
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1) as i32,
             status_version: s("/status/version"),
             status_replicas: int(&v, "/status/replicas"),
             up_to_date: int(&v, "/status/upToDateReplicas"),
@@ -334,7 +354,10 @@ async fn read_current(cluster: &Cluster, ns: &str, ctx: &Context) -> Result<Curr
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string(),
-                replicas: v.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1) as i32,
+                replicas: v
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1) as i32,
                 status_replicas: int(&v, "/status/replicas"),
                 up_to_date: int(&v, "/status/upToDateReplicas"),
             },
@@ -370,21 +393,25 @@ async fn ensure(
     mut obj: Value,
     create_only: bool,
 ) -> Result<(), Error> {
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     match api.get_opt(&name).await? {
         None => {
             if let Some(owner) = cluster.controller_owner_ref(&()) {
                 obj["metadata"]["ownerReferences"] = json!([owner]);
             }
-            let o: DynamicObject =
-                serde_json::from_value(obj).map_err(|e| Error::invalid(name.clone(), e.to_string()))?;
+            let o: DynamicObject = serde_json::from_value(obj)
+                .map_err(|e| Error::invalid(name.clone(), e.to_string()))?;
             api.create(&PostParams::default(), &o).await?;
             tracing::info!(kind = %o.types.as_ref().map(|t| t.kind.as_str()).unwrap_or(""), name = %name, "topology: created");
         }
         Some(_) if create_only => {}
         Some(have) => {
             let have = serde_json::to_value(&have).unwrap_or_default();
-            let want = json!({"metadata": {"labels": obj["metadata"]["labels"]}, "spec": obj["spec"]});
+            let want =
+                json!({"metadata": {"labels": obj["metadata"]["labels"]}, "spec": obj["spec"]});
             if !contains(&have, &want) {
                 api.patch(&name, &PatchParams::default(), &Patch::Merge(&want))
                     .await?;
@@ -436,8 +463,12 @@ async fn write(
     }});
     if !contains(&serde_json::to_value(cluster).unwrap_or_default(), &want) {
         let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), ns);
-        api.patch(&cluster.name_any(), &PatchParams::default(), &Patch::Merge(&want))
-            .await?;
+        api.patch(
+            &cluster.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&want),
+        )
+        .await?;
     }
     let mds: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &md_resource());
     for md in &d.machine_deployments {
@@ -472,7 +503,8 @@ async fn write(
         .collect();
     for hc in mhcs.list(&lp).await?.items {
         if !keep_hc.contains(&hc.name_any().as_str()) && hc.metadata.deletion_timestamp.is_none() {
-            mhcs.delete(&hc.name_any(), &DeleteParams::default()).await?;
+            mhcs.delete(&hc.name_any(), &DeleteParams::default())
+                .await?;
         }
     }
     Ok(())
@@ -502,7 +534,12 @@ pub fn class_conditions(class: &ClusterClass, missing: &[String]) -> Vec<Desired
         _ => condition(ct::VARIABLES_READY, Status::True, "VariablesReady", ""),
     };
     let refs = if missing.is_empty() {
-        condition(ct::REF_VERSIONS_UP_TO_DATE, Status::True, "RefVersionsUpToDate", "")
+        condition(
+            ct::REF_VERSIONS_UP_TO_DATE,
+            Status::True,
+            "RefVersionsUpToDate",
+            "",
+        )
     } else {
         condition(
             ct::REF_VERSIONS_UP_TO_DATE,
@@ -519,10 +556,16 @@ pub fn class_refs(class: &ClusterClass) -> Vec<(String, ClusterClassTemplateRefe
     let s = &class.spec;
     let mut out = BTreeMap::new();
     if let Some(i) = &s.infrastructure {
-        out.insert("spec.infrastructure.templateRef".to_string(), i.template_ref.clone());
+        out.insert(
+            "spec.infrastructure.templateRef".to_string(),
+            i.template_ref.clone(),
+        );
     }
     if let Some(c) = &s.control_plane {
-        out.insert("spec.controlPlane.templateRef".into(), c.template_ref.clone());
+        out.insert(
+            "spec.controlPlane.templateRef".into(),
+            c.template_ref.clone(),
+        );
         if let Some(m) = &c.machine_infrastructure {
             out.insert(
                 "spec.controlPlane.machineInfrastructure.templateRef".into(),
@@ -530,13 +573,23 @@ pub fn class_refs(class: &ClusterClass) -> Vec<(String, ClusterClassTemplateRefe
             );
         }
     }
-    for md in s.workers.iter().flat_map(|w| w.machine_deployments.iter().flatten()) {
+    for md in s
+        .workers
+        .iter()
+        .flat_map(|w| w.machine_deployments.iter().flatten())
+    {
         out.insert(
-            format!("spec.workers.machineDeployments[{}].bootstrap.templateRef", md.class),
+            format!(
+                "spec.workers.machineDeployments[{}].bootstrap.templateRef",
+                md.class
+            ),
             md.bootstrap.template_ref.clone(),
         );
         out.insert(
-            format!("spec.workers.machineDeployments[{}].infrastructure.templateRef", md.class),
+            format!(
+                "spec.workers.machineDeployments[{}].infrastructure.templateRef",
+                md.class
+            ),
             md.infrastructure.template_ref.clone(),
         );
     }
@@ -572,11 +625,13 @@ pub async fn reconcile_class(
             .map(|v| slipway_api::clusterclass::ClusterClassStatusVariable {
                 name: v.name.clone(),
                 definitions_conflict: Some(false),
-                definitions: vec![slipway_api::clusterclass::ClusterClassStatusVariableDefinition {
-                    from: "inline".into(),
-                    required: v.required,
-                    schema: v.schema.clone(),
-                }],
+                definitions: vec![
+                    slipway_api::clusterclass::ClusterClassStatusVariableDefinition {
+                        from: "inline".into(),
+                        required: v.required,
+                        schema: v.schema.clone(),
+                    },
+                ],
             })
             .collect(),
     );

@@ -69,8 +69,8 @@ pub fn enabled(p: &ClusterClassPatch, global: &Value) -> Result<bool, String> {
     let Some(cond) = &p.enabled_if else {
         return Ok(true);
     };
-    let out = gotmpl::render(cond, global)
-        .map_err(|e| format!("patch {:?}: enabledIf: {e}", p.name))?;
+    let out =
+        gotmpl::render(cond, global).map_err(|e| format!("patch {:?}: enabledIf: {e}", p.name))?;
     Ok(out.trim() == "true")
 }
 
@@ -82,8 +82,9 @@ fn value_of(op: &JsonPatch, data: &Value) -> Result<Option<Value>, String> {
         }
         if let Some(tpl) = &from.template {
             let text = gotmpl::render(tpl, data)?;
-            let v: Value = serde_saphyr::from_str(&text)
-                .map_err(|e| format!("valueFrom.template rendered {text:?}, which is not YAML: {e}"))?;
+            let v: Value = serde_saphyr::from_str(&text).map_err(|e| {
+                format!("valueFrom.template rendered {text:?}, which is not YAML: {e}")
+            })?;
             return Ok(Some(v));
         }
         return Err("valueFrom needs variable or template".into());
@@ -121,11 +122,7 @@ pub fn apply(
                     let at = || {
                         format!(
                             "patch {:?}: definitions[{di}].jsonPatches[{ji}] ({} {}) on {} {}",
-                            p.name,
-                            op.op,
-                            op.path,
-                            def.selector.kind,
-                            tname
+                            p.name, op.op, op.path, def.selector.kind, tname
                         )
                     };
                     let value = value_of(op, &t.data).map_err(|e| format!("{}: {e}", at()))?;
@@ -231,8 +228,9 @@ mod tests {
         let global = json!({"imageRepository": "repo.example", "builtin": {"cluster": {"name": "c1", "version": "v1.31.0"}}});
         apply(&patches(PATCHES), &global, &mut t).unwrap();
         assert_eq!(
-            t[0].template
-                .pointer("/spec/template/spec/kubeadmConfigSpec/clusterConfiguration/imageRepository"),
+            t[0].template.pointer(
+                "/spec/template/spec/kubeadmConfigSpec/clusterConfiguration/imageRepository"
+            ),
             Some(&json!("repo.example"))
         );
         assert!(t[0].template.pointer("/spec/template/spec/never").is_none());

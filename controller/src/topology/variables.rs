@@ -5,11 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
-use slipway_api::{
-    Cluster,
-    cluster::ClusterVariable,
-    clusterclass::ClusterClassVariable,
-};
+use slipway_api::{Cluster, cluster::ClusterVariable, clusterclass::ClusterClassVariable};
 
 /// Resolved variable values by name (user variables only; builtins are added per target).
 pub type Values = BTreeMap<String, Value>;
@@ -182,7 +178,11 @@ mod tests {
                 false,
                 json!({"type": "string", "default": "registry.k8s.io", "maxLength": 40}),
             ),
-            def("replicasHint", true, json!({"type": "integer", "minimum": 1})),
+            def(
+                "replicasHint",
+                true,
+                json!({"type": "integer", "minimum": 1}),
+            ),
             def(
                 "httpProxy",
                 false,
@@ -212,7 +212,10 @@ mod tests {
             "md-0",
         )
         .unwrap();
-        assert_eq!(got["httpProxy"], json!({"url": "http://p", "enabled": false}));
+        assert_eq!(
+            got["httpProxy"],
+            json!({"url": "http://p", "enabled": false})
+        );
         assert_eq!(got["replicasHint"], json!(5), "override wins");
 
         let cases: Vec<(Vec<ClusterVariable>, &str)> = vec![
@@ -221,10 +224,7 @@ mod tests {
                 vec![val("replicasHint", json!(0))],
                 "variable \"replicasHint\" is invalid",
             ),
-            (
-                vec![val("replicasHint", json!("three"))],
-                "replicasHint",
-            ),
+            (vec![val("replicasHint", json!("three"))], "replicasHint"),
             (
                 vec![
                     val("replicasHint", json!(1)),

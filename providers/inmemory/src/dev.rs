@@ -24,7 +24,8 @@ use crate::{
     api::{InMemoryClusterSpec, InMemoryMachineSpec, MachineSimulation},
 };
 
-const DOCKER_REFUSED: &str = "backend.docker is not supported by slipway (it runs no Docker backend); use backend.inMemory";
+const DOCKER_REFUSED: &str =
+    "backend.docker is not supported by slipway (it runs no Docker backend); use backend.inMemory";
 
 /// Desired state of a DevCluster.
 #[skip_serializing_none]
@@ -70,9 +71,11 @@ pub struct DevClusterSpec {
 #[x_kube(validation = Rule::new("has(self.inMemory)").message("backend.inMemory is required"))]
 pub struct DevClusterBackend {
     /// Docker backend (refused).
+    #[serde(default)]
     #[schemars(schema_with = "open_object")]
     pub docker: Option<serde_json::Value>,
     /// In-memory backend (no settings).
+    #[serde(default)]
     #[schemars(schema_with = "open_object")]
     pub in_memory: Option<serde_json::Value>,
 }
@@ -168,6 +171,7 @@ pub struct DevMachineSpec {
 #[x_kube(validation = Rule::new("has(self.inMemory)").message("backend.inMemory is required"))]
 pub struct DevMachineBackend {
     /// Docker backend (refused).
+    #[serde(default)]
     #[schemars(schema_with = "open_object")]
     pub docker: Option<serde_json::Value>,
     /// In-memory backend.
@@ -297,8 +301,9 @@ pub fn machine_spec(spec: &DevMachineSpec) -> Result<InMemoryMachineSpec, String
         match p.as_ref().and_then(|p| p.provisioning.as_ref()) {
             None => Ok((0.0, 0.0)),
             Some(p) => {
-                let d = go_duration_seconds(&p.startup_duration)
-                    .map_err(|e| format!("backend.inMemory.{field}.provisioning.startupDuration: {e}"))?;
+                let d = go_duration_seconds(&p.startup_duration).map_err(|e| {
+                    format!("backend.inMemory.{field}.provisioning.startupDuration: {e}")
+                })?;
                 let j = match &p.startup_jitter {
                     Some(j) => j.parse::<f64>().map_err(|_| {
                         format!("backend.inMemory.{field}.provisioning.startupJitter {j:?} is not a number")
@@ -351,7 +356,9 @@ fn cluster_of(d: &DevCluster) -> Result<InMemoryCluster, ProviderError> {
     })
 }
 
-fn cluster_scope(s: &ClusterScope<DevCluster>) -> Result<ClusterScope<InMemoryCluster>, ProviderError> {
+fn cluster_scope(
+    s: &ClusterScope<DevCluster>,
+) -> Result<ClusterScope<InMemoryCluster>, ProviderError> {
     Ok(ClusterScope {
         cluster: s.cluster.clone(),
         infra: Arc::new(cluster_of(&s.infra)?),
@@ -406,7 +413,9 @@ impl InfrastructureProvider for Dev {
         scope: &MachineScope<DevCluster, DevMachine>,
         bootstrap: &BootstrapData,
     ) -> Result<MachineOutcome, ProviderError> {
-        self.0.reconcile_machine(&machine_scope(scope)?, bootstrap).await
+        self.0
+            .reconcile_machine(&machine_scope(scope)?, bootstrap)
+            .await
     }
 
     async fn delete_machine(
@@ -423,7 +432,13 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        for (s, want) in [("10s", 10.0), ("1m30s", 90.0), ("500ms", 0.5), ("1h", 3600.0), ("2.5s", 2.5)] {
+        for (s, want) in [
+            ("10s", 10.0),
+            ("1m30s", 90.0),
+            ("500ms", 0.5),
+            ("1h", 3600.0),
+            ("2.5s", 2.5),
+        ] {
             assert_eq!(go_duration_seconds(s).unwrap(), want, "{s}");
         }
         for bad in ["", "10", "10x", "s"] {
@@ -433,12 +448,13 @@ mod tests {
 
     #[test]
     fn upstream_in_memory_backend_maps_to_simulated_delays_and_docker_is_refused() {
-        let spec: DevMachineSpec = serde_json::from_value(serde_json::json!({"backend": {"inMemory": {
+        let spec: DevMachineSpec =
+            serde_json::from_value(serde_json::json!({"backend": {"inMemory": {
             "vm": {"provisioning": {"startupDuration": "10s", "startupJitter": "0.2"}},
             "node": {"provisioning": {"startupDuration": "2s", "startupJitter": "0.2"}},
             "apiServer": {"provisioning": {"startupDuration": "2s", "startupJitter": "0.2"}},
             "etcd": {"provisioning": {"startupDuration": "3s", "startupJitter": "0.2"}}}}}))
-        .unwrap();
+            .unwrap();
         let sim = machine_spec(&spec).unwrap().simulation.unwrap();
         assert_eq!(sim.vm_startup_seconds, Some(10.0));
         assert_eq!(sim.node_startup_seconds, Some(2.0));
@@ -447,6 +463,10 @@ mod tests {
 
         let docker: DevMachineSpec =
             serde_json::from_value(serde_json::json!({"backend": {"docker": {}}})).unwrap();
-        assert!(machine_spec(&docker).unwrap_err().contains("backend.docker is not supported"));
+        assert!(
+            machine_spec(&docker)
+                .unwrap_err()
+                .contains("backend.docker is not supported")
+        );
     }
 }

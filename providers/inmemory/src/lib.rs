@@ -26,9 +26,7 @@ mod plugin;
 pub mod pods;
 pub mod workload;
 
-pub use api::{
-    InMemoryCluster, InMemoryClusterTemplate, InMemoryMachine, InMemoryMachineTemplate,
-};
+pub use api::{InMemoryCluster, InMemoryClusterTemplate, InMemoryMachine, InMemoryMachineTemplate};
 pub use plugin::{Plugin, plugin};
 
 use std::{

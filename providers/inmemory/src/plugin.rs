@@ -11,8 +11,8 @@ use slipway_providers::{
 use slipway_runtime::runner::Runner;
 
 use crate::{
-    dev::{Dev, DevCluster, DevClusterTemplate, DevMachine, DevMachineTemplate},
     InMemory, InMemoryCluster, InMemoryClusterTemplate, InMemoryMachine, InMemoryMachineTemplate,
+    dev::{Dev, DevCluster, DevClusterTemplate, DevMachine, DevMachineTemplate},
 };
 
 /// The in-memory provider as a plugin.
