@@ -243,7 +243,7 @@ spec:
     );
     for (name, wants) in [
         ("noclass", vec!["ClusterClass default/absent"]),
-        ("notemplates", vec!["missing-cp"]),
+        ("notemplates", vec!["missing-infra", "spec.infrastructure.templateRef"]),
         ("badvar", vec!["\"count\"", "not defined"]),
     ] {
         eventually(60, &format!("{name}: TopologyReconciled False"), || {
