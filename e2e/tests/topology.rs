@@ -243,7 +243,10 @@ spec:
     );
     for (name, wants) in [
         ("noclass", vec!["ClusterClass default/absent"]),
-        ("notemplates", vec!["missing-infra", "spec.infrastructure.templateRef"]),
+        (
+            "notemplates",
+            vec!["missing-infra", "spec.infrastructure.templateRef"],
+        ),
         ("badvar", vec!["\"count\"", "not defined"]),
     ] {
         eventually(60, &format!("{name}: TopologyReconciled False"), || {
