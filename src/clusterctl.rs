@@ -181,6 +181,9 @@ pub struct BenchArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
+    /// Create the clusters as topology Clusters of one ClusterClass.
+    #[arg(long)]
+    topology: bool,
 }
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
@@ -200,6 +203,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         timeout: Duration::from_secs(a.timeout),
         plugins,
         infrastructure,
+        topology: a.topology,
     };
     let figures = runtime()?
         .block_on(slipway_ops::bench::run(cfg))

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 use crate::common::{
-    ApiEndpoint, Condition, ContractVersionedObjectReference, FailureDomain, ReplicaSummary,
+    ApiEndpoint, Condition, ContractVersionedObjectReference, FailureDomain, MachineDeletionSpec,
+    ObjectMeta, ReadinessGate, ReplicaSummary, Taint,
 };
 
 /// Desired state of a Cluster.
@@ -55,8 +56,8 @@ pub struct ClusterSpec {
     /// The infrastructure provider object (e.g. AWSCluster).
     #[x_kube(validation = Rule::new("self.apiGroup == oldSelf.apiGroup && self.kind == oldSelf.kind").message("infrastructureRef apiGroup and kind are immutable"))]
     pub infrastructure_ref: Option<ContractVersionedObjectReference>,
-    /// ClusterClass topology. Accepted for compatibility; slipway does not implement ClusterClass
-    /// and reports a TopologyUnsupported condition when it is set.
+    /// ClusterClass topology: when set, the topology controller creates and keeps in sync the
+    /// infrastructure cluster, control plane and workers from the class.
     pub topology: Option<Topology>,
     /// Extra conditions that must be true for the cluster to be Available.
     pub availability_gates: Option<Vec<crate::common::ReadinessGate>>,
@@ -90,7 +91,7 @@ pub struct NetworkRanges {
     pub cidr_blocks: Vec<String>,
 }
 
-/// ClusterClass topology (accepted, not acted on; see `ClusterSpec::topology`).
+/// ClusterClass topology: the Cluster's shape, built from its class by the topology controller.
 #[skip_serializing_none]
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -98,7 +99,14 @@ pub struct Topology {
     /// The ClusterClass.
     pub class_ref: TopologyClassRef,
     /// Kubernetes version of the cluster.
+    #[x_kube(validation = Rule::new("self.matches('^v?[0-9]+\\\\.[0-9]+\\\\.[0-9]+([-+].*)?$')").message("topology.version must look like v1.31.0"))]
     pub version: String,
+    /// The control plane.
+    pub control_plane: Option<ControlPlaneTopology>,
+    /// The workers.
+    pub workers: Option<WorkersTopology>,
+    /// Values of the class's variables.
+    pub variables: Option<Vec<ClusterVariable>>,
 }
 
 /// Reference to a ClusterClass.
@@ -106,9 +114,126 @@ pub struct Topology {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 pub struct TopologyClassRef {
     /// Name of the ClusterClass.
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Namespace of the ClusterClass (default: the Cluster's).
     pub namespace: Option<String>,
+}
+
+/// `topology.controlPlane`.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlaneTopology {
+    /// Labels and annotations of the control plane.
+    pub metadata: Option<ObjectMeta>,
+    /// Number of control-plane machines.
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+    /// Rollout (`after`).
+    pub rollout: Option<TopologyRollout>,
+    /// Health check override.
+    pub health_check: Option<TopologyHealthCheck>,
+    /// Deletion timeouts.
+    pub deletion: Option<MachineDeletionSpec>,
+    /// Node taints.
+    pub taints: Option<Vec<Taint>>,
+    /// Extra readiness gates.
+    pub readiness_gates: Option<Vec<ReadinessGate>>,
+    /// Variable overrides for the control plane.
+    pub variables: Option<VariableOverrides>,
+}
+
+/// `rollout` of a topology part.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+pub struct TopologyRollout {
+    /// Roll out machines created before this time.
+    pub after: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// Strategy (MachineDeployments).
+    pub strategy: Option<crate::machine::MachineDeploymentStrategy>,
+}
+
+/// A topology health check: enable/disable and override the class's.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologyHealthCheck {
+    /// Whether a MachineHealthCheck is created (default: when the class or topology defines checks).
+    pub enabled: Option<bool>,
+    /// Checks overriding the class's.
+    pub checks: Option<crate::machine::MachineHealthCheckChecks>,
+    /// Remediation overriding the class's.
+    pub remediation: Option<crate::clusterclass::HealthCheckRemediationClass>,
+}
+
+/// `topology.workers`.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkersTopology {
+    /// MachineDeployments.
+    #[x_kube(validation = Rule::new("self.all(x, self.exists_one(y, x.name == y.name))").message("machineDeployments names must be unique"))]
+    pub machine_deployments: Option<Vec<MachineDeploymentTopology>>,
+    /// MachinePools (not supported by slipway's topology controller).
+    #[serde(default)]
+    #[schemars(schema_with = "crate::clusterclass::any_json")]
+    pub machine_pools: Option<Vec<serde_json::Value>>,
+}
+
+/// One MachineDeployment of a topology.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MachineDeploymentTopology {
+    /// Labels and annotations.
+    pub metadata: Option<ObjectMeta>,
+    /// The MachineDeployment class.
+    #[schemars(length(min = 1, max = 256))]
+    pub class: String,
+    /// Name of this MachineDeployment within the topology.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Failure domain of its machines.
+    pub failure_domain: Option<String>,
+    /// Number of machines.
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+    /// Health check override.
+    pub health_check: Option<TopologyHealthCheck>,
+    /// Deletion order and timeouts.
+    #[serde(default)]
+    #[schemars(schema_with = "crate::clusterclass::any_json")]
+    pub deletion: Option<serde_json::Value>,
+    /// Node taints.
+    pub taints: Option<Vec<Taint>>,
+    /// Seconds a machine must be ready to count as available.
+    pub min_ready_seconds: Option<i32>,
+    /// Extra readiness gates.
+    pub readiness_gates: Option<Vec<ReadinessGate>>,
+    /// Rollout settings.
+    pub rollout: Option<TopologyRollout>,
+    /// Variable overrides for this MachineDeployment.
+    pub variables: Option<VariableOverrides>,
+}
+
+/// `variables.overrides`.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+pub struct VariableOverrides {
+    /// Values overriding the Cluster's.
+    pub overrides: Option<Vec<ClusterVariable>>,
+}
+
+/// A variable value.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+pub struct ClusterVariable {
+    /// Name of the variable.
+    #[schemars(length(min = 1, max = 256))]
+    pub name: String,
+    /// Its value (any JSON).
+    #[schemars(schema_with = "crate::clusterclass::any_json")]
+    pub value: serde_json::Value,
 }
 
 /// Observed state of a Cluster.

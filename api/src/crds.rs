@@ -21,6 +21,8 @@ pub fn core() -> Vec<CustomResourceDefinition> {
         KubeadmConfig::crd(),
         KubeadmConfigTemplate::crd(),
         KubeadmControlPlane::crd(),
+        ClusterClass::crd(),
+        KubeadmControlPlaneTemplate::crd(),
         ClusterProfile::crd(),
         KubeFedCluster::crd(),
     ]

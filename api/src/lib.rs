@@ -14,6 +14,7 @@
 
 pub mod bootstrap;
 pub mod cluster;
+pub mod clusterclass;
 pub mod common;
 pub mod controlplane;
 pub mod conversion;
@@ -24,6 +25,7 @@ pub mod registry;
 
 pub use bootstrap::{KubeadmConfig, KubeadmConfigTemplate};
 pub use cluster::Cluster;
+pub use clusterclass::{ClusterClass, KubeadmControlPlaneTemplate};
 pub use controlplane::KubeadmControlPlane;
 pub use machine::{Machine, MachineDeployment, MachineHealthCheck, MachineSet};
 pub use registry::{ClusterProfile, KubeFedCluster};

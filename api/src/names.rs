@@ -184,6 +184,10 @@ pub mod conditions {
     pub const REMEDIATING: &str = "Remediating";
     /// ClusterClass topology reconciled.
     pub const TOPOLOGY_RECONCILED: &str = "TopologyReconciled";
+    /// ClusterClass: its variable definitions are usable.
+    pub const VARIABLES_READY: &str = "VariablesReady";
+    /// ClusterClass: every template it references exists at a served version.
+    pub const REF_VERSIONS_UP_TO_DATE: &str = "RefVersionsUpToDate";
     /// Worker machines (Cluster) reported UpToDate.
     pub const WORKER_MACHINES_UP_TO_DATE: &str = "WorkerMachinesUpToDate";
     /// Control-plane machines (Cluster) reported UpToDate.

@@ -20,4 +20,5 @@ pub mod machine_deployment;
 pub mod machine_set;
 pub mod manager;
 pub mod plan;
+pub mod topology;
 pub mod version;

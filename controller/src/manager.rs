@@ -17,8 +17,8 @@ use kube::{
     runtime::{Controller, reflector::ObjectRef, watcher},
 };
 use slipway_api::{
-    Cluster, KubeadmConfig, KubeadmControlPlane, Machine, MachineDeployment, MachineSet,
-    names::labels,
+    Cluster, ClusterClass, KubeadmConfig, KubeadmControlPlane, Machine, MachineDeployment,
+    MachineSet, names::labels,
 };
 use slipway_providers::{Plugins, Role, Settings};
 use slipway_runtime::{
@@ -78,6 +78,7 @@ pub async fn run_with(ctx: Arc<Context>, opts: Options, plugins: Plugins) {
     futures::join!(
         providers,
         clusters(&runner, &plugins),
+        cluster_classes(&runner),
         control_planes(&runner),
         kubeadm_configs(&runner),
         machines(&runner, &plugins),
@@ -126,8 +127,39 @@ async fn clusters(runner: &Runner, plugins: &Plugins) {
         .watches(runner.api::<Machine>(), wc(), |o| labelled_cluster(&o));
     let c = watch_provider_kinds(runner, c, plugins, Role::InfrastructureCluster, cluster_of);
     let c = watch_provider_kinds(runner, c, plugins, Role::ControlPlane, cluster_of);
+    // A ClusterClass change reaches every Cluster built from it (templates rotate).
+    let store = c.store();
+    let c = c.watches(
+        runner.api::<ClusterClass>(),
+        wc(),
+        move |cc: ClusterClass| {
+            let (ns, name) = (cc.namespace(), cc.name_any());
+            store
+                .state()
+                .into_iter()
+                .filter(move |cl| {
+                    cl.spec.topology.as_ref().is_some_and(|t| {
+                        t.class_ref.name == name
+                            && t.class_ref.namespace.clone().or(cl.namespace()) == ns
+                    })
+                })
+                .map(|cl| ObjectRef::from_obj(cl.as_ref()))
+        },
+    );
     runner
         .run(c, "Cluster", runner.context(), cluster::reconcile)
+        .await;
+}
+
+async fn cluster_classes(runner: &Runner) {
+    let c = runner.controller::<ClusterClass>();
+    runner
+        .run(
+            c,
+            "ClusterClass",
+            runner.context(),
+            crate::topology::reconcile_class,
+        )
         .await;
 }
 

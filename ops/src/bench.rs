@@ -49,6 +49,47 @@ pub struct Config {
     pub plugins: Plugins,
     /// The `generate cluster` entry of the benchmarked provider (in-memory).
     pub infrastructure: Infrastructure,
+    /// Topology mode: one ClusterClass (in-memory kinds), each cluster one topology Cluster.
+    pub topology: bool,
+}
+
+/// The ClusterClass (and its templates) of the topology mode, in-memory kinds, no delays.
+fn topology_class() -> Vec<Value> {
+    let infra = "infrastructure.cluster.x-k8s.io/v1alpha1";
+    vec![
+        json!({"apiVersion": infra, "kind": "InMemoryClusterTemplate",
+            "metadata": {"name": "bench", "namespace": "default"},
+            "spec": {"template": {"spec": {}}}}),
+        json!({"apiVersion": infra, "kind": "InMemoryMachineTemplate",
+            "metadata": {"name": "bench", "namespace": "default"},
+            "spec": {"template": {"spec": {}}}}),
+        json!({"apiVersion": "controlplane.cluster.x-k8s.io/v1beta2", "kind": "KubeadmControlPlaneTemplate",
+            "metadata": {"name": "bench", "namespace": "default"},
+            "spec": {"template": {"spec": {"kubeadmConfigSpec": {}}}}}),
+        json!({"apiVersion": "bootstrap.cluster.x-k8s.io/v1beta2", "kind": "KubeadmConfigTemplate",
+            "metadata": {"name": "bench", "namespace": "default"},
+            "spec": {"template": {"spec": {"joinConfiguration": {}}}}}),
+        json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "ClusterClass",
+            "metadata": {"name": "bench", "namespace": "default"},
+            "spec": {
+                "infrastructure": {"templateRef": {"apiVersion": infra, "kind": "InMemoryClusterTemplate", "name": "bench"}},
+                "controlPlane": {
+                    "templateRef": {"apiVersion": "controlplane.cluster.x-k8s.io/v1beta2", "kind": "KubeadmControlPlaneTemplate", "name": "bench"},
+                    "machineInfrastructure": {"templateRef": {"apiVersion": infra, "kind": "InMemoryMachineTemplate", "name": "bench"}}},
+                "workers": {"machineDeployments": [{"class": "worker",
+                    "bootstrap": {"templateRef": {"apiVersion": "bootstrap.cluster.x-k8s.io/v1beta2", "kind": "KubeadmConfigTemplate", "name": "bench"}},
+                    "infrastructure": {"templateRef": {"apiVersion": infra, "kind": "InMemoryMachineTemplate", "name": "bench"}}}]}}}),
+    ]
+}
+
+fn topology_cluster(name: &str, cp: u32, workers: u32) -> Value {
+    json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "clusterNetwork": {"pods": {"cidrBlocks": ["192.168.0.0/16"]}, "services": {"cidrBlocks": ["10.128.0.0/12"]}},
+            "topology": {"classRef": {"name": "bench"}, "version": "v1.31.0",
+            "controlPlane": {"replicas": cp},
+            "workers": {"machineDeployments": [{"class": "worker", "name": "md-0", "replicas": workers}]}}}})
 }
 
 /// CPU seconds used by this process so far (user + system), from /proc.
@@ -329,8 +370,15 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
     let mut created_at: BTreeMap<String, Instant> = BTreeMap::new();
     let names: Vec<String> = (0..n).map(|i| format!("bench-{i:05}")).collect();
     let mut docs = vec![];
+    if cfg.topology {
+        for o in topology_class() {
+            create(&resolver, &o).await?;
+        }
+    }
     for name in &names {
-        let objs = if cfg.scale_workers.is_some() {
+        let objs = if cfg.topology {
+            vec![topology_cluster(name, cfg.control_plane, workers)]
+        } else if cfg.scale_workers.is_some() {
             // The flavor only emits a MachineDeployment for workers; start it at zero.
             let mut objs = manifests(&cfg.infrastructure, name, cfg.control_plane, 1)?;
             for o in objs.iter_mut().filter(|o| o["kind"] == "MachineDeployment") {

@@ -146,13 +146,19 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     let mut observed = Observed {
         generation: cluster.metadata.generation,
         paused: slipway_runtime::reconcile::is_paused(cluster, cluster.annotations()),
-        topology: cluster.spec.topology.is_some(),
+        topology: None,
         endpoint: cluster.spec.control_plane_endpoint.clone(),
         gates: cluster.spec.availability_gates.clone().unwrap_or_default(),
         ..Default::default()
     };
     let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
     let mut unserved = None;
+    let mut topology_requeue = false;
+    if !observed.paused && cluster.spec.topology.is_some() {
+        let outcome = crate::topology::reconcile(cluster, ctx).await?;
+        topology_requeue = outcome.requeue;
+        observed.topology = Some(outcome.condition);
+    }
     if !observed.paused {
         if let Some(r) = &cluster.spec.infrastructure_ref {
             match read_ref(ctx, &ns, r, "spec.infrastructureRef").await? {
@@ -311,6 +317,8 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     }
     Ok(match observed.probe {
         Probe::Failed(_) => Action::requeue(PROBE_RETRY),
+        // An upgrade step waits on objects the Cluster also watches; look again anyway.
+        _ if topology_requeue => Action::requeue(PROBE_RETRY),
         _ => Action::await_change(),
     })
 }

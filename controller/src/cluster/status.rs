@@ -111,8 +111,9 @@ pub struct Observed {
     pub paused: bool,
     /// Being deleted.
     pub deleting: bool,
-    /// spec.topology is set (not supported).
-    pub topology: bool,
+    /// The TopologyReconciled condition from the topology pass (`None`: no spec.topology, or
+    /// paused).
+    pub topology: Option<slipway_runtime::conditions::Desired>,
     /// The infrastructure cluster (`None`: not referenced or not found).
     pub infra: Option<InfraView>,
     /// Why the infrastructure cluster cannot be read at all (its kind is served by no CRD).
@@ -543,16 +544,8 @@ pub fn desired_status(o: &Observed, old: &ClusterStatus, now: Timestamp) -> Clus
     for d in activities(o) {
         set(&mut conds, d);
     }
-    if o.topology {
-        set(
-            &mut conds,
-            desired(
-                ct::TOPOLOGY_RECONCILED,
-                Status::False,
-                reasons::TOPOLOGY_UNSUPPORTED,
-                "spec.topology (ClusterClass) is not supported by slipway; define the control plane and workers explicitly",
-            ),
-        );
+    if let Some(t) = &o.topology {
+        set(&mut conds, t.clone());
     }
     if !o.deleting {
         set(
@@ -570,7 +563,12 @@ pub fn desired_status(o: &Observed, old: &ClusterStatus, now: Timestamp) -> Clus
     .into_iter()
     .map(|t| (t, conditions::get(&conds, t), Polarity::Positive))
     .collect();
-    if o.topology {
+    // As upstream, only a failed topology makes the Cluster unavailable; waiting for an upgrade
+    // step is informational.
+    if o.topology.as_ref().is_some_and(|t| {
+        t.status != Status::True
+            && (t.reason == "ReconcileFailed" || t.reason == "ClusterClassNotReconciled")
+    }) {
         inputs.push((
             ct::TOPOLOGY_RECONCILED,
             conditions::get(&conds, ct::TOPOLOGY_RECONCILED),

@@ -200,3 +200,37 @@ pub struct InMemoryMachineTemplateResource {
     /// Spec of created InMemoryMachines.
     pub spec: InMemoryMachineSpec,
 }
+
+/// Desired state of an InMemoryClusterTemplate (the infrastructure cluster template of a
+/// ClusterClass).
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "infrastructure.cluster.x-k8s.io",
+    version = "v1alpha1",
+    kind = "InMemoryClusterTemplate",
+    plural = "inmemoryclustertemplates",
+    namespaced,
+    status = "TemplateStatus",
+    shortname = "imct",
+    category = "cluster-api",
+    label("cluster.x-k8s.io/v1beta2", "v1alpha1"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+pub struct InMemoryClusterTemplateSpec {
+    /// The template.
+    pub template: InMemoryClusterTemplateResource,
+}
+
+/// The object an InMemoryClusterTemplate stamps out.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+pub struct InMemoryClusterTemplateResource {
+    /// Labels and annotations.
+    pub metadata: Option<ObjectMeta>,
+    /// Spec of the created InMemoryCluster.
+    pub spec: InMemoryClusterSpec,
+}

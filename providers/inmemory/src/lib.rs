@@ -21,11 +21,12 @@
 
 pub mod api;
 pub mod boot;
+pub mod dev;
 mod plugin;
 pub mod pods;
 pub mod workload;
 
-pub use api::{InMemoryCluster, InMemoryMachine, InMemoryMachineTemplate};
+pub use api::{InMemoryCluster, InMemoryClusterTemplate, InMemoryMachine, InMemoryMachineTemplate};
 pub use plugin::{Plugin, plugin};
 
 use std::{

@@ -10,7 +10,10 @@ use slipway_providers::{
 };
 use slipway_runtime::runner::Runner;
 
-use crate::{InMemory, InMemoryCluster, InMemoryMachine, InMemoryMachineTemplate};
+use crate::{
+    InMemory, InMemoryCluster, InMemoryClusterTemplate, InMemoryMachine, InMemoryMachineTemplate,
+    dev::{Dev, DevCluster, DevClusterTemplate, DevMachine, DevMachineTemplate},
+};
 
 /// The in-memory provider as a plugin.
 #[derive(Clone, Copy, Debug, Default)]
@@ -31,6 +34,11 @@ impl slipway_providers::Plugin for Plugin {
             InMemoryCluster::crd(),
             InMemoryMachine::crd(),
             InMemoryMachineTemplate::crd(),
+            InMemoryClusterTemplate::crd(),
+            DevCluster::crd(),
+            DevClusterTemplate::crd(),
+            DevMachine::crd(),
+            DevMachineTemplate::crd(),
         ]
     }
 
@@ -38,6 +46,8 @@ impl slipway_providers::Plugin for Plugin {
         vec![
             ProvidedKind::of::<InMemoryCluster>(Role::InfrastructureCluster, Some("in-memory")),
             ProvidedKind::of::<InMemoryMachine>(Role::InfrastructureMachine, None),
+            ProvidedKind::of::<DevCluster>(Role::InfrastructureCluster, Some("in-memory")),
+            ProvidedKind::of::<DevMachine>(Role::InfrastructureMachine, None),
         ]
     }
 
@@ -59,10 +69,16 @@ impl slipway_providers::Plugin for Plugin {
     }
 
     fn run(&self, runner: Runner, settings: Settings) -> BoxFuture<'static, ()> {
-        Box::pin(slipway_providers::infra::run(
-            runner,
-            InMemory::new(settings.data_dir),
-        ))
+        // Cluster API's Dev kinds run on their own in-memory provider (own data dir).
+        let dev = Dev::new(std::sync::Arc::new(InMemory::new(
+            settings.data_dir.join("dev"),
+        )));
+        Box::pin(async move {
+            futures::join!(
+                slipway_providers::infra::run(runner.clone(), InMemory::new(settings.data_dir)),
+                slipway_providers::infra::run(runner, dev),
+            );
+        })
     }
 }
 
