@@ -21,6 +21,7 @@ pub fn core() -> Vec<CustomResourceDefinition> {
         KubeadmConfig::crd(),
         KubeadmConfigTemplate::crd(),
         KubeadmControlPlane::crd(),
+        KubeadmControlPlaneTemplate::crd(),
         ClusterProfile::crd(),
         KubeFedCluster::crd(),
     ]
