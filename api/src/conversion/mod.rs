@@ -80,9 +80,59 @@ impl Default for Context<'_> {
     }
 }
 
+/// A kind whose table lives outside this crate (a provider's kinds), converted here once
+/// registered.
+#[derive(Clone, Copy, Debug)]
+pub struct Registered {
+    /// API group.
+    pub group: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// Its table.
+    pub table: fn() -> Vec<ops::Op>,
+}
+
+// Why a process-wide list: the plane and the webhook convert by `(group, kind)` and must not
+// name providers (dependencies point from providers to this crate), so providers add theirs.
+static REGISTERED: std::sync::RwLock<Vec<Registered>> = std::sync::RwLock::new(Vec::new());
+
+/// Adds provider kinds to the ones converted here (a kind already known is left as it is).
+pub fn register(kinds: &[Registered]) {
+    let mut list = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
+    for k in kinds {
+        if !handles_core(k.group, k.kind)
+            && !list.iter().any(|r| r.group == k.group && r.kind == k.kind)
+        {
+            list.push(*k);
+        }
+    }
+}
+
+/// Every registered provider kind.
+pub fn registered() -> Vec<Registered> {
+    REGISTERED.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn handles_core(group: &str, kind: &str) -> bool {
+    KINDS.iter().any(|(g, k)| *g == group && *k == kind)
+}
+
 /// Whether `(group, kind)` converts between v1beta1 and v1beta2 here.
 pub fn handles(group: &str, kind: &str) -> bool {
-    KINDS.iter().any(|(g, k)| *g == group && *k == kind)
+    handles_core(group, kind)
+        || registered()
+            .iter()
+            .any(|r| r.group == group && r.kind == kind)
+}
+
+/// The table of `(group, kind)`, core or registered.
+pub fn table_of(group: &str, kind: &str) -> Option<Vec<ops::Op>> {
+    tables::table(group, kind).or_else(|| {
+        registered()
+            .iter()
+            .find(|r| r.group == group && r.kind == kind)
+            .map(|r| (r.table)())
+    })
 }
 
 /// Converts `obj` (at the version its apiVersion names) to `to_version` of the same group.
@@ -98,7 +148,7 @@ pub fn convert(obj: &Value, to_version: &str, ctx: &Context<'_>) -> Result<Value
         return Ok(obj.clone());
     }
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
-    let table = tables::table(group, kind)
+    let table = table_of(group, kind)
         .ok_or_else(|| ConversionError::failed(&format!("no conversion for {kind}.{group}")))?;
     let dir = match (from_version, to_version) {
         (SPOKE, HUB) => ops::Dir::Up,
@@ -134,7 +184,8 @@ pub fn convert(obj: &Value, to_version: &str, ctx: &Context<'_>) -> Result<Value
         .map_err(|e| ConversionError::failed(&format!("mapping back: {e}")))?;
     // The source went through its own schema when it was written: compare like with like.
     (ctx.normalize)(from_version, &mut again);
-    let lost = residual::diff(&source, &again);
+    let mut lost = residual::diff(&source, &again);
+    guard_refs(&mut lost, &table, from_version, &again);
     if !lost.is_empty() {
         let meta = out
             .as_object_mut()
@@ -152,6 +203,32 @@ pub fn convert(obj: &Value, to_version: &str, ctx: &Context<'_>) -> Result<Value
         }
     }
     Ok(out)
+}
+
+/// Ties what a reference lost (its `uid`, `namespace`, exact `apiVersion`) to the reference
+/// as mapping back produced it, so a reference changed in the other version meanwhile gets
+/// none of the old one's fields back.
+fn guard_refs(lost: &mut [residual::Entry], table: &[ops::Op], from_version: &str, again: &Value) {
+    let refs: Vec<Vec<String>> = table
+        .iter()
+        .filter_map(|op| match op {
+            ops::Op::Ref(a, b) => Some(if from_version == SPOKE { a } else { b }),
+            ops::Op::NodeRef(a) => Some(a),
+            _ => None,
+        })
+        .map(|p| p.split('.').map(str::to_string).collect())
+        .collect();
+    for e in lost.iter_mut() {
+        let Some(r) = refs
+            .iter()
+            .find(|r| e.path.len() > r.len() && e.path.starts_with(r))
+        else {
+            continue;
+        };
+        if let Some(v) = residual::at(again, r) {
+            e.guard = Some((r.clone(), v.clone()));
+        }
+    }
 }
 
 /// Removes the residual annotation (and an annotations map it leaves empty); returns it.

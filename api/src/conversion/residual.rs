@@ -18,6 +18,10 @@ pub struct Entry {
     pub value: Option<Value>,
     /// The value mapping back produced (`None`: absent).
     pub seen: Option<Value>,
+    /// A value elsewhere that must still be what it was for the entry to apply: the object
+    /// reference an entry belongs to (a ref's `uid` is restored only into the ref it was
+    /// taken from, not into one renamed meanwhile).
+    pub guard: Option<(Vec<String>, Value)>,
 }
 
 /// The leaves where `want` and `got` differ. `apiVersion`, `kind` and `metadata` are the
@@ -51,19 +55,32 @@ fn walk(want: Option<&Value>, got: Option<&Value>, path: &mut Vec<String>, out: 
             path: path.clone(),
             value: w.cloned(),
             seen: g.cloned(),
+            guard: None,
         }),
         _ => {}
     }
 }
 
-fn at<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
+/// The value at a path of object keys.
+pub fn at<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, k| v.get(k))
 }
 
 /// Applies recorded entries whose `seen` value is still what `obj` holds.
 pub fn restore(obj: &mut Value, entries: &[Entry]) {
-    for e in entries {
-        if at(obj, &e.path) != e.seen.as_ref() {
+    // Decided on the object as mapping produced it, before any entry changes it (an entry may
+    // change the value another one's guard looks at).
+    let apply: Vec<bool> = entries
+        .iter()
+        .map(|e| {
+            at(obj, &e.path) == e.seen.as_ref()
+                && e.guard
+                    .as_ref()
+                    .is_none_or(|(path, value)| at(obj, path) == Some(value))
+        })
+        .collect();
+    for (e, ok) in entries.iter().zip(apply) {
+        if !ok {
             continue;
         }
         match &e.value {
@@ -118,6 +135,9 @@ pub fn encode(version: &str, entries: &[Entry]) -> String {
             if let Some(v) = &e.seen {
                 m.insert("seen".into(), v.clone());
             }
+            if let Some((path, value)) = &e.guard {
+                m.insert("if".into(), json!({"path": path, "value": value}));
+            }
             Value::Object(m)
         })
         .collect();
@@ -143,10 +163,19 @@ pub fn decode(version: &str, s: &str) -> Vec<Entry> {
                         .iter()
                         .map(|k| k.as_str().map(str::to_string))
                         .collect::<Option<Vec<_>>>()?;
+                    let guard = e.get("if").and_then(|g| {
+                        let path = g["path"]
+                            .as_array()?
+                            .iter()
+                            .map(|k| k.as_str().map(str::to_string))
+                            .collect::<Option<Vec<_>>>()?;
+                        Some((path, g.get("value")?.clone()))
+                    });
                     Some(Entry {
                         path,
                         value: e.get("value").cloned(),
                         seen: e.get("seen").cloned(),
+                        guard,
                     })
                 })
                 .collect()
@@ -181,6 +210,23 @@ mod tests {
         let mut changed = json!({"spec": {"a": "20m0s"}});
         restore(&mut changed, &entries);
         assert_eq!(changed, json!({"spec": {"a": "20m0s"}}));
+        let mut same = got.clone();
+        restore(&mut same, &entries);
+        assert_eq!(same, want);
+    }
+
+    #[test]
+    fn a_guarded_entry_applies_only_while_its_guard_holds() {
+        let want = json!({"spec": {"ref": {"name": "a", "uid": "u1"}}});
+        let got = json!({"spec": {"ref": {"name": "a"}}});
+        let mut entries = diff(&want, &got);
+        let ref_path = vec!["spec".to_string(), "ref".to_string()];
+        entries[0].guard = Some((ref_path.clone(), got["spec"]["ref"].clone()));
+        let entries = decode("v1beta1", &encode("v1beta1", &entries));
+        assert_eq!(entries[0].guard.as_ref().map(|g| &g.0), Some(&ref_path));
+        let mut renamed = json!({"spec": {"ref": {"name": "b"}}});
+        restore(&mut renamed, &entries);
+        assert_eq!(renamed, json!({"spec": {"ref": {"name": "b"}}}));
         let mut same = got.clone();
         restore(&mut same, &entries);
         assert_eq!(same, want);

@@ -81,6 +81,31 @@ fn columns(kind: &str) -> Vec<CustomResourceColumnDefinition> {
             ),
             column("Ready", "boolean", ".status.ready"),
         ],
+        // CAPA's v1beta1 columns.
+        "AWSCluster" | "AWSManagedControlPlane" => vec![
+            column(
+                "Cluster",
+                "string",
+                ".metadata.labels['cluster\\.x-k8s\\.io/cluster-name']",
+            ),
+            column("Ready", "string", ".status.ready"),
+            column("VPC", "string", ".spec.network.vpc.id"),
+            column("Bastion IP", "string", ".status.bastion.publicIp"),
+        ],
+        "AWSMachine" => vec![
+            column(
+                "Cluster",
+                "string",
+                ".metadata.labels['cluster\\.x-k8s\\.io/cluster-name']",
+            ),
+            column("State", "string", ".status.instanceState"),
+            column("Ready", "string", ".status.ready"),
+            column("InstanceID", "string", ".spec.providerID"),
+        ],
+        "AWSManagedMachinePool" => vec![
+            column("Ready", "string", ".status.ready"),
+            column("Replicas", "integer", ".status.replicas"),
+        ],
         _ => vec![],
     };
     cols.push(column("Age", "date", ".metadata.creationTimestamp"));
@@ -94,8 +119,9 @@ fn columns(kind: &str) -> Vec<CustomResourceColumnDefinition> {
     cols
 }
 
-/// Adds the v1beta1 version and webhook conversion to a CRD of a kind [`handles`] covers;
-/// other CRDs are returned unchanged.
+/// Adds the v1beta1 version and webhook conversion to a CRD of a kind [`handles`] covers
+/// (core kinds, and provider kinds once [`super::register`]ed); other CRDs are returned
+/// unchanged.
 pub fn with_v1beta1(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     let (group, kind) = (crd.spec.group.clone(), crd.spec.names.kind.clone());
     if !handles(&group, &kind) || crd.spec.versions.iter().any(|v| v.name == SPOKE) {

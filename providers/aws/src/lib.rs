@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod clients;
+pub mod conversion;
 pub mod creations;
 pub mod eks;
 pub mod error;

@@ -22,7 +22,10 @@ pub struct Plugin;
 
 /// The AWS provider's plugin, using the standard AWS chain for credentials, region and
 /// endpoints.
+/// Building it registers the v1beta1 conversions of its kinds, so the plane and the webhook
+/// of any process carrying the provider convert them.
 pub fn plugin() -> Plugin {
+    crate::conversion::register();
     Plugin
 }
 
@@ -32,6 +35,8 @@ impl slipway_providers::Plugin for Plugin {
     }
 
     fn crds(&self) -> Vec<CustomResourceDefinition> {
+        // A CRD served at v1beta1 must convert wherever it is served.
+        crate::conversion::register();
         vec![
             AWSManagedControlPlane::crd(),
             AWSCluster::crd(),
@@ -40,6 +45,9 @@ impl slipway_providers::Plugin for Plugin {
             AWSManagedCluster::crd(),
             AWSManagedMachinePool::crd(),
         ]
+        .into_iter()
+        .map(slipway_api::conversion::schema::with_v1beta1)
+        .collect()
     }
 
     fn kinds(&self) -> Vec<ProvidedKind> {
