@@ -17,6 +17,7 @@ pub mod kcp_machines;
 pub mod kcp_remediation;
 pub mod kubeadm_config;
 pub mod machine;
+pub mod machine_deletion;
 pub mod machine_deployment;
 pub mod machine_set;
 pub mod manager;
