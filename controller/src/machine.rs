@@ -529,7 +529,14 @@ async fn cleanup(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result
     let infra = ctx.resolver.get(&ns, &machine.spec.infrastructure_ref).await?;
     let hold = match &infra {
         Some(obj) if obj.metadata.deletion_timestamp.is_none() => {
-            crate::machine_deletion::before_infrastructure(ctx, machine, &mut new).await?
+            // A failing step (an unreachable workload API mid-drain) is shown, then retried.
+            match crate::machine_deletion::before_infrastructure(ctx, machine, &mut new).await {
+                Ok(h) => h,
+                Err(e) => Some(crate::machine_deletion::Hold {
+                    reason: reasons::DELETING,
+                    message: format!("Deletion step failed, retrying: {e}"),
+                }),
+            }
         }
         _ => None,
     };
