@@ -57,10 +57,12 @@ pub mod annotations {
     pub const PRE_DRAIN_HOOK_PREFIX: &str = "pre-drain.delete.hook.machine.cluster.x-k8s.io";
     /// Prefix of pre-terminate hook annotations: each holds a Machine's deletion before its
     /// infrastructure is deleted.
-    pub const PRE_TERMINATE_HOOK_PREFIX: &str = "pre-terminate.delete.hook.machine.cluster.x-k8s.io";
+    pub const PRE_TERMINATE_HOOK_PREFIX: &str =
+        "pre-terminate.delete.hook.machine.cluster.x-k8s.io";
     /// On a KubeadmControlPlane: a remediation is in progress (JSON: machine, timestamp,
     /// retryCount).
-    pub const REMEDIATION_IN_PROGRESS: &str = "controlplane.cluster.x-k8s.io/remediation-in-progress";
+    pub const REMEDIATION_IN_PROGRESS: &str =
+        "controlplane.cluster.x-k8s.io/remediation-in-progress";
     /// On a control-plane Machine: the remediation it replaces (same JSON).
     pub const REMEDIATION_FOR: &str = "controlplane.cluster.x-k8s.io/remediation-for";
     /// On a workload Pod: `skip` leaves it out of drains (upstream `cluster.x-k8s.io/drain`).

@@ -131,7 +131,8 @@ pub fn evict(api: &Api, call: &Call<'_>, name: &str) -> Result<Value, ApiError> 
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let success = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"});
+    let success =
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"});
     if pod.pointer("/metadata/deletionTimestamp").is_some() {
         return Ok(success);
     }
@@ -224,7 +225,10 @@ mod tests {
         );
         assert_eq!(b.allowed(), 0);
         assert_eq!(budget(&pdb(json!({"minAvailable": 1})), &pods).allowed(), 1);
-        assert_eq!(budget(&pdb(json!({"maxUnavailable": 0})), &pods).allowed(), 0);
+        assert_eq!(
+            budget(&pdb(json!({"maxUnavailable": 0})), &pods).allowed(),
+            0
+        );
         assert_eq!(
             budget(&pdb(json!({"minAvailable": "50%"})), &pods).desired_healthy,
             2,
@@ -241,7 +245,10 @@ mod tests {
         let p = pod("a", "web", true);
         assert!(selects(&pdb(json!({})), &p));
         assert!(!selects(&pdb(json!({})), &pod("d", "db", true)));
-        assert!(selects(&json!({"spec": {"selector": {}}}), &p), "empty selects all");
+        assert!(
+            selects(&json!({"spec": {"selector": {}}}), &p),
+            "empty selects all"
+        );
         assert!(!selects(&json!({"spec": {}}), &p), "missing selects none");
         let expr = json!({"spec": {"selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "api"]}]}}});
         assert!(selects(&expr, &p));

@@ -313,9 +313,15 @@ async fn route(
         Some("eviction") if res.group.is_empty() && res.plural == "pods" => {
             let name = target.name.as_deref().ok_or_else(not_found)?;
             if *method != Method::POST {
-                return Err(ApiError::method_not_supported(method.as_str(), "pods/eviction"));
+                return Err(ApiError::method_not_supported(
+                    method.as_str(),
+                    "pods/eviction",
+                ));
             }
-            return Ok(json_response(201, &crate::eviction::evict(api, &call, name)?));
+            return Ok(json_response(
+                201,
+                &crate::eviction::evict(api, &call, name)?,
+            ));
         }
         Some(_) => return Err(not_found()),
     };

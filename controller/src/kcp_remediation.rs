@@ -125,9 +125,7 @@ pub async fn reconcile(
                 deleting: m.metadata.deletion_timestamp.is_some(),
                 unhealthy,
                 remediation_asked: is(m, ct::OWNER_REMEDIATED, "False"),
-                remediate_annotation: m
-                    .annotations()
-                    .contains_key(annotations::REMEDIATE_MACHINE),
+                remediate_annotation: m.annotations().contains_key(annotations::REMEDIATE_MACHINE),
                 etcd_member: member,
                 etcd_healthy: member && !unhealthy && is(m, ct::NODE_READY, "True"),
                 remediation_for: m
@@ -159,7 +157,12 @@ pub async fn reconcile(
                 set_machine_conditions(
                     &mapi,
                     m,
-                    vec![desired(ct::OWNER_REMEDIATED, Status::False, reason, message)],
+                    vec![desired(
+                        ct::OWNER_REMEDIATED,
+                        Status::False,
+                        reason,
+                        message,
+                    )],
                     now,
                 )
                 .await?;

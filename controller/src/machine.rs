@@ -526,7 +526,10 @@ async fn cleanup(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result
     let now = (ctx.clock)();
     // Hooks, drain and volume detach come first, as upstream orders them, but only while the
     // infrastructure is still there: once it is going there is no Node left to protect.
-    let infra = ctx.resolver.get(&ns, &machine.spec.infrastructure_ref).await?;
+    let infra = ctx
+        .resolver
+        .get(&ns, &machine.spec.infrastructure_ref)
+        .await?;
     let hold = match &infra {
         Some(obj) if obj.metadata.deletion_timestamp.is_none() => {
             // A failing step (an unreachable workload API mid-drain) is shown, then retried.

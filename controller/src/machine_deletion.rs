@@ -54,7 +54,9 @@ pub async fn before_infrastructure(
     status: &mut MachineStatus,
 ) -> Result<Option<Hold>, Error> {
     let now = (ctx.clock)();
-    let deletion = status.deletion.get_or_insert_with(MachineDeletionStatus::default);
+    let deletion = status
+        .deletion
+        .get_or_insert_with(MachineDeletionStatus::default);
     let pre_drain = hooks(machine.annotations(), annotations::PRE_DRAIN_HOOK_PREFIX);
     if !pre_drain.is_empty() {
         started(&mut deletion.wait_for_pre_drain_hook_start_time, now);
@@ -69,7 +71,10 @@ pub async fn before_infrastructure(
     if let Some(hold) = drain(ctx, machine, deletion, now).await? {
         return Ok(Some(hold));
     }
-    let pre_terminate = hooks(machine.annotations(), annotations::PRE_TERMINATE_HOOK_PREFIX);
+    let pre_terminate = hooks(
+        machine.annotations(),
+        annotations::PRE_TERMINATE_HOOK_PREFIX,
+    );
     if !pre_terminate.is_empty() {
         started(&mut deletion.wait_for_pre_terminate_hook_start_time, now);
         return Ok(Some(Hold {
@@ -84,10 +89,7 @@ pub async fn before_infrastructure(
 }
 
 /// The workload client and the Machine's Node, when both are there to drain.
-async fn node_of(
-    ctx: &Context,
-    machine: &Machine,
-) -> Result<Option<(Client, Node)>, Error> {
+async fn node_of(ctx: &Context, machine: &Machine) -> Result<Option<(Client, Node)>, Error> {
     let Some(name) = machine
         .status
         .as_ref()
@@ -249,19 +251,21 @@ async fn drain_round(
         return Ok(None);
     }
     let rules = rules_for(ctx, machine).await?;
-    let ns_labels: BTreeMap<String, BTreeMap<String, String>> =
-        if rules.iter().any(|r| r.pods.iter().any(|p| p.namespace_selector.is_some())) {
-            Api::<Namespace>::all(client.clone())
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| werr("listing namespaces", e))?
-                .items
-                .into_iter()
-                .map(|n| (n.name_any(), n.labels().clone()))
-                .collect()
-        } else {
-            BTreeMap::new()
-        };
+    let ns_labels: BTreeMap<String, BTreeMap<String, String>> = if rules
+        .iter()
+        .any(|r| r.pods.iter().any(|p| p.namespace_selector.is_some()))
+    {
+        Api::<Namespace>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| werr("listing namespaces", e))?
+            .items
+            .into_iter()
+            .map(|n| (n.name_any(), n.labels().clone()))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     let views: Vec<PodView> = pods
         .iter()
         .map(|p| {
@@ -308,7 +312,9 @@ async fn drain_round(
             Err(e) => return Err(werr("evicting", e)),
         }
     }
-    if blocked.is_empty() && round.terminating.is_empty() && round.waiting_completion.is_empty()
+    if blocked.is_empty()
+        && round.terminating.is_empty()
+        && round.waiting_completion.is_empty()
         && round.later.is_empty()
     {
         // Everything left was evicted now; the next round confirms the Pods are gone.

@@ -181,7 +181,9 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
         }
         let live: Vec<&Machine> = machines
             .iter()
-            .filter(|m| m.metadata.deletion_timestamp.is_none() && !remediated.contains(&m.name_any()))
+            .filter(|m| {
+                m.metadata.deletion_timestamp.is_none() && !remediated.contains(&m.name_any())
+            })
             .collect();
         let ready_n = live
             .iter()
@@ -381,7 +383,11 @@ async fn remediate(
         && let Some(md) = Api::<slipway_api::MachineDeployment>::namespaced(ctx.client.clone(), &ns)
             .get_opt(md)
             .await?
-        && let Some(v) = md.spec.remediation.as_ref().and_then(|r| r.max_in_flight.as_ref())
+        && let Some(v) = md
+            .spec
+            .remediation
+            .as_ref()
+            .and_then(|r| r.max_in_flight.as_ref())
     {
         let max = match v {
             k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) => *i,
@@ -420,7 +426,10 @@ async fn remediate(
             .normal(
                 ms,
                 "MachineRemediated",
-                format!("Deleted unhealthy machine {:?} (a replacement follows)", m.name_any()),
+                format!(
+                    "Deleted unhealthy machine {:?} (a replacement follows)",
+                    m.name_any()
+                ),
             )
             .await;
         done.push(m.name_any());

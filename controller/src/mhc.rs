@@ -158,13 +158,8 @@ pub async fn reconcile(mhc: Arc<MachineHealthCheck>, ctx: Arc<Context>) -> Resul
     let old = mhc.status.clone().unwrap_or_default();
     let mut status = old.clone();
     let mut conds = status.conditions.take().unwrap_or_default();
-    if slipway_runtime::reconcile::paused_condition(
-        &mut conds,
-        &cluster,
-        mhc.annotations(),
-        g,
-        now,
-    ) {
+    if slipway_runtime::reconcile::paused_condition(&mut conds, &cluster, mhc.annotations(), g, now)
+    {
         status.conditions = Some(conds);
         write_status(&api, &mhc.name_any(), Some(&old), &status).await?;
         return Ok(Action::await_change());
@@ -212,14 +207,8 @@ pub async fn reconcile(mhc: Arc<MachineHealthCheck>, ctx: Arc<Context>) -> Resul
         .map(|m| {
             let mc = machine_conds(m);
             let t = Target {
-                created: m
-                    .metadata
-                    .creation_timestamp
-                    .as_ref()
-                    .map_or(now, |t| t.0),
-                remediate_annotation: m
-                    .annotations()
-                    .contains_key(annotations::REMEDIATE_MACHINE),
+                created: m.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0),
+                remediate_annotation: m.annotations().contains_key(annotations::REMEDIATE_MACHINE),
                 control_plane: m.labels().contains_key(labels::CONTROL_PLANE),
                 infra_ready_since: since(&mc, ct::INFRASTRUCTURE_READY),
                 node: node_state(m, node_map.as_ref()),

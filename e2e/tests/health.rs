@@ -141,24 +141,31 @@ fn a_notready_worker_is_replaced_once_remediation_is_allowed() {
     });
     let victim = workers(&m, "hw")[0].clone();
     let victim_name = name(&victim);
-    let node = victim["status"]["nodeRef"]["name"].as_str().unwrap().to_string();
+    let node = victim["status"]["nodeRef"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     set_ready(&m, &kc, &node, "False");
 
     // Gated: the machine is reported unhealthy, nothing is remediated, and the check says why.
-    eventually(30, "remediation held back by unhealthyLessThanOrEqualTo", || {
-        let h = m.json(&["get", "mhc", "hw-workers"]);
-        let allowed = cond_of(&h, "RemediationAllowed").ok_or("no RemediationAllowed")?;
-        let mach = m.json(&["get", "machine", &victim_name]);
-        let hc = cond_of(&mach, "HealthCheckSucceeded").ok_or("no HealthCheckSucceeded")?;
-        (allowed["status"] == "False"
-            && allowed["reason"] == "TooManyUnhealthy"
-            && hc["status"] == "False"
-            && hc["reason"] == "UnhealthyNode"
-            && h["status"]["currentHealthy"] == 1
-            && h["status"]["remediationsAllowed"] == 0)
-            .then_some(())
-            .ok_or_else(|| format!("{allowed} {hc} {:#}", h["status"]))
-    });
+    eventually(
+        30,
+        "remediation held back by unhealthyLessThanOrEqualTo",
+        || {
+            let h = m.json(&["get", "mhc", "hw-workers"]);
+            let allowed = cond_of(&h, "RemediationAllowed").ok_or("no RemediationAllowed")?;
+            let mach = m.json(&["get", "machine", &victim_name]);
+            let hc = cond_of(&mach, "HealthCheckSucceeded").ok_or("no HealthCheckSucceeded")?;
+            (allowed["status"] == "False"
+                && allowed["reason"] == "TooManyUnhealthy"
+                && hc["status"] == "False"
+                && hc["reason"] == "UnhealthyNode"
+                && h["status"]["currentHealthy"] == 1
+                && h["status"]["remediationsAllowed"] == 0)
+                .then_some(())
+                .ok_or_else(|| format!("{allowed} {hc} {:#}", h["status"]))
+        },
+    );
     let h = m.json(&["get", "mhc", "hw-workers"]);
     let msg = cond_of(&h, "RemediationAllowed").unwrap()["message"].clone();
     assert_eq!(
@@ -218,7 +225,10 @@ fn a_notready_worker_is_replaced_once_remediation_is_allowed() {
         .ok_or_else(|| format!("{:#}", h["status"]))
     });
     let nodes = m.nodes(&kc).unwrap();
-    assert!(!nodes.iter().any(|n| n.0 == node), "the old Node is gone: {nodes:?}");
+    assert!(
+        !nodes.iter().any(|n| n.0 == node),
+        "the old Node is gone: {nodes:?}"
+    );
 }
 
 #[test]
@@ -254,14 +264,27 @@ fn the_control_plane_keeps_etcd_quorum_while_remediating() {
             if let Some(c) = cond_of(&mach, "OwnerRemediated")
                 && c["reason"] == "CannotBeRemediated"
             {
-                return Ok((name(x), c["message"].as_str().unwrap_or_default().to_string()));
+                return Ok((
+                    name(x),
+                    c["message"].as_str().unwrap_or_default().to_string(),
+                ));
             }
         }
-        Err(format!("{:?}", control_plane(&m, "hc").iter().map(|x| cond_of(x, "OwnerRemediated")).collect::<Vec<_>>()))
+        Err(format!(
+            "{:?}",
+            control_plane(&m, "hc")
+                .iter()
+                .map(|x| cond_of(x, "OwnerRemediated"))
+                .collect::<Vec<_>>()
+        ))
     });
     assert!(held.1.contains("etcd quorum loss"), "{}", held.1);
     std::thread::sleep(std::time::Duration::from_secs(5));
-    assert_eq!(control_plane(&m, "hc").len(), 3, "nothing deleted while quorum is at stake");
+    assert_eq!(
+        control_plane(&m, "hc").len(),
+        3,
+        "nothing deleted while quorum is at stake"
+    );
     for x in control_plane(&m, "hc") {
         assert!(x["metadata"]["deletionTimestamp"].is_null(), "{}", name(&x));
     }
@@ -274,7 +297,9 @@ fn the_control_plane_keeps_etcd_quorum_while_remediating() {
         let names: Vec<String> = cps.iter().map(name).collect();
         let running = cps
             .iter()
-            .filter(|x| x["status"]["phase"] == "Running" && x["metadata"]["deletionTimestamp"].is_null())
+            .filter(|x| {
+                x["status"]["phase"] == "Running" && x["metadata"]["deletionTimestamp"].is_null()
+            })
             .count();
         (!names.contains(&held.0) && running == 3)
             .then_some(())
@@ -320,8 +345,14 @@ fn a_scale_down_waits_for_hooks_and_drains_the_node() {
     wait_shape(&m, "dr", 1, 2, &kc);
     let ws = workers(&m, "dr");
     let (victim, keeper) = (name(&ws[0]), &ws[1]);
-    let node = ws[0]["status"]["nodeRef"]["name"].as_str().unwrap().to_string();
-    let other_node = keeper["status"]["nodeRef"]["name"].as_str().unwrap().to_string();
+    let node = ws[0]["status"]["nodeRef"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other_node = keeper["status"]["nodeRef"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let wk = |args: &[&str], stdin: Option<&str>| {
         let out = m.kubectl_with(&kc, args, stdin);
         assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
@@ -364,7 +395,15 @@ fn a_scale_down_waits_for_hooks_and_drains_the_node() {
             "pre-terminate.delete.hook.machine.cluster.x-k8s.io/lb": "test"}},
         "spec": {"deletion": {"nodeDrainTimeoutSeconds": 15}}});
     m.ok(
-        &["patch", "machine", &victim, "--type", "merge", "-p", &hooks.to_string()],
+        &[
+            "patch",
+            "machine",
+            &victim,
+            "--type",
+            "merge",
+            "-p",
+            &hooks.to_string(),
+        ],
         None,
     );
     m.ok(
@@ -375,17 +414,28 @@ fn a_scale_down_waits_for_hooks_and_drains_the_node() {
         let mach = m.json(&["get", "machine", &victim]);
         let c = cond_of(&mach, "Deleting").ok_or_else(|| format!("{:#}", mach["status"]))?;
         (c["reason"] == reason)
-            .then(|| (mach.clone(), c["message"].as_str().unwrap_or_default().to_string()))
+            .then(|| {
+                (
+                    mach.clone(),
+                    c["message"].as_str().unwrap_or_default().to_string(),
+                )
+            })
             .ok_or_else(|| format!("{c}"))
     };
     let (mach, msg) = eventually(30, "held by the pre-drain hook", || {
         deleting("WaitingForPreDrainHook")
     });
-    assert!(msg.contains("pre-drain.delete.hook.machine.cluster.x-k8s.io/backup"), "{msg}");
+    assert!(
+        msg.contains("pre-drain.delete.hook.machine.cluster.x-k8s.io/backup"),
+        "{msg}"
+    );
     assert!(mach["status"]["deletion"]["waitForPreDrainHookStartTime"].is_string());
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert!(deleting("WaitingForPreDrainHook").is_ok(), "still held");
-    assert_eq!(wk(&["get", "pod", "batch", "-o", "name"], None).trim(), "pod/batch");
+    assert_eq!(
+        wk(&["get", "pod", "batch", "-o", "name"], None).trim(),
+        "pod/batch"
+    );
 
     m.ok(
         &[
@@ -409,13 +459,19 @@ fn a_scale_down_waits_for_hooks_and_drains_the_node() {
     assert_eq!(n["spec"]["unschedulable"], true, "cordoned");
     let left = wk(&["get", "pods", "-o", "name"], None);
     assert!(!left.contains("pod/batch"), "evicted: {left}");
-    assert!(left.contains("pod/web-1") && left.contains("pod/agent"), "{left}");
+    assert!(
+        left.contains("pod/web-1") && left.contains("pod/agent"),
+        "{left}"
+    );
 
     // The drain timeout passes: deletion proceeds to the pre-terminate hook.
     let (_, msg) = eventually(40, "past the drain timeout, held by pre-terminate", || {
         deleting("WaitingForPreTerminateHook")
     });
-    assert!(msg.contains("pre-terminate.delete.hook.machine.cluster.x-k8s.io/lb"), "{msg}");
+    assert!(
+        msg.contains("pre-terminate.delete.hook.machine.cluster.x-k8s.io/lb"),
+        "{msg}"
+    );
     assert!(wk(&["get", "pods", "-o", "name"], None).contains("pod/web-1"));
     m.ok(
         &[

@@ -102,7 +102,9 @@ pub fn classify(pod: &PodView, rules: &[Rule]) -> PodAction {
         if v.eq_ignore_ascii_case("skip") {
             return PodAction::Skip(format!("label {}={v}", annotations::POD_DRAIN));
         }
-        if v.replacen('-', "", 1).eq_ignore_ascii_case(behavior::WAIT_COMPLETED) {
+        if v.replacen('-', "", 1)
+            .eq_ignore_ascii_case(behavior::WAIT_COMPLETED)
+        {
             return PodAction::WaitCompleted;
         }
     }
@@ -254,8 +256,14 @@ mod tests {
 
     #[test]
     fn timeouts_pass_only_when_set() {
-        assert!(!timed_out(Some(t(0)), None, t(1_000_000)), "unset: wait forever");
-        assert!(!timed_out(Some(t(0)), Some(0), t(1_000_000)), "0: wait forever");
+        assert!(
+            !timed_out(Some(t(0)), None, t(1_000_000)),
+            "unset: wait forever"
+        );
+        assert!(
+            !timed_out(Some(t(0)), Some(0), t(1_000_000)),
+            "0: wait forever"
+        );
         assert!(!timed_out(Some(t(0)), Some(30), t(30)));
         assert!(timed_out(Some(t(0)), Some(30), t(31)));
         assert!(!timed_out(None, Some(30), t(31)), "not started");
@@ -295,18 +303,28 @@ mod tests {
         let mut batch = pod("batch", &[("app", "batch")]);
         assert_eq!(classify(&db, &rules), PodAction::Evict(10), "b- before c-");
         assert!(matches!(classify(&cache, &rules), PodAction::Skip(r) if r.contains("a-db-skip")));
-        let round = plan_round(&[db.clone(), cache.clone(), web.clone(), batch.clone()], &rules);
+        let round = plan_round(
+            &[db.clone(), cache.clone(), web.clone(), batch.clone()],
+            &rules,
+        );
         assert_eq!(round.evict, vec!["default/web"], "order 0 first");
         assert_eq!(round.later, vec!["default/db"]);
         assert_eq!(round.waiting_completion, vec!["default/batch"]);
         batch.completed = true;
         let round = plan_round(&[db.clone(), batch.clone()], &rules);
-        assert_eq!(round.evict, vec!["default/db"], "lower orders gone: db's turn");
+        assert_eq!(
+            round.evict,
+            vec!["default/db"],
+            "lower orders gone: db's turn"
+        );
         assert!(round.waiting_completion.is_empty());
         let mut going = web;
         going.deleting = true;
         let round = plan_round(&[db, going], &rules);
-        assert!(round.evict.is_empty(), "a terminating order-0 Pod holds order 10");
+        assert!(
+            round.evict.is_empty(),
+            "a terminating order-0 Pod holds order 10"
+        );
         assert_eq!(round.terminating, vec!["default/web"]);
         assert_eq!(round.later, vec!["default/db"]);
         assert!(plan_round(&[cache], &rules).done());

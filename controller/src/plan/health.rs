@@ -259,7 +259,11 @@ pub fn parse_range(s: &str) -> Result<(i32, i32), String> {
 /// Upstream's gating: with `unhealthyInRange` the unhealthy count must be inside the range;
 /// otherwise it must be at most `unhealthyLessThanOrEqualTo` (default 100%, percentages of the
 /// expected machines rounded down).
-pub fn gate(trigger: Option<&RemediationTrigger>, total: i32, unhealthy: i32) -> Result<Gate, String> {
+pub fn gate(
+    trigger: Option<&RemediationTrigger>,
+    total: i32,
+    unhealthy: i32,
+) -> Result<Gate, String> {
     if let Some(range) = trigger.and_then(|t| t.unhealthy_in_range.as_deref()) {
         let (min, max) = parse_range(range)?;
         let allowed = unhealthy >= min && unhealthy <= max;
@@ -459,7 +463,10 @@ mod tests {
             control_plane_initialized: None,
             infrastructure_ready: Some(t(0)),
         };
-        assert_eq!(evaluate(&tg, &c, &checks(), t(99_999)), Health::Healthy(None));
+        assert_eq!(
+            evaluate(&tg, &c, &checks(), t(99_999)),
+            Health::Healthy(None)
+        );
         let mut cp = tg.clone();
         cp.control_plane = true;
         assert!(
@@ -470,7 +477,10 @@ mod tests {
             control_plane_initialized: Some(t(0)),
             infrastructure_ready: None,
         };
-        assert_eq!(evaluate(&cp, &no_infra, &checks(), t(99_999)), Health::Healthy(None));
+        assert_eq!(
+            evaluate(&cp, &no_infra, &checks(), t(99_999)),
+            Health::Healthy(None)
+        );
     }
 
     #[test]
@@ -521,9 +531,11 @@ mod tests {
         assert!(!g.allowed);
         assert!(g.message.contains("unhealthyRange: [1-2]"), "{}", g.message);
         assert!(!gate(Some(&range), 5, 0).unwrap().allowed);
-        assert!(gate(Some(&le(IntOrString::String("lots".into()))), 5, 0)
-            .unwrap_err()
-            .contains("unhealthyLessThanOrEqualTo"));
+        assert!(
+            gate(Some(&le(IntOrString::String("lots".into()))), 5, 0)
+                .unwrap_err()
+                .contains("unhealthyLessThanOrEqualTo")
+        );
         assert!(parse_range("[3-1]").unwrap_err().contains("cannot be less"));
     }
 

@@ -107,13 +107,20 @@ pub enum Decision {
 /// unhealthy etcd members, then the oldest.
 fn pick<'a>(candidates: &[&'a CpTarget]) -> Option<&'a CpTarget> {
     candidates.iter().copied().min_by(|a, b| {
-        (!a.remediate_annotation, a.has_node, a.etcd_healthy, a.created, &a.name).cmp(&(
-            !b.remediate_annotation,
-            b.has_node,
-            b.etcd_healthy,
-            b.created,
-            &b.name,
-        ))
+        (
+            !a.remediate_annotation,
+            a.has_node,
+            a.etcd_healthy,
+            a.created,
+            &a.name,
+        )
+            .cmp(&(
+                !b.remediate_annotation,
+                b.has_node,
+                b.etcd_healthy,
+                b.created,
+                &b.name,
+            ))
     })
 }
 
@@ -134,7 +141,7 @@ pub fn keeps_quorum(machines: &[CpTarget], target: &str) -> bool {
     }
     let members: Vec<&&CpTarget> = others.iter().filter(|m| m.etcd_member).collect();
     let healthy = members.iter().filter(|m| m.etcd_healthy).count();
-    healthy >= members.len() / 2 + 1
+    healthy > members.len() / 2
 }
 
 /// Decides the next remediation step of a control plane.
@@ -327,14 +334,26 @@ mod tests {
         let mut no_node = sick("z", 9);
         no_node.has_node = false;
         no_node.etcd_member = false;
-        let ms = vec![healthy("a", 1), sick("b", 2), no_node.clone(), healthy("d", 4), healthy("e", 5)];
+        let ms = vec![
+            healthy("a", 1),
+            sick("b", 2),
+            no_node.clone(),
+            healthy("d", 4),
+            healthy("e", 5),
+        ];
         assert!(matches!(
             decide(&ms, true, false, Settings::default(), t(1)),
             Decision::Remediate { machine, .. } if machine == "z"
         ));
         let mut marked = sick("y", 10);
         marked.remediate_annotation = true;
-        let ms = vec![healthy("a", 1), no_node, marked, healthy("d", 4), healthy("e", 5)];
+        let ms = vec![
+            healthy("a", 1),
+            no_node,
+            marked,
+            healthy("d", 4),
+            healthy("e", 5),
+        ];
         assert!(matches!(
             decide(&ms, true, false, Settings::default(), t(1)),
             Decision::Remediate { machine, .. } if machine == "y"
@@ -356,7 +375,11 @@ mod tests {
         });
         let ms = |r: &CpTarget| vec![healthy("a", 1), r.clone(), healthy("c", 3)];
         let d = decide(&ms(&replacement), true, false, settings, t(130));
-        assert_eq!(held(&d), ("b2", "RemediationDeferred"), "within retryPeriod");
+        assert_eq!(
+            held(&d),
+            ("b2", "RemediationDeferred"),
+            "within retryPeriod"
+        );
         match decide(&ms(&replacement), true, false, settings, t(200)) {
             Decision::Remediate { data, .. } => assert_eq!(data.retry_count, 2),
             other => panic!("{other:?}"),
@@ -366,7 +389,10 @@ mod tests {
         assert_eq!(held(&d), ("b2", "CannotBeRemediated"), "maxRetry reached");
         match decide(&ms(&replacement), true, false, settings, t(800)) {
             Decision::Remediate { data, .. } => {
-                assert_eq!(data.retry_count, 0, "healthy past minHealthyPeriod: a new sequence")
+                assert_eq!(
+                    data.retry_count, 0,
+                    "healthy past minHealthyPeriod: a new sequence"
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -377,7 +403,13 @@ mod tests {
         let mut b = sick("b", 2);
         b.remediation_asked = false;
         assert_eq!(
-            decide(&[healthy("a", 1), b, healthy("c", 3)], true, false, Settings::default(), t(1)),
+            decide(
+                &[healthy("a", 1), b, healthy("c", 3)],
+                true,
+                false,
+                Settings::default(),
+                t(1)
+            ),
             Decision::Nothing
         );
         let data = RemediationData {
@@ -386,6 +418,10 @@ mod tests {
             retry_count: 1,
         };
         assert_eq!(RemediationData::parse(&data.to_annotation()).unwrap(), data);
-        assert!(RemediationData::parse("{").unwrap_err().contains("remediation annotation"));
+        assert!(
+            RemediationData::parse("{")
+                .unwrap_err()
+                .contains("remediation annotation")
+        );
     }
 }
