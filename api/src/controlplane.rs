@@ -187,10 +187,26 @@ pub struct KubeadmControlPlaneStatus {
     pub up_to_date_replicas: Option<i32>,
     /// Lowest version of all machines.
     pub version: Option<String>,
+    /// The last remediation of a control-plane machine.
+    pub last_remediation: Option<LastRemediationStatus>,
     /// v1beta2 conditions.
     pub conditions: Option<Vec<Condition>>,
     /// Generation last reconciled.
     pub observed_generation: Option<i64>,
+}
+
+/// `status.lastRemediation` of a KubeadmControlPlane.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRemediationStatus {
+    /// The machine last remediated.
+    pub machine: String,
+    /// When.
+    pub time: Option<Time>,
+    /// Retries for that machine (a replacement that failed too counts one more).
+    #[schemars(range(min = 0))]
+    pub retry_count: Option<i32>,
 }
 
 /// `status.initialization` of a control plane.

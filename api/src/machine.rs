@@ -161,6 +161,10 @@ pub struct MachineDeletionStatus {
     pub node_drain_start_time: Option<Time>,
     /// When waiting for volume detach started.
     pub wait_for_node_volume_detach_start_time: Option<Time>,
+    /// When waiting for pre-drain hooks started.
+    pub wait_for_pre_drain_hook_start_time: Option<Time>,
+    /// When waiting for pre-terminate hooks started.
+    pub wait_for_pre_terminate_hook_start_time: Option<Time>,
 }
 
 /// Machine phases (informational only).

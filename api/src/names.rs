@@ -62,6 +62,27 @@ pub mod annotations {
     /// Set by `slipway move` on a Cluster it paused (one the user had paused has none): the
     /// move unpauses in the target exactly the Clusters that carry it.
     pub const PAUSED_BY_MOVE: &str = "slipway.dev/paused-by-move";
+    /// Skips draining the Node of a deleted Machine (any value).
+    pub const EXCLUDE_NODE_DRAINING: &str = "machine.cluster.x-k8s.io/exclude-node-draining";
+    /// Skips waiting for volumes to detach from the Node of a deleted Machine (any value).
+    pub const EXCLUDE_WAIT_FOR_NODE_VOLUME_DETACH: &str =
+        "machine.cluster.x-k8s.io/exclude-wait-for-node-volume-detach";
+    /// Prefix of pre-drain hook annotations: each holds a Machine's deletion before its drain.
+    pub const PRE_DRAIN_HOOK_PREFIX: &str = "pre-drain.delete.hook.machine.cluster.x-k8s.io";
+    /// Prefix of pre-terminate hook annotations: each holds a Machine's deletion before its
+    /// infrastructure is deleted.
+    pub const PRE_TERMINATE_HOOK_PREFIX: &str =
+        "pre-terminate.delete.hook.machine.cluster.x-k8s.io";
+    /// On a KubeadmControlPlane: a remediation is in progress (JSON: machine, timestamp,
+    /// retryCount).
+    pub const REMEDIATION_IN_PROGRESS: &str =
+        "controlplane.cluster.x-k8s.io/remediation-in-progress";
+    /// On a control-plane Machine: the remediation it replaces (same JSON).
+    pub const REMEDIATION_FOR: &str = "controlplane.cluster.x-k8s.io/remediation-for";
+    /// On a workload Pod: `skip` leaves it out of drains (upstream `cluster.x-k8s.io/drain`).
+    pub const POD_DRAIN: &str = "cluster.x-k8s.io/drain";
+    /// On a mirror (static) Pod, set by the kubelet: drains skip it.
+    pub const MIRROR_POD: &str = "kubernetes.io/config.mirror";
 }
 
 /// Finalizers, one per reconciler.
@@ -207,6 +228,11 @@ pub mod conditions {
     pub const ETCD_POD_HEALTHY: &str = "EtcdPodHealthy";
     /// Control-plane Machine: its etcd member is healthy.
     pub const ETCD_MEMBER_HEALTHY: &str = "EtcdMemberHealthy";
+    /// Machine: a MachineHealthCheck found it healthy (set by the MachineHealthCheck).
+    pub const HEALTH_CHECK_SUCCEEDED: &str = "HealthCheckSucceeded";
+    /// Machine: its owner is remediating it (set False by the MachineHealthCheck, then the
+    /// owner's).
+    pub const OWNER_REMEDIATED: &str = "OwnerRemediated";
 }
 
 /// Condition reasons.
@@ -333,4 +359,43 @@ pub mod reasons {
     pub const NOT_HEALTHY: &str = "NotHealthy";
     /// KubeadmControlPlane health: not reported yet for some machine.
     pub const HEALTH_UNKNOWN: &str = "HealthUnknown";
+    /// HealthCheckSucceeded: every check passes.
+    pub const HEALTH_CHECK_SUCCEEDED: &str = "HealthCheckSucceeded";
+    /// HealthCheckSucceeded: a Node condition matched for longer than its timeout.
+    pub const UNHEALTHY_NODE: &str = "UnhealthyNode";
+    /// HealthCheckSucceeded: a Machine condition matched for longer than its timeout.
+    pub const UNHEALTHY_MACHINE: &str = "UnhealthyMachine";
+    /// HealthCheckSucceeded: no Node within nodeStartupTimeoutSeconds.
+    pub const NODE_STARTUP_TIMEOUT: &str = "NodeStartupTimeout";
+    /// HealthCheckSucceeded: the Machine's Node is gone.
+    pub const NODE_DELETED: &str = "NodeDeleted";
+    /// HealthCheckSucceeded: the remediate-machine annotation asks for remediation.
+    pub const HAS_REMEDIATE_ANNOTATION: &str = "HasRemediateAnnotation";
+    /// OwnerRemediated: the owner has not started yet.
+    pub const WAITING_FOR_REMEDIATION: &str = "WaitingForRemediation";
+    /// OwnerRemediated: the owner deleted the Machine (a replacement follows).
+    pub const MACHINE_DELETING: &str = "MachineDeleting";
+    /// OwnerRemediated: the control plane must not remediate this Machine now.
+    pub const CANNOT_BE_REMEDIATED: &str = "CannotBeRemediated";
+    /// OwnerRemediated: the control plane remediates it later.
+    pub const REMEDIATION_DEFERRED: &str = "RemediationDeferred";
+    /// MachineHealthCheck RemediationAllowed: within the triggerIf limits.
+    pub const REMEDIATION_ALLOWED: &str = "RemediationAllowed";
+    /// MachineHealthCheck RemediationAllowed: too many unhealthy machines.
+    pub const TOO_MANY_UNHEALTHY: &str = "TooManyUnhealthy";
+    /// MachineHealthCheck RemediationAllowed: `remediation.templateRef` asks for external
+    /// remediation, which slipway does not support.
+    pub const EXTERNAL_REMEDIATION_NOT_SUPPORTED: &str = "ExternalRemediationNotSupported";
+    /// Machine Deleting: waiting for pre-drain hook annotations to go.
+    pub const WAITING_FOR_PRE_DRAIN_HOOK: &str = "WaitingForPreDrainHook";
+    /// Machine Deleting: draining the Node.
+    pub const DRAINING_NODE: &str = "DrainingNode";
+    /// Machine Deleting: waiting for volumes to detach from the Node.
+    pub const WAITING_FOR_VOLUME_DETACH: &str = "WaitingForVolumeDetach";
+    /// Machine Deleting: waiting for pre-terminate hook annotations to go.
+    pub const WAITING_FOR_PRE_TERMINATE_HOOK: &str = "WaitingForPreTerminateHook";
+    /// Machine Deleting: waiting for the bootstrap config to go.
+    pub const WAITING_FOR_BOOTSTRAP_DELETION: &str = "WaitingForBootstrapDeletion";
+    /// Machine Deleting: deleting the Node.
+    pub const DELETING_NODE: &str = "DeletingNode";
 }

@@ -121,6 +121,10 @@ impl Resource {
             out.push(json!({"name": format!("{}/status", self.plural), "singularName": "", "namespaced": self.namespaced,
                             "kind": self.kind, "verbs": ["get", "patch", "update"]}));
         }
+        if self.group.is_empty() && self.plural == "pods" {
+            out.push(json!({"name": "pods/eviction", "singularName": "", "namespaced": true,
+                            "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
+        }
         if self.scale.is_some() {
             out.push(json!({"name": format!("{}/scale", self.plural), "singularName": "", "namespaced": self.namespaced,
                             "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
@@ -404,6 +408,20 @@ fn builtins() -> Vec<Resource> {
                 col("Reason", "string", ".reason"),
                 col("Object", "string", ".regarding.name"),
                 col("Note", "string", ".note"),
+                age(),
+            ],
+        ),
+        builtin(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            true,
+            &["pdb"],
+            true,
+            vec![
+                col("Min Available", "string", ".spec.minAvailable"),
+                col("Max Unavailable", "string", ".spec.maxUnavailable"),
                 age(),
             ],
         ),

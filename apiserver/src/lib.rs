@@ -17,6 +17,7 @@ pub mod conversion_webhook;
 pub mod discovery;
 pub mod encryption;
 pub mod error;
+pub mod eviction;
 pub mod fields;
 pub mod gc;
 pub mod meta;

@@ -310,6 +310,19 @@ async fn route(
         None => Part::Main,
         Some("status") if res.status => Part::Status,
         Some("scale") if res.scale.is_some() => return scale(api, &call, method, headers, body),
+        Some("eviction") if res.group.is_empty() && res.plural == "pods" => {
+            let name = target.name.as_deref().ok_or_else(not_found)?;
+            if *method != Method::POST {
+                return Err(ApiError::method_not_supported(
+                    method.as_str(),
+                    "pods/eviction",
+                ));
+            }
+            return Ok(json_response(
+                201,
+                &crate::eviction::evict(api, &call, name)?,
+            ));
+        }
         Some(_) => return Err(not_found()),
     };
     let content_type = headers

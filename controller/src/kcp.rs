@@ -254,18 +254,44 @@ async fn apply(
             .min_by_key(|v| kcp_machines::version_key(v));
         let skew =
             crate::version::control_plane_change(running.as_deref(), &kcp.spec.version).err();
+        let health = if cluster_initialized {
+            Some(crate::kcp_health::observe(ctx, &ns, &cluster_name, &machines).await)
+        } else {
+            None
+        };
+        let remediation = if skew.is_none() && infra_ready {
+            Some(
+                crate::kcp_remediation::reconcile(
+                    ctx,
+                    kcp,
+                    &machines,
+                    health.as_ref().unwrap_or(&Default::default()),
+                    cluster_initialized,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
         let step = if let Some(why) = &skew {
             CpAction::Wait(why.clone())
+        } else if let Some(m) = remediation.as_ref().and_then(|r| r.deleted.clone()) {
+            CpAction::Wait(format!("remediating machine {m}"))
         } else if infra_ready {
             kcp_machines::step(ctx, kcp, &cluster_name, &machines, cluster_initialized).await?
         } else {
             CpAction::Wait("waiting for the cluster infrastructure to be provisioned".into())
         };
         status = kcp_machines::status(kcp, &machines, &step, &status, &mut conds, now);
-        if cluster_initialized {
-            let health = crate::kcp_health::observe(ctx, &ns, &cluster_name, &machines).await;
-            for d in crate::kcp_health::conditions(&health) {
+        if let Some(health) = &health {
+            for d in crate::kcp_health::conditions(health) {
                 conditions::set(&mut conds, d, generation, now);
+            }
+        }
+        if let Some(r) = remediation {
+            conditions::set(&mut conds, r.condition, generation, now);
+            if r.last.is_some() {
+                status.last_remediation = r.last;
             }
         }
         if let Some(why) = skew {

@@ -1,7 +1,7 @@
 //! slipway's reconcilers of the core Cluster API kinds, one module per kind: Cluster
 //! ([`cluster`]), Machine ([`machine`]), MachineSet ([`machine_set`]), MachineDeployment
 //! ([`machine_deployment`]), KubeadmControlPlane ([`kcp`], its machines in [`kcp_machines`])
-//! and KubeadmConfig ([`kubeadm_config`]); their pure planners in [`plan`]; and the
+//! KubeadmConfig ([`kubeadm_config`]) and MachineHealthCheck ([`mhc`]); their pure planners in [`plan`]; and the
 //! [`manager`] that runs them beside the providers' controllers and the registry.
 //!
 //! Every reconciler follows the one skeleton of [`slipway_runtime::reconcile`]. Provider
@@ -14,11 +14,14 @@ pub mod cluster;
 pub mod kcp;
 pub mod kcp_health;
 pub mod kcp_machines;
+pub mod kcp_remediation;
 pub mod kubeadm_config;
 pub mod machine;
+pub mod machine_deletion;
 pub mod machine_deployment;
 pub mod machine_set;
 pub mod manager;
+pub mod mhc;
 pub mod plan;
 pub mod topology;
 pub mod version;

@@ -7,8 +7,10 @@
 //! kubeconfig and becomes `status.nodeRef`. Status (phase, conditions) is computed by the pure
 //! [`desired_status`] and written only when it changed.
 //!
-//! cleanup: the infrastructure machine, then the bootstrap config, then (when the workload
-//! cluster answers) the Node; the finalizer goes when the first two are gone.
+//! cleanup: pre-drain hooks, Node drain, volume detach and pre-terminate hooks
+//! ([`crate::machine_deletion`]), then the infrastructure machine, then the bootstrap config,
+//! then (when the workload cluster answers, within `nodeDeletionTimeoutSeconds`) the Node; the
+//! Deleting condition says what it waits for, and the finalizer goes when all is done.
 
 use std::{sync::Arc, time::Duration};
 
@@ -521,61 +523,51 @@ async fn cleanup(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result
     let ns = machine.namespace().unwrap_or_default();
     let old = machine.status.clone().unwrap_or_default();
     let mut new = old.clone();
-    let mut conds = new.conditions.take().unwrap_or_default();
-    let mut pending = vec![];
-    let refs = [
-        Some(&machine.spec.infrastructure_ref),
-        machine.spec.bootstrap.config_ref.as_ref(),
-    ];
-    for r in refs.into_iter().flatten() {
-        if let Some(obj) = ctx.resolver.get(&ns, r).await? {
-            if obj.metadata.deletion_timestamp.is_none() {
-                let (dapi, _) = ctx.resolver.api(&ns, r).await?;
-                dapi.delete(&r.name, &DeleteParams::default()).await?;
-                tracing::info!(machine = %machine.name_any(), kind = %r.kind, name = %r.name, "deleting");
+    let now = (ctx.clock)();
+    // Hooks, drain and volume detach come first, as upstream orders them, but only while the
+    // infrastructure is still there: once it is going there is no Node left to protect.
+    let infra = ctx
+        .resolver
+        .get(&ns, &machine.spec.infrastructure_ref)
+        .await?;
+    let hold = match &infra {
+        Some(obj) if obj.metadata.deletion_timestamp.is_none() => {
+            // A failing step (an unreachable workload API mid-drain) is shown, then retried.
+            match crate::machine_deletion::before_infrastructure(ctx, machine, &mut new).await {
+                Ok(h) => h,
+                Err(e) => Some(crate::machine_deletion::Hold {
+                    reason: reasons::DELETING,
+                    message: format!("Deletion step failed, retrying: {e}"),
+                }),
             }
-            pending.push(format!("{} {}", r.kind, r.name));
-            // Infrastructure first: the bootstrap config goes only after the machine is gone.
-            break;
         }
-    }
-    let message = if pending.is_empty() {
-        String::new()
-    } else {
-        format!("waiting for {} to be deleted", pending.join(", "))
+        _ => None,
     };
+    let hold = match hold {
+        Some(h) => Some(h),
+        None => delete_references(ctx, machine, &ns).await?,
+    };
+    let hold = match hold {
+        Some(h) => Some(h),
+        None => delete_node(ctx, machine, &ns, &old, now).await?,
+    };
+    let mut conds = new.conditions.take().unwrap_or_default();
+    let (reason, message) = hold
+        .as_ref()
+        .map_or((reasons::DELETION_COMPLETED, String::new()), |h| {
+            (h.reason, h.message.clone())
+        });
     conditions::set(
         &mut conds,
-        desired(
-            ct::DELETING,
-            Status::True,
-            reasons::DELETING,
-            message.clone(),
-        ),
+        desired(ct::DELETING, Status::True, reason, message.clone()),
         machine.metadata.generation,
-        (ctx.clock)(),
+        now,
     );
     new.conditions = Some(conds);
     new.phase = Some(phase::DELETING.into());
     write_status(api, &machine.name_any(), Some(&old), &new).await?;
-    if !pending.is_empty() {
+    if hold.is_some() {
         return Err(Error::Waiting(message));
-    }
-    if let Some(node) = &old.node_ref
-        && let Ok(Some(client)) = ctx
-            .remote
-            .client(&ctx.client, &ns, &machine.spec.cluster_name)
-            .await
-    {
-        // Best effort: an unreachable workload cluster (being deleted itself) keeps no Machine.
-        match Api::<Node>::all(client)
-            .delete(&node.name, &DeleteParams::default())
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => tracing::debug!(node = %node.name, %e, "deleting the Node"),
-        }
     }
     slipway_runtime::metrics::state(
         slipway_runtime::metrics::StateKind::Machine,
@@ -585,6 +577,89 @@ async fn cleanup(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result
     );
     tracing::info!(machine = %machine.name_any(), namespace = %ns, "machine deleted");
     Ok(Action::await_change())
+}
+
+/// Deletes the infrastructure machine, then (once it is gone) the bootstrap config.
+async fn delete_references(
+    ctx: &Context,
+    machine: &Machine,
+    ns: &str,
+) -> Result<Option<crate::machine_deletion::Hold>, Error> {
+    let refs = [
+        (
+            Some(&machine.spec.infrastructure_ref),
+            reasons::WAITING_FOR_INFRASTRUCTURE_DELETION,
+        ),
+        (
+            machine.spec.bootstrap.config_ref.as_ref(),
+            reasons::WAITING_FOR_BOOTSTRAP_DELETION,
+        ),
+    ];
+    for (r, reason) in refs {
+        let Some(r) = r else { continue };
+        if let Some(obj) = ctx.resolver.get(ns, r).await? {
+            if obj.metadata.deletion_timestamp.is_none() {
+                let (dapi, _) = ctx.resolver.api(ns, r).await?;
+                dapi.delete(&r.name, &DeleteParams::default()).await?;
+                tracing::info!(machine = %machine.name_any(), kind = %r.kind, name = %r.name, "deleting");
+            }
+            // Infrastructure first: the bootstrap config goes only after the machine is gone.
+            return Ok(Some(crate::machine_deletion::Hold {
+                reason,
+                message: format!("waiting for {} {} to be deleted", r.kind, r.name),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Deletes the Node, retrying for `nodeDeletionTimeoutSeconds` (default 10) from the
+/// Machine's deletion; an unreachable workload cluster (being deleted itself) keeps no
+/// Machine.
+async fn delete_node(
+    ctx: &Context,
+    machine: &Machine,
+    ns: &str,
+    old: &MachineStatus,
+    now: Timestamp,
+) -> Result<Option<crate::machine_deletion::Hold>, Error> {
+    let Some(node) = &old.node_ref else {
+        return Ok(None);
+    };
+    let Ok(Some(client)) = ctx
+        .remote
+        .client(&ctx.client, ns, &machine.spec.cluster_name)
+        .await
+    else {
+        return Ok(None);
+    };
+    let err = match Api::<Node>::all(client)
+        .delete(&node.name, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => return Ok(None),
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(None),
+        Err(e) => e,
+    };
+    let timeout = machine
+        .spec
+        .deletion
+        .as_ref()
+        .and_then(|d| d.node_deletion_timeout_seconds)
+        .unwrap_or(10);
+    let since = machine
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    if timeout == 0 || now.as_second() - since.as_second() <= i64::from(timeout) {
+        return Ok(Some(crate::machine_deletion::Hold {
+            reason: reasons::DELETING_NODE,
+            message: format!("deleting Node {}: {err}", node.name),
+        }));
+    }
+    tracing::info!(node = %node.name, %err, "nodeDeletionTimeoutSeconds passed: leaving the Node");
+    Ok(None)
 }
 
 #[cfg(test)]

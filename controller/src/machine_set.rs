@@ -107,6 +107,8 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
         }
         let machines = machines_of(ctx, ms).await?;
         let desired_n = ms.spec.replicas.unwrap_or(1);
+        let remediated = remediate(ctx, ms, &machines, desired_n).await?;
+        conditions::set(&mut conds, remediating_condition(&machines), g, now);
         let view: Vec<SetMachine> = machines
             .iter()
             .map(|m| SetMachine {
@@ -116,7 +118,8 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
                     .creation_timestamp
                     .as_ref()
                     .map_or(0, |t| t.0.as_second()),
-                deleting: m.metadata.deletion_timestamp.is_some(),
+                deleting: m.metadata.deletion_timestamp.is_some()
+                    || remediated.contains(&m.name_any()),
                 marked: m.annotations().contains_key(annotations::DELETE_MACHINE),
                 ready: conditions::machine_is(m, ct::READY),
             })
@@ -178,7 +181,9 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
         }
         let live: Vec<&Machine> = machines
             .iter()
-            .filter(|m| m.metadata.deletion_timestamp.is_none())
+            .filter(|m| {
+                m.metadata.deletion_timestamp.is_none() && !remediated.contains(&m.name_any())
+            })
             .collect();
         let ready_n = live
             .iter()
@@ -246,7 +251,7 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
             );
         }
         status.observed_generation = g;
-        if step != SetAction::Idle || ready_n < desired_n {
+        if step != SetAction::Idle || ready_n < desired_n || !remediated.is_empty() {
             action = Action::requeue(Duration::from_secs(5));
         }
     }
@@ -332,4 +337,125 @@ async fn cleanup(ms: &MachineSet, ctx: &Context) -> Result<Action, Error> {
     let api: Api<Machine> =
         Api::namespaced(ctx.client.clone(), &ms.namespace().unwrap_or_default());
     delete_children(&api, &machines, "machines").await
+}
+
+fn owner_remediated(m: &Machine) -> Option<&slipway_api::common::Condition> {
+    conditions::get(
+        m.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_deref())
+            .unwrap_or_default(),
+        ct::OWNER_REMEDIATED,
+    )
+}
+
+/// Whether a MachineHealthCheck asked the owner to remediate `m`: HealthCheckSucceeded and
+/// OwnerRemediated both False.
+pub fn remediation_asked(m: &Machine) -> bool {
+    let conds = m
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    conditions::get(conds, ct::HEALTH_CHECK_SUCCEEDED).is_some_and(|c| c.status == "False")
+        && conditions::get(conds, ct::OWNER_REMEDIATED).is_some_and(|c| c.status == "False")
+}
+
+/// Remediation by a MachineSet, as upstream: every Machine a health check asked to remediate is
+/// deleted (OwnerRemediated becomes MachineDeleting) and the scaling below replaces it; the
+/// owning MachineDeployment's `remediation.maxInFlight` caps how many are in flight. Returns
+/// the names deleted now.
+async fn remediate(
+    ctx: &Context,
+    ms: &MachineSet,
+    machines: &[Machine],
+    replicas: i32,
+) -> Result<Vec<String>, Error> {
+    let asked: Vec<&Machine> = machines
+        .iter()
+        .filter(|m| m.metadata.deletion_timestamp.is_none() && remediation_asked(m))
+        .collect();
+    if asked.is_empty() {
+        return Ok(vec![]);
+    }
+    let ns = ms.namespace().unwrap_or_default();
+    let mut budget = usize::MAX;
+    if let Some(md) = ms.labels().get(labels::MACHINE_DEPLOYMENT_NAME)
+        && let Some(md) = Api::<slipway_api::MachineDeployment>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(md)
+            .await?
+        && let Some(v) = md
+            .spec
+            .remediation
+            .as_ref()
+            .and_then(|r| r.max_in_flight.as_ref())
+    {
+        let max = match v {
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) => *i,
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => {
+                crate::plan::resolve_limit(s, replicas, true).unwrap_or(1)
+            }
+        };
+        let in_flight = machines
+            .iter()
+            .filter(|m| {
+                m.metadata.deletion_timestamp.is_some()
+                    && owner_remediated(m).is_some_and(|c| c.reason == reasons::MACHINE_DELETING)
+            })
+            .count();
+        budget = usize::try_from(max).unwrap_or(0).saturating_sub(in_flight);
+    }
+    let api: Api<Machine> = Api::namespaced(ctx.client.clone(), &ns);
+    let now = (ctx.clock)();
+    let mut done = vec![];
+    for m in asked.into_iter().take(budget) {
+        crate::mhc::set_machine_conditions(
+            &api,
+            m,
+            vec![desired(
+                ct::OWNER_REMEDIATED,
+                Status::False,
+                reasons::MACHINE_DELETING,
+                "Machine is deleting",
+            )],
+            now,
+        )
+        .await?;
+        delete_if_exists(&api, &m.name_any()).await?;
+        tracing::info!(machine_set = %ms.name_any(), machine = %m.name_any(), "remediating unhealthy machine: deleted");
+        ctx.events
+            .normal(
+                ms,
+                "MachineRemediated",
+                format!(
+                    "Deleted unhealthy machine {:?} (a replacement follows)",
+                    m.name_any()
+                ),
+            )
+            .await;
+        done.push(m.name_any());
+    }
+    Ok(done)
+}
+
+/// Remediating: which Machines are being remediated (upstream's message form).
+fn remediating_condition(machines: &[Machine]) -> conditions::Desired {
+    let lines: Vec<String> = machines
+        .iter()
+        .filter_map(|m| {
+            owner_remediated(m)
+                .filter(|c| c.status == "False")
+                .map(|c| format!("* Machine {}: {}", m.name_any(), c.message))
+        })
+        .collect();
+    if lines.is_empty() {
+        desired(ct::REMEDIATING, Status::False, reasons::NOT_REMEDIATING, "")
+    } else {
+        desired(
+            ct::REMEDIATING,
+            Status::True,
+            reasons::REMEDIATING,
+            lines.join("\n"),
+        )
+    }
 }

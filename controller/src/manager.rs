@@ -18,6 +18,7 @@ use kube::{
 };
 use slipway_api::{
     Cluster, ClusterClass, KubeadmConfig, KubeadmControlPlane, Machine, MachineDeployment,
+    MachineHealthCheck,
     MachineSet, names::labels,
 };
 use slipway_providers::{Plugins, Role, Settings};
@@ -27,7 +28,7 @@ use slipway_runtime::{
     runner::{Runner, Watched, cluster_of, labelled_cluster, machine_of},
 };
 
-use crate::{cluster, kcp, kubeadm_config, machine, machine_deployment, machine_set};
+use crate::{cluster, kcp, kubeadm_config, machine, machine_deployment, machine_set, mhc};
 
 /// How the manager runs.
 #[derive(Clone, Debug)]
@@ -84,6 +85,7 @@ pub async fn run_with(ctx: Arc<Context>, opts: Options, plugins: Plugins) {
         machines(&runner, &plugins),
         machine_sets(&runner),
         machine_deployments(&runner),
+        health_checks(&runner),
         slipway_registry::run(&runner, registry),
     );
 }
@@ -343,5 +345,41 @@ async fn machine_deployments(runner: &Runner) {
             runner.context(),
             machine_deployment::reconcile,
         )
+        .await;
+}
+
+/// Health checks: woken by their Machines and their Cluster; the workload cluster's Nodes are
+/// polled by the reconciler itself.
+async fn health_checks(runner: &Runner) {
+    let c = runner.controller::<MachineHealthCheck>();
+    let store = c.store();
+    let c = c.watches(
+        runner.api::<Machine>(),
+        watcher::Config::default(),
+        move |m: Machine| {
+            let ns = m.namespace();
+            store
+                .state()
+                .into_iter()
+                .filter(move |h| h.namespace() == ns && h.spec.cluster_name == m.spec.cluster_name)
+                .map(|h| ObjectRef::from_obj(h.as_ref()))
+        },
+    );
+    let store = c.store();
+    let c = c.watches(
+        runner.api::<Cluster>(),
+        watcher::Config::default(),
+        move |cl: Cluster| {
+            let ns = cl.namespace();
+            let name = cl.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(move |h| h.namespace() == ns && h.spec.cluster_name == name)
+                .map(|h| ObjectRef::from_obj(h.as_ref()))
+        },
+    );
+    runner
+        .run(c, "MachineHealthCheck", runner.context(), mhc::reconcile)
         .await;
 }

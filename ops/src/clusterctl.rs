@@ -175,13 +175,41 @@ pub fn use_color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
+/// A Machine's row: its Ready condition, or, when a MachineHealthCheck found it unhealthy,
+/// why (and what its owner's remediation is doing), on one line.
 fn machine_node(m: &Machine) -> Node {
+    let conds = m.status.as_ref().and_then(|s| s.conditions.as_ref());
+    let find = |t: &str| {
+        conds
+            .into_iter()
+            .flatten()
+            .find(|c| c.type_ == t && c.status == "False")
+    };
+    let one_line = |s: &str| {
+        s.lines()
+            .map(|l| l.trim().trim_start_matches("* ").trim())
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if let Some(hc) = find("HealthCheckSucceeded") {
+        let mut message = one_line(&hc.message);
+        if let Some(or) = find("OwnerRemediated") {
+            message.push_str(&format!(
+                "; remediation: {} ({})",
+                or.reason,
+                one_line(&or.message)
+            ));
+        }
+        return Node {
+            label: format!("Machine/{} (unhealthy)", m.name_any()),
+            ready: Some(("False".into(), hc.reason.clone(), message)),
+            children: vec![],
+        };
+    }
     Node {
         label: format!("Machine/{}", m.name_any()),
-        ready: ready_of(
-            m.status.as_ref().and_then(|s| s.conditions.as_ref()),
-            &["Ready"],
-        ),
+        ready: ready_of(conds, &["Ready"]),
         children: vec![],
     }
 }

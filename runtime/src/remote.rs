@@ -103,6 +103,10 @@ impl Remote {
         // new TLS handshake (and some raced the close and failed).
         config.connect_timeout = Some(std::time::Duration::from_secs(3));
         config.read_timeout = Some(READ_TIMEOUT);
+        // Nor may a 429 or 503 hold it: kube's default retry backs off up to 1000 s, and a
+        // 429 is an answer here (an eviction a PodDisruptionBudget forbids), which the
+        // reconcilers retry on their own schedule.
+        config.default_retry = false;
         let client = Client::try_from(config).map_err(|e| bad(e.to_string()))?;
         self.cache.lock().expect("remote cache").insert(
             key,

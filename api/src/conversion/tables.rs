@@ -324,6 +324,10 @@ fn kubeadm_control_plane() -> Vec<Op> {
         "status.v1beta2.availableReplicas",
         "status.availableReplicas",
     ));
+    ops.push(mv(
+        "status.lastRemediation.timestamp",
+        "status.lastRemediation.time",
+    ));
     ops
 }
 

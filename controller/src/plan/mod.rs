@@ -2,7 +2,10 @@
 //! reconcilers execute the plans. Table-tested.
 
 pub mod controlplane;
+pub mod drain;
+pub mod health;
 pub mod machineset;
+pub mod remediation;
 pub mod rollout;
 
 /// An IntOrString limit (`3` or `"25%"`) resolved against a total: percentages round up for

@@ -3,7 +3,7 @@
 //! control-plane Pods of each control-plane Node (`kube-system/<component>-<node>`, Running and
 //! Ready), its etcd member (ConfigMap `kube-system/slipway-etcd-members`, one key per member
 //! Node: what `etcdctl member list` reports on a kubeadm cluster) and the `default/kubernetes`
-//! Service.
+//! Service. The static Pods carry the kubelet's mirror-Pod annotation, so drains skip them.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::{
@@ -51,7 +51,8 @@ pub async fn control_plane(
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "kube-system",
                          "labels": {"component": c, "tier": "control-plane"},
-                         "annotations": {"kubernetes.io/config.source": "file"}},
+                         "annotations": {"kubernetes.io/config.source": "file",
+                                         "kubernetes.io/config.mirror": format!("{c}-{node}")}},
             "spec": {"nodeName": node, "priorityClassName": "system-node-critical", "hostNetwork": true,
                      "containers": [{"name": c, "image": image}]},
         });
