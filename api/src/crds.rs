@@ -21,6 +21,8 @@ pub fn core() -> Vec<CustomResourceDefinition> {
         KubeadmConfig::crd(),
         KubeadmConfigTemplate::crd(),
         KubeadmControlPlane::crd(),
+        ClusterResourceSet::crd(),
+        ClusterResourceSetBinding::crd(),
         ClusterProfile::crd(),
         KubeFedCluster::crd(),
     ]

@@ -12,6 +12,7 @@
 // kube-derive takes one `printcolumn(...)` per column; clippy reads the repeats as duplicates.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod addons;
 pub mod bootstrap;
 pub mod cluster;
 pub mod common;
@@ -22,6 +23,7 @@ pub mod machine;
 pub mod names;
 pub mod registry;
 
+pub use addons::{ClusterResourceSet, ClusterResourceSetBinding};
 pub use bootstrap::{KubeadmConfig, KubeadmConfigTemplate};
 pub use cluster::Cluster;
 pub use controlplane::KubeadmControlPlane;

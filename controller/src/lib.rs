@@ -1,8 +1,8 @@
 //! slipway's reconcilers of the core Cluster API kinds, one module per kind: Cluster
 //! ([`cluster`]), Machine ([`machine`]), MachineSet ([`machine_set`]), MachineDeployment
-//! ([`machine_deployment`]), KubeadmControlPlane ([`kcp`], its machines in [`kcp_machines`])
-//! and KubeadmConfig ([`kubeadm_config`]); their pure planners in [`plan`]; and the
-//! [`manager`] that runs them beside the providers' controllers and the registry.
+//! ([`machine_deployment`]), KubeadmControlPlane ([`kcp`], its machines in [`kcp_machines`]),
+//! KubeadmConfig ([`kubeadm_config`]) and ClusterResourceSet ([`addons`]); their pure
+//! planners in [`plan`]; and the [`manager`] that runs them beside the providers' controllers and the registry.
 //!
 //! Every reconciler follows the one skeleton of [`slipway_runtime::reconcile`]. Provider
 //! objects are read through the contract fields only, so any contract-following provider
@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod addons;
 pub mod cluster;
 pub mod kcp;
 pub mod kcp_health;

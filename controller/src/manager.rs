@@ -10,15 +10,15 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{
     Client, ResourceExt,
     api::{ApiResource, DynamicObject},
     runtime::{Controller, reflector::ObjectRef, watcher},
 };
 use slipway_api::{
-    Cluster, KubeadmConfig, KubeadmControlPlane, Machine, MachineDeployment, MachineSet,
-    names::labels,
+    Cluster, ClusterResourceSet, KubeadmConfig, KubeadmControlPlane, Machine, MachineDeployment,
+    MachineSet, names::labels,
 };
 use slipway_providers::{Plugins, Role, Settings};
 use slipway_runtime::{
@@ -27,7 +27,7 @@ use slipway_runtime::{
     runner::{Runner, Watched, cluster_of, labelled_cluster, machine_of},
 };
 
-use crate::{cluster, kcp, kubeadm_config, machine, machine_deployment, machine_set};
+use crate::{addons, cluster, kcp, kubeadm_config, machine, machine_deployment, machine_set};
 
 /// How the manager runs.
 #[derive(Clone, Debug)]
@@ -79,6 +79,7 @@ pub async fn run_with(ctx: Arc<Context>, opts: Options, plugins: Plugins) {
         machines(&runner, &plugins),
         machine_sets(&runner),
         machine_deployments(&runner),
+        cluster_resource_sets(&runner),
         slipway_registry::run(&runner, registry),
     );
 }
@@ -307,5 +308,53 @@ async fn machine_deployments(runner: &Runner) {
             runner.context(),
             machine_deployment::reconcile,
         )
+        .await;
+}
+
+/// ClusterResourceSets wake on their Clusters (selection, control-plane initialization) and
+/// on the ConfigMaps and Secrets they apply (`Reconcile` re-applies a changed one).
+async fn cluster_resource_sets(runner: &Runner) {
+    let c = runner.controller::<ClusterResourceSet>();
+    let store = c.store();
+    let c = c.watches(
+        runner.api::<Cluster>(),
+        watcher::Config::default(),
+        move |cl: Cluster| {
+            let ns = cl.namespace();
+            store
+                .state()
+                .into_iter()
+                .filter(move |s| s.namespace() == ns)
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+        },
+    );
+    let store = c.store();
+    let c = c.watches(
+        runner.api::<ConfigMap>(),
+        watcher::Config::default(),
+        move |cm: ConfigMap| {
+            let (ns, name) = (cm.namespace(), cm.name_any());
+            store
+                .state()
+                .into_iter()
+                .filter(move |s| s.namespace() == ns && addons::uses(s, "ConfigMap", &name))
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+        },
+    );
+    let store = c.store();
+    let c = c.watches(
+        runner.api::<Secret>(),
+        watcher::Config::default(),
+        move |sec: Secret| {
+            let (ns, name) = (sec.namespace(), sec.name_any());
+            store
+                .state()
+                .into_iter()
+                .filter(move |s| s.namespace() == ns && addons::uses(s, "Secret", &name))
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+        },
+    );
+    runner
+        .run(c, "ClusterResourceSet", runner.context(), addons::reconcile)
         .await;
 }

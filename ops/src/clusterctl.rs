@@ -377,7 +377,7 @@ pub fn init_manifests(
                "metadata": {"name": "slipway-controller"},
                "rules": [
                    {"apiGroups": ["cluster.x-k8s.io", "bootstrap.cluster.x-k8s.io", "controlplane.cluster.x-k8s.io",
-                                  "infrastructure.cluster.x-k8s.io", "multicluster.x-k8s.io", "core.kubefed.io"],
+                                  "infrastructure.cluster.x-k8s.io", "addons.cluster.x-k8s.io", "multicluster.x-k8s.io", "core.kubefed.io"],
                     "resources": ["*", "*/status"], "verbs": all_verbs},
                    {"apiGroups": [""], "resources": ["secrets", "configmaps"], "verbs": all_verbs},
                    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},

@@ -7,6 +7,7 @@ use super::ops::{Op, mv};
 const CORE: &str = "cluster.x-k8s.io";
 const BOOTSTRAP: &str = "bootstrap.cluster.x-k8s.io";
 const CONTROLPLANE: &str = "controlplane.cluster.x-k8s.io";
+const ADDONS: &str = "addons.cluster.x-k8s.io";
 
 /// Every `(group, kind)` served at v1beta1 beside v1beta2.
 pub const KINDS: &[(&str, &str)] = &[
@@ -19,6 +20,8 @@ pub const KINDS: &[(&str, &str)] = &[
     (BOOTSTRAP, "KubeadmConfigTemplate"),
     (CONTROLPLANE, "KubeadmControlPlane"),
     (CONTROLPLANE, "KubeadmControlPlaneTemplate"),
+    (ADDONS, "ClusterResourceSet"),
+    (ADDONS, "ClusterResourceSetBinding"),
 ];
 
 /// The table of a kind, `None` when the kind has no v1beta1 form.
@@ -41,6 +44,9 @@ pub fn table(group: &str, kind: &str) -> Option<Vec<Op>> {
         (BOOTSTRAP, "KubeadmConfigTemplate") => kubeadm_config_spec("spec.template.spec"),
         (CONTROLPLANE, "KubeadmControlPlane") => kubeadm_control_plane(),
         (CONTROLPLANE, "KubeadmControlPlaneTemplate") => kcp_template(),
+        // v1beta1 differs only in its status conditions; a binding not at all.
+        (ADDONS, "ClusterResourceSet") => deprecated_status(&[]),
+        (ADDONS, "ClusterResourceSetBinding") => vec![],
         _ => return None,
     })
 }
