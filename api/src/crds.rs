@@ -18,6 +18,7 @@ pub fn core() -> Vec<CustomResourceDefinition> {
         MachineSet::crd(),
         MachineDeployment::crd(),
         MachineHealthCheck::crd(),
+        MachinePool::crd(),
         KubeadmConfig::crd(),
         KubeadmConfigTemplate::crd(),
         KubeadmControlPlane::crd(),

@@ -20,6 +20,7 @@ pub mod controlplane;
 pub mod conversion;
 pub mod crds;
 pub mod machine;
+pub mod machinepool;
 pub mod names;
 pub mod registry;
 
@@ -28,4 +29,5 @@ pub use bootstrap::{KubeadmConfig, KubeadmConfigTemplate};
 pub use cluster::Cluster;
 pub use controlplane::KubeadmControlPlane;
 pub use machine::{Machine, MachineDeployment, MachineHealthCheck, MachineSet};
+pub use machinepool::MachinePool;
 pub use registry::{ClusterProfile, KubeFedCluster};

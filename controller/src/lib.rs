@@ -1,6 +1,6 @@
 //! slipway's reconcilers of the core Cluster API kinds, one module per kind: Cluster
 //! ([`cluster`]), Machine ([`machine`]), MachineSet ([`machine_set`]), MachineDeployment
-//! ([`machine_deployment`]), KubeadmControlPlane ([`kcp`], its machines in [`kcp_machines`]),
+//! ([`machine_deployment`]), MachinePool ([`machine_pool`]), KubeadmControlPlane ([`kcp`], its machines in [`kcp_machines`]),
 //! KubeadmConfig ([`kubeadm_config`]) and ClusterResourceSet ([`addons`]); their pure
 //! planners in [`plan`]; and the [`manager`] that runs them beside the providers' controllers and the registry.
 //!
@@ -18,6 +18,7 @@ pub mod kcp_machines;
 pub mod kubeadm_config;
 pub mod machine;
 pub mod machine_deployment;
+pub mod machine_pool;
 pub mod machine_set;
 pub mod manager;
 pub mod plan;

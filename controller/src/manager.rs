@@ -27,7 +27,9 @@ use slipway_runtime::{
     runner::{Runner, Watched, cluster_of, labelled_cluster, machine_of},
 };
 
-use crate::{addons, cluster, kcp, kubeadm_config, machine, machine_deployment, machine_set};
+use crate::{
+    addons, cluster, kcp, kubeadm_config, machine, machine_deployment, machine_pool, machine_set,
+};
 
 /// How the manager runs.
 #[derive(Clone, Debug)]
@@ -80,6 +82,7 @@ pub async fn run_with(ctx: Arc<Context>, opts: Options, plugins: Plugins) {
         machine_sets(&runner),
         machine_deployments(&runner),
         cluster_resource_sets(&runner),
+        machine_pools(&runner, &plugins),
         slipway_registry::run(&runner, registry),
     );
 }
@@ -356,5 +359,31 @@ async fn cluster_resource_sets(runner: &Runner) {
     );
     runner
         .run(c, "ClusterResourceSet", runner.context(), addons::reconcile)
+        .await;
+}
+
+/// The MachinePool owning an object, by owner reference.
+fn pool_of<K: kube::Resource>(obj: &K) -> Option<ObjectRef<slipway_api::MachinePool>> {
+    let ns = obj.meta().namespace.clone().unwrap_or_default();
+    slipway_runtime::objects::core_owner_name(obj, "MachinePool")
+        .map(|n| ObjectRef::new(&n).within(&ns))
+}
+
+/// MachinePools wake on their bootstrap config and infrastructure pool (by owner reference).
+async fn machine_pools(runner: &Runner, plugins: &Plugins) {
+    let c = runner.controller::<slipway_api::MachinePool>().watches(
+        runner.api::<KubeadmConfig>(),
+        watcher::Config::default(),
+        |o| pool_of(&o),
+    );
+    let c = watch_provider_kinds(
+        runner,
+        c,
+        plugins,
+        Role::InfrastructureMachinePool,
+        pool_of::<DynamicObject>,
+    );
+    runner
+        .run(c, "MachinePool", runner.context(), machine_pool::reconcile)
         .await;
 }

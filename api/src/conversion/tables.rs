@@ -16,6 +16,7 @@ pub const KINDS: &[(&str, &str)] = &[
     (CORE, "MachineSet"),
     (CORE, "MachineDeployment"),
     (CORE, "MachineHealthCheck"),
+    (CORE, "MachinePool"),
     (BOOTSTRAP, "KubeadmConfig"),
     (BOOTSTRAP, "KubeadmConfigTemplate"),
     (CONTROLPLANE, "KubeadmControlPlane"),
@@ -32,6 +33,7 @@ pub fn table(group: &str, kind: &str) -> Option<Vec<Op>> {
         (CORE, "MachineSet") => machine_set(),
         (CORE, "MachineDeployment") => machine_deployment(),
         (CORE, "MachineHealthCheck") => machine_health_check(),
+        (CORE, "MachinePool") => machine_pool(),
         (BOOTSTRAP, "KubeadmConfig") => [
             kubeadm_config_spec("spec"),
             vec![mv(
@@ -152,6 +154,27 @@ fn machine_status() -> Vec<Op> {
         ),
     ];
     ops.extend(deprecated_status(&[]));
+    ops
+}
+
+fn machine_pool() -> Vec<Op> {
+    let mut ops = machine_spec("spec.template.spec");
+    ops.extend([
+        mv("spec.minReadySeconds", "spec.template.spec.minReadySeconds"),
+        mv(
+            "status.bootstrapReady",
+            "status.initialization.bootstrapDataSecretCreated",
+        ),
+        mv(
+            "status.infrastructureReady",
+            "status.initialization.infrastructureProvisioned",
+        ),
+    ]);
+    ops.extend(deprecated_status(&[
+        "readyReplicas",
+        "availableReplicas",
+        "unavailableReplicas",
+    ]));
     ops
 }
 

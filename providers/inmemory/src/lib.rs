@@ -23,10 +23,12 @@ pub mod api;
 pub mod boot;
 mod plugin;
 pub mod pods;
+pub mod pool;
 pub mod workload;
 
 pub use api::{InMemoryCluster, InMemoryMachine, InMemoryMachineTemplate};
 pub use plugin::{Plugin, plugin};
+pub use pool::InMemoryMachinePool;
 
 use std::{
     path::{Path, PathBuf},
@@ -45,11 +47,13 @@ use slipway_providers::{
     MachineOutcome, MachineReady, MachineScope, Progress, ProviderError,
 };
 
-/// The in-memory provider.
+/// The in-memory provider. Clones share their workload API servers, so the machine and the
+/// machine-pool controllers boot into the same simulated clusters.
+#[derive(Clone)]
 pub struct InMemory {
     root: PathBuf,
-    workloads: workload::Workloads,
-    ports: std::sync::Mutex<std::collections::HashSet<u16>>,
+    workloads: std::sync::Arc<workload::Workloads>,
+    ports: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<u16>>>,
 }
 
 impl InMemory {
@@ -57,7 +61,7 @@ impl InMemory {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
-            workloads: workload::Workloads::default(),
+            workloads: Default::default(),
             ports: Default::default(),
         }
     }

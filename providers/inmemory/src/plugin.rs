@@ -10,7 +10,9 @@ use slipway_providers::{
 };
 use slipway_runtime::runner::Runner;
 
-use crate::{InMemory, InMemoryCluster, InMemoryMachine, InMemoryMachineTemplate};
+use crate::{
+    InMemory, InMemoryCluster, InMemoryMachine, InMemoryMachinePool, InMemoryMachineTemplate,
+};
 
 /// The in-memory provider as a plugin.
 #[derive(Clone, Copy, Debug, Default)]
@@ -31,6 +33,7 @@ impl slipway_providers::Plugin for Plugin {
             InMemoryCluster::crd(),
             InMemoryMachine::crd(),
             InMemoryMachineTemplate::crd(),
+            InMemoryMachinePool::crd(),
         ]
     }
 
@@ -38,6 +41,7 @@ impl slipway_providers::Plugin for Plugin {
         vec![
             ProvidedKind::of::<InMemoryCluster>(Role::InfrastructureCluster, Some("in-memory")),
             ProvidedKind::of::<InMemoryMachine>(Role::InfrastructureMachine, None),
+            ProvidedKind::of::<InMemoryMachinePool>(Role::InfrastructureMachinePool, None),
         ]
     }
 
@@ -59,10 +63,13 @@ impl slipway_providers::Plugin for Plugin {
     }
 
     fn run(&self, runner: Runner, settings: Settings) -> BoxFuture<'static, ()> {
-        Box::pin(slipway_providers::infra::run(
-            runner,
-            InMemory::new(settings.data_dir),
-        ))
+        let provider = InMemory::new(settings.data_dir);
+        Box::pin(async move {
+            futures::join!(
+                slipway_providers::infra::run(runner.clone(), provider.clone()),
+                crate::pool::run(runner, provider),
+            );
+        })
     }
 }
 
