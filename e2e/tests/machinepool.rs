@@ -4,7 +4,7 @@
 //! `status.nodeRefs` and the counters follow; deleting the pool removes its Nodes.
 //! Needs `kubectl` on PATH.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, process::Command};
 
 use serde_json::Value;
 use slipway_testsupport::*;
@@ -90,6 +90,30 @@ fn an_in_memory_machine_pool_scales_from_zero_to_five_and_back_to_two() {
         Some(&generate("demo", 1, 0, "v1.31.0")),
     );
     m.ok(&["apply", "-f", "-"], Some(POOL));
+    // The built-in flavor writes the same shape.
+    let flavor = Command::new(slipway_bin())
+        .args([
+            "generate",
+            "cluster",
+            "other",
+            "--infrastructure",
+            "in-memory",
+        ])
+        .args(["--flavor", "machinepool", "--worker-machine-count", "3"])
+        .output()
+        .unwrap();
+    assert!(flavor.status.success(), "{}", text(&flavor.stderr));
+    let flavor = text(&flavor.stdout);
+    for want in [
+        "kind: MachinePool",
+        "kind: InMemoryMachinePool",
+        "kind: KubeadmConfig\n",
+        "replicas: 3",
+    ] {
+        assert!(flavor.contains(want), "{want} in {flavor}");
+    }
+    assert!(!flavor.contains("kind: MachineDeployment"), "{flavor}");
+    m.ok(&["apply", "--dry-run=server", "-f", "-"], Some(&flavor));
     wait_available(&m, "demo", 120);
     let kc = m.workload_kubeconfig("demo");
     // Scale from zero: provisioned, no instance, Running at 0.
@@ -134,6 +158,16 @@ fn an_in_memory_machine_pool_scales_from_zero_to_five_and_back_to_two() {
     );
     assert_eq!(p["status"]["versions"][0]["version"], "v1.31.0");
     assert_eq!(p["status"]["versions"][0]["replicas"], 5);
+    let out = Command::new(slipway_bin())
+        .args(["describe", "cluster", "demo"])
+        .env("KUBECONFIG", &m.kubeconfig)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let tree = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(tree.contains("MachinePool/demo-mp-0 (5/5 ready)"), "{tree}");
+    assert_eq!(tree.matches("Node/demo-mp-0-").count(), 5, "{tree}");
 
     m.ok(
         &["scale", "machinepool", "demo-mp-0", "--replicas", "2"],

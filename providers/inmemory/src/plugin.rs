@@ -48,7 +48,7 @@ impl slipway_providers::Plugin for Plugin {
     fn infrastructures(&self) -> Vec<Infrastructure> {
         vec![Infrastructure {
             name: "in-memory",
-            flavors: &["default", "faulty"],
+            flavors: &["default", "faulty", "machinepool"],
             kubeadm: true,
             external_cloud_provider: false,
             templates: &[(
