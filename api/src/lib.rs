@@ -12,6 +12,7 @@
 // kube-derive takes one `printcolumn(...)` per column; clippy reads the repeats as duplicates.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod addons;
 pub mod bootstrap;
 pub mod cluster;
 pub mod clusterclass;
@@ -21,13 +22,16 @@ pub mod conversion;
 pub mod crds;
 pub mod drain;
 pub mod machine;
+pub mod machinepool;
 pub mod names;
 pub mod registry;
 
+pub use addons::{ClusterResourceSet, ClusterResourceSetBinding};
 pub use bootstrap::{KubeadmConfig, KubeadmConfigTemplate};
 pub use cluster::Cluster;
 pub use clusterclass::{ClusterClass, KubeadmControlPlaneTemplate};
 pub use controlplane::KubeadmControlPlane;
 pub use drain::MachineDrainRule;
 pub use machine::{Machine, MachineDeployment, MachineHealthCheck, MachineSet};
+pub use machinepool::MachinePool;
 pub use registry::{ClusterProfile, KubeFedCluster};

@@ -109,8 +109,10 @@ pub struct MachineSpec {
 pub struct Bootstrap {
     /// Bootstrap config (e.g. KubeadmConfig).
     pub config_ref: Option<ContractVersionedObjectReference>,
-    /// Secret holding bootstrap data; filled from the config's `status.dataSecretName`.
-    #[schemars(length(min = 1, max = 253))]
+    /// Secret holding bootstrap data; filled from the config's `status.dataSecretName`. May be
+    /// empty, as upstream allows, where the infrastructure needs no bootstrap data (EKS node
+    /// groups).
+    #[schemars(length(max = 253))]
     pub data_secret_name: Option<String>,
 }
 

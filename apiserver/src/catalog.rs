@@ -376,6 +376,25 @@ fn builtins() -> Vec<Resource> {
                 age(),
             ],
         ),
+        // Addon manifests (a CNI, a cloud controller manager) bring DaemonSets; a
+        // ClusterResourceSet applies them into workload planes.
+        builtin(
+            "apps",
+            "v1",
+            "daemonsets",
+            "DaemonSet",
+            true,
+            &["ds"],
+            true,
+            vec![
+                col("Desired", "integer", ".status.desiredNumberScheduled"),
+                col("Current", "integer", ".status.currentNumberScheduled"),
+                col("Ready", "integer", ".status.numberReady"),
+                col("Up-to-date", "integer", ".status.updatedNumberScheduled"),
+                col("Available", "integer", ".status.numberAvailable"),
+                age(),
+            ],
+        ),
         builtin(
             "policy",
             "v1",

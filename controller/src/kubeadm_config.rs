@@ -90,14 +90,8 @@ async fn apply(
     api: &Api<KubeadmConfig>,
 ) -> Result<Action, Error> {
     let ns = cfg.namespace().unwrap_or_default();
-    let Some(machine_name) = slipway_runtime::objects::owner_machine_name(cfg) else {
-        // The contract: a config does nothing until a Machine owns it.
-        return Ok(Action::await_change());
-    };
-    let Some(machine) = Api::<Machine>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&machine_name)
-        .await?
-    else {
+    let Some(machine) = owner(cfg, ctx, &ns).await? else {
+        // The contract: a config does nothing until a Machine or MachinePool owns it.
         return Ok(Action::await_change());
     };
     let Some(cluster) = Api::<Cluster>::namespaced(ctx.client.clone(), &ns)
@@ -191,6 +185,30 @@ async fn read_pki(ctx: &Context, ns: &str, cluster: &str) -> Result<Option<Clust
         proxy: take(secrets::PROXY_SUFFIX),
         sa: take(secrets::SA_SUFFIX),
     }))
+}
+
+/// The Machine owning a config or, for a MachinePool's config, the pool seen as the one
+/// worker Machine all its instances join as (its name, cluster and version; never a Node, so
+/// the pool's join token keeps being refreshed while the pool exists, as upstream's).
+async fn owner(cfg: &KubeadmConfig, ctx: &Context, ns: &str) -> Result<Option<Machine>, Error> {
+    if let Some(name) = slipway_runtime::objects::owner_machine_name(cfg) {
+        return Ok(Api::<Machine>::namespaced(ctx.client.clone(), ns)
+            .get_opt(&name)
+            .await?);
+    }
+    let Some(name) = slipway_runtime::objects::core_owner_name(cfg, "MachinePool") else {
+        return Ok(None);
+    };
+    let Some(pool) = Api::<slipway_api::MachinePool>::namespaced(ctx.client.clone(), ns)
+        .get_opt(&name)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut m = Machine::new(&name, pool.spec.template.spec.clone());
+    m.spec.cluster_name = pool.spec.cluster_name.clone();
+    m.metadata.namespace = Some(ns.to_string());
+    Ok(Some(m))
 }
 
 fn is_control_plane(m: &Machine) -> bool {

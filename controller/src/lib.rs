@@ -1,7 +1,8 @@
 //! slipway's reconcilers of the core Cluster API kinds, one module per kind: Cluster
 //! ([`cluster`]), Machine ([`machine`]), MachineSet ([`machine_set`]), MachineDeployment
-//! ([`machine_deployment`]), KubeadmControlPlane ([`kcp`], its machines in [`kcp_machines`])
-//! KubeadmConfig ([`kubeadm_config`]) and MachineHealthCheck ([`mhc`]); their pure planners in [`plan`]; and the
+//! ([`machine_deployment`]), MachinePool ([`machine_pool`]), KubeadmControlPlane ([`kcp`], its
+//! machines in [`kcp_machines`]), KubeadmConfig ([`kubeadm_config`]), MachineHealthCheck
+//! ([`mhc`]) and ClusterResourceSet ([`addons`]); their pure planners in [`plan`]; and the
 //! [`manager`] that runs them beside the providers' controllers and the registry.
 //!
 //! Every reconciler follows the one skeleton of [`slipway_runtime::reconcile`]. Provider
@@ -10,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod addons;
 pub mod cluster;
 pub mod kcp;
 pub mod kcp_health;
@@ -19,6 +21,7 @@ pub mod kubeadm_config;
 pub mod machine;
 pub mod machine_deletion;
 pub mod machine_deployment;
+pub mod machine_pool;
 pub mod machine_set;
 pub mod manager;
 pub mod mhc;

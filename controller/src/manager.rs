@@ -10,15 +10,15 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{
     Client, ResourceExt,
     api::{ApiResource, DynamicObject},
     runtime::{Controller, reflector::ObjectRef, watcher},
 };
 use slipway_api::{
-    Cluster, ClusterClass, KubeadmConfig, KubeadmControlPlane, Machine, MachineDeployment,
-    MachineHealthCheck,
+    Cluster, ClusterClass, ClusterResourceSet, KubeadmConfig, KubeadmControlPlane, Machine,
+    MachineDeployment, MachineHealthCheck,
     MachineSet, names::labels,
 };
 use slipway_providers::{Plugins, Role, Settings};
@@ -28,7 +28,10 @@ use slipway_runtime::{
     runner::{Runner, Watched, cluster_of, labelled_cluster, machine_of},
 };
 
-use crate::{cluster, kcp, kubeadm_config, machine, machine_deployment, machine_set, mhc};
+use crate::{
+    addons, cluster, kcp, kubeadm_config, machine, machine_deployment, machine_pool, machine_set,
+    mhc,
+};
 
 /// How the manager runs.
 #[derive(Clone, Debug)]
@@ -86,6 +89,8 @@ pub async fn run_with(ctx: Arc<Context>, opts: Options, plugins: Plugins) {
         machine_sets(&runner),
         machine_deployments(&runner),
         health_checks(&runner),
+        cluster_resource_sets(&runner),
+        machine_pools(&runner, &plugins),
         slipway_registry::run(&runner, registry),
     );
 }
@@ -381,5 +386,79 @@ async fn health_checks(runner: &Runner) {
     );
     runner
         .run(c, "MachineHealthCheck", runner.context(), mhc::reconcile)
+        .await;
+}
+
+/// ClusterResourceSets wake on their Clusters (selection, control-plane initialization) and
+/// on the ConfigMaps and Secrets they apply (`Reconcile` re-applies a changed one).
+async fn cluster_resource_sets(runner: &Runner) {
+    let c = runner.controller::<ClusterResourceSet>();
+    let store = c.store();
+    let c = c.watches(
+        runner.api::<Cluster>(),
+        watcher::Config::default(),
+        move |cl: Cluster| {
+            let ns = cl.namespace();
+            store
+                .state()
+                .into_iter()
+                .filter(move |s| s.namespace() == ns)
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+        },
+    );
+    let store = c.store();
+    let c = c.watches(
+        runner.api::<ConfigMap>(),
+        watcher::Config::default(),
+        move |cm: ConfigMap| {
+            let (ns, name) = (cm.namespace(), cm.name_any());
+            store
+                .state()
+                .into_iter()
+                .filter(move |s| s.namespace() == ns && addons::uses(s, "ConfigMap", &name))
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+        },
+    );
+    let store = c.store();
+    let c = c.watches(
+        runner.api::<Secret>(),
+        watcher::Config::default(),
+        move |sec: Secret| {
+            let (ns, name) = (sec.namespace(), sec.name_any());
+            store
+                .state()
+                .into_iter()
+                .filter(move |s| s.namespace() == ns && addons::uses(s, "Secret", &name))
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+        },
+    );
+    runner
+        .run(c, "ClusterResourceSet", runner.context(), addons::reconcile)
+        .await;
+}
+
+/// The MachinePool owning an object, by owner reference.
+fn pool_of<K: kube::Resource>(obj: &K) -> Option<ObjectRef<slipway_api::MachinePool>> {
+    let ns = obj.meta().namespace.clone().unwrap_or_default();
+    slipway_runtime::objects::core_owner_name(obj, "MachinePool")
+        .map(|n| ObjectRef::new(&n).within(&ns))
+}
+
+/// MachinePools wake on their bootstrap config and infrastructure pool (by owner reference).
+async fn machine_pools(runner: &Runner, plugins: &Plugins) {
+    let c = runner.controller::<slipway_api::MachinePool>().watches(
+        runner.api::<KubeadmConfig>(),
+        watcher::Config::default(),
+        |o| pool_of(&o),
+    );
+    let c = watch_provider_kinds(
+        runner,
+        c,
+        plugins,
+        Role::InfrastructureMachinePool,
+        pool_of::<DynamicObject>,
+    );
+    runner
+        .run(c, "MachinePool", runner.context(), machine_pool::reconcile)
         .await;
 }

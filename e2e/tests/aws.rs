@@ -393,6 +393,20 @@ fn an_eks_cluster_with_a_node_group_on_moto_is_created_and_deleted_with_its_netw
     });
     assert_eq!(pool["status"]["readyReplicas"], 2);
     assert!(pool["status"]["nodegroupArn"].as_str().is_some());
+    // The node group is a MachinePool's infrastructure (CAPA's shape): the MachinePool owns
+    // it, reads its replicas and reports it provisioned.
+    assert_eq!(
+        pool["metadata"]["ownerReferences"][0]["kind"],
+        "MachinePool"
+    );
+    eventually(60, "the MachinePool sees its node group", || {
+        let mp = m.json(&["get", "machinepool", "e1-pool-0"]);
+        (mp["status"]["replicas"] == 2
+            && mp["status"]["initialization"]["infrastructureProvisioned"] == true
+            && condition(&mp, "InfrastructureReady").as_deref() == Some("True"))
+        .then_some(())
+        .ok_or_else(|| format!("{:#}", mp["status"]))
+    });
     let groups = r.block_on(aws.eks_nodegroups("default_e1"));
     assert_eq!(
         groups,
@@ -403,12 +417,25 @@ fn an_eks_cluster_with_a_node_group_on_moto_is_created_and_deleted_with_its_netw
         )]
     );
 
+    // Scaling the MachinePool resizes the node group.
+    m.ok(
+        &["scale", "machinepool", "e1-pool-0", "--replicas", "3"],
+        None,
+    );
+    eventually(60, "the node group has 3 nodes", || {
+        let groups = r.block_on(aws.eks_nodegroups("default_e1"));
+        (groups.first().and_then(|g| g.2) == Some(3))
+            .then_some(())
+            .ok_or_else(|| format!("{groups:?}"))
+    });
+
     // Delete: node group, EKS cluster, then the network; nothing left.
     delete_or_explain(&m, "e1");
     assert!(r.block_on(aws.eks_clusters()).is_empty());
     // The pool goes with its Cluster (owner reference), after its node group.
     eventually(30, "the AWSManagedMachinePool is gone", || {
-        let left = m.items(&["get", "awsmanagedmachinepools"]);
+        let mut left = m.items(&["get", "awsmanagedmachinepools"]);
+        left.extend(m.items(&["get", "machinepools"]));
         left.is_empty()
             .then_some(())
             .ok_or_else(|| format!("{left:?}"))

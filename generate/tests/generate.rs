@@ -127,6 +127,15 @@ fn every_flavor_renders_a_complete_valid_set() {
                 }
                 assert_eq!(count("KubeadmControlPlane"), 1, "{kinds:?}");
                 let with_workers = *w != "0";
+                if *flavor == "machinepool" {
+                    // One MachinePool with its KubeadmConfig and infrastructure pool instead.
+                    assert_eq!(count(machine_template), 1, "{kinds:?}");
+                    assert_eq!(count("MachineDeployment"), 0, "{kinds:?}");
+                    for k in ["MachinePool", "KubeadmConfig", "InMemoryMachinePool"] {
+                        assert_eq!(count(k), usize::from(with_workers), "{k}: {kinds:?}");
+                    }
+                    continue;
+                }
                 assert_eq!(
                     count(machine_template),
                     1 + usize::from(with_workers),
@@ -331,7 +340,25 @@ fn eks_workers_are_a_managed_node_group() {
         .iter()
         .find(|d| d["kind"] == "AWSManagedMachinePool")
         .expect("a node group");
-    assert_eq!(pool["spec"]["replicas"], 2);
+    // CAPA's shape: a MachinePool carries the size and references the node group's pool.
+    assert!(pool["spec"].get("replicas").is_none(), "{pool:#}");
+    let mp = docs
+        .iter()
+        .find(|d| d["kind"] == "MachinePool")
+        .expect("a MachinePool");
+    assert_eq!(mp["spec"]["replicas"], 2);
+    assert_eq!(
+        mp["spec"]["template"]["spec"]["infrastructureRef"]["kind"],
+        "AWSManagedMachinePool"
+    );
+    assert_eq!(
+        mp["spec"]["template"]["spec"]["infrastructureRef"]["name"],
+        pool["metadata"]["name"]
+    );
+    assert_eq!(
+        mp["spec"]["template"]["spec"]["bootstrap"]["dataSecretName"],
+        ""
+    );
     assert_eq!(pool["spec"]["eksNodegroupName"], "default_demo-pool-0");
     assert_eq!(pool["spec"]["instanceType"], "t3.large");
     assert_eq!(

@@ -215,7 +215,8 @@ fn machine_node(m: &Machine) -> Node {
 }
 
 /// Gathers a Cluster's tree: Cluster -> infrastructure, control plane -> its machines,
-/// workers -> MachineDeployments -> their machines (and machines of no deployment).
+/// workers -> MachineDeployments -> their machines, MachinePools -> their Nodes (and machines
+/// of no deployment).
 pub async fn describe(client: &Client, ns: &str, name: &str) -> Result<Node, OpsError> {
     let cluster = Api::<Cluster>::namespaced(client.clone(), ns)
         .get_opt(name)
@@ -287,6 +288,33 @@ pub async fn describe(client: &Client, ns: &str, name: &str) -> Result<Node, Ops
                 .iter()
                 .filter(|m| m.labels().get(labels::MACHINE_DEPLOYMENT_NAME) == Some(&md.name_any()))
                 .map(machine_node)
+                .collect(),
+        });
+    }
+    let pools = Api::<slipway_api::MachinePool>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    for p in pools.iter().filter(|p| p.spec.cluster_name == name) {
+        let s = p.status.clone().unwrap_or_default();
+        workers.push(Node {
+            label: format!(
+                "MachinePool/{} ({}/{} ready)",
+                p.name_any(),
+                s.ready_replicas.unwrap_or(0),
+                p.spec.desired()
+            ),
+            ready: ready_of(s.conditions.as_ref(), &["Available"]),
+            children: s
+                .node_refs
+                .iter()
+                .flatten()
+                .filter_map(|r| r.name.as_ref())
+                .map(|n| Node {
+                    label: format!("Node/{n}"),
+                    ready: None,
+                    children: vec![],
+                })
                 .collect(),
         });
     }
@@ -429,7 +457,7 @@ pub fn init_manifests(
                "metadata": {"name": "slipway-controller"},
                "rules": [
                    {"apiGroups": ["cluster.x-k8s.io", "bootstrap.cluster.x-k8s.io", "controlplane.cluster.x-k8s.io",
-                                  "infrastructure.cluster.x-k8s.io", "multicluster.x-k8s.io", "core.kubefed.io"],
+                                  "infrastructure.cluster.x-k8s.io", "addons.cluster.x-k8s.io", "multicluster.x-k8s.io", "core.kubefed.io"],
                     "resources": ["*", "*/status"], "verbs": all_verbs},
                    {"apiGroups": [""], "resources": ["secrets", "configmaps"], "verbs": all_verbs},
                    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},

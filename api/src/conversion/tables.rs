@@ -7,6 +7,7 @@ use super::ops::{Op, mv};
 const CORE: &str = "cluster.x-k8s.io";
 const BOOTSTRAP: &str = "bootstrap.cluster.x-k8s.io";
 const CONTROLPLANE: &str = "controlplane.cluster.x-k8s.io";
+const ADDONS: &str = "addons.cluster.x-k8s.io";
 
 /// Every `(group, kind)` served at v1beta1 beside v1beta2.
 pub const KINDS: &[(&str, &str)] = &[
@@ -15,10 +16,13 @@ pub const KINDS: &[(&str, &str)] = &[
     (CORE, "MachineSet"),
     (CORE, "MachineDeployment"),
     (CORE, "MachineHealthCheck"),
+    (CORE, "MachinePool"),
     (BOOTSTRAP, "KubeadmConfig"),
     (BOOTSTRAP, "KubeadmConfigTemplate"),
     (CONTROLPLANE, "KubeadmControlPlane"),
     (CONTROLPLANE, "KubeadmControlPlaneTemplate"),
+    (ADDONS, "ClusterResourceSet"),
+    (ADDONS, "ClusterResourceSetBinding"),
 ];
 
 /// The table of a kind, `None` when the kind has no v1beta1 form.
@@ -29,6 +33,7 @@ pub fn table(group: &str, kind: &str) -> Option<Vec<Op>> {
         (CORE, "MachineSet") => machine_set(),
         (CORE, "MachineDeployment") => machine_deployment(),
         (CORE, "MachineHealthCheck") => machine_health_check(),
+        (CORE, "MachinePool") => machine_pool(),
         (BOOTSTRAP, "KubeadmConfig") => [
             kubeadm_config_spec("spec"),
             vec![mv(
@@ -41,6 +46,9 @@ pub fn table(group: &str, kind: &str) -> Option<Vec<Op>> {
         (BOOTSTRAP, "KubeadmConfigTemplate") => kubeadm_config_spec("spec.template.spec"),
         (CONTROLPLANE, "KubeadmControlPlane") => kubeadm_control_plane(),
         (CONTROLPLANE, "KubeadmControlPlaneTemplate") => kcp_template(),
+        // v1beta1 differs only in its status conditions; a binding not at all.
+        (ADDONS, "ClusterResourceSet") => deprecated_status(&[]),
+        (ADDONS, "ClusterResourceSetBinding") => vec![],
         _ => return None,
     })
 }
@@ -146,6 +154,27 @@ fn machine_status() -> Vec<Op> {
         ),
     ];
     ops.extend(deprecated_status(&[]));
+    ops
+}
+
+fn machine_pool() -> Vec<Op> {
+    let mut ops = machine_spec("spec.template.spec");
+    ops.extend([
+        mv("spec.minReadySeconds", "spec.template.spec.minReadySeconds"),
+        mv(
+            "status.bootstrapReady",
+            "status.initialization.bootstrapDataSecretCreated",
+        ),
+        mv(
+            "status.infrastructureReady",
+            "status.initialization.infrastructureProvisioned",
+        ),
+    ]);
+    ops.extend(deprecated_status(&[
+        "readyReplicas",
+        "availableReplicas",
+        "unavailableReplicas",
+    ]));
     ops
 }
 

@@ -48,6 +48,7 @@ fn generate(group: &str, kind: &str) -> Option<Value> {
         ("coordination.k8s.io", "Lease") => resolved::<coordination::v1::Lease>(),
         ("events.k8s.io", "Event") => resolved::<events::v1::Event>(),
         ("apps", "Deployment") => resolved::<apps::v1::Deployment>(),
+        ("apps", "DaemonSet") => resolved::<apps::v1::DaemonSet>(),
         ("rbac.authorization.k8s.io", "Role") => resolved::<rbac::v1::Role>(),
         ("rbac.authorization.k8s.io", "ClusterRole") => resolved::<rbac::v1::ClusterRole>(),
         ("rbac.authorization.k8s.io", "RoleBinding") => resolved::<rbac::v1::RoleBinding>(),

@@ -357,7 +357,18 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
         .into_iter()
         .filter(|m| !m.labels().contains_key(labels::CONTROL_PLANE))
         .collect();
-    if !md_list.is_empty() || !ms_list.is_empty() || !workers.is_empty() {
+    let pools: Api<slipway_api::MachinePool> = Api::namespaced(ctx.client.clone(), &ns);
+    let pool_list = pools.list(&selector).await?.items;
+    if !md_list.is_empty() || !ms_list.is_empty() || !workers.is_empty() || !pool_list.is_empty() {
+        for p in pool_list
+            .iter()
+            .filter(|o| o.metadata.deletion_timestamp.is_none())
+        {
+            pools
+                .delete(&p.name_any(), &DeleteParams::default())
+                .await?;
+            tracing::info!(cluster = %name, pool = %p.name_any(), "deleting MachinePool");
+        }
         for md in md_list
             .iter()
             .filter(|o| o.metadata.deletion_timestamp.is_none())
@@ -380,12 +391,15 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
                 .delete(&m.name_any(), &DeleteParams::default())
                 .await?;
         }
-        let message = format!(
+        let mut message = format!(
             "{} MachineDeployments, {} MachineSets and {} worker Machines still exist",
             md_list.len(),
             ms_list.len(),
             workers.len()
         );
+        if !pool_list.is_empty() {
+            message.push_str(&format!(", {} MachinePools", pool_list.len()));
+        }
         return Err(waiting(
             &api,
             cluster,

@@ -56,6 +56,7 @@ impl slipway_providers::Plugin for Plugin {
             ProvidedKind::of::<AWSManagedCluster>(Role::InfrastructureCluster, Some("aws-eks")),
             ProvidedKind::of::<AWSMachine>(Role::InfrastructureMachine, None),
             ProvidedKind::of::<AWSManagedControlPlane>(Role::ControlPlane, None),
+            ProvidedKind::of::<AWSManagedMachinePool>(Role::InfrastructureMachinePool, None),
         ]
     }
 

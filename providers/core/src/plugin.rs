@@ -22,6 +22,8 @@ pub enum Role {
     InfrastructureMachine,
     /// A control plane (`Cluster.spec.controlPlaneRef`).
     ControlPlane,
+    /// An infrastructure machine pool (`MachinePool.spec.template.spec.infrastructureRef`).
+    InfrastructureMachinePool,
 }
 
 /// One kind a provider serves and the core watches.

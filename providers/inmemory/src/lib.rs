@@ -24,10 +24,12 @@ pub mod boot;
 pub mod dev;
 mod plugin;
 pub mod pods;
+pub mod pool;
 pub mod workload;
 
 pub use api::{InMemoryCluster, InMemoryClusterTemplate, InMemoryMachine, InMemoryMachineTemplate};
 pub use plugin::{Plugin, plugin};
+pub use pool::InMemoryMachinePool;
 
 use std::{
     path::{Path, PathBuf},
@@ -46,11 +48,13 @@ use slipway_providers::{
     MachineOutcome, MachineReady, MachineScope, Progress, ProviderError,
 };
 
-/// The in-memory provider.
+/// The in-memory provider. Clones share their workload API servers, so the machine and the
+/// machine-pool controllers boot into the same simulated clusters.
+#[derive(Clone)]
 pub struct InMemory {
     root: PathBuf,
-    workloads: workload::Workloads,
-    ports: std::sync::Mutex<std::collections::HashSet<u16>>,
+    workloads: std::sync::Arc<workload::Workloads>,
+    ports: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<u16>>>,
 }
 
 impl InMemory {
@@ -58,7 +62,7 @@ impl InMemory {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
-            workloads: workload::Workloads::default(),
+            workloads: Default::default(),
             ports: Default::default(),
         }
     }

@@ -11,7 +11,8 @@ use slipway_providers::{
 use slipway_runtime::runner::Runner;
 
 use crate::{
-    InMemory, InMemoryCluster, InMemoryClusterTemplate, InMemoryMachine, InMemoryMachineTemplate,
+    InMemory, InMemoryCluster, InMemoryClusterTemplate, InMemoryMachine, InMemoryMachinePool,
+    InMemoryMachineTemplate,
     dev::{Dev, DevCluster, DevClusterTemplate, DevMachine, DevMachineTemplate},
 };
 
@@ -39,6 +40,7 @@ impl slipway_providers::Plugin for Plugin {
             DevClusterTemplate::crd(),
             DevMachine::crd(),
             DevMachineTemplate::crd(),
+            InMemoryMachinePool::crd(),
         ]
     }
 
@@ -48,13 +50,14 @@ impl slipway_providers::Plugin for Plugin {
             ProvidedKind::of::<InMemoryMachine>(Role::InfrastructureMachine, None),
             ProvidedKind::of::<DevCluster>(Role::InfrastructureCluster, Some("in-memory")),
             ProvidedKind::of::<DevMachine>(Role::InfrastructureMachine, None),
+            ProvidedKind::of::<InMemoryMachinePool>(Role::InfrastructureMachinePool, None),
         ]
     }
 
     fn infrastructures(&self) -> Vec<Infrastructure> {
         vec![Infrastructure {
             name: "in-memory",
-            flavors: &["default", "faulty"],
+            flavors: &["default", "faulty", "machinepool"],
             kubeadm: true,
             external_cloud_provider: false,
             templates: &[(
@@ -73,9 +76,11 @@ impl slipway_providers::Plugin for Plugin {
         let dev = Dev::new(std::sync::Arc::new(InMemory::new(
             settings.data_dir.join("dev"),
         )));
+        let provider = InMemory::new(settings.data_dir);
         Box::pin(async move {
             futures::join!(
-                slipway_providers::infra::run(runner.clone(), InMemory::new(settings.data_dir)),
+                slipway_providers::infra::run(runner.clone(), provider.clone()),
+                crate::pool::run(runner.clone(), provider),
                 slipway_providers::infra::run(runner, dev),
             );
         })

@@ -176,7 +176,19 @@ pub async fn run(runner: Runner) {
     tokio::join!(
         runner.run_control_plane::<AWSManagedControlPlane, _, _, _>(ctx.clone(), reconcile),
         runner.run(
-            runner.controller::<crate::api::AWSManagedMachinePool>(),
+            // A MachinePool's size reaches the AWSManagedMachinePool it references.
+            runner
+                .controller::<crate::api::AWSManagedMachinePool>()
+                .watches(
+                    runner.api::<slipway_api::MachinePool>(),
+                    Default::default(),
+                    |mp: slipway_api::MachinePool| {
+                        let ns = mp.namespace().unwrap_or_default();
+                        let r = &mp.spec.template.spec.infrastructure_ref;
+                        (r.kind == "AWSManagedMachinePool")
+                            .then(|| kube::runtime::reflector::ObjectRef::new(&r.name).within(&ns))
+                    },
+                ),
             "AWSManagedMachinePool",
             ctx,
             pool::reconcile,

@@ -139,6 +139,20 @@ async fn apply(
     let now = (ctx.base.clock)();
     let paused = paused_condition(&mut conds, &cluster, pool.annotations(), generation, now);
     let mut action = Action::await_change();
+    // As the infrastructure of a MachinePool (CAPA's shape), the size is the MachinePool's;
+    // standalone, the pool's own `spec.replicas`. One code path: only the size differs.
+    let mut sized = pool.clone();
+    if let Some(mp) = slipway_runtime::objects::core_owner_name(pool, "MachinePool") {
+        let ns = pool.namespace().unwrap_or_default();
+        match Api::<slipway_api::MachinePool>::namespaced(ctx.base.client.clone(), &ns)
+            .get_opt(&mp)
+            .await?
+        {
+            Some(mp) => sized.spec.replicas = Some(mp.spec.desired()),
+            None => return Ok(Action::requeue(Duration::from_secs(5))),
+        }
+    }
+    let pool = &sized;
     if !paused {
         let ready = match step(pool, &cluster, &cp, ctx, &mut status.creation, now).await {
             Ok(Step::Waiting(reason, message, after)) => {
