@@ -18,8 +18,7 @@ use kube::{
 };
 use slipway_api::{
     Cluster, ClusterClass, ClusterResourceSet, KubeadmConfig, KubeadmControlPlane, Machine,
-    MachineDeployment, MachineHealthCheck,
-    MachineSet, names::labels,
+    MachineDeployment, MachineHealthCheck, MachineSet, names::labels,
 };
 use slipway_providers::{Plugins, Role, Settings};
 use slipway_runtime::{
