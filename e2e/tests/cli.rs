@@ -69,8 +69,10 @@ fn generate_demo_prints_the_full_in_memory_set() {
         [
             "Cluster",
             "KubeadmControlPlane",
+            "MachineHealthCheck",
             "MachineDeployment",
             "KubeadmConfigTemplate",
+            "MachineHealthCheck",
             "InMemoryCluster",
             "InMemoryMachineTemplate",
             "InMemoryMachineTemplate"

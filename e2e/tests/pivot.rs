@@ -19,7 +19,7 @@ const CLUSTERS: usize = 10;
 /// Kinds compared before and after (everything a cluster is made of).
 const KINDS: &str = "clusters,machines,machinesets,machinedeployments,kubeadmcontrolplanes,\
 kubeadmconfigs,kubeadmconfigtemplates,inmemoryclusters,inmemorymachines,\
-inmemorymachinetemplates,clusterprofiles,secrets";
+inmemorymachinetemplates,clusterprofiles,machinehealthchecks,secrets";
 
 fn slipway_move(source: &Mgmt, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(slipway_bin());
