@@ -431,20 +431,6 @@ fn builtins() -> Vec<Resource> {
             ],
         ),
         builtin(
-            "policy",
-            "v1",
-            "poddisruptionbudgets",
-            "PodDisruptionBudget",
-            true,
-            &["pdb"],
-            true,
-            vec![
-                col("Min Available", "string", ".spec.minAvailable"),
-                col("Max Unavailable", "string", ".spec.maxUnavailable"),
-                age(),
-            ],
-        ),
-        builtin(
             "apiextensions.k8s.io",
             "v1",
             "customresourcedefinitions",

@@ -147,9 +147,9 @@ fn apply_get_columns_yaml_and_unchanged_reapply() {
         first.contains("cluster.cluster.x-k8s.io/demo created"),
         "{first}"
     );
-    assert_eq!(first.matches(" created").count(), 7, "{first}");
+    assert_eq!(first.matches(" created").count(), 9, "{first}");
     let second = up.ok(&["apply", "-f", "-"], Some(&manifests));
-    assert_eq!(second.matches(" unchanged").count(), 7, "{second}");
+    assert_eq!(second.matches(" unchanged").count(), 9, "{second}");
 
     let table = up.ok(&["get", "clusters"], None);
     let header = table.lines().next().unwrap();

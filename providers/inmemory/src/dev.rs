@@ -109,7 +109,12 @@ pub struct DevClusterStatus {
     namespaced,
     status = "TemplateStatus",
     category = "cluster-api",
-    label("cluster.x-k8s.io/v1beta2", "v1beta2")
+    label("cluster.x-k8s.io/v1beta2", "v1beta2"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 pub struct DevClusterTemplateSpec {
     /// The template.
@@ -241,7 +246,12 @@ pub struct DevMachineStatus {
     namespaced,
     status = "TemplateStatus",
     category = "cluster-api",
-    label("cluster.x-k8s.io/v1beta2", "v1beta2")
+    label("cluster.x-k8s.io/v1beta2", "v1beta2"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 pub struct DevMachineTemplateSpec {
     /// The template.
