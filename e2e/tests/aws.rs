@@ -9,54 +9,9 @@
 use std::{collections::BTreeMap, process::Command, time::Duration};
 
 use slipway_aws::network::model::owner_tag;
-use slipway_testsupport::{Mgmt, condition, eventually, machines, moto::moto, register_node, text};
-
-fn generate(name: &str) -> String {
-    generate_flavor(name, "aws", 2)
-}
-
-fn generate_flavor(name: &str, infrastructure: &str, workers: u32) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
-    cmd.args([
-        "generate",
-        "cluster",
-        name,
-        "--infrastructure",
-        infrastructure,
-    ])
-    .args(["--worker-machine-count", &workers.to_string()]);
-    if infrastructure == "aws" {
-        cmd.args(["--control-plane-machine-count", "1"]);
-    }
-    let out = cmd
-        .args(["--kubernetes-version", "v1.31.0"])
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_AMI_ID", "ami-760aaa0f")
-        .env("AWS_SSH_KEY_NAME", "slipway-e2e")
-        .env("AWS_CONTROL_PLANE_IAM_INSTANCE_PROFILE", "")
-        .env("AWS_NODE_IAM_INSTANCE_PROFILE", "")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout)
-}
-
-/// `<cluster>-kubeconfig` pointing at the stand-in API server.
-fn kubeconfig_secret(m: &Mgmt, cluster: &str, workload: &Mgmt) {
-    use base64::Engine;
-    let kc = std::fs::read(&workload.kubeconfig).unwrap();
-    let secret = serde_json::json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {
-            "name": format!("{cluster}-kubeconfig"), "namespace": "default",
-            "labels": {"cluster.x-k8s.io/cluster-name": cluster},
-            "annotations": {"slipway.dev/kubeconfig-provider": "e2e-stand-in"},
-        },
-        "type": "cluster.x-k8s.io/secret",
-        "data": {"value": base64::engine::general_purpose::STANDARD.encode(kc)},
-    });
-    m.ok(&["apply", "-f", "-"], Some(&secret.to_string()));
-}
+use slipway_testsupport::{
+    Mgmt, condition, eventually, generate_for_moto, machines, moto::moto, register_node, text,
+};
 
 /// Registers a Ready Node for every AWSMachine that has a providerID, as its kubelet would.
 fn register_nodes(m: &Mgmt, workload: &Mgmt) {
@@ -172,8 +127,11 @@ fn an_aws_cluster_on_moto_survives_controller_kills_and_deletes_everything_it_ma
     // A short drift resync, checked below.
     env.push(("SLIPWAY_AWS_RESYNC_SECONDS", "3".into()));
     m.start_controller_env(&env);
-    kubeconfig_secret(&m, "c1", &workload);
-    m.ok(&["apply", "-f", "-"], Some(&generate("c1")));
+    m.stand_in_kubeconfig("c1", &workload);
+    m.ok(
+        &["apply", "-f", "-"],
+        Some(&generate_for_moto("c1", "aws", 2)),
+    );
 
     // Kill the controller at several points of the creation; each restart must go on from
     // what exists, never duplicate it.
@@ -320,7 +278,7 @@ fn an_eks_cluster_with_a_node_group_on_moto_is_created_and_deleted_with_its_netw
     m.start_controller_env(&env);
     m.ok(
         &["apply", "-f", "-"],
-        Some(&generate_flavor("e1", "aws-eks", 2)),
+        Some(&generate_for_moto("e1", "aws-eks", 2)),
     );
     std::thread::sleep(Duration::from_millis(2000));
     m.kill_controller();

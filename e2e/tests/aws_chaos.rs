@@ -16,7 +16,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -24,51 +23,13 @@ use slipway_aws::network::model::owner_tag;
 use slipway_testsupport::{
     Mgmt, condition, eventually,
     fault_proxy::{Fault, FaultProxy, Rule},
-    machines,
+    generate_for_moto, machines,
     moto::moto,
-    register_node, text,
+    register_node,
 };
 
 const EC2: [&str; 2] = ["k1", "k2"];
 const EKS: &str = "e1";
-
-fn generate(name: &str, infrastructure: &str, workers: u32) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
-    cmd.args(["generate", "cluster", name, "--infrastructure"])
-        .arg(infrastructure)
-        .args(["--worker-machine-count", &workers.to_string()]);
-    if infrastructure == "aws" {
-        cmd.args(["--control-plane-machine-count", "1"]);
-    }
-    let out = cmd
-        .args(["--kubernetes-version", "v1.31.0"])
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_AMI_ID", "ami-760aaa0f")
-        .env("AWS_SSH_KEY_NAME", "slipway-e2e")
-        .env("AWS_CONTROL_PLANE_IAM_INSTANCE_PROFILE", "")
-        .env("AWS_NODE_IAM_INSTANCE_PROFILE", "")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout)
-}
-
-/// `<cluster>-kubeconfig` pointing at the stand-in API server.
-fn kubeconfig_secret(m: &Mgmt, cluster: &str, workload: &Mgmt) {
-    use base64::Engine;
-    let kc = std::fs::read(&workload.kubeconfig).unwrap();
-    let secret = serde_json::json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {
-            "name": format!("{cluster}-kubeconfig"), "namespace": "default",
-            "labels": {"cluster.x-k8s.io/cluster-name": cluster},
-            "annotations": {"slipway.dev/kubeconfig-provider": "e2e-stand-in"},
-        },
-        "type": "cluster.x-k8s.io/secret",
-        "data": {"value": base64::engine::general_purpose::STANDARD.encode(kc)},
-    });
-    m.ok(&["apply", "-f", "-"], Some(&secret.to_string()));
-}
 
 fn seed() -> u64 {
     std::env::var("SLIPWAY_CHAOS_SEED")
@@ -233,10 +194,13 @@ fn chaos_a_sigkilled_controller_under_every_fault_leaves_no_duplicate_and_no_lea
         .collect();
     let mut m = Mgmt::start("aws-chaos", true);
     for (c, w) in EC2.iter().zip(&workloads) {
-        kubeconfig_secret(&m, c, w);
-        m.ok(&["apply", "-f", "-"], Some(&generate(c, "aws", 0)));
+        m.stand_in_kubeconfig(c, w);
+        m.ok(&["apply", "-f", "-"], Some(&generate_for_moto(c, "aws", 0)));
     }
-    m.ok(&["apply", "-f", "-"], Some(&generate(EKS, "aws-eks", 2)));
+    m.ok(
+        &["apply", "-f", "-"],
+        Some(&generate_for_moto(EKS, "aws-eks", 2)),
+    );
     proxy.set_rules(rules());
     m.start_controller_env(&env);
     let mut draw = Draw(seed.max(1));

@@ -345,3 +345,53 @@ pub fn register_node(workload: &Mgmt, node: &str, provider_id: &str, version: &s
         None,
     );
 }
+
+/// `slipway generate cluster NAME --infrastructure INFRA` with the AWS variables the moto
+/// suites share (region, an AMI moto knows, no IAM instance profiles) and one control-plane
+/// machine for `aws`.
+pub fn generate_for_moto(name: &str, infrastructure: &str, workers: u32) -> String {
+    let mut cmd = Command::new(slipway_bin());
+    cmd.args([
+        "generate",
+        "cluster",
+        name,
+        "--infrastructure",
+        infrastructure,
+    ])
+    .args(["--worker-machine-count", &workers.to_string()]);
+    if infrastructure == "aws" {
+        cmd.args(["--control-plane-machine-count", "1"]);
+    }
+    let out = cmd
+        .args(["--kubernetes-version", "v1.31.0"])
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_AMI_ID", "ami-760aaa0f")
+        .env("AWS_SSH_KEY_NAME", "slipway-e2e")
+        .env("AWS_CONTROL_PLANE_IAM_INSTANCE_PROFILE", "")
+        .env("AWS_NODE_IAM_INSTANCE_PROFILE", "")
+        .output()
+        .expect("running slipway generate cluster");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+impl Mgmt {
+    /// `<cluster>-kubeconfig` in `default` pointing at `workload` (a stand-in API server for
+    /// a provider whose machines run no kubeadm), marked as written by a provider so the
+    /// control plane leaves it alone.
+    pub fn stand_in_kubeconfig(&self, cluster: &str, workload: &Mgmt) {
+        use base64::Engine;
+        let kc = std::fs::read(&workload.kubeconfig).expect("reading the stand-in's kubeconfig");
+        let secret = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {
+                "name": format!("{cluster}-kubeconfig"), "namespace": "default",
+                "labels": {"cluster.x-k8s.io/cluster-name": cluster},
+                "annotations": {"slipway.dev/kubeconfig-provider": "e2e-stand-in"},
+            },
+            "type": "cluster.x-k8s.io/secret",
+            "data": {"value": base64::engine::general_purpose::STANDARD.encode(kc)},
+        });
+        self.ok(&["apply", "-f", "-"], Some(&secret.to_string()));
+    }
+}
