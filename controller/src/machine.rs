@@ -235,30 +235,31 @@ pub async fn reconcile(machine: Arc<Machine>, ctx: Arc<Context>) -> Result<Actio
     .await
 }
 
-/// Makes the Machine the controller owner of a referenced object (replacing the creator's
-/// owner reference, as upstream does) and sets the cluster-name label.
-async fn adopt(
+/// Makes `owner` (a Machine or a MachinePool) the controller owner of an object it references
+/// (replacing the creator's owner reference, as upstream does) and labels it with the cluster.
+pub(crate) async fn adopt<K: kube::Resource<DynamicType = ()>>(
     ctx: &Context,
-    machine: &Machine,
+    owner: &K,
+    cluster_name: &str,
     r: &ContractVersionedObjectReference,
     obj: &DynamicObject,
 ) -> Result<(), Error> {
-    let uid = machine.uid().unwrap_or_default();
+    let uid = owner.uid().unwrap_or_default();
     let owned = obj
         .metadata
         .owner_references
         .iter()
         .flatten()
         .any(|o| o.uid == uid && o.controller == Some(true));
-    let labelled = obj.labels().get(labels::CLUSTER_NAME) == Some(&machine.spec.cluster_name);
+    let labelled = obj.labels().get(labels::CLUSTER_NAME).map(String::as_str) == Some(cluster_name);
     if owned && labelled {
         return Ok(());
     }
-    let ns = machine.namespace().unwrap_or_default();
+    let ns = owner.namespace().unwrap_or_default();
     let (api, _) = ctx.resolver.api(&ns, r).await?;
     let patch = json!({"metadata": {
-        "ownerReferences": [controller_ref(machine)?],
-        "labels": {labels::CLUSTER_NAME: machine.spec.cluster_name},
+        "ownerReferences": [controller_ref(owner)?],
+        "labels": {labels::CLUSTER_NAME: cluster_name},
         "resourceVersion": obj.metadata.resource_version,
     }});
     api.patch(&r.name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -335,7 +336,7 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
             (Some(r), None) => match ctx.resolver.get(&ns, r).await? {
                 None => None,
                 Some(obj) => {
-                    adopt(ctx, machine, r, &obj).await?;
+                    adopt(ctx, machine, &machine.spec.cluster_name, r, &obj).await?;
                     let secret = obj
                         .data
                         .pointer("/status/dataSecretName")
@@ -354,7 +355,7 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
         o.infra = match ctx.resolver.get(&ns, r).await? {
             None => None,
             Some(obj) => {
-                adopt(ctx, machine, r, &obj).await?;
+                adopt(ctx, machine, &machine.spec.cluster_name, r, &obj).await?;
                 let provisioned = obj
                     .data
                     .pointer("/status/initialization/provisioned")

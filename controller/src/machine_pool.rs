@@ -25,14 +25,13 @@ use kube::{
 use serde_json::{Value, json};
 use slipway_api::{
     Cluster,
-    common::{ContractVersionedObjectReference, StatusVersion},
+    common::StatusVersion,
     machinepool::{self, MachinePool, MachinePoolInitializationStatus, MachinePoolStatus, phase},
     names::{conditions as ct, labels, reasons},
 };
 use slipway_runtime::{
     Context, Error,
     conditions::{self, Status, desired},
-    objects::controller_ref,
     reconcile::{dispatch, is_paused, write_status},
 };
 
@@ -287,36 +286,6 @@ pub async fn reconcile(pool: Arc<MachinePool>, ctx: Arc<Context>) -> Result<Acti
     .await
 }
 
-/// Makes the pool the controller owner of a referenced object and labels it with the cluster.
-async fn adopt(
-    ctx: &Context,
-    pool: &MachinePool,
-    r: &ContractVersionedObjectReference,
-    obj: &DynamicObject,
-) -> Result<(), Error> {
-    let uid = pool.uid().unwrap_or_default();
-    let owned = obj
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.uid == uid && o.controller == Some(true));
-    let labelled = obj.labels().get(labels::CLUSTER_NAME) == Some(&pool.spec.cluster_name);
-    if owned && labelled {
-        return Ok(());
-    }
-    let ns = pool.namespace().unwrap_or_default();
-    let (api, _) = ctx.resolver.api(&ns, r).await?;
-    let patch = json!({"metadata": {
-        "ownerReferences": [controller_ref(pool)?],
-        "labels": {labels::CLUSTER_NAME: pool.spec.cluster_name},
-        "resourceVersion": obj.metadata.resource_version,
-    }});
-    api.patch(&r.name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
-}
-
 async fn ensure_metadata(
     api: &Api<MachinePool>,
     pool: &MachinePool,
@@ -409,7 +378,7 @@ async fn apply(pool: &MachinePool, ctx: &Context, api: &Api<MachinePool>) -> Res
             (Some(r), _) => match ctx.resolver.get(&ns, r).await? {
                 None => None,
                 Some(obj) => {
-                    adopt(ctx, pool, r, &obj).await?;
+                    crate::machine::adopt(ctx, pool, &pool.spec.cluster_name, r, &obj).await?;
                     let secret = obj
                         .data
                         .pointer("/status/dataSecretName")
@@ -431,7 +400,7 @@ async fn apply(pool: &MachinePool, ctx: &Context, api: &Api<MachinePool>) -> Res
         };
         let r = &pool.spec.template.spec.infrastructure_ref;
         if let Some(obj) = ctx.resolver.get(&ns, r).await? {
-            adopt(ctx, pool, r, &obj).await?;
+            crate::machine::adopt(ctx, pool, &pool.spec.cluster_name, r, &obj).await?;
             let (view, replicas, ids) = infra_view(&obj);
             if pool.spec.provider_id_list.as_deref().unwrap_or_default() != ids.as_slice() {
                 spec_patch.insert("providerIDList".into(), json!(ids));
