@@ -146,6 +146,38 @@ impl State {
     }
 }
 
+/// The chaos tests' seed: `SLIPWAY_CHAOS_SEED` to replay one, else drawn from the clock (the
+/// tests print it).
+pub fn chaos_seed() -> u64 {
+    std::env::var("SLIPWAY_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+                % 1_000_000
+        })
+}
+
+/// A test's own seeded draws (kill moments), independent of the proxy's.
+pub struct Draw(u64);
+
+impl Draw {
+    /// Draws from `seed` (0 is replaced: xorshift never leaves it).
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    /// The next draw in `0..n` (xorshift64).
+    pub fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
 /// The proxy; stops when dropped.
 pub struct FaultProxy {
     /// Its endpoint, `http://127.0.0.1:<port>`.

@@ -19,7 +19,7 @@ use std::{
 use common::*;
 use slipway_aws::{creations::token, network::model::owner_tag};
 use slipway_testsupport::{
-    fault_proxy::{Fault, FaultProxy, Rule},
+    fault_proxy::{Draw, Fault, FaultProxy, Rule, chaos_seed},
     moto::moto,
 };
 
@@ -163,30 +163,6 @@ async fn client_tokens_are_derived_from_uid_and_attempt_and_survive_a_crash() {
     );
 }
 
-fn seed() -> u64 {
-    std::env::var("SLIPWAY_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                % 1_000_000
-        })
-}
-
-/// xorshift for the test's own draws (kills), from the same seed.
-struct Draw(u64);
-impl Draw {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 fn expected() -> BTreeMap<&'static str, usize> {
     BTreeMap::from([
         ("vpcs", 1),
@@ -205,7 +181,7 @@ fn expected() -> BTreeMap<&'static str, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_clusters_under_every_fault_and_random_kills_end_with_no_duplicate_and_no_leak() {
     let Some(m) = moto(&[]) else { return };
-    let seed = seed();
+    let seed = chaos_seed();
     println!("chaos seed {seed} (replay with SLIPWAY_CHAOS_SEED={seed})");
     let proxy = FaultProxy::start(&m.url, seed);
     let hide = Duration::from_millis(1500);
@@ -222,7 +198,7 @@ async fn chaos_clusters_under_every_fault_and_random_kills_end_with_no_duplicate
         Rule::new("RunInstances", Fault::Hide(hide), 25),
     ];
     proxy.set_rules(rules.clone());
-    let mut draw = Draw(seed.max(1));
+    let mut draw = Draw::new(seed);
     let names = ["x1", "x2", "x3"];
     let mut clusters: Vec<_> = names.iter().map(|n| cluster_scope(n)).collect();
     let mut machines: Vec<Option<_>> = names.iter().map(|_| None).collect();
