@@ -231,3 +231,61 @@ fn secrets_fold_string_data_and_generate_name_and_dry_run_work() {
     assert_eq!(dry["metadata"]["name"], "dry");
     assert!(!exists(&api, "dry"), "dryRun=All stores nothing");
 }
+
+/// A delete that carries no precondition is retried when another writer commits between its
+/// read and its commit (kube-apiserver's guaranteed update): racing label writers must never
+/// turn it into a 409. Objects with and without finalizers take the two commit paths.
+#[test]
+fn deletes_racing_other_writers_never_conflict() {
+    use slipway_apiserver::api::Part;
+    let api = Arc::new(api());
+    for round in 0..60 {
+        let name = format!("race{round}");
+        let fins = if round % 2 == 0 {
+            json!([])
+        } else {
+            json!(["example.com/hold"])
+        };
+        with(&api, "configmaps", Some("default"), None, |api, call| {
+            api.create(
+                call,
+                json!({"metadata": {"name": name, "finalizers": fins}}),
+            )
+        })
+        .unwrap();
+        let started = Arc::new(std::sync::Barrier::new(4));
+        let writers: Vec<_> = (0..3)
+            .map(|_| {
+                let (api, name, started) = (api.clone(), name.clone(), started.clone());
+                std::thread::spawn(move || {
+                    started.wait();
+                    for i in 0..200 {
+                        let body =
+                            json!({"metadata": {"labels": {"i": i.to_string()}}}).to_string();
+                        let _ = with(&api, "configmaps", Some("default"), None, |api, call| {
+                            api.patch(
+                                call,
+                                &name,
+                                "application/merge-patch+json",
+                                body.as_bytes(),
+                                Part::Main,
+                            )
+                        });
+                    }
+                })
+            })
+            .collect();
+        started.wait();
+        std::thread::yield_now();
+        let r = with(&api, "configmaps", Some("default"), None, |api, call| {
+            api.delete(call, &name, &json!({}))
+        });
+        for w in writers {
+            w.join().unwrap();
+        }
+        if let Err(e) = r {
+            assert_ne!(e.code, 409, "round {round}: {e:?}");
+            panic!("round {round}: {e:?}");
+        }
+    }
+}

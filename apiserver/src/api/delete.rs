@@ -8,7 +8,7 @@ use crate::{
     error::{ApiError, success_status},
     meta::{self, deleting, finalizers, meta_str, set_finalizers},
     request::Target,
-    store::{Change, ObjKey, Precondition},
+    store::{Change, ObjKey, Precondition, StoreError},
 };
 
 /// Whether a delete is a dry run: `?dryRun=All` or `dryRun: ["All"]` in the DeleteOptions
@@ -29,10 +29,44 @@ fn dry_run(call: &Call<'_>, options: &Value) -> Result<bool, ApiError> {
     Ok(call.query.dry_run() || !body.is_empty())
 }
 
+/// How one try at a delete ended, when it did not delete.
+enum Attempt {
+    /// Another writer committed since the read: read again and retry.
+    Raced,
+    /// A final answer.
+    Failed(ApiError),
+}
+
+impl From<ApiError> for Attempt {
+    fn from(e: ApiError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
 impl Api {
     /// DELETE of one object, honouring preconditions, finalizers and propagationPolicy, and
     /// `dryRun` from the query or the DeleteOptions body.
+    ///
+    /// Retried when a concurrent writer commits between our read and our commit, as
+    /// kube-apiserver's guaranteed update does: a delete only fails on a conflict when a
+    /// precondition it carries no longer holds.
     pub fn delete(&self, call: &Call<'_>, name: &str, options: &Value) -> Result<Value, ApiError> {
+        for _ in 0..8 {
+            match self.delete_once(call, name, options) {
+                Ok(v) => return Ok(v),
+                Err(Attempt::Failed(e)) => return Err(e),
+                Err(Attempt::Raced) => {}
+            }
+        }
+        Err(ApiError::conflict(
+            &call.res.plural,
+            &call.res.group,
+            name,
+            "too many concurrent writers",
+        ))
+    }
+
+    fn delete_once(&self, call: &Call<'_>, name: &str, options: &Value) -> Result<Value, Attempt> {
         let dry = dry_run(call, options)?;
         let key = call.key(name);
         let old = self.store.get(&key).ok_or_else(|| call.not_found(name))?;
@@ -50,7 +84,8 @@ impl Api {
                     "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
                     old.meta.uid
                 ),
-            ));
+            )
+            .into());
         }
         if let Some(rv) = options
             .pointer("/preconditions/resourceVersion")
@@ -65,7 +100,8 @@ impl Api {
                     "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
                     old.rv
                 ),
-            ));
+            )
+            .into());
         }
         let policy = call
             .query
@@ -79,9 +115,9 @@ impl Api {
             "Orphan" => Some("orphan"),
             "Background" => None,
             other => {
-                return Err(ApiError::bad_request(format!(
+                return Err(Attempt::Failed(ApiError::bad_request(format!(
                     "unsupported propagationPolicy {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
-                )));
+                ))));
             }
         };
         if let Some(f) = extra
@@ -100,7 +136,14 @@ impl Api {
                     meta_str(&obj, "uid").unwrap_or(""),
                 ));
             }
-            self.commit_delete(call, &key, old.rv)?;
+            match self
+                .store
+                .commit(&key, Precondition::At(old.rv), Change::Delete)
+            {
+                Ok(_) => call.res.strategy.after_delete(self, &key),
+                Err(StoreError::Conflict) => return Err(Attempt::Raced),
+                Err(e) => return Err(self.store_error(call, name, e).into()),
+            }
             return Ok(success_status(
                 &call.res.plural,
                 &call.res.group,
@@ -109,7 +152,7 @@ impl Api {
             ));
         }
         if deleting(&obj) && extra.is_none() {
-            return self.at_version(&call.res, &obj);
+            return Ok(self.at_version(&call.res, &obj)?);
         }
         set_finalizers(&mut obj, &fins);
         let m = obj["metadata"]
@@ -125,13 +168,17 @@ impl Api {
         }
         call.res.strategy.on_delete(&mut obj);
         if dry {
-            return self.at_version(&call.res, &obj);
+            return Ok(self.at_version(&call.res, &obj)?);
         }
-        let e = self
+        let e = match self
             .store
             .commit(&key, Precondition::At(old.rv), Change::Put(obj))
-            .map_err(|e| self.store_error(call, name, e))?;
-        self.at_version(&call.res, &e.expect("put returns the entry").value())
+        {
+            Ok(e) => e,
+            Err(StoreError::Conflict) => return Err(Attempt::Raced),
+            Err(e) => return Err(self.store_error(call, name, e).into()),
+        };
+        Ok(self.at_version(&call.res, &e.expect("put returns the entry").value())?)
     }
 
     /// DELETE of a collection. Nothing is deleted when any object of it may not be (a
