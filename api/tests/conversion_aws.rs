@@ -68,6 +68,7 @@ fn every_aws_kind_capa_serves_at_v1beta1_is_served_and_converts() {
         ("infrastructure.cluster.x-k8s.io", "AWSCluster"),
         ("infrastructure.cluster.x-k8s.io", "AWSMachine"),
         ("infrastructure.cluster.x-k8s.io", "AWSMachineTemplate"),
+        ("infrastructure.cluster.x-k8s.io", "AWSClusterTemplate"),
         ("infrastructure.cluster.x-k8s.io", "AWSManagedMachinePool"),
         ("controlplane.cluster.x-k8s.io", "AWSManagedControlPlane"),
     ] {
@@ -193,6 +194,28 @@ fn aws_machine_template_in_capa_v1beta1_shape() {
     );
     assert_eq!(s["cloudInit"], json!({"insecureSkipSecretsManager": true}));
     assert!(s.get("failureDomain").is_none(), "no v1beta2 home here");
+    assert_valid_hub(&v2);
+    assert_eq!(down(&v2), v1);
+}
+
+#[test]
+fn aws_cluster_template_in_capa_v1beta1_shape() {
+    // As in CAPA's simple-clusterclass flavor.
+    let v1 = json!({
+        "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "AWSClusterTemplate", "metadata": meta(),
+        "spec": {"template": {
+            "metadata": {"labels": {"team": "a"}},
+            "spec": {"region": "eu-west-1",
+                "controlPlaneLoadBalancer": {"loadBalancerType": "nlb", "healthCheckProtocol": "HTTPS"}}
+        }}
+    });
+    let v2 = up(&v1);
+    assert_eq!(v2["apiVersion"], "infrastructure.cluster.x-k8s.io/v1beta2");
+    assert_eq!(v2["spec"]["template"]["spec"]["region"], "eu-west-1");
+    assert_eq!(
+        v2["spec"]["template"]["spec"]["controlPlaneLoadBalancer"]["loadBalancerType"],
+        "nlb"
+    );
     assert_valid_hub(&v2);
     assert_eq!(down(&v2), v1);
 }

@@ -144,6 +144,16 @@ fn every_kind_of_the_api_is_served() {
             "v1alpha1",
             "InMemoryMachinePool",
         ),
+        (
+            "infrastructure.cluster.x-k8s.io",
+            "v1beta2",
+            "AWSClusterTemplate",
+        ),
+        (
+            "infrastructure.cluster.x-k8s.io",
+            "v1alpha1",
+            "KindClusterTemplate",
+        ),
         ("infrastructure.cluster.x-k8s.io", "v1beta2", "DevCluster"),
         (
             "infrastructure.cluster.x-k8s.io",
@@ -171,10 +181,12 @@ fn each_crd_has_status_subresource_short_names_and_the_cluster_api_category() {
         assert_eq!(crd.spec.scope, "Namespaced", "{kind}");
         let v = &crd.spec.versions[0];
         assert!(v.served && v.storage, "{kind} served and stored");
-        // Upstream's MachineDrainRule and ClusterResourceSetBinding have no status.
+        // Upstream's MachineDrainRule and ClusterResourceSetBinding have no status, nor has
+        // CAPA's AWSClusterTemplate.
         assert!(
             kind == "MachineDrainRule"
                 || kind == "ClusterResourceSetBinding"
+                || kind == "AWSClusterTemplate"
                 || v.subresources
                     .as_ref()
                     .and_then(|s| s.status.as_ref())

@@ -58,6 +58,14 @@ pub fn variables(infra: &Infrastructure, flavor: &str) -> Vec<VarSpec> {
         ),
     ];
     v.extend((infra.variables)(flavor));
+    if flavor == TOPOLOGY && !v.iter().any(|s| s.name == "CLUSTER_CLASS_NAME") {
+        v.push(var(
+            "CLUSTER_CLASS_NAME",
+            Some("quick-start"),
+            "ClusterClass the Cluster is built from (shared by the Clusters naming it)",
+            Check::DnsLabel,
+        ));
+    }
     v
 }
 
@@ -66,4 +74,15 @@ pub fn variables(infra: &Infrastructure, flavor: &str) -> Vec<VarSpec> {
 pub(super) const KUBEADM_TEMPLATE: (&str, &str) = (
     "kubeadm.yaml.tera",
     include_str!("../templates/kubeadm.yaml.tera"),
+);
+
+/// The flavor whose Cluster is built from a ClusterClass (`spec.topology`).
+pub const TOPOLOGY: &str = "topology";
+
+/// The generator's topology template (Cluster with `spec.topology`, ClusterClass,
+/// KubeadmControlPlaneTemplate, KubeadmConfigTemplate), rendered instead of the kubeadm
+/// template for flavor [`TOPOLOGY`].
+pub(super) const TOPOLOGY_TEMPLATE: (&str, &str) = (
+    "topology.yaml.tera",
+    include_str!("../templates/topology.yaml.tera"),
 );

@@ -249,24 +249,57 @@ fn generate_builtin(
         "machine_template_kind": infra.machine_template_kind,
         "eks_version": version.split('.').take(2).collect::<Vec<_>>().join("."),
     });
-    let context = tera::Context::from_value(context).map_err(|e| render_error("context", e))?;
+    let mut context =
+        tera::Context::from_value(context).map_err(|e| render_error("context", e))?;
 
     let mut tera = tera::Tera::default();
-    let templates: Vec<(&str, &str)> = infra
+    let shared = if flavor == flavors::TOPOLOGY {
+        flavors::TOPOLOGY_TEMPLATE
+    } else {
+        flavors::KUBEADM_TEMPLATE
+    };
+    let all: Vec<(&str, &str)> = infra
         .kubeadm
-        .then_some(flavors::KUBEADM_TEMPLATE)
+        .then_some(shared)
         .into_iter()
         .chain(infra.templates.iter().copied())
         .collect();
-    tera.add_raw_templates(templates.iter().copied())
+    tera.add_raw_templates(all.iter().copied())
         .map_err(|e| render_error("templates", e))?;
-    let mut out = String::new();
-    for (name, _) in &templates {
-        let rendered = tera
-            .render(name, &context)
-            .map_err(|e| render_error(name, e))?;
-        out.push_str(&rendered);
-    }
+    // Partials (`_name`) are only included by other templates.
+    let render = |names: &mut dyn Iterator<Item = &str>, context: &tera::Context| {
+        let mut out = String::new();
+        for name in names.filter(|n| !n.starts_with('_')) {
+            let rendered = tera
+                .render(name, context)
+                .map_err(|e| render_error(name, e))?;
+            out.push_str(&rendered);
+        }
+        Ok::<_, GenerateError>(out)
+    };
+    let own = render(&mut infra.templates.iter().map(|(n, _)| *n), &context)?;
+    let out = if !infra.kubeadm {
+        own
+    } else if flavor == flavors::TOPOLOGY {
+        // The class names the provider's templates at the version the provider renders them.
+        let kind = format!("{}Template", infra.cluster_kind);
+        let docs = objects(&own).map_err(|e| GenerateError::Render {
+            name: infra.name.into(),
+            reason: e.to_string(),
+        })?;
+        let api_version = docs
+            .iter()
+            .find(|d| d["kind"] == kind.as_str())
+            .and_then(|d| d["apiVersion"].as_str())
+            .ok_or_else(|| GenerateError::Render {
+                name: infra.name.into(),
+                reason: format!("flavor topology renders no {kind}"),
+            })?;
+        context.insert("infra_api_version", api_version);
+        render(&mut std::iter::once(shared.0), &context)? + &own
+    } else {
+        render(&mut std::iter::once(shared.0), &context)? + &own
+    };
     // Parse back: a built-in template that renders broken YAML is a bug we refuse to print.
     objects(&out).map_err(|e| GenerateError::Render {
         name: infra.name.into(),

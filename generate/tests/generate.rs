@@ -64,13 +64,20 @@ fn assert_valid(obj: &Value) -> String {
     let kind = obj["kind"].as_str().unwrap().to_string();
     let api_version = obj["apiVersion"].as_str().unwrap();
     let (group, version) = api_version.split_once('/').unwrap();
-    let mut crds = slipway_api::crds::core();
-    crds.extend(plugins().crds());
+    // Building every CRD is slow: once per test binary.
+    static CRDS: std::sync::OnceLock<
+        Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>,
+    > = std::sync::OnceLock::new();
+    let crds = CRDS.get_or_init(|| {
+        let mut crds = slipway_api::crds::core();
+        crds.extend(plugins().crds());
+        crds
+    });
     let crd = crds
-        .into_iter()
+        .iter()
         .find(|c| c.spec.group == group && c.spec.names.kind == kind)
         .unwrap_or_else(|| panic!("no CRD serves {api_version} {kind}"));
-    let s = schema::version_schema(&crd, version)
+    let s = schema::version_schema(crd, version)
         .unwrap_or_else(|| panic!("{kind}: version {version} not served"));
     let pruned = schema::unknown_fields(&s, obj);
     assert!(
@@ -120,6 +127,22 @@ fn every_flavor_renders_a_complete_valid_set() {
                 };
                 let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
                 assert_eq!(count("Cluster"), 1, "{kinds:?}");
+                if *flavor == "topology" {
+                    // The class and its templates; the topology controller makes the rest.
+                    for k in [
+                        "ClusterClass",
+                        "KubeadmControlPlaneTemplate",
+                        "KubeadmConfigTemplate",
+                        &format!("{infra_cluster}Template"),
+                    ] {
+                        assert_eq!(count(k), 1, "{k}: {kinds:?}");
+                    }
+                    assert_eq!(count(machine_template), 2, "{kinds:?}");
+                    for k in [infra_cluster, "KubeadmControlPlane", "MachineDeployment"] {
+                        assert_eq!(count(k), 0, "{k}: {kinds:?}");
+                    }
+                    continue;
+                }
                 assert_eq!(count(infra_cluster), 1, "{kinds:?}");
                 if infra.name == "aws-eks" {
                     assert_eq!(count("AWSManagedControlPlane"), 1, "{kinds:?}");
@@ -289,7 +312,7 @@ fn bad_names_counts_and_flavors_are_refused_with_the_variable_named() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "--flavor \"nope\": the aws provider has no such flavor; available: default"
+        "--flavor \"nope\": the aws provider has no such flavor; available: default, topology"
     );
     let mut req = request(infra("in-memory"), None, &[]);
     req.labels = vec!["bad label=x".into()];
@@ -555,4 +578,144 @@ fn from_template_counts_and_namespace_default_as_clusterctl() {
     assert_eq!(docs[0]["metadata"]["namespace"], "default");
     assert_eq!(docs[2]["spec"]["replicas"], 3);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The topology flavor's output, planned by the topology controller (pure, no I/O): every
+/// class reference resolves to a generated template, the Cluster's values pass the class's
+/// variable schemas, the patches land, and every object the controller would make passes its
+/// CRD schema.
+fn plan_topology(infra_name: &str, vars: &[(&str, &str)]) -> slipway_controller::topology::desired::Desired {
+    use slipway_controller::topology::{self, desired};
+    let out = generate::generate(&request(infra(infra_name), Some("topology"), vars))
+        .unwrap_or_else(|e| panic!("{infra_name} topology: {e}"));
+    let docs = objects(&out).unwrap();
+    let find = |kind: &str, name: &str| -> Value {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("the class names {kind} {name}, which is not generated"))
+    };
+    let by_ref = |r: &Value| find(r["kind"].as_str().unwrap(), r["name"].as_str().unwrap());
+    let mut cluster: slipway_api::Cluster =
+        serde_json::from_value(find("Cluster", "demo")).unwrap();
+    cluster.metadata.uid = Some("0c5b0b3e-uid".into());
+    let class_doc = find(
+        "ClusterClass",
+        cluster.spec.topology.as_ref().unwrap().class_ref.name.as_str(),
+    );
+    let class: slipway_api::ClusterClass = serde_json::from_value(class_doc.clone()).unwrap();
+    let spec = &class_doc["spec"];
+    let mut templates = desired::Templates {
+        infrastructure_cluster: by_ref(&spec["infrastructure"]["templateRef"]),
+        control_plane: by_ref(&spec["controlPlane"]["templateRef"]),
+        control_plane_machine: Some(by_ref(
+            &spec["controlPlane"]["machineInfrastructure"]["templateRef"],
+        )),
+        ..Default::default()
+    };
+    let md_class = &spec["workers"]["machineDeployments"][0];
+    for md in cluster
+        .spec
+        .topology
+        .iter()
+        .flat_map(|t| t.workers.iter())
+        .flat_map(|w| w.machine_deployments.iter().flatten())
+    {
+        assert_eq!(md.class, md_class["class"]);
+        templates.machine_deployments.insert(
+            md.name.clone(),
+            (
+                by_ref(&md_class["bootstrap"]["templateRef"]),
+                by_ref(&md_class["infrastructure"]["templateRef"]),
+            ),
+        );
+    }
+    let ns = class.metadata.namespace.clone().unwrap();
+    let d = topology::plan(&cluster, &class, &ns, templates, &Default::default())
+        .unwrap_or_else(|e| panic!("{infra_name}: the topology controller refuses it: {e}"));
+    let mut made = vec![&d.infrastructure_cluster, &d.control_plane];
+    made.extend(d.control_plane_machine.iter());
+    for md in &d.machine_deployments {
+        made.extend([&md.object, &md.bootstrap, &md.infrastructure]);
+    }
+    made.extend(d.health_checks.iter());
+    for o in made {
+        assert_valid(o);
+    }
+    d
+}
+
+#[test]
+fn topology_flavor_is_a_class_the_topology_controller_builds_clusters_from() {
+    let d = plan_topology(
+        "in-memory",
+        &[
+            ("WORKER_MACHINE_COUNT", "2"),
+            ("CONTROL_PLANE_MACHINE_COUNT", "3"),
+            ("IN_MEMORY_VM_STARTUP_SECONDS", "1.5"),
+            ("IN_MEMORY_API_SERVER_STARTUP_SECONDS", "2"),
+        ],
+    );
+    assert_eq!(d.infrastructure_cluster["kind"], "InMemoryCluster");
+    assert_eq!(d.control_plane["spec"]["replicas"], 3);
+    assert_eq!(d.control_plane["spec"]["version"], "v1.31.0");
+    let cp_sim = &d.control_plane_machine.as_ref().unwrap()["spec"]["template"]["spec"]["simulation"];
+    assert_eq!(cp_sim["vmStartupSeconds"], 1.5);
+    assert_eq!(cp_sim["apiServerStartupSeconds"], 2.0);
+    assert_eq!(d.machine_deployments.len(), 1);
+    let md = &d.machine_deployments[0];
+    assert_eq!(md.object["spec"]["replicas"], 2);
+    let w_sim = &md.infrastructure["spec"]["template"]["spec"]["simulation"];
+    assert_eq!(w_sim["vmStartupSeconds"], 1.5);
+    assert!(w_sim.get("apiServerStartupSeconds").is_none(), "{w_sim}");
+    assert_eq!(d.health_checks.len(), 2);
+
+    let mut vars = required_vars(&infra("aws"));
+    vars.extend([
+        ("WORKER_MACHINE_COUNT", "1"),
+        ("AWS_NODE_MACHINE_TYPE", "m5.xlarge"),
+        ("AWS_VPC_CIDR", "10.9.0.0/16"),
+    ]);
+    let d = plan_topology("aws", &vars);
+    let c = &d.infrastructure_cluster;
+    assert_eq!(c["kind"], "AWSCluster");
+    assert_eq!(c["spec"]["region"], "eu-west-1");
+    assert_eq!(c["spec"]["sshKeyName"], "ops");
+    assert_eq!(c["spec"]["network"]["vpc"]["cidrBlock"], "10.9.0.0/16");
+    assert_eq!(c["spec"]["controlPlaneLoadBalancer"]["loadBalancerType"], "nlb");
+    let cp = &d.control_plane_machine.as_ref().unwrap()["spec"]["template"]["spec"];
+    assert_eq!(cp["instanceType"], "t3.large");
+    assert_eq!(
+        cp["iamInstanceProfile"],
+        "control-plane.cluster-api-provider-aws.sigs.k8s.io"
+    );
+    assert!(cp.get("ami").is_none(), "no AMI given: looked up by name");
+    let w = &d.machine_deployments[0].infrastructure["spec"]["template"]["spec"];
+    assert_eq!(w["instanceType"], "m5.xlarge");
+    assert_eq!(w["sshKeyName"], "ops");
+
+    vars.push(("AWS_AMI_ID", "ami-760aaa0f"));
+    let d = plan_topology("aws", &vars);
+    let w = &d.machine_deployments[0].infrastructure["spec"]["template"]["spec"];
+    assert_eq!(w["ami"]["id"], "ami-760aaa0f");
+}
+
+#[test]
+fn topology_classes_of_two_clusters_are_the_same_objects() {
+    // Clusters generated with different values share one class: applying the second set
+    // leaves the first cluster's class and templates as they were.
+    let one = |name: &str, w: &str| {
+        let mut req = request(
+            infra("in-memory"),
+            Some("topology"),
+            &[("WORKER_MACHINE_COUNT", w), ("IN_MEMORY_VM_STARTUP_SECONDS", w)],
+        );
+        req.sources.flags.insert("CLUSTER_NAME".into(), name.into());
+        objects(&generate::generate(&req).unwrap())
+            .unwrap()
+            .into_iter()
+            .filter(|d| d["kind"] != "Cluster")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(one("a", "1"), one("b", "3"));
 }

@@ -38,6 +38,11 @@ pub fn kinds() -> Vec<Registered> {
             table: aws_machine_template,
         },
         Registered {
+            group: INFRA,
+            kind: "AWSClusterTemplate",
+            table: aws_cluster_template,
+        },
+        Registered {
             group: CONTROLPLANE,
             kind: "AWSManagedControlPlane",
             table: aws_managed_control_plane,
@@ -95,6 +100,11 @@ fn aws_machine_template() -> Vec<Op> {
     // v1beta1 template status has `capacity` only: v1beta2 conditions are shown as for the
     // other kinds, and each side keeps what the other has no place for through the residual.
     vec![mv("status.v1beta2.conditions", "status.conditions")]
+}
+
+fn aws_cluster_template() -> Vec<Op> {
+    // An AWSClusterSpec under spec.template.spec at both versions, and no status.
+    vec![]
 }
 
 fn aws_managed_control_plane() -> Vec<Op> {

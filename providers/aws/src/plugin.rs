@@ -1,6 +1,7 @@
 //! The AWS provider's [`slipway_providers::Plugin`]: its CRDs (CAPA's kinds), kinds, the
-//! `aws` and `aws-eks` flavors of `generate cluster`, and its controllers (EC2 + kubeadm
-//! infrastructure; EKS control planes, node groups and managed clusters).
+//! `aws` (flavors `default`, `topology`) and `aws-eks` entries of `generate cluster`, and its
+//! controllers (EC2 + kubeadm infrastructure; EKS control planes, node groups and managed
+//! clusters).
 
 use futures::future::BoxFuture;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -12,8 +13,8 @@ use slipway_providers::{
 use slipway_runtime::runner::Runner;
 
 use crate::api::{
-    AWSCluster, AWSMachine, AWSMachineTemplate, AWSManagedCluster, AWSManagedControlPlane,
-    AWSManagedMachinePool,
+    AWSCluster, AWSClusterTemplate, AWSMachine, AWSMachineTemplate, AWSManagedCluster,
+    AWSManagedControlPlane, AWSManagedMachinePool,
 };
 
 /// The AWS provider as a plugin.
@@ -42,6 +43,7 @@ impl slipway_providers::Plugin for Plugin {
             AWSCluster::crd(),
             AWSMachine::crd(),
             AWSMachineTemplate::crd(),
+            AWSClusterTemplate::crd(),
             AWSManagedCluster::crd(),
             AWSManagedMachinePool::crd(),
         ]
@@ -64,10 +66,20 @@ impl slipway_providers::Plugin for Plugin {
         vec![
             Infrastructure {
                 name: "aws",
-                flavors: &["default"],
+                flavors: &["default", "topology"],
                 kubeadm: true,
                 external_cloud_provider: true,
-                templates: &[("aws.yaml.tera", include_str!("../templates/aws.yaml.tera"))],
+                templates: &[
+                    ("aws.yaml.tera", include_str!("../templates/aws.yaml.tera")),
+                    (
+                        "_topology-class.yaml.tera",
+                        include_str!("../templates/_topology-class.yaml.tera"),
+                    ),
+                    (
+                        "_topology-values.yaml.tera",
+                        include_str!("../templates/_topology-values.yaml.tera"),
+                    ),
+                ],
                 cluster_kind: "AWSCluster",
                 machine_template_kind: "AWSMachineTemplate",
                 default_kubernetes_version: None,
@@ -125,8 +137,16 @@ fn common() -> [VarSpec; 3] {
     ]
 }
 
-fn aws_variables(_flavor: &str) -> Vec<VarSpec> {
+fn aws_variables(flavor: &str) -> Vec<VarSpec> {
     let mut v = common().to_vec();
+    if flavor == "topology" {
+        v.push(var(
+            "CLUSTER_CLASS_NAME",
+            Some("aws-quick-start"),
+            "ClusterClass the Cluster is built from (shared by the Clusters naming it)",
+            Check::DnsLabel,
+        ));
+    }
     v.extend([
         var(
             "AWS_CONTROL_PLANE_MACHINE_TYPE",

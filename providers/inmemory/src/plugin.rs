@@ -1,5 +1,5 @@
 //! The in-memory provider's [`slipway_providers::Plugin`]: its CRDs, kinds, `generate cluster`
-//! flavors (`default`, `faulty`) and controllers.
+//! flavors (`default`, `faulty`, `machinepool`, `topology`) and controllers.
 
 use futures::future::BoxFuture;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -57,13 +57,23 @@ impl slipway_providers::Plugin for Plugin {
     fn infrastructures(&self) -> Vec<Infrastructure> {
         vec![Infrastructure {
             name: "in-memory",
-            flavors: &["default", "faulty", "machinepool"],
+            flavors: &["default", "faulty", "machinepool", "topology"],
             kubeadm: true,
             external_cloud_provider: false,
-            templates: &[(
-                "in-memory.yaml.tera",
-                include_str!("../templates/in-memory.yaml.tera"),
-            )],
+            templates: &[
+                (
+                    "in-memory.yaml.tera",
+                    include_str!("../templates/in-memory.yaml.tera"),
+                ),
+                (
+                    "_topology-class.yaml.tera",
+                    include_str!("../templates/_topology-class.yaml.tera"),
+                ),
+                (
+                    "_topology-values.yaml.tera",
+                    include_str!("../templates/_topology-values.yaml.tera"),
+                ),
+            ],
             cluster_kind: "InMemoryCluster",
             machine_template_kind: "InMemoryMachineTemplate",
             default_kubernetes_version: Some(DEFAULT_KUBERNETES_VERSION),
@@ -111,6 +121,14 @@ fn variables(flavor: &str) -> Vec<VarSpec> {
             Check::Seconds,
         ),
     ];
+    if flavor == "topology" {
+        v.push(var(
+            "CLUSTER_CLASS_NAME",
+            Some("in-memory-quick-start"),
+            "ClusterClass the Cluster is built from (shared by the Clusters naming it)",
+            Check::DnsLabel,
+        ));
+    }
     if flavor == "faulty" {
         v.push(var(
             "IN_MEMORY_FAULT_MESSAGE",

@@ -1,4 +1,5 @@
-//! `infrastructure.cluster.x-k8s.io/v1alpha1` KindCluster, KindMachine, KindMachineTemplate.
+//! `infrastructure.cluster.x-k8s.io/v1alpha1` KindCluster, KindClusterTemplate, KindMachine,
+//! KindMachineTemplate.
 //!
 //! One Cluster maps to one kind cluster. kind runs kubeadm itself, so KindMachines are observed
 //! (bound to node containers), not created, and slipway's bootstrap data is not executed on them.
@@ -195,4 +196,38 @@ pub struct KindMachineTemplateResource {
     pub metadata: Option<ObjectMeta>,
     /// Spec of created KindMachines.
     pub spec: KindMachineSpec,
+}
+
+/// Desired state of a KindClusterTemplate: the infrastructure cluster template of a
+/// ClusterClass; the topology controller stamps a KindCluster out of `spec.template`.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "infrastructure.cluster.x-k8s.io",
+    version = "v1alpha1",
+    kind = "KindClusterTemplate",
+    plural = "kindclustertemplates",
+    namespaced,
+    status = "TemplateStatus",
+    shortname = "kindct",
+    category = "cluster-api",
+    label("cluster.x-k8s.io/v1beta2", "v1alpha1"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+pub struct KindClusterTemplateSpec {
+    /// The template.
+    pub template: KindClusterTemplateResource,
+}
+
+/// The object a KindClusterTemplate stamps out.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+pub struct KindClusterTemplateResource {
+    /// Labels and annotations of the created KindCluster.
+    pub metadata: Option<ObjectMeta>,
+    /// Spec of the created KindCluster.
+    pub spec: KindClusterSpec,
 }

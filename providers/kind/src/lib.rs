@@ -31,7 +31,7 @@ pub mod config;
 pub mod nodes;
 mod plugin;
 
-pub use api::{KindCluster, KindMachine, KindMachineTemplate};
+pub use api::{KindCluster, KindClusterTemplate, KindMachine, KindMachineTemplate};
 pub use plugin::{Plugin, plugin};
 
 use std::{

@@ -10,7 +10,7 @@ use slipway_providers::{
 };
 use slipway_runtime::runner::Runner;
 
-use crate::{Kind, KindCluster, KindMachine, KindMachineTemplate, cli::Tools};
+use crate::{Kind, KindCluster, KindClusterTemplate, KindMachine, KindMachineTemplate, cli::Tools};
 
 /// The kind provider as a plugin.
 #[derive(Clone, Debug, Default)]
@@ -40,6 +40,7 @@ impl slipway_providers::Plugin for Plugin {
             KindCluster::crd(),
             KindMachine::crd(),
             KindMachineTemplate::crd(),
+            KindClusterTemplate::crd(),
         ]
     }
 

@@ -403,3 +403,38 @@ pub struct LoadBalancerStatus {
     /// Type.
     pub load_balancer_type: Option<String>,
 }
+
+/// Desired state of an AWSClusterTemplate: the infrastructure cluster template of a
+/// ClusterClass (`spec.infrastructure.templateRef`); the topology controller stamps an
+/// AWSCluster out of `spec.template`. As in CAPA, it has no status and its spec is immutable.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "infrastructure.cluster.x-k8s.io",
+    version = "v1beta2",
+    kind = "AWSClusterTemplate",
+    plural = "awsclustertemplates",
+    namespaced,
+    shortname = "awsct",
+    category = "cluster-api",
+    label("cluster.x-k8s.io/v1beta2", "v1beta2"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+pub struct AwsClusterTemplateSpec {
+    /// The template.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("AWSClusterTemplate spec.template is immutable: create a new template and point the ClusterClass at it"))]
+    pub template: AwsClusterTemplateResource,
+}
+
+/// The object an AWSClusterTemplate stamps out.
+#[skip_serializing_none]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+pub struct AwsClusterTemplateResource {
+    /// Labels and annotations of the created AWSCluster.
+    pub metadata: Option<slipway_api::common::ObjectMeta>,
+    /// Spec of the created AWSCluster.
+    pub spec: AwsClusterSpec,
+}
