@@ -3,7 +3,9 @@
 //! unmodified, `e2e/tests/fixtures/capi-upstream/`, variables filled by `slipway generate
 //! cluster --from`) come up Available; a worker replica change scales; a version bump rolls the
 //! control plane first, then the workers; bad classes and values are named in conditions or
-//! refused. Needs `kubectl` on PATH (`.ci/run` installs it).
+//! refused. slipway's own `generate cluster --flavor topology` comes up the same way, for the
+//! in-memory provider and for AWS against `moto_server` (skipped with a message when moto is
+//! not installed). Needs `kubectl` on PATH (`.ci/run` installs it).
 
 use std::process::Command;
 
@@ -181,6 +183,194 @@ fn upstream_in_memory_clusterclass_comes_up_scales_and_upgrades_in_order() {
         "the control plane was never seen upgraded ahead of the workers"
     );
     wait_available(&m, "topo", 120);
+}
+
+/// `slipway generate cluster NAME --flavor topology` with `args` and `env`.
+fn generate_topology(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["generate", "cluster", name, "--flavor", "topology"])
+        .args(args)
+        .args(["--kubernetes-version", "v1.31.0", "-n", "default"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+fn describe(m: &Mgmt, name: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .env("KUBECONFIG", &m.kubeconfig)
+        .env("NO_COLOR", "1")
+        .args(["describe", "cluster", name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn generated_in_memory_topology_comes_up_and_describe_shows_its_class() {
+    let m = Mgmt::start("topology-gen", false);
+    let set = generate_topology(
+        "gen",
+        &[
+            "--infrastructure",
+            "in-memory",
+            "--control-plane-machine-count",
+            "1",
+            "--worker-machine-count",
+            "1",
+        ],
+        &[("IN_MEMORY_VM_STARTUP_SECONDS", "0.5")],
+    );
+    m.ok(&["apply", "-f", "-"], Some(&set));
+    wait_available(&m, "gen", 120);
+    let kc = m.workload_kubeconfig("gen");
+    wait_shape(&m, "gen", 1, 1, &kc);
+    // The infrastructure cluster comes from the class's InMemoryClusterTemplate; the
+    // simulated delay from the class's variable, patched into the machine templates.
+    let infra = m.items(&[
+        "get",
+        "inmemoryclusters",
+        "-l",
+        "topology.cluster.x-k8s.io/owned",
+    ]);
+    assert_eq!(infra.len(), 1);
+    let templates = m.items(&[
+        "get",
+        "inmemorymachinetemplates",
+        "-l",
+        "cluster.x-k8s.io/cluster-name=gen",
+    ]);
+    assert_eq!(templates.len(), 2, "control plane and md-0 copies");
+    for t in &templates {
+        assert_eq!(
+            t["spec"]["template"]["spec"]["simulation"]["vmStartupSeconds"], 0.5,
+            "{t:#}"
+        );
+    }
+    let tree = describe(&m, "gen");
+    for want in [
+        "ClusterClass default/in-memory-quick-start (topology v1.31.0)",
+        "(v1.31.0, up to date)",
+        "(topology md-0: v1.31.0, up to date)",
+    ] {
+        assert!(tree.contains(want), "{want:?} not in\n{tree}");
+    }
+    // A version bump shows as pending or upgrading while it rolls.
+    m.ok(
+        &[
+            "patch",
+            "cluster",
+            "gen",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"topology":{"version":"v1.32.0"}}}"#,
+        ],
+        None,
+    );
+    let tree = describe(&m, "gen");
+    assert!(
+        tree.contains("(topology v1.32.0)")
+            && (tree.contains("upgrade to v1.32.0 pending")
+                || tree.contains("upgrading to v1.32.0")),
+        "{tree}"
+    );
+}
+
+/// Registers a Ready Node for every AWSMachine that has a providerID, as its kubelet would.
+fn register_aws_nodes(m: &Mgmt, workload: &Mgmt) {
+    for am in m.items(&["get", "awsmachines"]) {
+        if let Some(pid) = am["spec"]["providerID"].as_str() {
+            register_node(
+                workload,
+                am["metadata"]["name"].as_str().unwrap(),
+                pid,
+                "v1.31.0",
+            );
+        }
+    }
+}
+
+#[test]
+fn generated_aws_topology_comes_up_on_moto() {
+    let Some(aws) = slipway_testsupport::moto::moto(&[]) else {
+        return;
+    };
+    let workload = Mgmt::start("topology-aws-workload", true);
+    let mut m = Mgmt::start("topology-aws", true);
+    m.start_controller_env(&aws.env());
+    m.stand_in_kubeconfig("ct", &workload);
+    let set = generate_topology(
+        "ct",
+        &[
+            "--infrastructure",
+            "aws",
+            "--control-plane-machine-count",
+            "1",
+            "--worker-machine-count",
+            "1",
+        ],
+        &[
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_AMI_ID", "ami-760aaa0f"),
+            ("AWS_SSH_KEY_NAME", "slipway-e2e"),
+            ("AWS_CONTROL_PLANE_IAM_INSTANCE_PROFILE", ""),
+            ("AWS_NODE_IAM_INSTANCE_PROFILE", ""),
+        ],
+    );
+    m.ok(&["apply", "-f", "-"], Some(&set));
+    eventually(150, "2 Running machines and an Available cluster", || {
+        register_aws_nodes(&m, &workload);
+        let ms = machines(&m, "ct");
+        let running = ms
+            .iter()
+            .filter(|x| x["status"]["phase"] == "Running")
+            .count();
+        let c = m.json(&["get", "cluster", "ct"]);
+        (ms.len() == 2 && running == 2 && condition(&c, "Available").as_deref() == Some("True"))
+            .then_some(())
+            .ok_or_else(|| {
+                format!(
+                    "{running}/{} running; {:#}",
+                    ms.len(),
+                    c["status"]["conditions"]
+                )
+            })
+    });
+    // The AWSCluster came from the class's AWSClusterTemplate with the Cluster's variables.
+    let acs = m.items(&[
+        "get",
+        "awsclusters",
+        "-l",
+        "topology.cluster.x-k8s.io/owned",
+    ]);
+    assert_eq!(acs.len(), 1);
+    let ac = &acs[0];
+    assert_eq!(ac["spec"]["region"], "us-east-1");
+    assert_eq!(ac["spec"]["sshKeyName"], "slipway-e2e");
+    assert_eq!(ac["spec"]["network"]["vpc"]["cidrBlock"], "10.0.0.0/16");
+    assert!(
+        ac["spec"]["controlPlaneEndpoint"]["host"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(".elb.amazonaws.com"),
+        "{:#}",
+        ac["spec"]
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let inventory = rt.block_on(aws.inventory(&slipway_aws::network::model::owner_tag("ct")));
+    assert_eq!(inventory["vpcs"], 1, "{inventory:?}");
+    assert_eq!(inventory["instances"], 2, "{inventory:?}");
+    for am in m.items(&["get", "awsmachines"]) {
+        assert_eq!(am["spec"]["ami"]["id"], "ami-760aaa0f", "{am:#}");
+        assert_eq!(am["spec"]["instanceType"], "t3.large");
+    }
 }
 
 #[test]

@@ -249,8 +249,7 @@ fn generate_builtin(
         "machine_template_kind": infra.machine_template_kind,
         "eks_version": version.split('.').take(2).collect::<Vec<_>>().join("."),
     });
-    let mut context =
-        tera::Context::from_value(context).map_err(|e| render_error("context", e))?;
+    let mut context = tera::Context::from_value(context).map_err(|e| render_error("context", e))?;
 
     let mut tera = tera::Tera::default();
     let shared = if flavor == flavors::TOPOLOGY {

@@ -584,7 +584,10 @@ fn from_template_counts_and_namespace_default_as_clusterctl() {
 /// class reference resolves to a generated template, the Cluster's values pass the class's
 /// variable schemas, the patches land, and every object the controller would make passes its
 /// CRD schema.
-fn plan_topology(infra_name: &str, vars: &[(&str, &str)]) -> slipway_controller::topology::desired::Desired {
+fn plan_topology(
+    infra_name: &str,
+    vars: &[(&str, &str)],
+) -> slipway_controller::topology::desired::Desired {
     use slipway_controller::topology::{self, desired};
     let out = generate::generate(&request(infra(infra_name), Some("topology"), vars))
         .unwrap_or_else(|e| panic!("{infra_name} topology: {e}"));
@@ -601,7 +604,14 @@ fn plan_topology(infra_name: &str, vars: &[(&str, &str)]) -> slipway_controller:
     cluster.metadata.uid = Some("0c5b0b3e-uid".into());
     let class_doc = find(
         "ClusterClass",
-        cluster.spec.topology.as_ref().unwrap().class_ref.name.as_str(),
+        cluster
+            .spec
+            .topology
+            .as_ref()
+            .unwrap()
+            .class_ref
+            .name
+            .as_str(),
     );
     let class: slipway_api::ClusterClass = serde_json::from_value(class_doc.clone()).unwrap();
     let spec = &class_doc["spec"];
@@ -659,7 +669,8 @@ fn topology_flavor_is_a_class_the_topology_controller_builds_clusters_from() {
     assert_eq!(d.infrastructure_cluster["kind"], "InMemoryCluster");
     assert_eq!(d.control_plane["spec"]["replicas"], 3);
     assert_eq!(d.control_plane["spec"]["version"], "v1.31.0");
-    let cp_sim = &d.control_plane_machine.as_ref().unwrap()["spec"]["template"]["spec"]["simulation"];
+    let cp_sim =
+        &d.control_plane_machine.as_ref().unwrap()["spec"]["template"]["spec"]["simulation"];
     assert_eq!(cp_sim["vmStartupSeconds"], 1.5);
     assert_eq!(cp_sim["apiServerStartupSeconds"], 2.0);
     assert_eq!(d.machine_deployments.len(), 1);
@@ -682,7 +693,10 @@ fn topology_flavor_is_a_class_the_topology_controller_builds_clusters_from() {
     assert_eq!(c["spec"]["region"], "eu-west-1");
     assert_eq!(c["spec"]["sshKeyName"], "ops");
     assert_eq!(c["spec"]["network"]["vpc"]["cidrBlock"], "10.9.0.0/16");
-    assert_eq!(c["spec"]["controlPlaneLoadBalancer"]["loadBalancerType"], "nlb");
+    assert_eq!(
+        c["spec"]["controlPlaneLoadBalancer"]["loadBalancerType"],
+        "nlb"
+    );
     let cp = &d.control_plane_machine.as_ref().unwrap()["spec"]["template"]["spec"];
     assert_eq!(cp["instanceType"], "t3.large");
     assert_eq!(
@@ -708,7 +722,10 @@ fn topology_classes_of_two_clusters_are_the_same_objects() {
         let mut req = request(
             infra("in-memory"),
             Some("topology"),
-            &[("WORKER_MACHINE_COUNT", w), ("IN_MEMORY_VM_STARTUP_SECONDS", w)],
+            &[
+                ("WORKER_MACHINE_COUNT", w),
+                ("IN_MEMORY_VM_STARTUP_SECONDS", w),
+            ],
         );
         req.sources.flags.insert("CLUSTER_NAME".into(), name.into());
         objects(&generate::generate(&req).unwrap())

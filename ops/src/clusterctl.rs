@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use slipway_api::{
     Cluster, Machine, MachineDeployment,
     common::Condition,
-    names::{labels, secrets},
+    names::{conditions, labels, secrets},
 };
 
 use slipway_runtime::refs::Resolver;
@@ -214,9 +214,24 @@ fn machine_node(m: &Machine) -> Node {
     }
 }
 
-/// Gathers a Cluster's tree: Cluster -> infrastructure, control plane -> its machines,
-/// workers -> MachineDeployments -> their machines, MachinePools -> their Nodes (and machines
-/// of no deployment).
+/// Label of a MachineDeployment the topology controller manages, naming its topology name.
+const TOPOLOGY_DEPLOYMENT: &str = "topology.cluster.x-k8s.io/deployment-name";
+
+/// Where an object of a topology stands against `spec.topology.version`: still on an older
+/// version (the topology controller holds it back until its turn), rolling out, or done.
+pub fn topology_state(version: &str, target: &str, rolling: bool) -> String {
+    if version != target {
+        format!("{version}, upgrade to {target} pending")
+    } else if rolling {
+        format!("upgrading to {target}")
+    } else {
+        format!("{target}, up to date")
+    }
+}
+
+/// Gathers a Cluster's tree: Cluster -> its ClusterClass and topology state (for a topology
+/// Cluster), infrastructure, control plane -> its machines, workers -> MachineDeployments ->
+/// their machines, MachinePools -> their Nodes (and machines of no deployment).
 pub async fn describe(client: &Client, ns: &str, name: &str) -> Result<Node, OpsError> {
     let cluster = Api::<Cluster>::namespaced(client.clone(), ns)
         .get_opt(name)
@@ -231,6 +246,22 @@ pub async fn describe(client: &Client, ns: &str, name: &str) -> Result<Node, Ops
         .await?
         .items;
     let mut children = vec![];
+    let topology = cluster.spec.topology.as_ref();
+    if let Some(t) = topology {
+        let class_ns = t.class_ref.namespace.as_deref().unwrap_or(ns);
+        children.push(Node {
+            label: format!(
+                "ClusterClass {class_ns}/{} (topology {})",
+                t.class_ref.name, t.version
+            ),
+            ready: ready_of(
+                cluster.status.as_ref().and_then(|s| s.conditions.as_ref()),
+                &[conditions::TOPOLOGY_RECONCILED],
+            ),
+            children: vec![],
+        });
+    }
+    let target = topology.map(|t| t.version.as_str());
     if let Some(r) = &cluster.spec.infrastructure_ref {
         let ready = match resolver.get(ns, r).await {
             Ok(Some(o)) => ready_of_value(&o.data, &["Ready"]),
@@ -255,8 +286,20 @@ pub async fn describe(client: &Client, ns: &str, name: &str) -> Result<Node, Ops
     }
     if let Some(r) = &cluster.spec.control_plane_ref {
         let obj = resolver.get(ns, r).await?;
+        let mut label = format!("ControlPlane {}/{}", r.kind, r.name);
+        if let (Some(target), Some(o)) = (target, &obj) {
+            let int = |p: &str| o.data.pointer(p).and_then(Value::as_i64);
+            let version = o.data.pointer("/spec/version").and_then(Value::as_str);
+            let rolling = o.data.pointer("/status/version").and_then(Value::as_str) != version
+                || int("/status/upToDateReplicas") != int("/spec/replicas")
+                || int("/status/replicas") != int("/spec/replicas");
+            label.push_str(&format!(
+                " ({})",
+                topology_state(version.unwrap_or_default(), target, rolling)
+            ));
+        }
         children.push(Node {
-            label: format!("ControlPlane {}/{}", r.kind, r.name),
+            label,
             ready: obj
                 .as_ref()
                 .map(|o| ready_of_value(&o.data, &["Available", "Ready"]))
@@ -278,8 +321,20 @@ pub async fn describe(client: &Client, ns: &str, name: &str) -> Result<Node, Ops
         .items;
     let mut workers = vec![];
     for md in &mds {
+        let mut label = format!("MachineDeployment/{}", md.name_any());
+        if let (Some(target), Some(topology_name)) = (target, md.labels().get(TOPOLOGY_DEPLOYMENT))
+        {
+            let st = md.status.clone().unwrap_or_default();
+            let want = md.spec.replicas;
+            let rolling = st.replicas != want || st.up_to_date_replicas != want;
+            let version = md.spec.template.spec.version.as_deref().unwrap_or_default();
+            label.push_str(&format!(
+                " (topology {topology_name}: {})",
+                topology_state(version, target, rolling)
+            ));
+        }
         workers.push(Node {
-            label: format!("MachineDeployment/{}", md.name_any()),
+            label,
             ready: ready_of(
                 md.status.as_ref().and_then(|s| s.conditions.as_ref()),
                 &["Available"],
@@ -614,6 +669,28 @@ mod tests {
         let fresh: Value = serde_saphyr::from_str(&merge_kubeconfig("", add).unwrap()).unwrap();
         assert_eq!(fresh["current-context"], "prod-admin@prod");
         assert!(merge_kubeconfig("clusters: [", add).is_err());
+    }
+
+    #[test]
+    fn topology_state_says_held_back_rolling_or_done() {
+        for (version, target, rolling, want) in [
+            (
+                "v1.31.0",
+                "v1.32.0",
+                false,
+                "v1.31.0, upgrade to v1.32.0 pending",
+            ),
+            (
+                "v1.31.0",
+                "v1.32.0",
+                true,
+                "v1.31.0, upgrade to v1.32.0 pending",
+            ),
+            ("v1.32.0", "v1.32.0", true, "upgrading to v1.32.0"),
+            ("v1.32.0", "v1.32.0", false, "v1.32.0, up to date"),
+        ] {
+            assert_eq!(topology_state(version, target, rolling), want);
+        }
     }
 
     #[test]
