@@ -127,6 +127,152 @@ fn cluster_in_upstream_v1beta1_shape() {
 }
 
 #[test]
+fn cluster_class_in_upstream_v1beta1_shape() {
+    // After CAPA's simple-clusterclass flavor, with the v1beta1 fields that moved.
+    let r = |kind: &str, name: &str| json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2", "kind": kind, "name": name});
+    let v1 = json!({
+        "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "ClusterClass", "metadata": meta(),
+        "spec": {
+            "infrastructure": {"ref": r("AWSClusterTemplate", "quick-start")},
+            "infrastructureNamingStrategy": {"template": "{{ .cluster.name }}-{{ .random }}"},
+            "controlPlane": {
+                "ref": {"apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "KubeadmControlPlaneTemplate", "name": "quick-start-control-plane"},
+                "machineInfrastructure": {"ref": r("AWSMachineTemplate", "quick-start-control-plane")},
+                "machineHealthCheck": {"maxUnhealthy": "33%", "nodeStartupTimeout": "10m",
+                    "unhealthyConditions": [{"type": "Ready", "status": "Unknown", "timeout": "5m"}]},
+                "nodeDrainTimeout": "1m"
+            },
+            "workers": {"machineDeployments": [{
+                "class": "default-worker",
+                "template": {
+                    "metadata": {"labels": {"pool": "a"}},
+                    "bootstrap": {"ref": {"apiVersion": "bootstrap.cluster.x-k8s.io/v1beta1", "kind": "KubeadmConfigTemplate", "name": "quick-start-worker-bootstraptemplate"}},
+                    "infrastructure": {"ref": r("AWSMachineTemplate", "quick-start-worker-machinetemplate")}
+                },
+                "namingStrategy": {"template": "{{ .cluster.name }}-md-{{ .random }}"},
+                "machineHealthCheck": {"unhealthyConditions": [{"type": "Ready", "status": "False", "timeout": "300s"}]},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "deletePolicy": "Oldest"},
+                             "remediation": {"maxInFlight": 2}}
+            }]},
+            "variables": [{"name": "region", "required": true, "metadata": {"labels": {"x": "y"}},
+                           "schema": {"openAPIV3Schema": {"type": "string", "default": "us-east-1"}}}],
+            "patches": [{"name": "region", "definitions": [{
+                "selector": {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2", "kind": "AWSClusterTemplate",
+                             "matchResources": {"infrastructureCluster": true}},
+                "jsonPatches": [{"op": "add", "path": "/spec/template/spec/region", "valueFrom": {"variable": "region"}}]
+            }]}, {"name": "ext", "external": {"generateExtension": "gen.ext", "validateExtension": "val.ext"}}]
+        }
+    });
+    let v2 = up(&v1);
+    let s = &v2["spec"];
+    assert_eq!(
+        s["infrastructure"]["templateRef"],
+        r("AWSClusterTemplate", "quick-start")
+    );
+    assert_eq!(
+        s["infrastructure"]["naming"]["template"],
+        "{{ .cluster.name }}-{{ .random }}"
+    );
+    let cp = &s["controlPlane"];
+    assert_eq!(cp["templateRef"]["kind"], "KubeadmControlPlaneTemplate");
+    assert_eq!(
+        cp["machineInfrastructure"]["templateRef"]["name"],
+        "quick-start-control-plane"
+    );
+    assert_eq!(
+        cp["healthCheck"],
+        json!({"checks": {"nodeStartupTimeoutSeconds": 600,
+                          "unhealthyNodeConditions": [{"type": "Ready", "status": "Unknown", "timeoutSeconds": 300}]},
+               "remediation": {"triggerIf": {"unhealthyLessThanOrEqualTo": "33%"}}})
+    );
+    assert_eq!(cp["deletion"]["nodeDrainTimeoutSeconds"], 60);
+    let md = &s["workers"]["machineDeployments"][0];
+    assert_eq!(md["metadata"]["labels"]["pool"], "a");
+    assert_eq!(
+        md["bootstrap"]["templateRef"]["kind"],
+        "KubeadmConfigTemplate"
+    );
+    assert_eq!(
+        md["infrastructure"]["templateRef"]["name"],
+        "quick-start-worker-machinetemplate"
+    );
+    assert!(md.get("template").is_none(), "{md:#}");
+    assert_eq!(
+        md["naming"]["template"],
+        "{{ .cluster.name }}-md-{{ .random }}"
+    );
+    assert_eq!(
+        md["healthCheck"]["checks"]["unhealthyNodeConditions"][0]["timeoutSeconds"],
+        300
+    );
+    assert_eq!(md["healthCheck"]["remediation"]["maxInFlight"], 2);
+    assert_eq!(md["rollout"]["strategy"]["rollingUpdate"]["maxSurge"], 1);
+    assert_eq!(md["deletion"]["order"], "Oldest");
+    assert_eq!(
+        s["variables"][0]["deprecatedV1Beta1Metadata"]["labels"]["x"],
+        "y"
+    );
+    assert_eq!(
+        s["patches"][1]["external"]["generatePatchesExtension"],
+        "gen.ext"
+    );
+    assert_eq!(
+        s["patches"][1]["external"]["validateTopologyExtension"],
+        "val.ext"
+    );
+    assert_valid_hub(&v2);
+    // The class parses as slipway's ClusterClass (what the topology controller reads).
+    let typed: slipway_api::ClusterClass = serde_json::from_value(v2.clone()).unwrap();
+    assert_eq!(
+        typed
+            .spec
+            .workers
+            .unwrap()
+            .machine_deployments
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(without_annotation(down(&v2)), v1);
+}
+
+#[test]
+fn topology_cluster_in_upstream_v1beta1_shape() {
+    let v1 = json!({
+        "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster", "metadata": meta(),
+        "spec": {"topology": {
+            "class": "quick-start", "classNamespace": "classes", "version": "v1.31.0",
+            "controlPlane": {"replicas": 3, "machineHealthCheck": {"enable": true, "nodeStartupTimeout": "20m"},
+                             "nodeDeletionTimeout": "30s"},
+            "workers": {"machineDeployments": [{"class": "default-worker", "name": "md-0", "replicas": 2,
+                "machineHealthCheck": {"enable": false},
+                "strategy": {"type": "OnDelete"}, "nodeVolumeDetachTimeout": "2m"}]},
+            "variables": [{"name": "region", "value": "us-east-1"}]
+        }}
+    });
+    let v2 = up(&v1);
+    let t = &v2["spec"]["topology"];
+    assert_eq!(
+        t["classRef"],
+        json!({"name": "quick-start", "namespace": "classes"})
+    );
+    assert_eq!(
+        t["controlPlane"]["healthCheck"],
+        json!({"enabled": true, "checks": {"nodeStartupTimeoutSeconds": 1200}})
+    );
+    assert_eq!(
+        t["controlPlane"]["deletion"]["nodeDeletionTimeoutSeconds"],
+        30
+    );
+    let md = &t["workers"]["machineDeployments"][0];
+    assert_eq!(md["healthCheck"], json!({"enabled": false}));
+    assert_eq!(md["rollout"]["strategy"]["type"], "OnDelete");
+    assert_eq!(md["deletion"]["nodeVolumeDetachTimeoutSeconds"], 120);
+    assert_valid_hub(&v2);
+    assert_eq!(without_annotation(down(&v2)), v1);
+}
+
+#[test]
 fn kubeadm_control_plane_args_durations_and_refs() {
     let v1 = json!({
         "apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "KubeadmControlPlane", "metadata": meta(),

@@ -250,6 +250,21 @@ fn generated_in_memory_topology_comes_up_and_describe_shows_its_class() {
             "{t:#}"
         );
     }
+    // The class reads at v1beta1 in upstream's v1beta1 shape.
+    let old = m.json(&[
+        "get",
+        "clusterclasses.v1beta1.cluster.x-k8s.io",
+        "in-memory-quick-start",
+    ]);
+    assert_eq!(old["apiVersion"], "cluster.x-k8s.io/v1beta1");
+    assert_eq!(
+        old["spec"]["infrastructure"]["ref"]["kind"], "InMemoryClusterTemplate",
+        "{old:#}"
+    );
+    assert_eq!(
+        old["spec"]["workers"]["machineDeployments"][0]["template"]["bootstrap"]["ref"]["kind"],
+        "KubeadmConfigTemplate"
+    );
     let tree = describe(&m, "gen");
     for want in [
         "ClusterClass default/in-memory-quick-start (topology v1.31.0)",

@@ -17,6 +17,7 @@ pub const KINDS: &[(&str, &str)] = &[
     (CORE, "MachineDeployment"),
     (CORE, "MachineHealthCheck"),
     (CORE, "MachinePool"),
+    (CORE, "ClusterClass"),
     (BOOTSTRAP, "KubeadmConfig"),
     (BOOTSTRAP, "KubeadmConfigTemplate"),
     (CONTROLPLANE, "KubeadmControlPlane"),
@@ -34,6 +35,7 @@ pub fn table(group: &str, kind: &str) -> Option<Vec<Op>> {
         (CORE, "MachineDeployment") => machine_deployment(),
         (CORE, "MachineHealthCheck") => machine_health_check(),
         (CORE, "MachinePool") => machine_pool(),
+        (CORE, "ClusterClass") => cluster_class(),
         (BOOTSTRAP, "KubeadmConfig") => [
             kubeadm_config_spec("spec"),
             vec![mv(
@@ -109,6 +111,32 @@ fn cluster() -> Vec<Op> {
             value: None,
         },
     ];
+    // The topology's health checks, deletion timeouts and rollout strategy.
+    let cp = "spec.topology.controlPlane";
+    ops.push(mv(
+        format!("{cp}.machineHealthCheck.enable"),
+        format!("{cp}.healthCheck.enabled"),
+    ));
+    ops.extend(health_check(
+        &format!("{cp}.machineHealthCheck"),
+        &format!("{cp}.healthCheck"),
+    ));
+    ops.extend(deletion_timeouts(cp));
+    let mut md = vec![
+        mv("machineHealthCheck.enable", "healthCheck.enabled"),
+        mv(
+            "strategy.remediation.maxInFlight",
+            "healthCheck.remediation.maxInFlight",
+        ),
+        mv("strategy.rollingUpdate.deletePolicy", "deletion.order"),
+        mv("strategy", "rollout.strategy"),
+    ];
+    md.extend(health_check("machineHealthCheck", "healthCheck"));
+    md.extend(deletion_timeouts(""));
+    ops.push(Op::Each(
+        "spec.topology.workers.machineDeployments".into(),
+        md,
+    ));
     ops.extend(deprecated_status(&[]));
     ops.push(mv("status.v1beta2.controlPlane", "status.controlPlane"));
     ops.push(mv("status.v1beta2.workers", "status.workers"));
@@ -215,39 +243,128 @@ fn machine_deployment() -> Vec<Op> {
     ops
 }
 
-fn machine_health_check() -> Vec<Op> {
-    let mut ops = vec![
+/// MachineHealthCheck fields at `from` (v1beta1, flat) and `to` (v1beta2, `checks` and
+/// `remediation`): a MachineHealthCheck's spec, or a class's / topology's health check.
+fn health_check(from: &str, to: &str) -> Vec<Op> {
+    vec![
         Op::Duration(
-            "spec.nodeStartupTimeout".into(),
-            "spec.checks.nodeStartupTimeoutSeconds".into(),
+            format!("{from}.nodeStartupTimeout"),
+            format!("{to}.checks.nodeStartupTimeoutSeconds"),
         ),
         // Each element converts at its v1beta1 path, so errors name the field as written.
         Op::Each(
-            "spec.unhealthyConditions".into(),
+            format!("{from}.unhealthyConditions"),
             vec![Op::Duration("timeout".into(), "timeoutSeconds".into())],
         ),
         mv(
-            "spec.unhealthyConditions",
-            "spec.checks.unhealthyNodeConditions",
+            format!("{from}.unhealthyConditions"),
+            format!("{to}.checks.unhealthyNodeConditions"),
         ),
         Op::Each(
-            "spec.unhealthyMachineConditions".into(),
+            format!("{from}.unhealthyMachineConditions"),
             vec![Op::Duration("timeout".into(), "timeoutSeconds".into())],
         ),
         mv(
-            "spec.unhealthyMachineConditions",
-            "spec.checks.unhealthyMachineConditions",
+            format!("{from}.unhealthyMachineConditions"),
+            format!("{to}.checks.unhealthyMachineConditions"),
         ),
         mv(
-            "spec.maxUnhealthy",
-            "spec.remediation.triggerIf.unhealthyLessThanOrEqualTo",
+            format!("{from}.maxUnhealthy"),
+            format!("{to}.remediation.triggerIf.unhealthyLessThanOrEqualTo"),
         ),
         mv(
-            "spec.unhealthyRange",
-            "spec.remediation.triggerIf.unhealthyInRange",
+            format!("{from}.unhealthyRange"),
+            format!("{to}.remediation.triggerIf.unhealthyInRange"),
         ),
-        mv("spec.remediationTemplate", "spec.remediation.templateRef"),
+        mv(
+            format!("{from}.remediationTemplate"),
+            format!("{to}.remediation.templateRef"),
+        ),
+    ]
+}
+
+fn machine_health_check() -> Vec<Op> {
+    let mut ops = health_check("spec", "spec");
+    ops.extend(deprecated_status(&[]));
+    ops
+}
+
+/// The node deletion timeouts of a class or topology at `p` (v1beta1 durations, v1beta2
+/// `deletion.*Seconds`).
+fn deletion_timeouts(p: &str) -> Vec<Op> {
+    let at = |f: String| if p.is_empty() { f } else { format!("{p}.{f}") };
+    [
+        "nodeDrainTimeout",
+        "nodeVolumeDetachTimeout",
+        "nodeDeletionTimeout",
+    ]
+    .into_iter()
+    .map(|f| Op::Duration(at(f.to_string()), at(format!("deletion.{f}Seconds"))))
+    .collect()
+}
+
+/// ClusterClass: v1beta1's `ref`s become `templateRef`s, `namingStrategy` becomes `naming`,
+/// `machineHealthCheck` becomes `healthCheck`, a MachineDeployment class's `template` is
+/// flattened and its `strategy` becomes `rollout.strategy`.
+fn cluster_class() -> Vec<Op> {
+    let cp = "spec.controlPlane";
+    let mut ops = vec![
+        mv("spec.infrastructure.ref", "spec.infrastructure.templateRef"),
+        mv(
+            "spec.infrastructureNamingStrategy",
+            "spec.infrastructure.naming",
+        ),
+        mv(format!("{cp}.ref"), format!("{cp}.templateRef")),
+        mv(
+            format!("{cp}.machineInfrastructure.ref"),
+            format!("{cp}.machineInfrastructure.templateRef"),
+        ),
+        mv(format!("{cp}.namingStrategy"), format!("{cp}.naming")),
     ];
+    ops.extend(health_check(
+        &format!("{cp}.machineHealthCheck"),
+        &format!("{cp}.healthCheck"),
+    ));
+    ops.extend(deletion_timeouts(cp));
+    let mut md = vec![
+        mv("template.metadata", "metadata"),
+        mv("template.bootstrap.ref", "bootstrap.templateRef"),
+        mv("template.infrastructure.ref", "infrastructure.templateRef"),
+        mv("namingStrategy", "naming"),
+        mv(
+            "strategy.remediation.maxInFlight",
+            "healthCheck.remediation.maxInFlight",
+        ),
+        mv("strategy.rollingUpdate.deletePolicy", "deletion.order"),
+        mv("strategy", "rollout.strategy"),
+    ];
+    md.extend(health_check("machineHealthCheck", "healthCheck"));
+    md.extend(deletion_timeouts(""));
+    ops.push(Op::Each("spec.workers.machineDeployments".into(), md));
+    ops.push(Op::Each(
+        "spec.variables".into(),
+        vec![mv("metadata", "deprecatedV1Beta1Metadata")],
+    ));
+    ops.push(Op::Each(
+        "spec.patches".into(),
+        vec![
+            mv(
+                "external.generateExtension",
+                "external.generatePatchesExtension",
+            ),
+            mv(
+                "external.validateExtension",
+                "external.validateTopologyExtension",
+            ),
+        ],
+    ));
+    ops.push(Op::Each(
+        "status.variables".into(),
+        vec![Op::Each(
+            "definitions".into(),
+            vec![mv("metadata", "deprecatedV1Beta1Metadata")],
+        )],
+    ));
     ops.extend(deprecated_status(&[]));
     ops
 }
