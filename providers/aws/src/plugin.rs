@@ -1,6 +1,6 @@
 //! The AWS provider's [`slipway_providers::Plugin`]: its CRDs (CAPA's kinds), kinds, the
 //! `aws` and `aws-eks` flavors of `generate cluster`, and its controllers (EC2 + kubeadm
-//! infrastructure; EKS control planes, node groups and managed clusters).
+//! infrastructure and machine pools; EKS control planes, node groups and managed clusters).
 
 use futures::future::BoxFuture;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -12,8 +12,8 @@ use slipway_providers::{
 use slipway_runtime::runner::Runner;
 
 use crate::api::{
-    AWSCluster, AWSMachine, AWSMachineTemplate, AWSManagedCluster, AWSManagedControlPlane,
-    AWSManagedMachinePool,
+    AWSCluster, AWSMachine, AWSMachinePool, AWSMachineTemplate, AWSManagedCluster,
+    AWSManagedControlPlane, AWSManagedMachinePool,
 };
 
 /// The AWS provider as a plugin.
@@ -44,6 +44,7 @@ impl slipway_providers::Plugin for Plugin {
             AWSMachineTemplate::crd(),
             AWSManagedCluster::crd(),
             AWSManagedMachinePool::crd(),
+            AWSMachinePool::crd(),
         ]
         .into_iter()
         .map(slipway_api::conversion::schema::with_v1beta1)
@@ -57,6 +58,7 @@ impl slipway_providers::Plugin for Plugin {
             ProvidedKind::of::<AWSMachine>(Role::InfrastructureMachine, None),
             ProvidedKind::of::<AWSManagedControlPlane>(Role::ControlPlane, None),
             ProvidedKind::of::<AWSManagedMachinePool>(Role::InfrastructureMachinePool, None),
+            ProvidedKind::of::<AWSMachinePool>(Role::InfrastructureMachinePool, None),
         ]
     }
 
@@ -100,7 +102,8 @@ impl slipway_providers::Plugin for Plugin {
                         crate::Aws::new().with_events(runner.context().client.clone())
                     })
                 }),
-                crate::eks::run(runner),
+                crate::eks::run(runner.clone()),
+                crate::pool::run(runner),
             );
         })
     }
