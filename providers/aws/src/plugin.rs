@@ -66,7 +66,7 @@ impl slipway_providers::Plugin for Plugin {
         vec![
             Infrastructure {
                 name: "aws",
-                flavors: &["default"],
+                flavors: &["default", "machinepool"],
                 kubeadm: true,
                 external_cloud_provider: true,
                 templates: &[("aws.yaml.tera", include_str!("../templates/aws.yaml.tera"))],
