@@ -268,23 +268,31 @@ pub async fn create_version(
 }
 
 /// CAPA's pruning rule, so versions do not grow without bound: before a new version, when
-/// there are at least three, the oldest one after the first goes.
+/// there are at least three, the oldest one after the first goes. Every version number is
+/// listed (paginated) and sorted here rather than asking for a `MinVersion`..`$Latest` range.
 pub async fn prune_versions(c: &Clients, id: &str) -> Result<(), ProviderError> {
-    let out = error::retrying("DescribeLaunchTemplateVersions", || {
-        c.ec2
-            .describe_launch_template_versions()
-            .launch_template_id(id)
-            .min_version("1")
-            .max_version(LATEST)
-            .max_results(3)
-            .send()
-    })
-    .await?;
-    let versions = out.launch_template_versions();
-    if versions.len() < 3 {
-        return Ok(());
+    let mut versions = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = error::retrying("DescribeLaunchTemplateVersions", || {
+            c.ec2
+                .describe_launch_template_versions()
+                .launch_template_id(id)
+                .set_next_token(token.clone())
+                .send()
+        })
+        .await?;
+        versions.extend(
+            out.launch_template_versions()
+                .iter()
+                .filter_map(|v| v.version_number()),
+        );
+        token = out.next_token().filter(|t| !t.is_empty()).map(String::from);
+        if token.is_none() {
+            break;
+        }
     }
-    let Some(old) = versions[1].version_number() else {
+    let Some(old) = prune_candidate(versions) else {
         return Ok(());
     };
     c.ec2
@@ -296,6 +304,13 @@ pub async fn prune_versions(c: &Clients, id: &str) -> Result<(), ProviderError> 
         .map_err(|e| error::map("DeleteLaunchTemplateVersions", e))?;
     tracing::info!(launch_template = %id, version = old, "pruned a launch template version");
     Ok(())
+}
+
+/// The version to prune: the oldest after the first, once there are three or more.
+pub fn prune_candidate(mut versions: Vec<i64>) -> Option<i64> {
+    versions.sort_unstable();
+    versions.dedup();
+    (versions.len() >= 3).then(|| versions[1])
 }
 
 /// The id and tags of the launch template named `name`, if it exists.
@@ -622,6 +637,14 @@ pub async fn start_refresh(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_oldest_spare_version_is_pruned_once_there_are_three() {
+        assert_eq!(prune_candidate(vec![]), None);
+        assert_eq!(prune_candidate(vec![2, 1]), None);
+        assert_eq!(prune_candidate(vec![3, 1, 2]), Some(2));
+        assert_eq!(prune_candidate(vec![7, 1, 5, 6]), Some(5));
+    }
 
     #[test]
     fn go_durations_become_seconds() {
