@@ -97,11 +97,11 @@ pub async fn reconcile(pool: Arc<AWSMachinePool>, ctx: Arc<PoolContext>) -> Resu
 enum Step {
     /// Waiting for something outside AWS (ASGReady False with this reason and message).
     Waiting(&'static str, String, Duration),
-    /// The group exists: its provider IDs and ARN, and whether it is at rest.
+    /// The group exists: its provider IDs and ARN, and when to look again.
     Group {
         ids: Vec<String>,
         arn: String,
-        settled: bool,
+        again: Duration,
     },
 }
 
@@ -161,7 +161,7 @@ async fn apply(
             set(desired(pc::ASG_READY, Status::False, reason, message));
             Action::requeue(after)
         }
-        Ok(Step::Group { ids, arn, settled }) => {
+        Ok(Step::Group { ids, arn, again }) => {
             if pool.spec.provider_id_list.as_deref().unwrap_or_default() != ids.as_slice()
                 || pool.spec.provider_id.as_deref() != Some(arn.as_str())
             {
@@ -178,11 +178,7 @@ async fn apply(
                 provisioned: Some(true),
             });
             set(desired(pc::ASG_READY, Status::True, reasons::READY, ""));
-            Action::requeue(if settled {
-                RESYNC
-            } else {
-                Duration::from_secs(3)
-            })
+            Action::requeue(again)
         }
         Err(f) => {
             set(desired(
@@ -484,13 +480,19 @@ async fn step(
             .collect(),
     );
     let ids = plan::provider_ids(&g.instances);
-    let settled = diff.is_empty()
-        && ids.len() == desired_n as usize
-        && status.pending_instance_refresh.is_none();
+    // A group on its way to its size is watched closely; an owed refresh that could not start
+    // is tried again every 30 s (CAPA's delay), not on every pass.
+    let again = if !diff.is_empty() || ids.len() != desired_n as usize {
+        Duration::from_secs(3)
+    } else if status.pending_instance_refresh.is_some() {
+        Duration::from_secs(30)
+    } else {
+        RESYNC
+    };
     Ok(Step::Group {
         ids,
         arn: g.arn,
-        settled,
+        again,
     })
 }
 
