@@ -70,6 +70,7 @@ fn every_aws_kind_capa_serves_at_v1beta1_is_served_and_converts() {
         ("infrastructure.cluster.x-k8s.io", "AWSMachineTemplate"),
         ("infrastructure.cluster.x-k8s.io", "AWSClusterTemplate"),
         ("infrastructure.cluster.x-k8s.io", "AWSManagedMachinePool"),
+        ("infrastructure.cluster.x-k8s.io", "AWSMachinePool"),
         ("controlplane.cluster.x-k8s.io", "AWSManagedControlPlane"),
     ] {
         assert!(conversion::handles(group, kind), "{kind}");
@@ -270,6 +271,22 @@ fn eks_kinds_in_capa_v1beta1_shape() {
     assert_eq!(v2["spec"]["scaling"]["maxSize"], 3);
     assert_valid_hub(&v2);
     assert_eq!(down(&v2), pool);
+
+    // CAPA's cluster-template-machinepool AWSMachinePool: `ready` is kept at v1beta2 too.
+    let amp = json!({
+        "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "AWSMachinePool", "metadata": meta(),
+        "spec": {"minSize": 1, "maxSize": 10, "availabilityZones": ["eu-west-1a"],
+                 "awsLaunchTemplate": {"instanceType": "t3.large", "sshKeyName": "ops",
+                                       "iamInstanceProfile": "nodes.cluster-api-provider-aws.sigs.k8s.io"}},
+        "status": {"ready": true, "replicas": 2, "launchTemplateID": "lt-1", "launchTemplateVersion": "3",
+                   "instances": [{"instanceID": "i-1", "version": "3"}]}
+    });
+    let v2 = up(&amp);
+    assert_eq!(v2["status"]["ready"], true);
+    assert_eq!(v2["status"]["launchTemplateVersion"], "3");
+    assert_eq!(v2["spec"]["awsLaunchTemplate"]["instanceType"], "t3.large");
+    assert_valid_hub(&v2);
+    assert_eq!(down(&v2), amp);
 }
 
 #[test]

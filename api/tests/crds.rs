@@ -95,6 +95,11 @@ fn every_kind_of_the_api_is_served() {
             "v1beta2",
             "AWSManagedMachinePool",
         ),
+        (
+            "infrastructure.cluster.x-k8s.io",
+            "v1beta2",
+            "AWSMachinePool",
+        ),
         ("infrastructure.cluster.x-k8s.io", "v1alpha1", "KindCluster"),
         ("infrastructure.cluster.x-k8s.io", "v1alpha1", "KindMachine"),
         (

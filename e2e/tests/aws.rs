@@ -10,7 +10,8 @@ use std::{collections::BTreeMap, process::Command, time::Duration};
 
 use slipway_aws::network::model::owner_tag;
 use slipway_testsupport::{
-    Mgmt, condition, eventually, generate_for_moto, machines, moto::moto, register_node, text,
+    Mgmt, condition, eventually, generate_flavor_for_moto, generate_for_moto, machines, moto::moto,
+    register_node, text,
 };
 
 /// Registers a Ready Node for every AWSMachine that has a providerID, as its kubelet would.
@@ -401,4 +402,176 @@ fn an_eks_cluster_with_a_node_group_on_moto_is_created_and_deleted_with_its_netw
     let left = r.block_on(aws.inventory(&owner_tag("e1")));
     assert!(left.values().all(|n| *n == 0), "left behind: {left:?}");
     assert!(m.items(&["get", "awsmanagedcontrolplanes"]).is_empty());
+}
+
+/// Registers a Ready Node for every instance of the AWSMachinePool, as their kubelets would.
+fn register_pool_nodes(m: &Mgmt, workload: &Mgmt, pool: &str) {
+    let p = m.json(&["get", "awsmachinepool", pool]);
+    for pid in p["spec"]["providerIDList"].as_array().into_iter().flatten() {
+        let pid = pid.as_str().unwrap();
+        let id = pid.rsplit('/').next().unwrap();
+        register_node(workload, id, pid, "v1.31.0");
+    }
+}
+
+#[test]
+fn an_aws_machine_pool_on_moto_is_a_launch_template_and_auto_scaling_group_deleted_with_its_cluster()
+ {
+    let Some(aws) = moto(&[]) else { return };
+    let workload = Mgmt::start("awsmp-workload", true);
+    let mut m = Mgmt::start("awsmp", true);
+    let mut env = aws.env();
+    env.push((
+        "RUST_LOG",
+        "warn,slipway_controller=debug,slipway_providers=debug,slipway_aws=debug".into(),
+    ));
+    m.start_controller_env(&env);
+    m.stand_in_kubeconfig("p1", &workload);
+    m.ok(
+        &["apply", "-f", "-"],
+        Some(&generate_flavor_for_moto("p1", "aws", "machinepool", 2)),
+    );
+    let pool = "p1-mp-0";
+    eventually(180, "the MachinePool has 2 ready replicas", || {
+        register_nodes(&m, &workload);
+        register_pool_nodes(&m, &workload, pool);
+        let mp = m.json(&["get", "machinepool", pool]);
+        (mp["status"]["readyReplicas"] == 2
+            && mp["status"]["nodeRefs"].as_array().map(Vec::len) == Some(2)
+            && condition(&mp, "InfrastructureReady").as_deref() == Some("True"))
+        .then_some(())
+        .ok_or_else(|| {
+            let p = m.json(&["get", "awsmachinepool", pool]);
+            format!("{:#}\n{:#}", mp["status"], p["status"])
+        })
+    });
+    let r = rt();
+    let owner = owner_tag("p1");
+    let p = m.json(&["get", "awsmachinepool", pool]);
+    assert_eq!(condition(&p, "Ready").as_deref(), Some("True"), "{p:#}");
+    assert_eq!(p["status"]["ready"], true);
+    assert_eq!(p["status"]["launchTemplateVersion"], "1");
+    assert!(
+        p["spec"]["providerID"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:autoscaling:")
+    );
+    // moto: the group and the template, tagged for the cluster in their create calls.
+    let ids = r.block_on(aws.pool_ids(&owner));
+    assert_eq!(ids["launch_templates"].iter().collect::<Vec<_>>(), [pool]);
+    assert_eq!(
+        ids["auto_scaling_groups"].iter().collect::<Vec<_>>(),
+        [pool]
+    );
+    let (sizes, instances) = r.block_on(aws.group(pool)).unwrap();
+    assert_eq!(sizes, (0, 10, 2));
+    let mut want_ids: Vec<String> = p["spec"]["providerIDList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().rsplit('/').next().unwrap().to_string())
+        .collect();
+    want_ids.sort();
+    let mut got = instances.clone();
+    got.sort();
+    assert_eq!(got, want_ids, "providerIDList is the group's instances");
+    // The user data of the template and of every instance is the pool's bootstrap data, valid
+    // cloud-config; the instances carry the template's ownership tags.
+    let mp = m.json(&["get", "machinepool", pool]);
+    let secret = m.json(&[
+        "get",
+        "secret",
+        mp["spec"]["template"]["spec"]["bootstrap"]["dataSecretName"]
+            .as_str()
+            .unwrap(),
+    ]);
+    use base64::Engine;
+    let want = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"]["value"].as_str().unwrap())
+        .unwrap();
+    let versions = r.block_on(aws.launch_template_versions(pool));
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].1, "t3.large");
+    assert_eq!(versions[0].2, want, "launch template user data");
+    cloud_init_valid(&m.dir, pool, &want);
+    let tagged = r.block_on(aws.instances(&owner));
+    for id in &instances {
+        assert!(tagged.iter().any(|(i, _)| i == id), "{id} not tagged owned");
+        assert_eq!(r.block_on(aws.user_data(id)), want, "user data of {id}");
+    }
+
+    // Scaling the MachinePool sets the group's desired capacity.
+    m.ok(&["scale", "machinepool", pool, "--replicas", "3"], None);
+    eventually(60, "the pool reports 3 instances", || {
+        register_pool_nodes(&m, &workload, pool);
+        let group = r.block_on(aws.group(pool)).unwrap();
+        let mp = m.json(&["get", "machinepool", pool]);
+        (group.0 == (0, 10, 3) && group.1.len() == 3 && mp["status"]["readyReplicas"] == 3)
+            .then_some(())
+            .ok_or_else(|| format!("{group:?} {:#}", mp["status"]))
+    });
+
+    // A template change makes launch template version 2 and owes an instance refresh. moto
+    // 5.2.1 has no DescribeInstanceRefreshes/StartInstanceRefresh: the refresh is reported as
+    // failed on its condition, stays owed, and nothing pretends the instances were replaced.
+    m.ok(
+        &[
+            "patch",
+            "awsmachinepool",
+            pool,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"awsLaunchTemplate":{"instanceType":"t3.xlarge"}}}"#,
+        ],
+        None,
+    );
+    let p = eventually(60, "version 2 and a reported refresh failure", || {
+        let p = m.json(&["get", "awsmachinepool", pool]);
+        let c = p["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c["type"] == "InstanceRefreshStarted")
+                    .cloned()
+            })
+            .unwrap_or_default();
+        (p["status"]["launchTemplateVersion"] == "2" && c["status"] == "False")
+            .then(|| (p.clone(), c.clone()))
+            .ok_or_else(|| format!("{:#}", p["status"]))
+    });
+    let (p, refresh) = p;
+    assert_eq!(refresh["reason"], "InstanceRefreshFailed", "{refresh:#}");
+    let msg = refresh["message"].as_str().unwrap();
+    assert!(
+        msg.contains("DescribeInstanceRefreshes") && msg.contains("version 2"),
+        "{msg}"
+    );
+    assert_eq!(p["status"]["pendingInstanceRefresh"], "2");
+    let versions = r.block_on(aws.launch_template_versions(pool));
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| (v.0, v.1.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "t3.large"), (2, "t3.xlarge")]
+    );
+    // The instances are the ones launched from version 1: nothing was replaced.
+    let (_, now) = r.block_on(aws.group(pool)).unwrap();
+    assert_eq!(now.len(), 3);
+
+    // Delete: the group (and its instances) and the template go with the cluster.
+    delete_or_explain(&m, "p1");
+    eventually(30, "the MachinePool and AWSMachinePool are gone", || {
+        let mut left = m.items(&["get", "awsmachinepools"]);
+        left.extend(m.items(&["get", "machinepools"]));
+        left.is_empty()
+            .then_some(())
+            .ok_or_else(|| format!("{left:?}"))
+    });
+    let ids = r.block_on(aws.pool_ids(&owner));
+    assert!(ids.values().all(|v| v.is_empty()), "left behind: {ids:?}");
+    assert!(r.block_on(aws.group(pool)).is_none());
+    let left = r.block_on(aws.inventory(&owner));
+    assert!(left.values().all(|n| *n == 0), "left behind: {left:?}");
 }

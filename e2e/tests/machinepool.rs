@@ -1,7 +1,8 @@
 //! MachinePools end to end with the in-memory provider, driven by kubectl against `slipway
 //! up`: a MachinePool with a KubeadmConfig and an InMemoryMachinePool scales from 0 to 5 and
 //! back to 2, its instances joining the workload cluster with the pool's one bootstrap config;
-//! `status.nodeRefs` and the counters follow; deleting the pool removes its Nodes.
+//! `status.nodeRefs` and the counters follow; a new version rolls its instances (new ones
+//! first, never fewer Ready than the replicas); deleting the pool removes its Nodes.
 //! Needs `kubectl` on PATH.
 
 use std::{collections::BTreeSet, process::Command};
@@ -80,6 +81,19 @@ fn wait_pool(m: &Mgmt, kc: &std::path::Path, n: usize) {
         ok.then_some(())
             .ok_or_else(|| format!("nodes {nodes:?}; pool {:#}", p["status"]))
     });
+}
+
+/// The pool's Nodes in the workload cluster: name -> (Ready status, kubelet version).
+fn pool_nodes(
+    m: &Mgmt,
+    kc: &std::path::Path,
+) -> std::collections::BTreeMap<String, (String, String)> {
+    m.nodes(kc)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, _, _)| name.starts_with("demo-mp-0-"))
+        .map(|(name, ready, version)| (name, (ready, version)))
+        .collect()
 }
 
 #[test]
@@ -172,6 +186,41 @@ fn an_in_memory_machine_pool_scales_from_zero_to_five_and_back_to_two() {
     m.ok(
         &["scale", "machinepool", "demo-mp-0", "--replicas", "2"],
         None,
+    );
+    wait_pool(&m, &kc, 2);
+    let old: BTreeSet<String> = pool_nodes(&m, &kc).into_keys().collect();
+
+    // A new version rolls the pool: new instances join at v1.31.1 and replace the old ones,
+    // never leaving fewer than 2 Ready instances on the way.
+    m.ok(
+        &[
+            "patch",
+            "machinepool",
+            "demo-mp-0",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"template":{"spec":{"version":"v1.31.1"}}}}"#,
+        ],
+        None,
+    );
+    let mut fewest_ready = usize::MAX;
+    eventually(90, "2 pool nodes at v1.31.1 replacing the old ones", || {
+        let nodes = pool_nodes(&m, &kc);
+        fewest_ready = fewest_ready.min(nodes.values().filter(|(r, _)| r == "True").count());
+        let p = pool(&m);
+        let new: Vec<&String> = nodes.keys().collect();
+        let ok = nodes.len() == 2
+            && nodes.values().all(|(r, v)| r == "True" && v == "v1.31.1")
+            && new.iter().all(|n| !old.contains(*n))
+            && p["status"]["upToDateReplicas"] == 2
+            && p["status"]["readyReplicas"] == 2
+            && p["status"]["phase"] == "Running";
+        ok.then_some(())
+            .ok_or_else(|| format!("nodes {nodes:?}; pool {:#}", p["status"]))
+    });
+    assert!(
+        fewest_ready >= 2,
+        "the roll dropped to {fewest_ready} Ready nodes"
     );
     wait_pool(&m, &kc, 2);
 

@@ -154,7 +154,11 @@ fn every_flavor_renders_a_complete_valid_set() {
                     // One MachinePool with its KubeadmConfig and infrastructure pool instead.
                     assert_eq!(count(machine_template), 1, "{kinds:?}");
                     assert_eq!(count("MachineDeployment"), 0, "{kinds:?}");
-                    for k in ["MachinePool", "KubeadmConfig", "InMemoryMachinePool"] {
+                    let pool = match infra.name {
+                        "aws" => "AWSMachinePool",
+                        _ => "InMemoryMachinePool",
+                    };
+                    for k in ["MachinePool", "KubeadmConfig", pool] {
                         assert_eq!(count(k), usize::from(with_workers), "{k}: {kinds:?}");
                     }
                     continue;
@@ -176,6 +180,62 @@ fn every_flavor_renders_a_complete_valid_set() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn the_aws_machinepool_flavor_is_capas_machinepool_template() {
+    for (workers, max) in [("3", 10), ("12", 12)] {
+        let mut vars = required_vars(&infra("aws"));
+        vars.push(("WORKER_MACHINE_COUNT", workers));
+        vars.push(("AWS_AMI_ID", "ami-123"));
+        let docs = objects(
+            &generate::generate(&request(infra("aws"), Some("machinepool"), &vars)).unwrap(),
+        )
+        .unwrap();
+        for d in &docs {
+            assert_valid(d);
+        }
+        let get = |kind: &str| {
+            docs.iter()
+                .find(|d| d["kind"] == kind)
+                .unwrap_or_else(|| panic!("no {kind}"))
+        };
+        let mp = get("MachinePool");
+        assert_eq!(mp["metadata"]["name"], "demo-mp-0");
+        assert_eq!(mp["spec"]["replicas"], workers.parse::<i64>().unwrap());
+        assert_eq!(mp["spec"]["template"]["spec"]["version"], "v1.31.0");
+        let t = &mp["spec"]["template"]["spec"];
+        assert_eq!(t["bootstrap"]["configRef"]["kind"], "KubeadmConfig");
+        assert_eq!(t["infrastructureRef"]["kind"], "AWSMachinePool");
+        let find = |kind: &str, name: &Value| {
+            docs.iter()
+                .find(|d| d["kind"] == kind && d["metadata"]["name"] == *name)
+                .unwrap_or_else(|| panic!("{kind}/{name} does not resolve"))
+        };
+        let cfg = find("KubeadmConfig", &t["bootstrap"]["configRef"]["name"]);
+        let reg = &cfg["spec"]["joinConfiguration"]["nodeRegistration"];
+        assert_eq!(reg["name"], "{{ ds.meta_data.local_hostname }}");
+        assert_eq!(reg["kubeletExtraArgs"][0]["value"], "external");
+        let pool = find("AWSMachinePool", &t["infrastructureRef"]["name"]);
+        assert_eq!(pool["spec"]["minSize"], 0);
+        assert_eq!(pool["spec"]["maxSize"], max);
+        let lt = &pool["spec"]["awsLaunchTemplate"];
+        assert_eq!(lt["instanceType"], "t3.large");
+        assert_eq!(
+            lt["iamInstanceProfile"],
+            "nodes.cluster-api-provider-aws.sigs.k8s.io"
+        );
+        assert_eq!(lt["sshKeyName"], "ops");
+        assert_eq!(lt["ami"]["id"], "ami-123");
+        // No MachineDeployment and no worker machine template: the pool replaces them.
+        assert!(!docs.iter().any(|d| d["kind"] == "MachineDeployment"));
+        assert_eq!(
+            docs.iter()
+                .filter(|d| d["kind"] == "AWSMachineTemplate")
+                .count(),
+            1
+        );
     }
 }
 
@@ -312,7 +372,7 @@ fn bad_names_counts_and_flavors_are_refused_with_the_variable_named() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "--flavor \"nope\": the aws provider has no such flavor; available: default, topology"
+        "--flavor \"nope\": the aws provider has no such flavor; available: default, machinepool, topology"
     );
     let mut req = request(infra("in-memory"), None, &[]);
     req.labels = vec!["bad label=x".into()];

@@ -106,6 +106,13 @@ fn columns(kind: &str) -> Vec<CustomResourceColumnDefinition> {
             column("Ready", "string", ".status.ready"),
             column("Replicas", "integer", ".status.replicas"),
         ],
+        "AWSMachinePool" => vec![
+            column("Ready", "string", ".status.ready"),
+            column("Replicas", "integer", ".status.replicas"),
+            column("MinSize", "integer", ".spec.minSize"),
+            column("MaxSize", "integer", ".spec.maxSize"),
+            column("LaunchTemplate ID", "string", ".status.launchTemplateID"),
+        ],
         _ => vec![],
     };
     cols.push(column("Age", "date", ".metadata.creationTimestamp"));

@@ -33,8 +33,8 @@ use serde_json::Value;
 use slipway_apiserver::plane::{Options, Plane};
 
 pub use mgmt::{
-    Mgmt, condition, generate, generate_for_moto, machines, register_node, slipway_bin,
-    wait_available, wait_shape,
+    Mgmt, condition, generate, generate_flavor_for_moto, generate_for_moto, machines,
+    register_node, slipway_bin, wait_available, wait_shape,
 };
 
 /// A management plane in-process on 127.0.0.1, a free port, in memory, without CRDs.

@@ -350,6 +350,16 @@ pub fn register_node(workload: &Mgmt, node: &str, provider_id: &str, version: &s
 /// suites share (region, an AMI moto knows, no IAM instance profiles) and one control-plane
 /// machine for `aws`.
 pub fn generate_for_moto(name: &str, infrastructure: &str, workers: u32) -> String {
+    generate_flavor_for_moto(name, infrastructure, "default", workers)
+}
+
+/// [`generate_for_moto`] with a `--flavor`.
+pub fn generate_flavor_for_moto(
+    name: &str,
+    infrastructure: &str,
+    flavor: &str,
+    workers: u32,
+) -> String {
     let mut cmd = Command::new(slipway_bin());
     cmd.args([
         "generate",
@@ -357,6 +367,8 @@ pub fn generate_for_moto(name: &str, infrastructure: &str, workers: u32) -> Stri
         name,
         "--infrastructure",
         infrastructure,
+        "--flavor",
+        flavor,
     ])
     .args(["--worker-machine-count", &workers.to_string()]);
     if infrastructure == "aws" {

@@ -124,6 +124,112 @@ impl Moto {
         aws_sdk_elasticloadbalancingv2::Client::new(&self.sdk_config().await)
     }
 
+    /// An Auto Scaling client.
+    pub async fn asg(&self) -> aws_sdk_autoscaling::Client {
+        aws_sdk_autoscaling::Client::new(&self.sdk_config().await)
+    }
+
+    /// Names of the launch templates and Auto Scaling groups tagged `owner_tag: owned`
+    /// (AWSMachinePools), by kind; checked client-side as [`Moto::owned_ids`] does.
+    pub async fn pool_ids(
+        &self,
+        owner_tag: &str,
+    ) -> BTreeMap<&'static str, std::collections::BTreeSet<String>> {
+        let mut out = BTreeMap::new();
+        let lts = self
+            .ec2()
+            .await
+            .describe_launch_templates()
+            .send()
+            .await
+            .unwrap();
+        out.insert(
+            "launch_templates",
+            lts.launch_templates()
+                .iter()
+                .filter(|t| {
+                    t.tags()
+                        .iter()
+                        .any(|t| t.key() == Some(owner_tag) && t.value() == Some("owned"))
+                })
+                .filter_map(|t| t.launch_template_name().map(String::from))
+                .collect(),
+        );
+        let groups = self
+            .asg()
+            .await
+            .describe_auto_scaling_groups()
+            .send()
+            .await
+            .unwrap();
+        out.insert(
+            "auto_scaling_groups",
+            groups
+                .auto_scaling_groups()
+                .iter()
+                .filter(|g| {
+                    g.tags()
+                        .iter()
+                        .any(|t| t.key() == Some(owner_tag) && t.value() == Some("owned"))
+                })
+                .filter_map(|g| g.auto_scaling_group_name().map(String::from))
+                .collect(),
+        );
+        out
+    }
+
+    /// Versions of the launch template `name`: number, instance type and decoded user data.
+    pub async fn launch_template_versions(&self, name: &str) -> Vec<(i64, String, Vec<u8>)> {
+        let out = self
+            .ec2()
+            .await
+            .describe_launch_template_versions()
+            .launch_template_name(name)
+            .send()
+            .await
+            .unwrap();
+        out.launch_template_versions()
+            .iter()
+            .map(|v| {
+                let d = v.launch_template_data();
+                (
+                    v.version_number().unwrap_or_default(),
+                    d.and_then(|d| d.instance_type())
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_default(),
+                    base64::engine::general_purpose::STANDARD
+                        .decode(d.and_then(|d| d.user_data()).unwrap_or_default())
+                        .unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// The Auto Scaling group `name`: (min, max, desired) and its instances' ids.
+    pub async fn group(&self, name: &str) -> Option<((i32, i32, i32), Vec<String>)> {
+        let out = self
+            .asg()
+            .await
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(name)
+            .send()
+            .await
+            .unwrap();
+        out.auto_scaling_groups().first().map(|g| {
+            (
+                (
+                    g.min_size().unwrap_or_default(),
+                    g.max_size().unwrap_or_default(),
+                    g.desired_capacity().unwrap_or_default(),
+                ),
+                g.instances()
+                    .iter()
+                    .filter_map(|i| i.instance_id().map(String::from))
+                    .collect(),
+            )
+        })
+    }
+
     /// EKS clusters, with their status and tags.
     pub async fn eks_clusters(&self) -> Vec<(String, String, BTreeMap<String, String>)> {
         let eks = aws_sdk_eks::Client::new(&self.sdk_config().await);

@@ -71,6 +71,8 @@ pub struct Clients {
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     /// EKS.
     pub eks: aws_sdk_eks::Client,
+    /// Auto Scaling (AWSMachinePools).
+    pub asg: aws_sdk_autoscaling::Client,
     /// STS (the account id, for role ARNs).
     pub sts: aws_sdk_sts::Client,
     /// Where credentials come from (EKS tokens are signed with them).
@@ -166,6 +168,11 @@ impl ClientCache {
                 .interceptor(self.counter.clone())
                 .build(),
         );
+        let asg = aws_sdk_autoscaling::Client::from_conf(
+            aws_sdk_autoscaling::config::Builder::from(&conf)
+                .interceptor(self.counter.clone())
+                .build(),
+        );
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(&conf)
                 .interceptor(self.counter.clone())
@@ -175,6 +182,7 @@ impl ClientCache {
             ec2,
             elb,
             eks,
+            asg,
             sts,
             credentials: conf.credentials_provider(),
             region,

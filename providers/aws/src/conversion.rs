@@ -52,6 +52,11 @@ pub fn kinds() -> Vec<Registered> {
             kind: "AWSManagedMachinePool",
             table: aws_managed_machine_pool,
         },
+        Registered {
+            group: INFRA,
+            kind: "AWSMachinePool",
+            table: aws_machine_pool,
+        },
     ]
 }
 
@@ -123,4 +128,9 @@ fn aws_managed_control_plane() -> Vec<Op> {
 
 fn aws_managed_machine_pool() -> Vec<Op> {
     [vec![ready_provisioned()], conditions()].concat()
+}
+
+/// CAPA's AWSMachinePool keeps `status.ready` at v1beta2 too: only the conditions move.
+fn aws_machine_pool() -> Vec<Op> {
+    conditions()
 }

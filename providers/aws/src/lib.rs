@@ -5,7 +5,8 @@
 //! call and found again by tags, so a crash at any point never duplicates or leaks anything;
 //! deletion goes in dependency order and is done only when AWS shows nothing left.
 //!
-//! EKS control planes are in [`eks`]; node groups are not made yet (see the README).
+//! EKS control planes and node groups are in [`eks`]; AWSMachinePools (launch template +
+//! Auto Scaling group) in [`pool`].
 #![forbid(unsafe_code)]
 // kube-derive takes one `printcolumn(...)` per column; clippy reads the repeats as duplicates.
 #![allow(clippy::duplicated_attributes)]
@@ -20,6 +21,7 @@ pub mod instances;
 pub mod machine;
 pub mod network;
 mod plugin;
+pub mod pool;
 
 use std::time::Duration;
 

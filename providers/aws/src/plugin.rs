@@ -1,7 +1,7 @@
 //! The AWS provider's [`slipway_providers::Plugin`]: its CRDs (CAPA's kinds), kinds, the
-//! `aws` (flavors `default`, `topology`) and `aws-eks` entries of `generate cluster`, and its
-//! controllers (EC2 + kubeadm infrastructure; EKS control planes, node groups and managed
-//! clusters).
+//! `aws` (flavors `default`, `machinepool`, `topology`) and `aws-eks` entries of `generate
+//! cluster`, and its controllers (EC2 + kubeadm infrastructure and machine pools; EKS control
+//! planes, node groups and managed clusters).
 
 use futures::future::BoxFuture;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -13,8 +13,8 @@ use slipway_providers::{
 use slipway_runtime::runner::Runner;
 
 use crate::api::{
-    AWSCluster, AWSClusterTemplate, AWSMachine, AWSMachineTemplate, AWSManagedCluster,
-    AWSManagedControlPlane, AWSManagedMachinePool,
+    AWSCluster, AWSClusterTemplate, AWSMachine, AWSMachinePool, AWSMachineTemplate,
+    AWSManagedCluster, AWSManagedControlPlane, AWSManagedMachinePool,
 };
 
 /// The AWS provider as a plugin.
@@ -46,6 +46,7 @@ impl slipway_providers::Plugin for Plugin {
             AWSClusterTemplate::crd(),
             AWSManagedCluster::crd(),
             AWSManagedMachinePool::crd(),
+            AWSMachinePool::crd(),
         ]
         .into_iter()
         .map(slipway_api::conversion::schema::with_v1beta1)
@@ -59,6 +60,7 @@ impl slipway_providers::Plugin for Plugin {
             ProvidedKind::of::<AWSMachine>(Role::InfrastructureMachine, None),
             ProvidedKind::of::<AWSManagedControlPlane>(Role::ControlPlane, None),
             ProvidedKind::of::<AWSManagedMachinePool>(Role::InfrastructureMachinePool, None),
+            ProvidedKind::of::<AWSMachinePool>(Role::InfrastructureMachinePool, None),
         ]
     }
 
@@ -66,7 +68,7 @@ impl slipway_providers::Plugin for Plugin {
         vec![
             Infrastructure {
                 name: "aws",
-                flavors: &["default", "topology"],
+                flavors: &["default", "machinepool", "topology"],
                 kubeadm: true,
                 external_cloud_provider: true,
                 templates: &[
@@ -112,7 +114,8 @@ impl slipway_providers::Plugin for Plugin {
                         crate::Aws::new().with_events(runner.context().client.clone())
                     })
                 }),
-                crate::eks::run(runner),
+                crate::eks::run(runner.clone()),
+                crate::pool::run(runner),
             );
         })
     }

@@ -6,9 +6,15 @@
 //!
 //! The reconciler follows the MachinePool contract: it reads `spec.replicas`, the version and
 //! `spec.template.spec.bootstrap.dataSecretName` from the owner MachinePool, keeps indexes
-//! `0..replicas` booted (scaling down removes the highest first), and writes
-//! `spec.providerIDList`, `status.replicas`, `status.ready` and
+//! `0..replicas` of the current revision booted (scaling down removes the highest first), and
+//! writes `spec.providerIDList`, `status.replicas`, `status.ready` and
 //! `status.initialization.provisioned`.
+//!
+//! Instances are named `<pool>-<revision>-<index>`, the revision a hash of what they are
+//! booted from (the MachinePool's version, the pool's simulation and faults). A change of any
+//! of these rolls the pool as upstream's DevMachinePool does ([`plan_removals`]): the new
+//! revision's instances boot first, and outdated ones go only while the Ready instances
+//! outnumber the replicas, so the pool never drops below its replicas in Ready instances.
 
 use std::{sync::Arc, time::Duration};
 
@@ -137,8 +143,52 @@ fn owner_pool(p: &InMemoryMachinePool) -> Option<String> {
     slipway_runtime::objects::core_owner_name(p, "MachinePool")
 }
 
-fn instance(p: &InMemoryMachinePool, i: usize) -> String {
-    format!("{}-{i}", p.name_any())
+fn instance(p: &InMemoryMachinePool, revision: &str, i: usize) -> String {
+    format!("{}-{revision}-{i}", p.name_any())
+}
+
+/// The revision of the instances a pool wants: a hash of what they boot from.
+pub fn revision(p: &InMemoryMachinePool, mp: &MachinePool) -> String {
+    slipway_runtime::objects::hash(&json!({
+        "version": mp.spec.template.spec.version,
+        "simulation": p.spec.simulation,
+        "faults": p.spec.faults,
+    }))
+}
+
+/// Which listed instances (names from `spec.providerIDList`) a pass removes, given the current
+/// `revision`, `want` replicas and how many current instances (`0..want`) are Ready now.
+/// Current instances past `want` go at once (scale down); outdated ones (another revision, or
+/// a name of no revision) go oldest name first, only while the Ready instances would still
+/// outnumber `want`. Returns (remove, keep) with the kept outdated names.
+pub fn plan_removals(
+    pool: &str,
+    revision: &str,
+    want: usize,
+    listed: &[String],
+    ready_current: usize,
+) -> (Vec<String>, Vec<String>) {
+    let mut remove = Vec::new();
+    let mut outdated = Vec::new();
+    for name in listed {
+        let rest = name
+            .strip_prefix(pool)
+            .and_then(|r| r.strip_prefix('-'))
+            .unwrap_or_default();
+        match rest.rsplit_once('-') {
+            Some((rev, i)) if rev == revision => {
+                if !i.parse::<usize>().is_ok_and(|i| i < want) {
+                    remove.push(name.clone());
+                }
+            }
+            _ => outdated.push(name.clone()),
+        }
+    }
+    outdated.sort();
+    let over = (ready_current + outdated.len()).saturating_sub(want);
+    let keep = outdated.split_off(over.min(outdated.len()));
+    remove.extend(outdated);
+    (remove, keep)
 }
 
 /// The scope of one instance: a Machine and an InMemoryMachine made up from the pool, so an
@@ -256,36 +306,56 @@ async fn apply(
         })?;
     let (cluster, infra_cluster) = (Arc::new(cluster), Arc::new(infra_cluster));
     let want = usize::try_from(mp.spec.desired()).unwrap_or(0);
+    let rev = revision(p, &mp);
     let mut ids = Vec::new();
     let mut waiting = None;
     let mut failed = None;
     for i in 0..want {
-        let s = scope(p, &mp, &cluster, &infra_cluster, &instance(p, i), now);
+        let name = instance(p, &rev, i);
+        let s = scope(p, &mp, &cluster, &infra_cluster, &name, now);
         match ctx.provider.reconcile_machine(&s, &data).await {
             Ok(MachineOutcome::Ready(r)) => ids.push(r.provider_id),
             Ok(MachineOutcome::Provisioning(pr)) => {
                 waiting.get_or_insert((pr.message, pr.requeue_after));
             }
             Err(e) if e.is_terminal() => {
-                failed.get_or_insert(format!("instance {}: {e}", instance(p, i)));
+                failed.get_or_insert(format!("instance {name}: {e}"));
             }
             Err(e) => {
                 waiting.get_or_insert((e.to_string(), Duration::from_secs(5)));
             }
         }
     }
-    // Scale down: instances past the desired count go, Node first.
+    // Scale down and roll: excess instances go at once, outdated ones as new ones are Ready
+    // (Node first).
     let before = p.spec.provider_id_list.clone().unwrap_or_default();
-    for id in &before {
-        let Some(name) = id.rsplit('/').next() else {
-            continue;
-        };
-        let index = name
-            .strip_prefix(&format!("{}-", p.name_any()))
-            .and_then(|n| n.parse::<usize>().ok());
-        if index.is_some_and(|i| i >= want) {
-            remove_instance(ctx, p, &mp, &cluster, &infra_cluster, name, now).await?;
-        }
+    let listed: Vec<String> = before
+        .iter()
+        .filter_map(|id| id.rsplit('/').next().map(str::to_string))
+        .collect();
+    let ready_current = ids.len();
+    let (remove, keep) = plan_removals(&p.name_any(), &rev, want, &listed, ready_current);
+    for name in &remove {
+        remove_instance(ctx, p, &mp, &cluster, &infra_cluster, name, now).await?;
+    }
+    ids.extend(
+        before
+            .iter()
+            .filter(|id| {
+                id.rsplit('/')
+                    .next()
+                    .is_some_and(|n| keep.iter().any(|k| k == n))
+            })
+            .cloned(),
+    );
+    if !keep.is_empty() {
+        waiting.get_or_insert((
+            format!(
+                "rolling out: {} outdated instance(s) go as new ones are Ready",
+                keep.len()
+            ),
+            Duration::from_secs(1),
+        ));
     }
     if before != ids {
         api.patch(
@@ -295,7 +365,7 @@ async fn apply(
         )
         .await?;
     }
-    let ready = ids.len() == want;
+    let ready = ready_current == want && keep.is_empty();
     conditions::set(
         &mut conds,
         match (&failed, &waiting) {
@@ -416,4 +486,61 @@ async fn cleanup(p: &InMemoryMachinePool, ctx: &PoolContext) -> Result<Action, E
         }
     }
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(x: &[&str]) -> Vec<String> {
+        x.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn scaling_down_removes_the_highest_current_indexes_at_once() {
+        let listed = names(&["p-r1-0", "p-r1-1", "p-r1-2", "p-r1-3"]);
+        assert_eq!(
+            plan_removals("p", "r1", 2, &listed, 2),
+            (names(&["p-r1-2", "p-r1-3"]), vec![])
+        );
+        assert_eq!(plan_removals("p", "r1", 4, &listed, 4), (vec![], vec![]));
+    }
+
+    #[test]
+    fn a_new_revision_replaces_old_instances_only_as_new_ones_are_ready() {
+        let old = names(&["p-r1-0", "p-r1-1", "p-r1-2"]);
+        // None of the new revision is Ready: every old instance stays.
+        assert_eq!(plan_removals("p", "r2", 3, &old, 0), (vec![], old.clone()));
+        // Two new ones Ready: two old ones go, one stays so 3 remain Ready.
+        let mut listed = old.clone();
+        listed.extend(names(&["p-r2-0", "p-r2-1"]));
+        assert_eq!(
+            plan_removals("p", "r2", 3, &listed, 2),
+            (names(&["p-r1-0", "p-r1-1"]), names(&["p-r1-2"]))
+        );
+        // All new ones Ready: the last old one goes.
+        assert_eq!(
+            plan_removals("p", "r2", 3, &names(&["p-r1-2", "p-r2-0"]), 3),
+            (names(&["p-r1-2"]), vec![])
+        );
+        // Names of no revision (an older naming) are outdated too.
+        assert_eq!(
+            plan_removals("p", "r2", 1, &names(&["p-0"]), 1),
+            (names(&["p-0"]), vec![])
+        );
+    }
+
+    #[test]
+    fn the_revision_follows_version_and_simulation() {
+        let mut mp = MachinePool::new("p", Default::default());
+        mp.spec.template.spec.version = Some("v1.31.0".into());
+        let mut p = InMemoryMachinePool::new("p", Default::default());
+        let r1 = revision(&p, &mp);
+        assert_eq!(revision(&p, &mp), r1, "stable");
+        mp.spec.template.spec.version = Some("v1.31.1".into());
+        let r2 = revision(&p, &mp);
+        assert_ne!(r1, r2);
+        p.spec.faults = Some(MachineFaults::default());
+        assert_ne!(revision(&p, &mp), r2);
+    }
 }
