@@ -323,7 +323,7 @@ async fn apply(
         status.observed_generation = generation;
     }
     status.conditions = Some(conds);
-    write_status(api, &kcp.name_any(), Some(&old), &status).await?;
+    write_status(api, &kcp.metadata, Some(&old), &status).await?;
     Ok(action)
 }
 

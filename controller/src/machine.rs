@@ -267,11 +267,12 @@ pub(crate) async fn adopt<K: kube::Resource<DynamicType = ()>>(
     Ok(())
 }
 
+/// Returns the patched object's metadata when it wrote.
 async fn ensure_metadata(
     api: &Api<Machine>,
     machine: &Machine,
     cluster: &Cluster,
-) -> Result<(), Error> {
+) -> Result<Option<kube::api::ObjectMeta>, Error> {
     let cluster_uid = cluster.uid().unwrap_or_default();
     let has_owner = machine
         .owner_references()
@@ -279,7 +280,7 @@ async fn ensure_metadata(
         .any(|o| o.uid == cluster_uid);
     let labelled = machine.labels().get(labels::CLUSTER_NAME) == Some(&cluster.name_any());
     if has_owner && labelled {
-        return Ok(());
+        return Ok(None);
     }
     let mut refs = machine.owner_references().to_vec();
     if !has_owner {
@@ -298,13 +299,14 @@ async fn ensure_metadata(
         "labels": {labels::CLUSTER_NAME: cluster.name_any()},
         "resourceVersion": machine.resource_version(),
     }});
-    api.patch(
-        &machine.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+    let patched = api
+        .patch(
+            &machine.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(Some(patched.metadata))
 }
 
 async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<Action, Error> {
@@ -322,8 +324,12 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
     };
     let old = machine.status.clone().unwrap_or_default();
     let mut status = old.clone();
+    // The version the status write is guarded by: this pass's own writes move it.
+    let mut meta = machine.metadata.clone();
     if !o.paused {
-        ensure_metadata(api, machine, &cluster).await?;
+        if let Some(m) = ensure_metadata(api, machine, &cluster).await? {
+            meta = m;
+        }
         let mut spec_patch = serde_json::Map::new();
         o.bootstrap = match (
             &machine.spec.bootstrap.config_ref,
@@ -397,6 +403,7 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
             // The status below is computed from what that spec change was made from, so it
             // observes the new generation (one status write, not a second one to catch up).
             o.generation = patched.metadata.generation;
+            meta = patched.metadata;
         }
         let provider_id = spec_patch
             .get("providerID")
@@ -415,7 +422,7 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
         o.up_to_date = Some(up_to_date(ctx, machine, &ns).await?);
     }
     let new = desired_status(&o, &status, (ctx.clock)());
-    write_status(api, &machine.name_any(), Some(&old), &new).await?;
+    write_status(api, &meta, Some(&old), &new).await?;
     slipway_runtime::metrics::state(
         slipway_runtime::metrics::StateKind::Machine,
         &ns,
@@ -566,7 +573,7 @@ async fn cleanup(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result
     );
     new.conditions = Some(conds);
     new.phase = Some(phase::DELETING.into());
-    write_status(api, &machine.name_any(), Some(&old), &new).await?;
+    write_status(api, &machine.metadata, Some(&old), &new).await?;
     if hold.is_some() {
         return Err(Error::Waiting(message));
     }
