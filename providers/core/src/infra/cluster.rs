@@ -134,8 +134,8 @@ where
                             })),
                         )
                         .await?
-.meta()
-.clone(),
+                        .meta()
+                        .clone(),
                     );
                 }
                 if let Some(kc) = &r.kubeconfig {

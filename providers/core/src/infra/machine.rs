@@ -218,8 +218,8 @@ where
                                     &Patch::Merge(&json!({"spec": {"providerID": r.provider_id}})),
                                 )
                                 .await?
-.meta()
-.clone(),
+                                .meta()
+                                .clone(),
                             );
                         }
                         status.insert("addresses".into(), json!(r.addresses));
