@@ -81,7 +81,7 @@ enum Step {
     /// Not yet: condition reason and message.
     Wait(&'static str, String),
     /// Rendered; the config's metadata when this pass wrote it (the join token's id).
-    Done(Option<ObjectMeta>),
+    Done(Option<Box<ObjectMeta>>),
 }
 
 async fn apply(
@@ -122,7 +122,7 @@ async fn apply(
             match render(cfg, &machine, &cluster, ctx, api).await? {
                 Step::Done(patched) => {
                     if let Some(m) = patched {
-                        meta = m;
+                        meta = *m;
                     }
                     status.data_secret_name = Some(cfg.name_any());
                     status.initialization = Some(KubeadmConfigInitializationStatus {
@@ -455,7 +455,7 @@ async fn render(
                 &Patch::Merge(&json!({"metadata": {"annotations": {TOKEN_ID_ANNOTATION: id}}})),
             )
             .await?;
-        patched = Some(p.metadata);
+        patched = Some(Box::new(p.metadata));
     }
     let secret = Secret {
         metadata: ObjectMeta {

@@ -384,6 +384,7 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
     );
     // Descriptors of the plane and the controllers' watches are not per cluster.
     let fds0 = crate::fds::open_fds();
+    let fds_plane0 = crate::fds::sockets_on_port(plane.server.addr.port());
     let (cpu0, writes0, start) = (cpu_seconds(), writes(), Instant::now());
     let mut created_at: BTreeMap<String, Instant> = BTreeMap::new();
     let names: Vec<String> = (0..n).map(|i| format!("bench-{i:05}")).collect();
@@ -538,6 +539,12 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
     let busy_cpu = cpu_seconds() - cpu0;
     let busy_writes = writes() - writes0;
     let fds_at_rest = crate::fds::open_fds();
+    let plane_port = plane.server.addr.port();
+    // Connections to the management plane are per process (watches, pooled requests).
+    let fds_plane = crate::fds::sockets_on_port(plane_port);
+    let fds_plane0 = fds_plane0.min(fds_plane);
+    let fds_per_workload =
+        (fds_at_rest.saturating_sub(fds0) as f64 - (fds_plane - fds_plane0) as f64) / f64::from(n);
     let busy_counts = tally.counts();
     let fds_per_cluster = fds_at_rest.saturating_sub(fds0) as f64 / f64::from(n);
     let rss = peak_rss_mib();
@@ -552,7 +559,7 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
     );
     println!("writes by resource while busy: {}", tally.summary());
     println!(
-        "{fds_at_rest} open file descriptors at rest ({fds_per_cluster:.1} per cluster; soft limit {soft}); {:.3} CPU-seconds and {:.2} MiB peak RSS per cluster",
+        "{fds_at_rest} open file descriptors at rest ({fds_per_cluster:.1} per cluster; {fds_plane} of them both ends of connections to the management plane, {fds_per_workload:.1} per cluster without those; soft limit {soft}); {:.3} CPU-seconds and {:.2} MiB peak RSS per cluster",
         busy_cpu / f64::from(n),
         rss / f64::from(n)
     );
@@ -619,6 +626,8 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         "peak_rss_mib_per_cluster": round(rss / f64::from(n)),
         "open_fds_at_rest": fds_at_rest,
         "fds_per_cluster": (fds_per_cluster * 10.0).round() / 10.0,
+        "fds_plane_connections": fds_plane,
+        "fds_per_cluster_without_plane_connections": (fds_per_workload * 10.0).round() / 10.0,
         "fds_after_delete": fds_after_delete,
         "nofile_soft_limit": soft,
         "writes_by_resource": busy_counts,
