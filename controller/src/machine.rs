@@ -225,6 +225,25 @@ pub async fn reconcile(machine: Arc<Machine>, ctx: Arc<Context>) -> Result<Actio
     let ns = machine.namespace().unwrap_or_default();
     let api: Api<Machine> = Api::namespaced(ctx.client.clone(), &ns);
     let (ctx, api) = (&ctx, &api);
+    let has_finalizer = machine
+        .finalizers()
+        .iter()
+        .any(|f| f == finalizers::MACHINE);
+    if !has_finalizer
+        && machine.metadata.deletion_timestamp.is_none()
+        && !machine
+            .annotations()
+            .contains_key(slipway_api::names::annotations::DELETE_FOR_MOVE)
+        && let Some(cluster) = Api::<Cluster>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&machine.spec.cluster_name)
+            .await?
+        && !slipway_runtime::reconcile::is_paused(&cluster, machine.annotations())
+    {
+        // The finalizer and the adoption by the Cluster in one write instead of two; the
+        // patch's own watch event brings the first apply.
+        ensure_metadata(api, &machine, &cluster, true).await?;
+        return Ok(Action::await_change());
+    }
     dispatch(
         api,
         finalizers::MACHINE,
@@ -272,6 +291,7 @@ async fn ensure_metadata(
     api: &Api<Machine>,
     machine: &Machine,
     cluster: &Cluster,
+    add_finalizer: bool,
 ) -> Result<Option<kube::api::ObjectMeta>, Error> {
     let cluster_uid = cluster.uid().unwrap_or_default();
     let has_owner = machine
@@ -279,7 +299,7 @@ async fn ensure_metadata(
         .iter()
         .any(|o| o.uid == cluster_uid);
     let labelled = machine.labels().get(labels::CLUSTER_NAME) == Some(&cluster.name_any());
-    if has_owner && labelled {
+    if has_owner && labelled && !add_finalizer {
         return Ok(None);
     }
     let mut refs = machine.owner_references().to_vec();
@@ -294,11 +314,16 @@ async fn ensure_metadata(
         r.controller = Some(refs.iter().all(|o| o.controller != Some(true)));
         refs.push(r);
     }
-    let patch = json!({"metadata": {
+    let mut patch = json!({"metadata": {
         "ownerReferences": refs,
         "labels": {labels::CLUSTER_NAME: cluster.name_any()},
         "resourceVersion": machine.resource_version(),
     }});
+    if add_finalizer {
+        let mut all = machine.finalizers().to_vec();
+        all.push(finalizers::MACHINE.to_string());
+        patch["metadata"]["finalizers"] = json!(all);
+    }
     let patched = api
         .patch(
             &machine.name_any(),
@@ -327,7 +352,7 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
     // The version the status write is guarded by: this pass's own writes move it.
     let mut meta = machine.metadata.clone();
     if !o.paused {
-        if let Some(m) = ensure_metadata(api, machine, &cluster).await? {
+        if let Some(m) = ensure_metadata(api, machine, &cluster, false).await? {
             meta = m;
         }
         let mut spec_patch = serde_json::Map::new();
