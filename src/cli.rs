@@ -271,6 +271,9 @@ fn parse_infrastructure(s: &str) -> Result<Infrastructure, String> {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
+    // Thousands of simulated or watched clusters need more descriptors than a default soft
+    // limit of 1024; an unprivileged process may go up to the hard limit.
+    slipway_ops::fds::raise_at_start();
     let result = match cli.command {
         Command::Crds { output_dir: None } => {
             print!("{}", slipway_api::crds::to_yaml_stream(&providers::crds()));

@@ -184,6 +184,9 @@ pub struct BenchArgs {
     /// Create the clusters as topology Clusters of one ClusterClass.
     #[arg(long)]
     topology: bool,
+    /// After the idle window, delete every Cluster and time until all are gone.
+    #[arg(long)]
+    delete: bool,
 }
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
@@ -204,6 +207,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         plugins,
         infrastructure,
         topology: a.topology,
+        delete: a.delete,
     };
     let figures = runtime()?
         .block_on(slipway_ops::bench::run(cfg))

@@ -170,6 +170,7 @@ async fn apply(
         now,
     );
     let mut action = Action::await_change();
+    let mut remediated = false;
     if !paused {
         let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
         let ca = ensure_pki(kcp, &cluster_name, &secrets_api).await?;
@@ -290,6 +291,7 @@ async fn apply(
         }
         if let Some(r) = remediation {
             conditions::set(&mut conds, r.condition, generation, now);
+            remediated = r.last.is_some();
             if r.last.is_some() {
                 status.last_remediation = r.last;
             }
@@ -323,7 +325,13 @@ async fn apply(
         status.observed_generation = generation;
     }
     status.conditions = Some(conds);
-    write_status(api, &kcp.name_any(), Some(&old), &status).await?;
+    let mut meta = kcp.metadata.clone();
+    if remediated {
+        // This pass deleted a machine: its record (lastRemediation) must land even when the
+        // pass read a stale copy, since no later pass sees that machine again.
+        meta.resource_version = None;
+    }
+    write_status(api, &meta, Some(&old), &status).await?;
     Ok(action)
 }
 

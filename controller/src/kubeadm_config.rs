@@ -80,8 +80,8 @@ pub fn new_token() -> String {
 enum Step {
     /// Not yet: condition reason and message.
     Wait(&'static str, String),
-    /// Rendered.
-    Done,
+    /// Rendered; the config's metadata when this pass wrote it (the join token's id).
+    Done(Option<Box<ObjectMeta>>),
 }
 
 async fn apply(
@@ -113,12 +113,17 @@ async fn apply(
         now,
     );
     let mut action = Action::await_change();
+    // The version the status write is guarded by: this pass's own writes move it.
+    let mut meta = cfg.metadata.clone();
     if !paused {
         if old.data_secret_name.is_some() {
             action = refresh_token(cfg, &machine, &cluster, ctx).await?;
         } else {
             match render(cfg, &machine, &cluster, ctx, api).await? {
-                Step::Done => {
+                Step::Done(patched) => {
+                    if let Some(m) = patched {
+                        meta = *m;
+                    }
                     status.data_secret_name = Some(cfg.name_any());
                     status.initialization = Some(KubeadmConfigInitializationStatus {
                         data_secret_created: Some(true),
@@ -151,7 +156,7 @@ async fn apply(
         status.observed_generation = generation;
     }
     status.conditions = Some(conds);
-    write_status(api, &cfg.name_any(), Some(&old), &status).await?;
+    write_status(api, &meta, Some(&old), &status).await?;
     Ok(action)
 }
 
@@ -358,7 +363,7 @@ async fn render(
     // Read from the API, not the cache: a pass that rendered but whose status write is not
     // in the cache yet must not render again (and mint a second token).
     if secrets_api.get_opt(&cfg.name_any()).await?.is_some() {
-        return Ok(Step::Done);
+        return Ok(Step::Done(None));
     }
     let initialized = init.control_plane_initialized.unwrap_or(false);
     let cp = is_control_plane(machine);
@@ -441,13 +446,16 @@ async fn render(
         Ok(d) => d,
         Err(e) => return Ok(Step::Wait("InvalidConfiguration", e.to_string())),
     };
+    let mut patched = None;
     if let Some(id) = &token_id {
-        api.patch(
-            &cfg.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"metadata": {"annotations": {TOKEN_ID_ANNOTATION: id}}})),
-        )
-        .await?;
+        let p = api
+            .patch(
+                &cfg.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"metadata": {"annotations": {TOKEN_ID_ANNOTATION: id}}})),
+            )
+            .await?;
+        patched = Some(Box::new(p.metadata));
     }
     let secret = Secret {
         metadata: ObjectMeta {
@@ -472,5 +480,5 @@ async fn render(
     };
     // Already there: written by an earlier pass that crashed before its status write; kept.
     create_once(&secrets_api, &secret).await?;
-    Ok(Step::Done)
+    Ok(Step::Done(patched))
 }

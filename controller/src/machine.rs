@@ -225,6 +225,25 @@ pub async fn reconcile(machine: Arc<Machine>, ctx: Arc<Context>) -> Result<Actio
     let ns = machine.namespace().unwrap_or_default();
     let api: Api<Machine> = Api::namespaced(ctx.client.clone(), &ns);
     let (ctx, api) = (&ctx, &api);
+    let has_finalizer = machine
+        .finalizers()
+        .iter()
+        .any(|f| f == finalizers::MACHINE);
+    if !has_finalizer
+        && machine.metadata.deletion_timestamp.is_none()
+        && !machine
+            .annotations()
+            .contains_key(slipway_api::names::annotations::DELETE_FOR_MOVE)
+        && let Some(cluster) = Api::<Cluster>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&machine.spec.cluster_name)
+            .await?
+        && !slipway_runtime::reconcile::is_paused(&cluster, machine.annotations())
+    {
+        // The finalizer and the adoption by the Cluster in one write instead of two; the
+        // patch's own watch event brings the first apply.
+        ensure_metadata(api, &machine, &cluster, true).await?;
+        return Ok(Action::await_change());
+    }
     dispatch(
         api,
         finalizers::MACHINE,
@@ -267,19 +286,21 @@ pub(crate) async fn adopt<K: kube::Resource<DynamicType = ()>>(
     Ok(())
 }
 
+/// Returns the patched object's metadata when it wrote.
 async fn ensure_metadata(
     api: &Api<Machine>,
     machine: &Machine,
     cluster: &Cluster,
-) -> Result<(), Error> {
+    add_finalizer: bool,
+) -> Result<Option<kube::api::ObjectMeta>, Error> {
     let cluster_uid = cluster.uid().unwrap_or_default();
     let has_owner = machine
         .owner_references()
         .iter()
         .any(|o| o.uid == cluster_uid);
     let labelled = machine.labels().get(labels::CLUSTER_NAME) == Some(&cluster.name_any());
-    if has_owner && labelled {
-        return Ok(());
+    if has_owner && labelled && !add_finalizer {
+        return Ok(None);
     }
     let mut refs = machine.owner_references().to_vec();
     if !has_owner {
@@ -293,18 +314,24 @@ async fn ensure_metadata(
         r.controller = Some(refs.iter().all(|o| o.controller != Some(true)));
         refs.push(r);
     }
-    let patch = json!({"metadata": {
+    let mut patch = json!({"metadata": {
         "ownerReferences": refs,
         "labels": {labels::CLUSTER_NAME: cluster.name_any()},
         "resourceVersion": machine.resource_version(),
     }});
-    api.patch(
-        &machine.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+    if add_finalizer {
+        let mut all = machine.finalizers().to_vec();
+        all.push(finalizers::MACHINE.to_string());
+        patch["metadata"]["finalizers"] = json!(all);
+    }
+    let patched = api
+        .patch(
+            &machine.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(Some(patched.metadata))
 }
 
 async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<Action, Error> {
@@ -322,8 +349,12 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
     };
     let old = machine.status.clone().unwrap_or_default();
     let mut status = old.clone();
+    // The version the status write is guarded by: this pass's own writes move it.
+    let mut meta = machine.metadata.clone();
     if !o.paused {
-        ensure_metadata(api, machine, &cluster).await?;
+        if let Some(m) = ensure_metadata(api, machine, &cluster, false).await? {
+            meta = m;
+        }
         let mut spec_patch = serde_json::Map::new();
         o.bootstrap = match (
             &machine.spec.bootstrap.config_ref,
@@ -397,6 +428,7 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
             // The status below is computed from what that spec change was made from, so it
             // observes the new generation (one status write, not a second one to catch up).
             o.generation = patched.metadata.generation;
+            meta = patched.metadata;
         }
         let provider_id = spec_patch
             .get("providerID")
@@ -415,7 +447,7 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
         o.up_to_date = Some(up_to_date(ctx, machine, &ns).await?);
     }
     let new = desired_status(&o, &status, (ctx.clock)());
-    write_status(api, &machine.name_any(), Some(&old), &new).await?;
+    write_status(api, &meta, Some(&old), &new).await?;
     slipway_runtime::metrics::state(
         slipway_runtime::metrics::StateKind::Machine,
         &ns,
@@ -566,7 +598,7 @@ async fn cleanup(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result
     );
     new.conditions = Some(conds);
     new.phase = Some(phase::DELETING.into());
-    write_status(api, &machine.name_any(), Some(&old), &new).await?;
+    write_status(api, &machine.metadata, Some(&old), &new).await?;
     if hold.is_some() {
         return Err(Error::Waiting(message));
     }

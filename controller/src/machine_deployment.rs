@@ -297,7 +297,7 @@ async fn apply(
         }
     }
     status.conditions = Some(conds);
-    write_status(api, &md.name_any(), Some(&old), &status).await?;
+    write_status(api, &md.metadata, Some(&old), &status).await?;
     Ok(action)
 }
 

@@ -290,12 +290,12 @@ async fn ensure_metadata(
     api: &Api<MachinePool>,
     pool: &MachinePool,
     cluster: &Cluster,
-) -> Result<(), Error> {
+) -> Result<Option<kube::api::ObjectMeta>, Error> {
     let cluster_uid = cluster.uid().unwrap_or_default();
     let has_owner = pool.owner_references().iter().any(|o| o.uid == cluster_uid);
     let labelled = pool.labels().get(labels::CLUSTER_NAME) == Some(&cluster.name_any());
     if has_owner && labelled {
-        return Ok(());
+        return Ok(None);
     }
     let mut refs = pool.owner_references().to_vec();
     if !has_owner {
@@ -308,13 +308,14 @@ async fn ensure_metadata(
         "labels": {labels::CLUSTER_NAME: cluster.name_any()},
         "resourceVersion": pool.resource_version(),
     }});
-    api.patch(
-        &pool.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+    let patched = api
+        .patch(
+            &pool.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(Some(patched.metadata))
 }
 
 fn infra_view(obj: &DynamicObject) -> (RefView, Option<i32>, Vec<String>) {
@@ -366,8 +367,12 @@ async fn apply(pool: &MachinePool, ctx: &Context, api: &Api<MachinePool>) -> Res
         ..Default::default()
     };
     let old = pool.status.clone().unwrap_or_default();
+    // The version the status write is guarded by: this pass's own writes move it.
+    let mut meta = pool.metadata.clone();
     if !o.paused {
-        ensure_metadata(api, pool, &cluster).await?;
+        if let Some(m) = ensure_metadata(api, pool, &cluster).await? {
+            meta = m;
+        }
         let mut spec_patch = serde_json::Map::new();
         let boot = &pool.spec.template.spec.bootstrap;
         o.bootstrap = match (&boot.config_ref, &boot.data_secret_name) {
@@ -418,13 +423,14 @@ async fn apply(pool: &MachinePool, ctx: &Context, api: &Api<MachinePool>) -> Res
                 )
                 .await?;
             o.generation = patched.metadata.generation;
+            meta = patched.metadata;
         }
         if !o.provider_ids.is_empty() {
             o.nodes = find_nodes(ctx, &ns, &pool.spec.cluster_name, &o.provider_ids).await?;
         }
     }
     let new = desired_status(&o, &old, ctx.now());
-    write_status(api, &pool.name_any(), Some(&old), &new).await?;
+    write_status(api, &meta, Some(&old), &new).await?;
     let settled = new.ready_replicas == Some(o.desired) && new.replicas == Some(o.desired);
     // Nodes joining announce nothing in the management cluster: poll until settled.
     Ok(if o.paused || settled {
@@ -515,7 +521,7 @@ async fn cleanup(
     );
     new.conditions = Some(conds);
     new.phase = Some(phase::DELETING.into());
-    write_status(api, &pool.name_any(), Some(&old), &new).await?;
+    write_status(api, &pool.metadata, Some(&old), &new).await?;
     if let Some(message) = pending {
         return Err(Error::Waiting(message));
     }

@@ -256,7 +256,7 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
         }
     }
     status.conditions = Some(conds);
-    write_status(api, &ms.name_any(), Some(&old), &status).await?;
+    write_status(api, &ms.metadata, Some(&old), &status).await?;
     Ok(action)
 }
 

@@ -77,7 +77,20 @@ pub async fn set_machine_conditions(
     let mut conds = machine_conds(m);
     let mut changed = false;
     for d in want {
-        changed |= conditions::set(&mut conds, d, m.metadata.generation, now);
+        let before = conditions::get(&conds, &d.type_).cloned();
+        let type_ = d.type_.clone();
+        if conditions::set(&mut conds, d, m.metadata.generation, now) {
+            // A verdict on the Node does not depend on the Machine's spec: a new generation
+            // alone (a providerID, a bootstrap Secret name) is no reason to rewrite it.
+            let after = conditions::get(&conds, &type_).cloned();
+            changed |= match (before, after) {
+                (Some(b), Some(mut a)) => {
+                    a.observed_generation = b.observed_generation;
+                    a != b
+                }
+                _ => true,
+            };
+        }
     }
     if changed {
         api.patch_status(
@@ -152,7 +165,11 @@ pub async fn reconcile(mhc: Arc<MachineHealthCheck>, ctx: Arc<Context>) -> Resul
     else {
         return Ok(Action::requeue(Duration::from_secs(10)));
     };
-    ensure_owner(&api, &mhc, &cluster).await?;
+    if ensure_owner(&api, &mhc, &cluster).await? {
+        // The owner patch's own watch event brings the next pass, which reads the new
+        // version its status write is guarded by.
+        return Ok(Action::await_change());
+    }
     let now = (ctx.clock)();
     let g = mhc.metadata.generation;
     let old = mhc.status.clone().unwrap_or_default();
@@ -161,7 +178,7 @@ pub async fn reconcile(mhc: Arc<MachineHealthCheck>, ctx: Arc<Context>) -> Resul
     if slipway_runtime::reconcile::paused_condition(&mut conds, &cluster, mhc.annotations(), g, now)
     {
         status.conditions = Some(conds);
-        write_status(&api, &mhc.name_any(), Some(&old), &status).await?;
+        write_status(&api, &mhc.metadata, Some(&old), &status).await?;
         return Ok(Action::await_change());
     }
     let mapi: Api<Machine> = Api::namespaced(ctx.client.clone(), &ns);
@@ -333,7 +350,7 @@ pub async fn reconcile(mhc: Arc<MachineHealthCheck>, ctx: Arc<Context>) -> Resul
     status.targets = Some(names);
     status.observed_generation = g;
     status.conditions = Some(conds);
-    write_status(&api, &mhc.name_any(), Some(&old), &status).await?;
+    write_status(&api, &mhc.metadata, Some(&old), &status).await?;
     Ok(if verdicts.is_empty() {
         Action::requeue(Duration::from_secs(30))
     } else {
@@ -346,10 +363,10 @@ async fn ensure_owner(
     api: &Api<MachineHealthCheck>,
     mhc: &MachineHealthCheck,
     cluster: &Cluster,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let uid = cluster.uid().unwrap_or_default();
     if mhc.owner_references().iter().any(|o| o.uid == uid) {
-        return Ok(());
+        return Ok(false);
     }
     let mut refs = mhc.owner_references().to_vec();
     let mut r = cluster
@@ -370,5 +387,5 @@ async fn ensure_owner(
         }})),
     )
     .await?;
-    Ok(())
+    Ok(true)
 }

@@ -51,6 +51,8 @@ pub struct Config {
     pub infrastructure: Infrastructure,
     /// Topology mode: one ClusterClass (in-memory kinds), each cluster one topology Cluster.
     pub topology: bool,
+    /// After the idle window, delete every Cluster and time until all are gone.
+    pub delete: bool,
 }
 
 /// The ClusterClass (and its templates) of the topology mode, in-memory kinds, no delays.
@@ -282,8 +284,12 @@ impl WriteTally {
     }
 
     fn summary(&self) -> String {
-        let counts = self.counts.lock().expect("tally").clone();
-        breakdown(counts)
+        breakdown(self.counts())
+    }
+
+    /// Per `resource EVENT`, so far.
+    fn counts(&self) -> BTreeMap<String, u64> {
+        self.counts.lock().expect("tally").clone()
     }
 }
 
@@ -319,6 +325,16 @@ fn idle_breakdown(store: &slipway_apiserver::store::Store, since: u64) -> String
 
 /// Runs the benchmark, printing progress and figures to stdout.
 pub async fn run(cfg: Config) -> Result<Value, OpsError> {
+    let (soft, hard) = crate::fds::raise_nofile_limit()
+        .map_err(|e| OpsError::invalid("the open-file limit (RLIMIT_NOFILE)", e.to_string()))?;
+    let per_cluster_machines =
+        u64::from(cfg.control_plane + cfg.scale_workers.unwrap_or(cfg.workers));
+    let bench_clusters = if cfg.scale_workers.is_some() {
+        1
+    } else {
+        cfg.clusters
+    };
+    crate::fds::check_fits(u64::from(bench_clusters), per_cluster_machines, soft, hard)?;
     let mut crds = slipway_api::crds::core();
     crds.extend(cfg.plugins.crds());
     let crds = crds
@@ -366,6 +382,9 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         "creating {n} clusters of {} control-plane + {workers} worker machines ({machines} machines)",
         cfg.control_plane
     );
+    // Descriptors of the plane and the controllers' watches are not per cluster.
+    let fds0 = crate::fds::open_fds();
+    let fds_plane0 = crate::fds::sockets_on_port(plane.server.addr.port());
     let (cpu0, writes0, start) = (cpu_seconds(), writes(), Instant::now());
     let mut created_at: BTreeMap<String, Instant> = BTreeMap::new();
     let names: Vec<String> = (0..n).map(|i| format!("bench-{i:05}")).collect();
@@ -404,9 +423,11 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         let (name, t) = r?;
         created_at.insert(name, t);
     }
-    println!("created in {:.1}s", start.elapsed().as_secs_f64());
+    let seconds_created = start.elapsed().as_secs_f64();
+    println!("created in {seconds_created:.1}s");
     let clusters: Api<Cluster> = Api::namespaced(client.clone(), "default");
     let mut done: BTreeMap<String, f64> = BTreeMap::new();
+    let (mut infra_at, mut initialized_at) = (None, None);
     while done.len() < names.len() {
         if start.elapsed() > cfg.timeout {
             controllers.abort();
@@ -418,7 +439,33 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = Instant::now();
-        for c in clusters.list(&ListParams::default()).await?.items {
+        let list = clusters.list(&ListParams::default()).await?.items;
+        let flag = |c: &Cluster, f: fn(&slipway_api::cluster::ClusterInitializationStatus) -> Option<bool>| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.initialization.as_ref())
+                .and_then(f)
+                .unwrap_or(false)
+        };
+        if infra_at.is_none()
+            && list
+                .iter()
+                .filter(|c| flag(c, |i| i.infrastructure_provisioned))
+                .count()
+                >= names.len()
+        {
+            infra_at = Some(start.elapsed().as_secs_f64());
+        }
+        if initialized_at.is_none()
+            && list
+                .iter()
+                .filter(|c| flag(c, |i| i.control_plane_initialized))
+                .count()
+                >= names.len()
+        {
+            initialized_at = Some(start.elapsed().as_secs_f64());
+        }
+        for c in list {
             let name = c.name_any();
             if available(&c) && !done.contains_key(&name) {
                 let since = created_at.get(&name).copied().unwrap_or(start);
@@ -491,6 +538,16 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
     }
     let busy_cpu = cpu_seconds() - cpu0;
     let busy_writes = writes() - writes0;
+    let fds_at_rest = crate::fds::open_fds();
+    let plane_port = plane.server.addr.port();
+    // Connections to the management plane are per process (watches, pooled requests).
+    let fds_plane = crate::fds::sockets_on_port(plane_port);
+    let fds_plane0 = fds_plane0.min(fds_plane);
+    let fds_per_workload =
+        (fds_at_rest.saturating_sub(fds0) as f64 - (fds_plane - fds_plane0) as f64) / f64::from(n);
+    let busy_counts = tally.counts();
+    let fds_per_cluster = fds_at_rest.saturating_sub(fds0) as f64 / f64::from(n);
+    let rss = peak_rss_mib();
     let mut per: Vec<f64> = done.values().copied().collect();
     per.sort_by(f64::total_cmp);
     println!(
@@ -501,6 +558,11 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         busy_writes as f64 / f64::from(n)
     );
     println!("writes by resource while busy: {}", tally.summary());
+    println!(
+        "{fds_at_rest} open file descriptors at rest ({fds_per_cluster:.1} per cluster; {fds_plane} of them both ends of connections to the management plane, {fds_per_workload:.1} per cluster without those; soft limit {soft}); {:.3} CPU-seconds and {:.2} MiB peak RSS per cluster",
+        busy_cpu / f64::from(n),
+        rss / f64::from(n)
+    );
     let (cpu1, writes1, idle_start) = (cpu_seconds(), writes(), Instant::now());
     tokio::time::sleep(Duration::from_secs(cfg.idle_seconds)).await;
     let idle_elapsed = idle_start.elapsed().as_secs_f64().max(0.001);
@@ -516,9 +578,59 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         "idle for {:.0}s: {idle_cpu_percent:.2}% of one core, {idle_writes} API writes",
         idle_elapsed
     );
+    let mut seconds_deleted = None;
+    let mut fds_after_delete = None;
+    if cfg.delete {
+        let t = Instant::now();
+        for name in &names {
+            match clusters.delete(name, &Default::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let machines: Api<slipway_api::Machine> = Api::namespaced(client.clone(), "default");
+        loop {
+            let left_clusters = clusters.list(&ListParams::default()).await?.items.len();
+            let left_machines = machines.list(&ListParams::default()).await?.items.len();
+            if left_clusters == 0 && left_machines == 0 {
+                break;
+            }
+            if t.elapsed() > cfg.timeout {
+                return Err(OpsError::Timeout {
+                    what: format!(
+                        "{left_clusters} Clusters and {left_machines} Machines still exist after deleting"
+                    ),
+                    after: cfg.timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        seconds_deleted = Some((t.elapsed().as_secs_f64() * 100.0).round() / 100.0);
+        fds_after_delete = Some(crate::fds::open_fds());
+        println!(
+            "deleted all {n} clusters (Clusters and Machines gone) in {:.1}s; {} open file descriptors left",
+            seconds_deleted.unwrap_or(0.0),
+            fds_after_delete.unwrap_or(0)
+        );
+    }
     controllers.abort();
     let _ = std::fs::remove_dir_all(&data_dir);
+    let round = |x: f64| (x * 100.0).round() / 100.0;
     Ok(json!({
+        "seconds_created": round(seconds_created),
+        "seconds_to_all_infrastructure_ready": infra_at.map(round),
+        "seconds_to_all_control_planes_initialized": initialized_at.map(round),
+        "seconds_to_all_deleted": seconds_deleted,
+        "cpu_seconds_per_cluster": (busy_cpu / f64::from(n) * 1000.0).round() / 1000.0,
+        "peak_rss_mib_per_cluster": round(rss / f64::from(n)),
+        "open_fds_at_rest": fds_at_rest,
+        "fds_per_cluster": (fds_per_cluster * 10.0).round() / 10.0,
+        "fds_plane_connections": fds_plane,
+        "fds_per_cluster_without_plane_connections": (fds_per_workload * 10.0).round() / 10.0,
+        "fds_after_delete": fds_after_delete,
+        "nofile_soft_limit": soft,
+        "writes_by_resource": busy_counts,
         "clusters": n,
         "machines": machines,
         "seconds_to_all_available": (seconds_all * 100.0).round() / 100.0,

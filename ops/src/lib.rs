@@ -8,6 +8,7 @@ pub mod bench;
 pub mod clusterctl;
 pub mod endpoint;
 mod error;
+pub mod fds;
 pub mod leader;
 pub mod mover;
 pub mod process;

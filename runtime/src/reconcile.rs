@@ -12,7 +12,7 @@
 use std::{collections::BTreeMap, fmt::Debug, future::Future, sync::Arc};
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
@@ -79,11 +79,14 @@ pub fn paused_condition(
 }
 
 /// One status write per reconcile, only when the status changed: writes `new` as a merge
-/// patch of `name`'s status when it differs from `old` (`None`: no status yet); returns
-/// whether it wrote.
+/// patch of the object's status when it differs from `old` (`None`: no status yet); returns
+/// whether it wrote. `meta` is the object the status was computed from: its resourceVersion
+/// guards the write, so a pass that read a stale cache (the informer has not yet seen this
+/// controller's previous write) fails with 409 Conflict, which the runner retries quietly once
+/// the cache caught up, instead of rewriting the same status with new transition times.
 pub async fn write_status<K, S>(
     api: &Api<K>,
-    name: &str,
+    meta: &ObjectMeta,
     old: Option<&S>,
     new: &S,
 ) -> Result<bool, Error>
@@ -94,13 +97,23 @@ where
     if old == Some(new) {
         return Ok(false);
     }
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(&serde_json::json!({ "status": new })),
-    )
-    .await?;
+    let name = meta.name.as_deref().unwrap_or_default();
+    let patch = match &meta.resource_version {
+        Some(rv) => serde_json::json!({ "metadata": {"resourceVersion": rv}, "status": new }),
+        None => serde_json::json!({ "status": new }),
+    };
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
     Ok(true)
+}
+
+/// Restamps every condition's `observedGeneration` after this pass wrote the object's own
+/// spec (an endpoint, a providerID): the status it computed covers that spec, so it is
+/// written once with the new generation instead of once more on the next pass.
+pub fn restamp_generation(conds: &mut [Condition], generation: Option<i64>) {
+    for c in conds {
+        c.observed_generation = generation;
+    }
 }
 
 #[cfg(test)]

@@ -228,7 +228,6 @@ async fn apply(
     api: &Api<ClusterResourceSet>,
 ) -> Result<Action, Error> {
     let ns = crs.namespace().unwrap_or_default();
-    let name = crs.name_any();
     let old = crs.status.clone().unwrap_or_default();
     let mut conds = old.conditions.clone().unwrap_or_default();
     let g = crs.metadata.generation;
@@ -264,7 +263,7 @@ async fn apply(
         conditions: Some(conds),
         observed_generation: g,
     };
-    write_status(api, &name, Some(&old), &new).await?;
+    write_status(api, &crs.metadata, Some(&old), &new).await?;
     Ok(if !pass.failures.is_empty() {
         Action::requeue(Duration::from_secs(20))
     } else if pass.waiting {

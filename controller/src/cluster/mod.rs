@@ -152,6 +152,7 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
         ..Default::default()
     };
     let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut meta = cluster.metadata.clone();
     let mut unserved = None;
     let mut topology_requeue = false;
     if !observed.paused && cluster.spec.topology.is_some() {
@@ -234,12 +235,17 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
             .is_some_and(ApiEndpoint::is_valid)
             && let Some(ep) = source
         {
-            api.patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"spec": {"controlPlaneEndpoint": ep}})),
-            )
-            .await?;
+            let patched = api
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({"spec": {"controlPlaneEndpoint": ep}})),
+                )
+                .await?;
+            // The status below covers the endpoint just written: one write at the new
+            // generation, not one more on the next pass.
+            observed.generation = patched.metadata.generation;
+            meta = patched.metadata;
             observed.endpoint = Some(ep);
         }
         let selector = ListParams::default().labels(&format!("{}={name}", labels::CLUSTER_NAME));
@@ -290,7 +296,7 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     }
     let old = cluster.status.clone().unwrap_or_default();
     let new = desired_status(&observed, &old, ctx.now());
-    write_status(&api, &cluster.name_any(), Some(&old), &new).await?;
+    write_status(&api, &meta, Some(&old), &new).await?;
     slipway_runtime::metrics::state(
         StateKind::Cluster,
         &ns,
@@ -471,6 +477,6 @@ async fn write_deleting(
     conditions::set(&mut conds, d, cluster.metadata.generation, now);
     new.conditions = Some(conds);
     new.phase = Some(phase::DELETING.into());
-    write_status(api, &cluster.name_any(), Some(&old), &new).await?;
+    write_status(api, &cluster.metadata, Some(&old), &new).await?;
     Ok(())
 }

@@ -636,7 +636,7 @@ pub async fn reconcile_class(
             .collect(),
     );
     let api: Api<ClusterClass> = Api::namespaced(ctx.client.clone(), &ns);
-    slipway_runtime::reconcile::write_status(&api, &class.name_any(), Some(&old), &new).await?;
+    slipway_runtime::reconcile::write_status(&api, &class.metadata, Some(&old), &new).await?;
     Ok(if missing.is_empty() {
         kube::runtime::controller::Action::await_change()
     } else {

@@ -263,7 +263,7 @@ async fn apply(
             conditions: Some(conds),
             ..old.clone()
         };
-        write_status(api, &p.name_any(), Some(&old), &new).await?;
+        write_status(api, &p.metadata, Some(&old), &new).await?;
         return Ok(Action::await_change());
     }
     let data = match &mp.spec.template.spec.bootstrap.data_secret_name {
@@ -287,7 +287,7 @@ async fn apply(
             observed_generation: g,
             ..old.clone()
         };
-        write_status(api, &p.name_any(), Some(&old), &new).await?;
+        write_status(api, &p.metadata, Some(&old), &new).await?;
         return Ok(Action::await_change());
     };
     let infra_ref = cluster.spec.infrastructure_ref.clone().ok_or_else(|| {
@@ -357,13 +357,17 @@ async fn apply(
             Duration::from_secs(1),
         ));
     }
+    // The version the status write is guarded by: this pass's own writes move it.
+    let mut meta = p.metadata.clone();
     if before != ids {
-        api.patch(
-            &p.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"spec": {"providerIDList": ids}})),
-        )
-        .await?;
+        meta = api
+            .patch(
+                &p.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": {"providerIDList": ids}})),
+            )
+            .await?
+            .metadata;
     }
     let ready = ready_current == want && keep.is_empty();
     conditions::set(
@@ -393,7 +397,7 @@ async fn apply(
         conditions: Some(conds),
         observed_generation: g,
     };
-    write_status(api, &p.name_any(), Some(&old), &new).await?;
+    write_status(api, &meta, Some(&old), &new).await?;
     Ok(match waiting {
         Some((_, after)) if failed.is_none() => Action::requeue(after.max(Duration::from_secs(1))),
         _ => Action::await_change(),

@@ -515,7 +515,7 @@ async fn apply(
         status.observed_generation = generation;
     }
     status.conditions = Some(conds);
-    write_status(api, &cp.name_any(), Some(&old), &status).await?;
+    write_status(api, &cp.metadata, Some(&old), &status).await?;
     Ok(action)
 }
 

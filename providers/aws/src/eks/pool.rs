@@ -179,7 +179,7 @@ async fn apply(
         status.observed_generation = generation;
     }
     status.conditions = Some(conds);
-    write_status(api, &pool.name_any(), Some(&old), &status).await?;
+    write_status(api, &pool.metadata, Some(&old), &status).await?;
     Ok(action)
 }
 

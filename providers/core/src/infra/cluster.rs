@@ -92,6 +92,7 @@ where
     let now = (ctx.base.clock)();
     let paused = paused_condition(&mut conds, &cluster, obj.annotations(), generation, now);
     let mut action = Action::await_change();
+    let mut patched = None;
     if !paused {
         let topology = if P::NEEDS_TOPOLOGY {
             topology::topology(&ctx.base, &cluster).await?
@@ -123,15 +124,19 @@ where
                 {
                     // Guarded by the resourceVersion: a pass that read a stale object (no
                     // endpoint yet) must not replace an endpoint another pass already set.
-                    api.patch(
-                        &obj.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(&json!({
-                            "metadata": {"resourceVersion": obj.meta().resource_version},
-                            "spec": {"controlPlaneEndpoint": ep},
-                        })),
-                    )
-                    .await?;
+                    patched = Some(
+                        api.patch(
+                            &obj.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(&json!({
+                                "metadata": {"resourceVersion": obj.meta().resource_version},
+                                "spec": {"controlPlaneEndpoint": ep},
+                            })),
+                        )
+                        .await?
+                        .meta()
+                        .clone(),
+                    );
                 }
                 if let Some(kc) = &r.kubeconfig {
                     topology::write_kubeconfig(&ctx.base, &scope.cluster, ctx.provider.name(), kc)
@@ -164,11 +169,20 @@ where
             action = Action::requeue(d);
         }
     }
+    // This pass wrote the object's own spec: its status covers the new generation.
+    let meta = match patched {
+        Some(m) => {
+            slipway_runtime::reconcile::restamp_generation(&mut conds, m.generation);
+            m
+        }
+        None => obj.meta().clone(),
+    };
+    let generation = meta.generation;
     status.insert("conditions".into(), json!(conds));
     status.insert("observedGeneration".into(), json!(generation));
     write_status(
         api,
-        &obj.name_any(),
+        &meta,
         value.get("status").and_then(Value::as_object),
         &status,
     )

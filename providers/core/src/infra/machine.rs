@@ -159,6 +159,7 @@ where
         now,
     );
     let mut action = Action::await_change();
+    let mut patched = None;
     let provisioned = value
         .pointer("/status/initialization/provisioned")
         .and_then(Value::as_bool)
@@ -210,12 +211,16 @@ where
                         if value.pointer("/spec/providerID").and_then(Value::as_str)
                             != Some(r.provider_id.as_str())
                         {
-                            api.patch(
-                                &obj.name_any(),
-                                &PatchParams::default(),
-                                &Patch::Merge(&json!({"spec": {"providerID": r.provider_id}})),
-                            )
-                            .await?;
+                            patched = Some(
+                                api.patch(
+                                    &obj.name_any(),
+                                    &PatchParams::default(),
+                                    &Patch::Merge(&json!({"spec": {"providerID": r.provider_id}})),
+                                )
+                                .await?
+                                .meta()
+                                .clone(),
+                            );
                         }
                         status.insert("addresses".into(), json!(r.addresses));
                         if let Some(fd) = r.failure_domain {
@@ -244,11 +249,20 @@ where
         }
         conditions::set(&mut conds, ready, generation, now);
     }
+    // This pass wrote the object's own spec: its status covers the new generation.
+    let meta = match patched {
+        Some(m) => {
+            slipway_runtime::reconcile::restamp_generation(&mut conds, m.generation);
+            m
+        }
+        None => obj.meta().clone(),
+    };
+    let generation = meta.generation;
     status.insert("conditions".into(), json!(conds));
     status.insert("observedGeneration".into(), json!(generation));
     write_status(
         api,
-        &obj.name_any(),
+        &meta,
         value.get("status").and_then(Value::as_object),
         &status,
     )
