@@ -150,12 +150,14 @@ async fn apply(
     let now = ctx.base.now();
     if paused_condition(&mut conds, &cluster, pool.annotations(), g, now) {
         status.conditions = Some(conds);
-        write_status(api, &pool.name_any(), Some(&old), &status).await?;
+        write_status(api, &pool.metadata, Some(&old), &status).await?;
         return Ok(Action::await_change());
     }
     let mut set = |d: conditions::Desired| {
         conditions::set(&mut conds, d, g, now);
     };
+    // The version the status write is guarded by: this pass's own spec write moves it.
+    let mut meta = pool.metadata.clone();
     let action = match step(pool, &mp, &cluster, ctx, &mut status, &mut set).await {
         Ok(Step::Waiting(reason, message, after)) => {
             set(desired(pc::ASG_READY, Status::False, reason, message));
@@ -165,12 +167,14 @@ async fn apply(
             if pool.spec.provider_id_list.as_deref().unwrap_or_default() != ids.as_slice()
                 || pool.spec.provider_id.as_deref() != Some(arn.as_str())
             {
-                api.patch(
-                    &pool.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&json!({"spec": {"providerIDList": ids, "providerID": arn}})),
-                )
-                .await?;
+                meta = api
+                    .patch(
+                        &pool.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&json!({"spec": {"providerIDList": ids, "providerID": arn}})),
+                    )
+                    .await?
+                    .metadata;
             }
             status.replicas = Some(ids.len() as i32);
             status.ready = Some(true);
@@ -216,7 +220,7 @@ async fn apply(
     conditions::set(&mut conds, ready, g, now);
     status.conditions = Some(conds);
     status.observed_generation = g;
-    write_status(api, &pool.name_any(), Some(&old), &status).await?;
+    write_status(api, &meta, Some(&old), &status).await?;
     Ok(action)
 }
 
