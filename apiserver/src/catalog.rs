@@ -404,8 +404,8 @@ fn builtins() -> Vec<Resource> {
             &["pdb"],
             true,
             vec![
-                col("Min Available", "string", ".spec.minAvailable"),
-                col("Max Unavailable", "string", ".spec.maxUnavailable"),
+                col("Min Available", "string", "@pdb-min-available"),
+                col("Max Unavailable", "string", "@pdb-max-unavailable"),
                 col(
                     "Allowed Disruptions",
                     "integer",

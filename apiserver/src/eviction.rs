@@ -1,14 +1,21 @@
 //! The `pods/eviction` subresource (policy/v1 Eviction): a Pod is deleted unless a
 //! PodDisruptionBudget selecting it would drop below its healthy minimum, which is answered
 //! 429 TooManyRequests as kube-apiserver answers it. The budget is computed at the time of
-//! the eviction from the Pods the budget selects (there is no disruption controller keeping
-//! `status.disruptionsAllowed` here).
+//! the eviction from the Pods the budget selects ([`crate::disruption`] keeps the budgets'
+//! status from the same arithmetic).
+//!
+//! An evicted Pod gets the `DisruptionTarget` condition (EvictionByEvictionAPI) as
+//! kube-apiserver sets it. This plane has no kubelet and the Pod goes at once, so the
+//! kubelet's Events for the stopped containers (Normal `Killing`, "Stopping container NAME",
+//! from component kubelet on the Pod's node) are recorded here, where `kubectl get events`
+//! finds them as on a real cluster.
 
 use serde_json::{Value, json};
 
 use crate::{
-    api::{Api, Call},
+    api::{Api, Call, Part},
     error::ApiError,
+    request::{Query, Target},
     selector::LabelSelector,
 };
 
@@ -187,8 +194,103 @@ pub fn evict(api: &Api, call: &Call<'_>, name: &str) -> Result<Value, ApiError> 
             }
         }
     }
+    mark_disruption_target(api, call, &pod);
     api.delete(call, name, &json!({}))?;
+    record_killing(api, &pod, jiff::Timestamp::now());
     Ok(success)
+}
+
+/// Adds the DisruptionTarget condition kube-apiserver sets before an eviction deletes a Pod
+/// (best effort: the deletion follows either way).
+fn mark_disruption_target(api: &Api, call: &Call<'_>, pod: &Value) {
+    let mut p = pod.clone();
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let cond = json!({"type": "DisruptionTarget", "status": "True",
+        "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting",
+        "lastTransitionTime": now});
+    match p
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    {
+        Some(cs) => {
+            cs.retain(|c| c["type"] != "DisruptionTarget");
+            cs.push(cond);
+        }
+        None => p["status"]["conditions"] = json!([cond]),
+    }
+    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+    if let Err(e) = api.update(call, name, p, Part::Status) {
+        tracing::debug!(pod = %name, error = %e.message, "eviction: DisruptionTarget condition not set");
+    }
+}
+
+/// The Events a kubelet records when it stops an evicted Pod's containers.
+pub fn killing_events(pod: &Value, now: jiff::Timestamp) -> Vec<Value> {
+    let meta = &pod["metadata"];
+    let pod_name = meta["name"].as_str().unwrap_or_default();
+    let node = pod.pointer("/spec/nodeName").and_then(Value::as_str);
+    let stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    pod.pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| {
+            let container = c["name"].as_str().unwrap_or_default();
+            let mut source = json!({"component": "kubelet"});
+            if let Some(n) = node {
+                source["host"] = json!(n);
+            }
+            json!({"apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": format!("{pod_name}.{:x}", now.as_nanosecond() + i as i128),
+                             "namespace": meta["namespace"]},
+                "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": pod_name,
+                    "namespace": meta["namespace"], "uid": meta["uid"],
+                    "resourceVersion": meta["resourceVersion"],
+                    "fieldPath": format!("spec.containers{{{container}}}")},
+                "reason": "Killing", "message": format!("Stopping container {container}"),
+                "type": "Normal", "source": source, "count": 1,
+                "firstTimestamp": stamp, "lastTimestamp": stamp,
+                "reportingComponent": "kubelet", "reportingInstance": node.unwrap_or_default()})
+        })
+        .collect()
+}
+
+fn record_killing(api: &Api, pod: &Value, now: jiff::Timestamp) {
+    let Some(res) = api
+        .catalog
+        .all()
+        .into_iter()
+        .find(|r| r.group.is_empty() && r.plural == "events")
+    else {
+        return;
+    };
+    let ns = pod
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let target = Target {
+        group: String::new(),
+        version: res.version.clone(),
+        namespace: Some(ns.to_string()),
+        plural: "events".into(),
+        name: None,
+        sub: None,
+    };
+    let query = Query::default();
+    let call = Call {
+        res,
+        target: &target,
+        query: &query,
+        default_manager: "kubelet".into(),
+    };
+    for ev in killing_events(pod, now) {
+        if let Err(e) = api.create(&call, ev) {
+            tracing::debug!(error = %e.message, "eviction: event not recorded");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -204,6 +306,30 @@ mod tests {
         let mut s = spec;
         s["selector"] = json!({"matchLabels": {"app": "web"}});
         json!({"metadata": {"name": "web"}, "spec": s})
+    }
+
+    #[test]
+    fn an_eviction_records_the_kubelets_killing_event_per_container() {
+        let p = json!({"metadata": {"name": "web-1", "namespace": "default", "uid": "u1"},
+            "spec": {"nodeName": "n1", "containers": [{"name": "app"}, {"name": "sidecar"}]}});
+        let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        let evs = killing_events(&p, now);
+        assert_eq!(evs.len(), 2);
+        let e = &evs[1];
+        assert_eq!(
+            (&e["reason"], &e["message"], &e["type"]),
+            (
+                &json!("Killing"),
+                &json!("Stopping container sidecar"),
+                &json!("Normal")
+            )
+        );
+        assert_eq!(e["involvedObject"]["name"], "web-1");
+        assert_eq!(e["involvedObject"]["uid"], "u1");
+        assert_eq!(e["involvedObject"]["fieldPath"], "spec.containers{sidecar}");
+        assert_eq!(e["source"], json!({"component": "kubelet", "host": "n1"}));
+        assert_eq!(e["lastTimestamp"], "2023-11-14T22:13:20Z");
+        assert_ne!(evs[0]["metadata"]["name"], e["metadata"]["name"]);
     }
 
     #[test]

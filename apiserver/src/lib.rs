@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod conversion;
 pub mod conversion_webhook;
 pub mod discovery;
+pub mod disruption;
 pub mod encryption;
 pub mod error;
 pub mod eviction;

@@ -138,6 +138,7 @@ pub struct Plane {
     /// The CA (also trusted for client certificates).
     pub ca: CertKey,
     gc: tokio::task::JoinHandle<()>,
+    disruption: tokio::task::JoinHandle<()>,
     aggregation: tokio::task::JoinHandle<()>,
     _temp: Option<TempDir>,
 }
@@ -244,6 +245,7 @@ impl Plane {
             version_from_nodes: opts.version_from_nodes,
         };
         let gc = crate::gc::spawn(api.clone());
+        let disruption = crate::disruption::spawn(api.clone());
         let server = server::serve(api, config).await.map_err(io(&dir))?;
         let kubeconfig = kubeconfig(&server.addr, &ca.cert_pem, &token);
         let kubeconfig_path = dir.join("kubeconfig");
@@ -255,6 +257,7 @@ impl Plane {
             kubeconfig,
             ca,
             gc,
+            disruption,
             aggregation,
             _temp: temp,
         })
@@ -268,6 +271,7 @@ impl Plane {
     /// Stops the server.
     pub async fn shutdown(self) {
         self.gc.abort();
+        self.disruption.abort();
         self.aggregation.abort();
         self.server.shutdown().await;
     }

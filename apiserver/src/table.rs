@@ -131,6 +131,19 @@ fn computed(name: &str, obj: &Value) -> Value {
                 ports.join(",")
             })
         }
+        // kubectl's PodDisruptionBudget columns print N/A for the bound that is not set.
+        "@pdb-min-available" | "@pdb-max-unavailable" => {
+            let field = if name == "@pdb-min-available" {
+                "minAvailable"
+            } else {
+                "maxUnavailable"
+            };
+            match &obj["spec"][field] {
+                Value::Null => json!("N/A"),
+                Value::String(s) => json!(s),
+                other => json!(other.to_string()),
+            }
+        }
         _ => Value::Null,
     }
 }

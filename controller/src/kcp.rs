@@ -64,10 +64,13 @@ fn secret(
         metadata: ObjectMeta {
             name: Some(name),
             namespace: kcp.namespace(),
-            labels: Some(BTreeMap::from([(
-                labels::CLUSTER_NAME.to_string(),
-                cluster.to_string(),
-            )])),
+            labels: Some({
+                let mut l =
+                    BTreeMap::from([(labels::CLUSTER_NAME.to_string(), cluster.to_string())]);
+                // The shard that reconciles the control plane watches its Secrets by this label.
+                slipway_runtime::runner::inherit_watch_filter(kcp.labels(), &mut l);
+                l
+            }),
             owner_references: Some(vec![owner]),
             ..Default::default()
         },
@@ -255,11 +258,27 @@ async fn apply(
             .min_by_key(|v| kcp_machines::version_key(v));
         let skew =
             crate::version::control_plane_change(running.as_deref(), &kcp.spec.version).err();
-        let health = if cluster_initialized {
+        let mut health = if cluster_initialized {
             Some(crate::kcp_health::observe(ctx, &ns, &cluster_name, &machines).await)
         } else {
             None
         };
+        // Members of Machines deleted without their member being removed (deleted by hand,
+        // say) are removed, as upstream's reconcileEtcdMembers does; only when every Machine
+        // has its Node, since a joining machine's member shows up before its nodeRef.
+        if let Some(h) = health.as_mut()
+            && machines
+                .iter()
+                .all(|m| m.status.as_ref().is_some_and(|s| s.node_ref.is_some()))
+        {
+            let orphans: Vec<String> = h.orphan_members().into_iter().map(String::from).collect();
+            for node in &orphans {
+                crate::kcp_health::remove_member(ctx, &ns, &cluster_name, node).await?;
+            }
+            if let Some(members) = h.members.as_mut() {
+                members.retain(|m| !orphans.contains(m));
+            }
+        }
         let remediation = if skew.is_none() && infra_ready {
             Some(
                 crate::kcp_remediation::reconcile(

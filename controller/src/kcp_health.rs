@@ -1,18 +1,23 @@
 //! The KubeadmControlPlane's view of its workload cluster, as upstream reads it: the static
 //! Pods of each control-plane Node (`kube-system/<component>-<node>`) and the etcd member list
 //! give EtcdClusterHealthy and ControlPlaneComponentsHealthy. Gathering is [`observe`]; the
-//! conditions are the pure [`conditions`].
+//! conditions are the pure [`conditions`]. The control plane removes a Machine's etcd member
+//! before it deletes the Machine, and members no Machine accounts for ([`remove_member`]), as
+//! upstream does with `etcdctl member remove`, so the member list stays the etcd cluster's truth.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::{Api, ResourceExt, api::ListParams};
+use kube::{
+    Api, ResourceExt,
+    api::{ListParams, Patch, PatchParams},
+};
 use slipway_api::{
     Machine,
     names::{conditions as ct, reasons},
 };
 use slipway_runtime::{
-    Context,
+    Context, Error,
     conditions::{Desired, Status, desired},
 };
 
@@ -41,11 +46,57 @@ fn healthy(p: &Pod) -> bool {
             .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Reads the control-plane Pods and the etcd members of `cluster`.
+impl Observed {
+    /// Members whose Node is no control-plane Machine's (left by a Machine deleted without
+    /// its member being removed): etcd still counts them, so quorum must too.
+    pub fn orphan_members(&self) -> Vec<&str> {
+        self.members
+            .iter()
+            .flatten()
+            .filter(|m| !self.machines.iter().any(|(_, n)| n.as_deref() == Some(m)))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// Removes the etcd member of Node `node` from `cluster`'s member list (what `etcdctl member
+/// remove` does on a kubeadm cluster). `Ok(false)`: the workload cluster has no kubeconfig yet.
+pub async fn remove_member(
+    ctx: &Context,
+    ns: &str,
+    cluster: &str,
+    node: &str,
+) -> Result<bool, Error> {
+    let Some(client) = ctx
+        .remote
+        .recent(&ctx.client, ns, cluster, std::time::Duration::from_secs(60))
+        .await?
+    else {
+        return Ok(false);
+    };
+    let cms: Api<ConfigMap> = Api::namespaced(client, "kube-system");
+    let Some(cm) = cms.get_opt(ETCD_MEMBERS).await? else {
+        return Ok(true);
+    };
+    if cm.data.as_ref().is_some_and(|d| d.contains_key(node)) {
+        cms.patch(
+            ETCD_MEMBERS,
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"data": {node: null}})),
+        )
+        .await?;
+        tracing::info!(%cluster, %node, "removed the etcd member");
+    }
+    Ok(true)
+}
+
+/// Reads the control-plane Pods and the etcd members of `cluster`. Machines being deleted are
+/// left out: their member is removed before deletion, so their health is no longer etcd's.
 pub async fn observe(ctx: &Context, ns: &str, cluster: &str, machines: &[Machine]) -> Observed {
     let mut o = Observed {
         machines: machines
             .iter()
+            .filter(|m| m.metadata.deletion_timestamp.is_none())
             .map(|m| {
                 (
                     m.name_any(),
@@ -160,6 +211,11 @@ pub fn conditions(o: &Observed) -> [Desired; 2] {
             components.push(format!("* Machine {machine}: {}", c.join("; ")));
         }
     }
+    for m in o.orphan_members() {
+        etcd.push(format!(
+            "* Etcd member {m} does not have a corresponding Machine"
+        ));
+    }
     [
         verdict(ct::ETCD_CLUSTER_HEALTHY, o, etcd, waiting),
         verdict(ct::CONTROL_PLANE_COMPONENTS_HEALTHY, o, components, waiting),
@@ -221,6 +277,24 @@ mod tests {
             c.message,
             "* Machine m2: Pod kube-scheduler-n2 is not Running and Ready"
         );
+    }
+
+    #[test]
+    fn a_member_without_a_machine_is_reported() {
+        let mut o = obs();
+        o.members = Some(vec!["n0".into(), "n1".into(), "n2".into()]);
+        assert_eq!(o.orphan_members(), vec!["n0"]);
+        let [e, c] = conditions(&o);
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (
+                Status::False,
+                "* Etcd member n0 does not have a corresponding Machine"
+            )
+        );
+        assert_eq!(c.status, Status::True);
+        o.members = Some(vec!["n1".into(), "n2".into()]);
+        assert!(o.orphan_members().is_empty());
     }
 
     #[test]

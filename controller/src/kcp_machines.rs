@@ -178,6 +178,16 @@ pub async fn step(
         CpAction::ScaleDown(name) => {
             let api: Api<Machine> =
                 Api::namespaced(ctx.client.clone(), &kcp.namespace().unwrap_or_default());
+            // The etcd member goes first, as upstream removes it before the Machine.
+            if let Some(node) = machines
+                .iter()
+                .find(|m| &m.name_any() == name)
+                .and_then(|m| m.status.as_ref())
+                .and_then(|s| s.node_ref.as_ref())
+            {
+                let ns = kcp.namespace().unwrap_or_default();
+                crate::kcp_health::remove_member(ctx, &ns, cluster, &node.name).await?;
+            }
             delete_if_exists(&api, name).await?;
             tracing::info!(control_plane = %kcp.name_any(), machine = %name, "deleted control-plane machine");
             ctx.events

@@ -146,7 +146,15 @@ pub async fn reconcile(
         last: None,
         condition: desired(ct::REMEDIATING, Status::False, reasons::NOT_REMEDIATING, ""),
     };
-    match decide(&targets, initialized, in_progress.is_some(), settings, now) {
+    let orphans = health.orphan_members().len();
+    match decide(
+        &targets,
+        orphans,
+        initialized,
+        in_progress.is_some(),
+        settings,
+        now,
+    ) {
         Decision::Nothing => {}
         Decision::Hold {
             machine,
@@ -192,6 +200,11 @@ pub async fn reconcile(
                     annotations::REMEDIATION_IN_PROGRESS: data.to_annotation()}}})),
             )
             .await?;
+            // As upstream: the etcd member goes before the Machine, so quorum never counts a
+            // member whose machine is gone.
+            if let Some(node) = m.status.as_ref().and_then(|s| s.node_ref.as_ref()) {
+                kcp_health::remove_member(ctx, &ns, &m.spec.cluster_name, &node.name).await?;
+            }
             delete_if_exists(&mapi, &machine).await?;
             tracing::info!(control_plane = %kcp.name_any(), %machine, retry = data.retry_count, "remediating unhealthy control-plane machine: deleted");
             ctx.events

@@ -112,7 +112,7 @@ where
         c = c.watches_with(
             runner.dynamic_api(&ar),
             ar,
-            watcher::Config::default(),
+            runner.trigger_config(),
             move |o: DynamicObject| map(&o).map(Into::into),
         );
     }
@@ -120,7 +120,7 @@ where
 }
 
 async fn clusters(runner: &Runner, plugins: &Plugins) {
-    let wc = watcher::Config::default;
+    let wc = || runner.trigger_config();
     let c = runner
         .controller::<Cluster>()
         .watches(runner.api::<KubeadmControlPlane>(), wc(), |o| {
@@ -135,9 +135,10 @@ async fn clusters(runner: &Runner, plugins: &Plugins) {
     let c = watch_provider_kinds(runner, c, plugins, Role::ControlPlane, cluster_of);
     // A ClusterClass change reaches every Cluster built from it (templates rotate).
     let store = c.store();
+    // Unfiltered: a ClusterClass may serve Clusters of every shard.
     let c = c.watches(
         runner.api::<ClusterClass>(),
-        wc(),
+        watcher::Config::default(),
         move |cc: ClusterClass| {
             let (ns, name) = (cc.namespace(), cc.name_any());
             store
@@ -170,7 +171,7 @@ async fn cluster_classes(runner: &Runner) {
 }
 
 async fn control_planes(runner: &Runner) {
-    let wc = watcher::Config::default;
+    let wc = || runner.trigger_config();
     let c = runner
         .controller::<KubeadmControlPlane>()
         .owns(runner.api::<Secret>(), wc())
@@ -191,7 +192,7 @@ async fn control_planes(runner: &Runner) {
 async fn kubeadm_configs(runner: &Runner) {
     let c = runner.controller::<KubeadmConfig>().watches(
         runner.api::<Machine>(),
-        watcher::Config::default(),
+        runner.trigger_config(),
         |m: Machine| {
             let ns = m.namespace().unwrap_or_default();
             m.spec
@@ -214,7 +215,7 @@ async fn kubeadm_configs(runner: &Runner) {
 async fn machines(runner: &Runner, plugins: &Plugins) {
     let c = runner.controller::<Machine>().watches(
         runner.api::<KubeadmConfig>(),
-        watcher::Config::default(),
+        runner.trigger_config(),
         |o| machine_of(&o),
     );
     let c = watch_provider_kinds(runner, c, plugins, Role::InfrastructureMachine, machine_of);
@@ -224,7 +225,7 @@ async fn machines(runner: &Runner, plugins: &Plugins) {
     let seen = Changes::default();
     let c = c.watches(
         runner.api::<KubeadmControlPlane>(),
-        watcher::Config::default(),
+        runner.trigger_config(),
         move |k: KubeadmControlPlane| {
             let owned = seen.changed(&k, k.metadata.generation.unwrap_or(0).to_string());
             let ns = k.namespace();
@@ -244,7 +245,7 @@ async fn machines(runner: &Runner, plugins: &Plugins) {
     let seen = Changes::default();
     let c = c.watches(
         runner.api::<MachineDeployment>(),
-        watcher::Config::default(),
+        runner.trigger_config(),
         move |md: MachineDeployment| {
             let changed = seen.changed(&md, md.metadata.generation.unwrap_or(0).to_string());
             let ns = md.namespace();
@@ -289,7 +290,7 @@ where
     let seen = Changes::default();
     c.watches(
         runner.api::<Cluster>(),
-        watcher::Config::default(),
+        runner.trigger_config(),
         move |cl: Cluster| {
             let paused = is_paused(&cl, &Default::default());
             let changed = seen.changed(&cl, paused.to_string());
@@ -330,7 +331,7 @@ impl HasClusterName for MachineDeployment {
 async fn machine_sets(runner: &Runner) {
     let c = runner
         .controller::<MachineSet>()
-        .owns(runner.api::<Machine>(), watcher::Config::default());
+        .owns(runner.api::<Machine>(), runner.trigger_config());
     let c = on_cluster_pause(runner, c);
     runner
         .run(c, "MachineSet", runner.context(), machine_set::reconcile)
@@ -340,7 +341,7 @@ async fn machine_sets(runner: &Runner) {
 async fn machine_deployments(runner: &Runner) {
     let c = runner
         .controller::<MachineDeployment>()
-        .owns(runner.api::<MachineSet>(), watcher::Config::default());
+        .owns(runner.api::<MachineSet>(), runner.trigger_config());
     let c = on_cluster_pause(runner, c);
     runner
         .run(
@@ -359,7 +360,7 @@ async fn health_checks(runner: &Runner) {
     let store = c.store();
     let c = c.watches(
         runner.api::<Machine>(),
-        watcher::Config::default(),
+        runner.trigger_config(),
         move |m: Machine| {
             let ns = m.namespace();
             store
@@ -372,7 +373,7 @@ async fn health_checks(runner: &Runner) {
     let store = c.store();
     let c = c.watches(
         runner.api::<Cluster>(),
-        watcher::Config::default(),
+        runner.trigger_config(),
         move |cl: Cluster| {
             let ns = cl.namespace();
             let name = cl.name_any();
@@ -395,7 +396,7 @@ async fn cluster_resource_sets(runner: &Runner) {
     let store = c.store();
     let c = c.watches(
         runner.api::<Cluster>(),
-        watcher::Config::default(),
+        runner.trigger_config(),
         move |cl: Cluster| {
             let ns = cl.namespace();
             store
@@ -405,6 +406,8 @@ async fn cluster_resource_sets(runner: &Runner) {
                 .map(|s| ObjectRef::from_obj(s.as_ref()))
         },
     );
+    // Unfiltered: the ConfigMaps and Secrets a ClusterResourceSet applies are the user's and
+    // need not carry the watch-filter label.
     let store = c.store();
     let c = c.watches(
         runner.api::<ConfigMap>(),
@@ -447,7 +450,7 @@ fn pool_of<K: kube::Resource>(obj: &K) -> Option<ObjectRef<slipway_api::MachineP
 async fn machine_pools(runner: &Runner, plugins: &Plugins) {
     let c = runner.controller::<slipway_api::MachinePool>().watches(
         runner.api::<KubeadmConfig>(),
-        watcher::Config::default(),
+        runner.trigger_config(),
         |o| pool_of(&o),
     );
     let c = watch_provider_kinds(

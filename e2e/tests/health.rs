@@ -3,9 +3,11 @@
 //! simulation leaves alone) is replaced by its MachineSet once remediation is allowed, and a
 //! MachineHealthCheck's `unhealthyLessThanOrEqualTo` holds remediation back and says so; a
 //! three-machine control plane never remediates a machine when that would lose etcd quorum,
-//! and remediates it once it would not; a scale-down waits for its pre-drain hook, cordons and
+//! and remediates it once it would not; with two unhealthy, the second waits until the first's
+//! replacement has joined; a remediated machine's etcd member is removed; a scale-down waits for its pre-drain hook, cordons and
 //! drains the Node through the Eviction API (a PodDisruptionBudget holds one Pod until
-//! `nodeDrainTimeoutSeconds`), then waits for its pre-terminate hook.
+//! `nodeDrainTimeoutSeconds`; the eviction's Event and the budget's status show in the
+//! workload cluster), then waits for its pre-terminate hook.
 //! Needs `kubectl` on PATH (`.ci/run` installs it).
 
 use std::{path::Path, time::SystemTime};
@@ -320,6 +322,155 @@ fn the_control_plane_keeps_etcd_quorum_while_remediating() {
             .map(|_| ())
             .ok_or_else(|| "no machine has remediation-for".to_string())
     });
+    // The remediated machine's etcd member went with it: the member list is the Nodes of the
+    // current machines, and the control plane reads etcd as healthy.
+    assert_members_match_machines(&m, &kc, "hc");
+
+    // Sequential: one unhealthy machine is remediated while a second unhealthy one waits for
+    // the first's replacement. Replacements boot slowly from now on (the template's
+    // vmStartupSeconds; running machines keep their own copy), so the wait is observable.
+    let template = m.json(&["get", "kcp", "hc-control-plane"])["spec"]["machineTemplate"]["spec"]
+        ["infrastructureRef"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    m.ok(
+        &[
+            "patch",
+            "inmemorymachinetemplate",
+            &template,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"template":{"spec":{"simulation":{"vmStartupSeconds":30}}}}}"#,
+        ],
+        None,
+    );
+    let cps = control_plane(&m, "hc");
+    let (x, y) = (name(&cps[0]), name(&cps[1]));
+    set_ready(&m, &kc, &node_of(&cps[0]), "False");
+    let x2 = eventually(
+        60,
+        "the first remediated and its replacement created",
+        || {
+            let cps = control_plane(&m, "hc");
+            let names: Vec<String> = cps.iter().map(name).collect();
+            cps.iter()
+                .find(|c| {
+                    c["metadata"]["annotations"]["controlplane.cluster.x-k8s.io/remediation-for"]
+                        .as_str()
+                        .is_some_and(|v| v.contains(&x))
+                })
+                .filter(|_| !names.contains(&x))
+                .map(name)
+                .ok_or_else(|| format!("{names:?}"))
+        },
+    );
+    set_ready(&m, &kc, &node_of(&cps[1]), "False");
+    let deferred = eventually(25, "the second waits for the replacement", || {
+        let mach = m.json(&["get", "machine", &y]);
+        let repl = m.json(&["get", "machine", &x2]);
+        let c = cond_of(&mach, "OwnerRemediated").ok_or("no OwnerRemediated yet")?;
+        if !repl["status"]["nodeRef"].is_null() {
+            return Err(format!(
+                "the replacement {x2} joined before {y} was seen waiting: {c}"
+            ));
+        }
+        (c["reason"] == "RemediationDeferred")
+            .then(|| c["message"].as_str().unwrap_or_default().to_string())
+            .ok_or_else(|| format!("{c}"))
+    });
+    assert!(
+        deferred.contains("waiting for control plane Machine provisioning to complete"),
+        "{deferred}"
+    );
+    assert!(
+        m.json(&["get", "machine", &y])["metadata"]["deletionTimestamp"].is_null(),
+        "the second is not deleted while the replacement provisions"
+    );
+    let y2 = eventually(
+        120,
+        "the second remediated once the replacement joined",
+        || {
+            let cps = control_plane(&m, "hc");
+            let names: Vec<String> = cps.iter().map(name).collect();
+            cps.iter()
+                .find(|c| {
+                    c["metadata"]["annotations"]["controlplane.cluster.x-k8s.io/remediation-for"]
+                        .as_str()
+                        .is_some_and(|v| v.contains(&y))
+                })
+                .filter(|_| !names.contains(&y))
+                .map(name)
+                .ok_or_else(|| format!("{names:?}"))
+        },
+    );
+    // Recorded history, not timing: the second was remediated no earlier than the first's
+    // replacement reported its Node Ready.
+    let kcp = m.json(&["get", "kcp", "hc-control-plane"]);
+    assert_eq!(kcp["status"]["lastRemediation"]["machine"], y.as_str());
+    let remediated_at = kcp["status"]["lastRemediation"]["time"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let joined_at = cond_of(&m.json(&["get", "machine", &x2]), "NodeReady")
+        .filter(|c| c["status"] == "True")
+        .map(|c| c["lastTransitionTime"].as_str().unwrap().to_string())
+        .expect("the first replacement is NodeReady");
+    assert!(
+        joined_at <= remediated_at,
+        "{y} remediated at {remediated_at}, before {x2} joined at {joined_at}"
+    );
+    eventually(120, "both replacements running", || {
+        let cps = control_plane(&m, "hc");
+        let running = cps
+            .iter()
+            .filter(|x| {
+                x["status"]["phase"] == "Running" && x["metadata"]["deletionTimestamp"].is_null()
+            })
+            .count();
+        let names: Vec<String> = cps.iter().map(name).collect();
+        (running == 3 && names.contains(&y2) && names.contains(&x2))
+            .then_some(())
+            .ok_or_else(|| format!("{names:?}, {running} running"))
+    });
+    assert_members_match_machines(&m, &kc, "hc");
+}
+
+/// The workload cluster's etcd members are exactly the Nodes of the control-plane machines,
+/// and the control plane reports etcd healthy.
+fn assert_members_match_machines(m: &Mgmt, kc: &Path, cluster: &str) {
+    eventually(60, "etcd members match the machines", || {
+        let mut nodes: Vec<String> = control_plane(m, cluster)
+            .iter()
+            .filter_map(|x| x["status"]["nodeRef"]["name"].as_str().map(String::from))
+            .collect();
+        nodes.sort();
+        let out = m.kubectl_with(
+            kc,
+            &[
+                "get",
+                "configmap",
+                "-n",
+                "kube-system",
+                "slipway-etcd-members",
+                "-o",
+                "json",
+            ],
+            None,
+        );
+        let cm: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        let mut members: Vec<String> = cm["data"]
+            .as_object()
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default();
+        members.sort();
+        let kcp = m.json(&["get", "kcp", &format!("{cluster}-control-plane")]);
+        let etcd = cond_of(&kcp, "EtcdClusterHealthy").unwrap_or_default();
+        (members == nodes && etcd["status"] == "True")
+            .then_some(())
+            .ok_or_else(|| format!("members {members:?}, machine nodes {nodes:?}, {etcd}"))
+    });
 }
 
 fn pod(name: &str, node: &str, labels: Value, mirror: bool) -> Value {
@@ -462,6 +613,40 @@ fn a_scale_down_waits_for_hooks_and_drains_the_node() {
     assert!(
         left.contains("pod/web-1") && left.contains("pod/agent"),
         "{left}"
+    );
+    // The eviction is visible in the workload cluster as on a real one: the kubelet's Event
+    // for the stopped container, and the budget's status (kept by the disruption controller).
+    let events: Value = serde_json::from_str(&wk(&["get", "events", "-o", "json"], None)).unwrap();
+    let killing = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["involvedObject"]["name"] == "batch" && e["reason"] == "Killing")
+        .unwrap_or_else(|| panic!("no Killing event for the evicted Pod: {events:#}"));
+    assert_eq!(killing["message"], "Stopping container c");
+    assert_eq!(killing["source"]["host"], node.as_str());
+    assert!(wk(&["get", "events"], None).contains("Stopping container c"));
+    let budget = eventually(10, "the budget's status", || {
+        let p: Value = serde_json::from_str(&wk(&["get", "pdb", "web", "-o", "json"], None))
+            .map_err(|e| e.to_string())?;
+        (p["status"]["expectedPods"] == 2)
+            .then_some(p["status"].clone())
+            .ok_or_else(|| format!("{:#}", p["status"]))
+    });
+    assert_eq!(
+        (
+            &budget["currentHealthy"],
+            &budget["desiredHealthy"],
+            &budget["disruptionsAllowed"]
+        ),
+        (&json!(2), &json!(2), &json!(0)),
+        "{budget:#}"
+    );
+    let table = wk(&["get", "pdb", "web"], None);
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert!(
+        table.contains("ALLOWED DISRUPTIONS") && row[..4] == ["web", "2", "N/A", "0"],
+        "{table}"
     );
 
     // The drain timeout passes: deletion proceeds to the pre-terminate hook.

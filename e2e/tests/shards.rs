@@ -115,6 +115,29 @@ fn two_shards_split_twenty_clusters_without_overlap() {
             );
         }
     }
+    // The control plane's Secrets inherit the label too, so a shard's secondary Secret watch
+    // (filtered by it) lists its own clusters' Secrets and not the whole kind.
+    for (s, filter) in ["shard-a", "shard-b"].iter().enumerate() {
+        for n in &names[s] {
+            let sec = m.json(&["get", "secret", &format!("{n}-ca")]);
+            assert_eq!(
+                sec["metadata"]["labels"]["cluster.x-k8s.io/watch-filter"], *filter,
+                "{n}-ca"
+            );
+        }
+    }
+    let all = m.items(&["get", "secrets"]).len();
+    let own = m
+        .items(&[
+            "get",
+            "secrets",
+            "-l",
+            "cluster.x-k8s.io/watch-filter=shard-a",
+        ])
+        .len();
+    println!("Secrets: {all} in the plane, {own} listed by shard-a's filtered watch");
+    assert!(own * 2 < all, "{own} of {all}");
+
     // One Lease per shard.
     for f in ["shard-a", "shard-b"] {
         m.ok(

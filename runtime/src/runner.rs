@@ -88,6 +88,19 @@ impl Runner {
         watcher_config_for(self.watch_filter.as_deref())
     }
 
+    /// The watcher configuration of a secondary (trigger) watch on a kind that carries the
+    /// watch-filter label wherever a shard owns it: the kinds reconciled themselves (Cluster,
+    /// control planes, MachineDeployments, infrastructure objects), and what slipway creates
+    /// from them, which inherits the label ([`inherit_watch_filter`]: MachineSets, Machines,
+    /// KubeadmConfigs, infrastructure clones, the control plane's Secrets). Filtered as the
+    /// reconciled kinds are, so a shard lists and watches only its own objects of those kinds
+    /// instead of whole kinds. Shared or user-made objects a trigger may come from (a
+    /// ClusterClass, a ClusterResourceSet's ConfigMaps and Secrets) keep
+    /// `watcher::Config::default()`.
+    pub fn trigger_config(&self) -> watcher::Config {
+        self.watcher_config()
+    }
+
     /// The shared context (client, resolver, clock, workload clients).
     pub fn context(&self) -> Arc<Context> {
         self.ctx.clone()
@@ -196,7 +209,7 @@ impl Runner {
         let kind = K::kind(&()).to_string();
         let c = self.controller::<K>().watches(
             self.api::<Cluster>(),
-            watcher::Config::default(),
+            self.trigger_config(),
             move |c: Cluster| {
                 let ns = c.namespace().unwrap_or_default();
                 c.spec

@@ -126,8 +126,9 @@ fn pick<'a>(candidates: &[&'a CpTarget]) -> Option<&'a CpTarget> {
 
 /// Whether removing `target` keeps etcd quorum: the members left must count a healthy
 /// majority of themselves; and at least one other machine must stay healthy to run the
-/// control-plane components.
-pub fn keeps_quorum(machines: &[CpTarget], target: &str) -> bool {
+/// control-plane components. `orphan_members` are members no machine accounts for: etcd
+/// counts them, as unhealthy (upstream's `canSafelyRemoveEtcdMember`).
+pub fn keeps_quorum(machines: &[CpTarget], orphan_members: usize, target: &str) -> bool {
     let others: Vec<&CpTarget> = machines.iter().filter(|m| m.name != target).collect();
     if !others
         .iter()
@@ -141,12 +142,14 @@ pub fn keeps_quorum(machines: &[CpTarget], target: &str) -> bool {
     }
     let members: Vec<&&CpTarget> = others.iter().filter(|m| m.etcd_member).collect();
     let healthy = members.iter().filter(|m| m.etcd_healthy).count();
-    healthy > members.len() / 2
+    healthy > (members.len() + orphan_members) / 2
 }
 
-/// Decides the next remediation step of a control plane.
+/// Decides the next remediation step of a control plane (`orphan_members`: see
+/// [`keeps_quorum`]).
 pub fn decide(
     machines: &[CpTarget],
+    orphan_members: usize,
     initialized: bool,
     in_progress: bool,
     settings: Settings,
@@ -220,7 +223,7 @@ pub fn decide(
                 "KubeadmControlPlane waiting for control plane Machine deletion to complete before triggering remediation".into(),
             );
         }
-        if !keeps_quorum(machines, &target.name) {
+        if !keeps_quorum(machines, orphan_members, &target.name) {
             return hold(
                 reasons::CANNOT_BE_REMEDIATED,
                 "KubeadmControlPlane can't remediate this Machine because this could result in loosing Kubernetes control plane components or in etcd quorum loss".into(),
@@ -274,7 +277,7 @@ mod tests {
     fn one_unhealthy_of_three_is_remediated() {
         let ms = vec![healthy("a", 1), sick("b", 2), healthy("c", 3)];
         assert_eq!(
-            decide(&ms, true, false, Settings::default(), t(100)),
+            decide(&ms, 0, true, false, Settings::default(), t(100)),
             Decision::Remediate {
                 machine: "b".into(),
                 data: RemediationData {
@@ -285,7 +288,7 @@ mod tests {
             }
         );
         assert_eq!(
-            decide(&ms, true, true, Settings::default(), t(100)),
+            decide(&ms, 0, true, true, Settings::default(), t(100)),
             Decision::Nothing,
             "one at a time: a remediation in progress holds the next"
         );
@@ -294,23 +297,32 @@ mod tests {
     #[test]
     fn two_unhealthy_of_three_would_lose_quorum() {
         let ms = vec![healthy("a", 1), sick("b", 2), sick("c", 3)];
-        let d = decide(&ms, true, false, Settings::default(), t(100));
+        let d = decide(&ms, 0, true, false, Settings::default(), t(100));
         assert_eq!(held(&d), ("b", "CannotBeRemediated"), "oldest first");
-        assert!(!keeps_quorum(&ms, "b"));
-        assert!(keeps_quorum(
-            &[healthy("a", 1), sick("b", 2), healthy("c", 3)],
-            "b"
-        ));
+        assert!(!keeps_quorum(&ms, 0, "b"));
+        let one_sick = [healthy("a", 1), sick("b", 2), healthy("c", 3)];
+        assert!(keeps_quorum(&one_sick, 0, "b"));
+        assert!(
+            keeps_quorum(&one_sick, 1, "b"),
+            "2 healthy of 3 members left"
+        );
+        let d = decide(&one_sick, 2, true, false, Settings::default(), t(100));
+        assert_eq!(held(&d), ("b", "CannotBeRemediated"));
+        assert!(
+            !keeps_quorum(&one_sick, 2, "b"),
+            "stale members of deleted machines count: 2 healthy of 4 members is no majority"
+        );
     }
 
     #[test]
     fn never_the_last_machine_and_not_while_others_change() {
-        let d = decide(&[sick("a", 1)], true, false, Settings::default(), t(1));
+        let d = decide(&[sick("a", 1)], 0, true, false, Settings::default(), t(1));
         assert_eq!(held(&d), ("a", "CannotBeRemediated"));
         let mut provisioning = healthy("c", 3);
         provisioning.has_node = false;
         let d = decide(
             &[healthy("a", 1), sick("b", 2), provisioning],
+            0,
             true,
             false,
             Settings::default(),
@@ -321,6 +333,7 @@ mod tests {
         deleting.deleting = true;
         let d = decide(
             &[healthy("a", 1), sick("b", 2), deleting],
+            0,
             true,
             false,
             Settings::default(),
@@ -342,7 +355,7 @@ mod tests {
             healthy("e", 5),
         ];
         assert!(matches!(
-            decide(&ms, true, false, Settings::default(), t(1)),
+            decide(&ms, 0, true, false, Settings::default(), t(1)),
             Decision::Remediate { machine, .. } if machine == "z"
         ));
         let mut marked = sick("y", 10);
@@ -355,7 +368,7 @@ mod tests {
             healthy("e", 5),
         ];
         assert!(matches!(
-            decide(&ms, true, false, Settings::default(), t(1)),
+            decide(&ms, 0, true, false, Settings::default(), t(1)),
             Decision::Remediate { machine, .. } if machine == "y"
         ));
     }
@@ -374,20 +387,20 @@ mod tests {
             retry_count: 1,
         });
         let ms = |r: &CpTarget| vec![healthy("a", 1), r.clone(), healthy("c", 3)];
-        let d = decide(&ms(&replacement), true, false, settings, t(130));
+        let d = decide(&ms(&replacement), 0, true, false, settings, t(130));
         assert_eq!(
             held(&d),
             ("b2", "RemediationDeferred"),
             "within retryPeriod"
         );
-        match decide(&ms(&replacement), true, false, settings, t(200)) {
+        match decide(&ms(&replacement), 0, true, false, settings, t(200)) {
             Decision::Remediate { data, .. } => assert_eq!(data.retry_count, 2),
             other => panic!("{other:?}"),
         }
         replacement.remediation_for.as_mut().unwrap().retry_count = 2;
-        let d = decide(&ms(&replacement), true, false, settings, t(200));
+        let d = decide(&ms(&replacement), 0, true, false, settings, t(200));
         assert_eq!(held(&d), ("b2", "CannotBeRemediated"), "maxRetry reached");
-        match decide(&ms(&replacement), true, false, settings, t(800)) {
+        match decide(&ms(&replacement), 0, true, false, settings, t(800)) {
             Decision::Remediate { data, .. } => {
                 assert_eq!(
                     data.retry_count, 0,
@@ -405,6 +418,7 @@ mod tests {
         assert_eq!(
             decide(
                 &[healthy("a", 1), b, healthy("c", 3)],
+                0,
                 true,
                 false,
                 Settings::default(),

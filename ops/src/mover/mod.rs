@@ -96,11 +96,16 @@ fn ar(kind: &Kind) -> ApiResource {
 }
 
 fn api(client: &Client, kind: &Kind, ns: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), ns, &ar(kind))
+    if kind.namespaced {
+        Api::namespaced_with(client.clone(), ns, &ar(kind))
+    } else {
+        Api::all_with(client.clone(), &ar(kind))
+    }
 }
 
-/// The namespaced kinds a cluster serves that a move may carry: every CRD (at its storage
-/// version, with its status subresource) plus Secrets and ConfigMaps.
+/// The kinds a cluster serves that a move may carry: every CRD (at its storage version, with
+/// its status subresource, its scope and whether it carries a force-move label) plus Secrets
+/// and ConfigMaps.
 pub async fn kinds(client: &Client) -> Result<Vec<Kind>, OpsError> {
     let crds = Api::<CustomResourceDefinition>::all(client.clone())
         .list(&ListParams::default())
@@ -110,18 +115,20 @@ pub async fn kinds(client: &Client) -> Result<Vec<Kind>, OpsError> {
         core_kind("ConfigMap", "configmaps"),
     ];
     for crd in crds {
-        if crd.spec.scope != "Namespaced" {
-            continue;
-        }
         let Some(v) = crd.spec.versions.iter().find(|v| v.storage) else {
             continue;
         };
+        let labels = crd.metadata.labels.clone().unwrap_or_default();
         out.push(Kind {
             group: crd.spec.group.clone(),
             version: v.name.clone(),
             kind: crd.spec.names.kind.clone(),
             plural: crd.spec.names.plural.clone(),
             status: v.subresources.as_ref().is_some_and(|s| s.status.is_some()),
+            namespaced: crd.spec.scope == "Namespaced",
+            force_move: graph::FORCE_MOVE_LABELS
+                .iter()
+                .any(|l| labels.contains_key(*l)),
         });
     }
     Ok(out)
@@ -134,14 +141,28 @@ fn core_kind(kind: &str, plural: &str) -> Kind {
         kind: kind.into(),
         plural: plural.into(),
         status: false,
+        namespaced: true,
+        force_move: false,
     }
 }
 
-/// Every object of `kinds` in `ns`.
-async fn list_all(client: &Client, kinds: &[Kind], ns: &str) -> Result<Vec<Obj>, OpsError> {
+/// Every object of the namespaced `kinds` in `ns`, or of the cluster-scoped ones.
+async fn list_kinds(
+    client: &Client,
+    kinds: &[Kind],
+    ns: Option<&str>,
+) -> Result<Vec<Obj>, OpsError> {
     let mut out = Vec::new();
-    for k in kinds {
-        for o in api(client, k, ns).list(&ListParams::default()).await? {
+    for k in kinds.iter().filter(|k| k.namespaced == ns.is_some()) {
+        let list = match api(client, k, ns.unwrap_or_default())
+            .list(&ListParams::default())
+            .await
+        {
+            Ok(l) => l,
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for o in list {
             let mut value = serde_json::to_value(&o)?;
             value["apiVersion"] = json!(k.api_version());
             value["kind"] = json!(k.kind);
@@ -154,9 +175,64 @@ async fn list_all(client: &Client, kinds: &[Kind], ns: &str) -> Result<Vec<Obj>,
     Ok(out)
 }
 
+/// Every candidate of a move of `ns`: its objects, the cluster-scoped objects, the Secrets of
+/// slipway's own namespace (what a cluster-scoped identity owns lives there), and the objects
+/// of the namespaces whose ClusterClasses its Clusters name.
+async fn list_all(client: &Client, kinds: &[Kind], ns: &str) -> Result<Vec<Obj>, OpsError> {
+    let mut out = list_kinds(client, kinds, Some(ns)).await?;
+    let mut others: BTreeSet<String> = out
+        .iter()
+        .filter(|o| o.is_cluster())
+        .filter_map(|o| o.value["spec"]["topology"]["classRef"]["namespace"].as_str())
+        .filter(|n| *n != ns)
+        .map(String::from)
+        .collect();
+    out.extend(list_kinds(client, kinds, None).await?);
+    if ns != crate::clusterctl::SYSTEM_NAMESPACE {
+        let secrets: Vec<Kind> = kinds
+            .iter()
+            .filter(|k| k.group.is_empty() && k.kind == "Secret")
+            .cloned()
+            .collect();
+        out.extend(list_kinds(client, &secrets, Some(crate::clusterctl::SYSTEM_NAMESPACE)).await?);
+        others.remove(crate::clusterctl::SYSTEM_NAMESPACE);
+    }
+    // The Clusters of the other namespaces: a class of this one they use stays in the source.
+    if let Some(k) = kinds
+        .iter()
+        .find(|k| k.group == "cluster.x-k8s.io" && k.kind == "Cluster")
+    {
+        for o in Api::<DynamicObject>::all_with(client.clone(), &ar(k))
+            .list(&ListParams::default())
+            .await?
+        {
+            if o.metadata.namespace.as_deref() != Some(ns)
+                && !others.contains(o.metadata.namespace.as_deref().unwrap_or_default())
+            {
+                let mut value = serde_json::to_value(&o)?;
+                value["apiVersion"] = json!(k.api_version());
+                value["kind"] = json!(k.kind);
+                out.push(Obj {
+                    kind: k.clone(),
+                    value,
+                });
+            }
+        }
+    }
+    for other in others {
+        let classes: Vec<Kind> = kinds
+            .iter()
+            .filter(|k| k.moves_whole() || (k.group.is_empty() && k.kind == "Secret"))
+            .cloned()
+            .collect();
+        out.extend(list_kinds(client, &classes, Some(&other)).await?);
+    }
+    Ok(out)
+}
+
 /// The graph of `ns` in the source.
 async fn discover(client: &Client, kinds: &[Kind], ns: &str) -> Result<Graph, OpsError> {
-    graph::build(list_all(client, kinds, ns).await?).map_err(refused)
+    graph::build(list_all(client, kinds, ns).await?, ns).map_err(refused)
 }
 
 /// Moves the clusters of `opts.namespace` from `source` to `target`.
@@ -300,6 +376,7 @@ async fn observe(
                 Key {
                     group: k.group.clone(),
                     kind: k.kind.clone(),
+                    namespace: o.metadata.namespace.clone().unwrap_or_default(),
                     name: o.metadata.name.clone().unwrap_or_default(),
                 },
                 Observed {
@@ -368,7 +445,7 @@ async fn create_in_target(
     for n in &g.nodes {
         namespaces.insert(n.obj.namespace());
     }
-    for ns in namespaces {
+    for ns in namespaces.into_iter().filter(|n| !n.is_empty()) {
         ensure_namespace(target, ns, writes).await?;
     }
     let mut uids: HashMap<String, String> = HashMap::new();
@@ -492,12 +569,19 @@ async fn delete_from_source(
     g: &Graph,
     writes: &mut Writes,
 ) -> Result<usize, OpsError> {
-    let release = g.nodes.iter().rev().map(|n| &n.obj).filter(|o| {
-        o.annotation(annotations::DELETE_FOR_MOVE).is_none()
-            || o.value["metadata"]["finalizers"]
-                .as_array()
-                .is_some_and(|f| !f.is_empty())
-    });
+    // Shared objects stay: what remains in the source still uses them.
+    let release = g
+        .nodes
+        .iter()
+        .rev()
+        .filter(|n| !n.keep)
+        .map(|n| &n.obj)
+        .filter(|o| {
+            o.annotation(annotations::DELETE_FOR_MOVE).is_none()
+                || o.value["metadata"]["finalizers"]
+                    .as_array()
+                    .is_some_and(|f| !f.is_empty())
+        });
     run_each(writes, release, |o| async move {
         let r = api(source, &o.kind, o.namespace())
             .patch(
@@ -516,7 +600,7 @@ async fn delete_from_source(
         }
     })
     .await?;
-    let all = g.nodes.iter().rev().map(|n| &n.obj);
+    let all = g.nodes.iter().rev().filter(|n| !n.keep).map(|n| &n.obj);
     run_each(writes, all, |o| async move {
         match api(source, &o.kind, o.namespace())
             .delete(o.name(), &DeleteParams::default())
@@ -652,7 +736,7 @@ pub async fn restore_from_directory(
             })?;
         objs.push(Obj { kind: k, value });
     }
-    let g = graph::build(objs).map_err(refused)?;
+    let g = graph::build(objs, &opts.namespace).map_err(refused)?;
     if g.nodes.is_empty() {
         out(format!("no objects in {}", dir.display()));
         return Ok(Summary::default());

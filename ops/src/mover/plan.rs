@@ -48,6 +48,10 @@ pub fn plan(graph: &Graph, target: &HashMap<Key, Observed>) -> Result<Plan, Vec<
         steps.push(match target.get(&n.obj.key()) {
             None => Step::Create,
             Some(o) if o.moved_from.as_deref() == Some(n.obj.uid()) => Step::Exists(o.uid.clone()),
+            // A shared object the target already has (an identity installed there, a class
+            // moved with another namespace) is used as it is, as clusterctl does for global
+            // objects.
+            Some(o) if n.keep => Step::Exists(o.uid.clone()),
             Some(o) => {
                 clashes.push(format!(
                     "{} already exists in the target{}",
@@ -168,7 +172,7 @@ mod tests {
 
     #[test]
     fn an_empty_target_gets_everything_created_with_status() {
-        let g = build(one_cluster()).unwrap();
+        let g = build(one_cluster(), "ns").unwrap();
         let p = plan(&g, &HashMap::new()).unwrap();
         assert!(p.steps.iter().all(|s| *s == Step::Create));
         for (n, r) in g.nodes.iter().zip(&p.restore_status) {
@@ -178,7 +182,7 @@ mod tests {
 
     #[test]
     fn a_rerun_reuses_what_it_created_and_creates_the_rest() {
-        let g = build(one_cluster()).unwrap();
+        let g = build(one_cluster(), "ns").unwrap();
         let mut target = HashMap::new();
         target.insert(key(&g, "Cluster"), observed("t-c", Some("c"), true));
         target.insert(
@@ -201,7 +205,7 @@ mod tests {
 
     #[test]
     fn once_unpaused_in_the_target_existing_objects_keep_their_status() {
-        let g = build(one_cluster()).unwrap();
+        let g = build(one_cluster(), "ns").unwrap();
         let mut target = HashMap::new();
         target.insert(key(&g, "Cluster"), observed("t-c", Some("c"), false));
         target.insert(key(&g, "Machine"), observed("t-m", Some("m1"), false));
@@ -216,8 +220,40 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_object_the_target_has_is_used_not_refused() {
+        use super::super::graph::tests::obj;
+        let mut objs = one_cluster();
+        let mut id = obj(
+            "infrastructure.cluster.x-k8s.io",
+            "Identity",
+            "default",
+            "id",
+            &[],
+            None,
+        );
+        id.kind.namespaced = false;
+        id.kind.force_move = true;
+        id.value["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("namespace");
+        objs.push(id);
+        let g = build(objs, "ns").unwrap();
+        let k = key(&g, "Identity");
+        assert_eq!(k.namespace, "");
+        let target = HashMap::from([(k, observed("t-id", None, false))]);
+        let p = plan(&g, &target).unwrap();
+        let at = g
+            .nodes
+            .iter()
+            .position(|n| n.obj.kind.kind == "Identity")
+            .unwrap();
+        assert_eq!(p.steps[at], Step::Exists("t-id".into()));
+    }
+
+    #[test]
     fn a_clashing_object_is_refused_by_name() {
-        let g = build(one_cluster()).unwrap();
+        let g = build(one_cluster(), "ns").unwrap();
         let mut target = HashMap::new();
         target.insert(key(&g, "Machine"), observed("t", None, false));
         target.insert(key(&g, "Cluster"), observed("t2", Some("other-uid"), false));
@@ -233,7 +269,7 @@ mod tests {
 
     #[test]
     fn the_target_copy_points_at_new_owners_and_records_its_source() {
-        let g = build(one_cluster()).unwrap();
+        let g = build(one_cluster(), "ns").unwrap();
         let m = &g
             .nodes
             .iter()

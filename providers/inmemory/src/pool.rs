@@ -113,7 +113,7 @@ pub async fn run(runner: Runner, provider: InMemory) {
     });
     let c = runner.controller::<InMemoryMachinePool>().watches(
         runner.api::<MachinePool>(),
-        Default::default(),
+        runner.trigger_config(),
         |mp: MachinePool| {
             let ns = mp.namespace().unwrap_or_default();
             let r = &mp.spec.template.spec.infrastructure_ref;

@@ -181,7 +181,7 @@ pub async fn run(runner: Runner) {
                 .controller::<crate::api::AWSManagedMachinePool>()
                 .watches(
                     runner.api::<slipway_api::MachinePool>(),
-                    Default::default(),
+                    runner.trigger_config(),
                     |mp: slipway_api::MachinePool| {
                         let ns = mp.namespace().unwrap_or_default();
                         let r = &mp.spec.template.spec.infrastructure_ref;

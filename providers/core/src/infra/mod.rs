@@ -66,7 +66,7 @@ where
     let kind = P::Cluster::kind(&()).to_string();
     let c = runner.controller::<P::Cluster>().watches(
         runner.api::<Cluster>(),
-        Default::default(),
+        runner.trigger_config(),
         move |c: Cluster| {
             // A Cluster's changes (pause, its infrastructureRef) reach its infrastructure
             // cluster.
@@ -92,7 +92,7 @@ where
     let kind = P::Machine::kind(&()).to_string();
     let c = runner.controller::<P::Machine>().watches(
         runner.api::<Machine>(),
-        Default::default(),
+        runner.trigger_config(),
         move |m: Machine| {
             // The Machine's bootstrap data and pause reach its infrastructure machine.
             let ns = m.namespace().unwrap_or_default();
