@@ -334,3 +334,121 @@ fn all_yaml_is_one_document_per_crd() {
         all_crds().len()
     );
 }
+
+/// Every node of a schema is typed and closed: an object lists its fields or types its map
+/// values, never both, and nothing keeps unknown fields (but a topology's free-form parts,
+/// open at v1beta2 too: variable values, and what slipway's topology does not implement).
+fn closed_and_structural(s: &serde_json::Value, path: &str, errs: &mut Vec<String>) {
+    let Some(m) = s.as_object() else {
+        errs.push(format!("{path}: not a schema"));
+        return;
+    };
+    if m.get("x-kubernetes-preserve-unknown-fields") == Some(&serde_json::json!(true)) {
+        if !path.starts_with(".spec.topology.") {
+            errs.push(format!("{path}: preserves unknown fields"));
+        }
+        return;
+    }
+    if m.get("type").is_none() && m.get("x-kubernetes-int-or-string").is_none() {
+        errs.push(format!("{path}: no type"));
+    }
+    if m.contains_key("properties") && m.contains_key("additionalProperties") {
+        errs.push(format!("{path}: properties and additionalProperties"));
+    }
+    if m.get("type") == Some(&serde_json::json!("object"))
+        && !m.contains_key("properties")
+        && !m.contains_key("additionalProperties")
+        && path != ".metadata"
+    {
+        errs.push(format!("{path}: an object without fields"));
+    }
+    for (k, v) in m
+        .get("properties")
+        .and_then(|p| p.as_object())
+        .into_iter()
+        .flatten()
+    {
+        closed_and_structural(v, &format!("{path}.{k}"), errs);
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(v) = m.get(key).filter(|v| v.is_object()) {
+            closed_and_structural(v, &format!("{path}[]"), errs);
+        }
+    }
+}
+
+#[test]
+fn v1beta1_schemas_are_closed_and_structural_with_upstreams_names() {
+    let mut served = 0;
+    for crd in all_crds() {
+        let kind = crd.spec.names.kind.clone();
+        let Some(v) = crd.spec.versions.iter().find(|v| v.name == "v1beta1") else {
+            continue;
+        };
+        if !slipway_api::conversion::handles(&crd.spec.group, &kind) {
+            continue;
+        }
+        served += 1;
+        let s =
+            serde_json::to_value(v.schema.as_ref().unwrap().open_api_v3_schema.as_ref()).unwrap();
+        let mut errs = vec![];
+        closed_and_structural(&s["properties"]["spec"], ".spec", &mut errs);
+        assert!(errs.is_empty(), "{kind}: {errs:#?}");
+        let at = |p: &str| slipway_api::conversion::derive::node(&s, p).cloned();
+        // A sample of upstream's v1beta1 names per kind.
+        let expect: &[&str] = match kind.as_str() {
+            "Cluster" => &[
+                "spec.controlPlaneRef.apiVersion",
+                "spec.topology.class",
+                "spec.topology.rolloutAfter",
+                "status.infrastructureReady",
+                "status.conditions",
+                "status.failureDomains",
+                "status.v1beta2.conditions",
+            ],
+            "MachineDeployment" => &[
+                "spec.template.spec.nodeDrainTimeout",
+                "spec.strategy.rollingUpdate.deletePolicy",
+                "spec.revisionHistoryLimit",
+                "status.unavailableReplicas",
+            ],
+            "KubeadmControlPlane" => &[
+                "spec.machineTemplate.infrastructureRef.uid",
+                "spec.machineTemplate.nodeDrainTimeout",
+                "spec.remediationStrategy.retryPeriod",
+                "spec.kubeadmConfigSpec.clusterConfiguration.apiServer.extraArgs",
+                "spec.kubeadmConfigSpec.clusterConfiguration.apiServer.timeoutForControlPlane",
+                "spec.kubeadmConfigSpec.useExperimentalRetryJoin",
+                "status.initialized",
+                "status.ready",
+            ],
+            "AWSCluster" => &["spec.region", "spec.sshKeyName", "status.ready"],
+            "AWSManagedControlPlane" => &["spec.disableVPCCNI", "status.ready"],
+            _ => &[],
+        };
+        for p in expect {
+            assert!(at(p).is_some(), "{kind}: no {p} at v1beta1");
+        }
+        let v1beta2_only: &[&str] = match kind.as_str() {
+            "Cluster" => &["spec.topology.classRef", "status.initialization"],
+            "Machine" => &["spec.deletion", "spec.infrastructureRef.apiGroup"],
+            "KubeadmControlPlane" => &["spec.rollout", "spec.remediation"],
+            _ => &[],
+        };
+        for p in v1beta2_only {
+            assert!(at(p).is_none(), "{kind}: {p} is not a v1beta1 field");
+        }
+        if kind == "KubeadmControlPlane" {
+            assert_eq!(
+                at("spec.kubeadmConfigSpec.clusterConfiguration.apiServer.extraArgs").unwrap()["additionalProperties"]
+                    ["type"],
+                "string"
+            );
+            assert_eq!(
+                at("spec.machineTemplate.nodeDrainTimeout").unwrap()["type"],
+                "string"
+            );
+        }
+    }
+    assert!(served >= 15, "only {served} kinds served at v1beta1");
+}

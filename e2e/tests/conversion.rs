@@ -188,3 +188,75 @@ fn a_v1beta1_cluster_goes_available_and_reads_the_same_at_both_versions() {
         text(&out.stderr)
     );
 }
+
+/// v1beta1 schemas are closed: a typo is refused under kubectl's Strict naming the field, and
+/// pruned with a warning under Warn (nothing of it kept), for core, kubeadm and AWS kinds.
+#[test]
+fn typos_at_v1beta1_are_refused_under_strict_and_pruned_under_warn() {
+    let m = Mgmt::start("conversion-strict", true);
+    let cluster = |name: &str, typo: &str| {
+        format!(
+            "apiVersion: cluster.x-k8s.io/v1beta1\nkind: Cluster\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  paused: true\n  clusterNetwork:\n    pods: {{cidrBlocks: [192.168.0.0/16]}}\n    {typo}: x\n  controlPlaneRef: {{apiVersion: controlplane.cluster.x-k8s.io/v1beta1, kind: KubeadmControlPlane, name: {name}-cp}}\n"
+        )
+    };
+    let kcp = "apiVersion: controlplane.cluster.x-k8s.io/v1beta1\nkind: KubeadmControlPlane\nmetadata: {name: typo-cp, namespace: default}\nspec:\n  replicas: 1\n  version: v1.31.0\n  machineTemplate:\n    nodeDrainTimout: 2m\n    infrastructureRef: {apiVersion: infrastructure.cluster.x-k8s.io/v1alpha1, kind: InMemoryMachineTemplate, name: x}\n  kubeadmConfigSpec:\n    clusterConfiguration:\n      apiServer:\n        extraArgs: {audit-log-maxage: \"30\"}\n";
+    let aws = "apiVersion: infrastructure.cluster.x-k8s.io/v1beta1\nkind: AWSCluster\nmetadata: {name: typo, namespace: default}\nspec:\n  region: us-east-1\n  sshKeyNmae: default\n";
+    for (doc, field) in [
+        (
+            cluster("typo", "serviceDomian"),
+            "spec.clusterNetwork.serviceDomian",
+        ),
+        (kcp.to_string(), "spec.machineTemplate.nodeDrainTimout"),
+        (aws.to_string(), "spec.sshKeyNmae"),
+    ] {
+        for validate in ["--validate=strict", "--validate=true"] {
+            let out = m.kubectl_with(&m.kubeconfig, &["apply", validate, "-f", "-"], Some(&doc));
+            let err = text(&out.stderr);
+            assert!(!out.status.success(), "{field} was accepted");
+            assert!(
+                err.contains(&format!("unknown field \"{field}\"")),
+                "{field}: {err}"
+            );
+        }
+    }
+    assert!(
+        text(
+            &m.kubectl_with(&m.kubeconfig, &["get", "clusters", "-A"], None)
+                .stdout
+        )
+        .trim()
+        .is_empty(),
+        "nothing is stored"
+    );
+
+    // Warn: applied, the typo named in a warning and pruned (not kept in the annotation).
+    let out = m.kubectl_with(
+        &m.kubeconfig,
+        &["apply", "--validate=warn", "-f", "-"],
+        Some(&cluster("warned", "serviceDomian")),
+    );
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("unknown field \"spec.clusterNetwork.serviceDomian\""),
+        "{err}"
+    );
+    let got = v1(&m, "clusters.v1beta1.cluster.x-k8s.io", "warned");
+    assert_eq!(
+        got["spec"]["clusterNetwork"],
+        serde_json::json!({"pods": {"cidrBlocks": ["192.168.0.0/16"]}}),
+        "{got}"
+    );
+    let kept = got["metadata"]["annotations"][ANNOTATION].to_string();
+    assert!(!kept.contains("serviceDomian"), "{kept}");
+    // The same manifest without the typo, and its v1beta1-only fields, apply under Strict.
+    let md = "apiVersion: cluster.x-k8s.io/v1beta1\nkind: MachineDeployment\nmetadata: {name: warned-md, namespace: default}\nspec:\n  clusterName: warned\n  revisionHistoryLimit: 3\n  progressDeadlineSeconds: 600\n  selector: {matchLabels: {}}\n  template:\n    spec:\n      clusterName: warned\n      version: v1.31.0\n      nodeDrainTimeout: 90s\n      bootstrap: {configRef: {apiVersion: bootstrap.cluster.x-k8s.io/v1beta1, kind: KubeadmConfigTemplate, name: x}}\n      infrastructureRef: {apiVersion: infrastructure.cluster.x-k8s.io/v1alpha1, kind: InMemoryMachineTemplate, name: x}\n";
+    m.ok(&["apply", "-f", "-"], Some(md));
+    let got = v1(
+        &m,
+        "machinedeployments.v1beta1.cluster.x-k8s.io",
+        "warned-md",
+    );
+    assert_eq!(got["spec"]["revisionHistoryLimit"], 3, "{got}");
+    assert_eq!(got["spec"]["template"]["spec"]["nodeDrainTimeout"], "90s");
+}

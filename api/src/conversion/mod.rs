@@ -6,6 +6,7 @@
 //! calls this in-process on every read and write at a version other than the stored one; the
 //! controllers only ever see v1beta2.
 
+pub mod derive;
 pub mod duration;
 pub mod ops;
 pub mod residual;
@@ -90,6 +91,8 @@ pub struct Registered {
     pub kind: &'static str,
     /// Its table.
     pub table: fn() -> Vec<ops::Op>,
+    /// Fields only its v1beta1 form has, as `(v1beta1 path, schema)` (see [`derive`]).
+    pub spoke_only: fn() -> Vec<(String, Value)>,
 }
 
 // Why a process-wide list: the plane and the webhook convert by `(group, kind)` and must not
@@ -133,6 +136,18 @@ pub fn table_of(group: &str, kind: &str) -> Option<Vec<ops::Op>> {
             .find(|r| r.group == group && r.kind == kind)
             .map(|r| (r.table)())
     })
+}
+
+/// The fields only the v1beta1 form of `(group, kind)` has, core or registered.
+pub fn spoke_only_of(group: &str, kind: &str) -> Vec<(String, Value)> {
+    if handles_core(group, kind) {
+        return tables::spoke_only(group, kind);
+    }
+    registered()
+        .iter()
+        .find(|r| r.group == group && r.kind == kind)
+        .map(|r| (r.spoke_only)())
+        .unwrap_or_default()
 }
 
 /// Converts `obj` (at the version its apiVersion names) to `to_version` of the same group.

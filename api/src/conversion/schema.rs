@@ -1,10 +1,9 @@
 //! The v1beta1 entry of a CRD's `spec.versions` (served, not stored, deprecated) and the
 //! CRD's `spec.conversion`.
 //!
-//! The v1beta1 schema types `metadata` and keeps `spec` and `status` open
-//! (`x-kubernetes-preserve-unknown-fields`): what a v1beta1 object may hold is decided by its
-//! conversion to v1beta2, which is validated against the v1beta2 schema, and what v1beta2 has
-//! no place for is kept by the residual annotation.
+//! The v1beta1 schema is closed and structural, derived from the v1beta2 one by the kind's
+//! conversion table ([`super::derive`]); the converted object is still admitted against the
+//! v1beta2 schema, and what v1beta2 has no place for is kept by the residual annotation.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceColumnDefinition, CustomResourceConversion, CustomResourceDefinition,
@@ -23,14 +22,6 @@ pub const WEBHOOK_NAMESPACE: &str = "slipway-system";
 pub const WEBHOOK_SERVICE: &str = "slipway-webhook-service";
 /// Path of the conversion endpoint.
 pub const WEBHOOK_PATH: &str = "/convert";
-
-fn open_object() -> JSONSchemaProps {
-    JSONSchemaProps {
-        type_: Some("object".into()),
-        x_kubernetes_preserve_unknown_fields: Some(true),
-        ..Default::default()
-    }
-}
 
 fn column(name: &str, type_: &str, path: &str) -> CustomResourceColumnDefinition {
     CustomResourceColumnDefinition {
@@ -137,30 +128,19 @@ pub fn with_v1beta1(mut crd: CustomResourceDefinition) -> CustomResourceDefiniti
     let Some(hub) = crd.spec.versions.iter().find(|v| v.name == HUB).cloned() else {
         return crd;
     };
-    let mut props = std::collections::BTreeMap::new();
-    props.insert(
-        "apiVersion".to_string(),
-        JSONSchemaProps {
-            type_: Some("string".into()),
-            ..Default::default()
-        },
-    );
-    props.insert(
-        "kind".to_string(),
-        JSONSchemaProps {
-            type_: Some("string".into()),
-            ..Default::default()
-        },
-    );
-    props.insert(
-        "metadata".to_string(),
-        JSONSchemaProps {
-            type_: Some("object".into()),
-            ..Default::default()
-        },
-    );
-    props.insert("spec".to_string(), open_object());
-    props.insert("status".to_string(), open_object());
+    let Some(hub_schema) = hub
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok())
+    else {
+        return crd;
+    };
+    let table = super::table_of(&group, &kind).unwrap_or_default();
+    let spoke =
+        super::derive::spoke_schema(&hub_schema, &table, &super::spoke_only_of(&group, &kind));
+    let spoke: JSONSchemaProps =
+        serde_json::from_value(spoke).expect("a derived schema is a JSONSchemaProps");
     crd.spec.versions.push(CustomResourceDefinitionVersion {
         name: SPOKE.into(),
         served: true,
@@ -170,11 +150,7 @@ pub fn with_v1beta1(mut crd: CustomResourceDefinition) -> CustomResourceDefiniti
             "{group}/{SPOKE} {kind} is deprecated; use {group}/{HUB} {kind}"
         )),
         schema: Some(CustomResourceValidation {
-            open_api_v3_schema: Some(JSONSchemaProps {
-                type_: Some("object".into()),
-                properties: Some(props),
-                ..Default::default()
-            }),
+            open_api_v3_schema: Some(spoke),
         }),
         subresources: hub.subresources.clone(),
         additional_printer_columns: Some(columns(&kind)),

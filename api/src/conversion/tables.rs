@@ -2,6 +2,8 @@
 //! named here keep their path; fields without a home in the other version are carried by the
 //! residual annotation.
 
+use serde_json::{Value, json};
+
 use super::ops::{Op, mv};
 
 const CORE: &str = "cluster.x-k8s.io";
@@ -53,6 +55,120 @@ pub fn table(group: &str, kind: &str) -> Option<Vec<Op>> {
         (ADDONS, "ClusterResourceSetBinding") => vec![],
         _ => return None,
     })
+}
+
+/// Fields of upstream's v1beta1 form of a kind that v1beta2 dropped (kept by the residual
+/// annotation), as `(v1beta1 path, schema)`.
+pub fn spoke_only(group: &str, kind: &str) -> Vec<(String, Value)> {
+    let at = |p: &str, fields: &[(&str, Value)]| -> Vec<(String, Value)> {
+        fields
+            .iter()
+            .map(|(f, s)| (format!("{p}{f}"), s.clone()))
+            .collect()
+    };
+    match (group, kind) {
+        (CORE, "Cluster") => {
+            let mut out = at("spec.topology.", &[("rolloutAfter", time())]);
+            for p in [
+                "spec.topology.controlPlane.",
+                "spec.topology.workers.machineDeployments[].",
+            ] {
+                out.extend(at(
+                    p,
+                    &[
+                        ("nodeDrainTimeout", string()),
+                        ("nodeVolumeDetachTimeout", string()),
+                        ("nodeDeletionTimeout", string()),
+                    ],
+                ));
+            }
+            out
+        }
+        (CORE, "Machine") => at(
+            "",
+            &[
+                ("status.lastUpdated", time()),
+                ("spec.taints[].propagation", string()),
+            ],
+        ),
+        (CORE, "MachineSet" | "MachinePool") => {
+            at("spec.template.spec.", &[("taints[].propagation", string())])
+        }
+        (CORE, "MachineDeployment") => at(
+            "spec.",
+            &[
+                ("revisionHistoryLimit", int32()),
+                ("progressDeadlineSeconds", int32()),
+                ("template.spec.taints[].propagation", string()),
+            ],
+        ),
+        (CORE, "MachineHealthCheck") => at(
+            "spec.",
+            &[("remediationTemplate", super::derive::object_reference())],
+        ),
+        (BOOTSTRAP, "KubeadmConfig") => kubeadm_config_spec_only("spec."),
+        (BOOTSTRAP, "KubeadmConfigTemplate") => kubeadm_config_spec_only("spec.template.spec."),
+        (CONTROLPLANE, "KubeadmControlPlane") => {
+            let mut out = kubeadm_config_spec_only("spec.kubeadmConfigSpec.");
+            out.extend(at("status.", &[("ready", json!({"type": "boolean"}))]));
+            out
+        }
+        (CONTROLPLANE, "KubeadmControlPlaneTemplate") => {
+            kubeadm_config_spec_only("spec.template.spec.kubeadmConfigSpec.")
+        }
+        _ => vec![],
+    }
+}
+
+fn string() -> Value {
+    json!({"type": "string"})
+}
+
+fn time() -> Value {
+    json!({"type": "string", "format": "date-time"})
+}
+
+fn int32() -> Value {
+    json!({"type": "integer", "format": "int32"})
+}
+
+/// v1beta1 KubeadmConfigSpec fields v1beta2 dropped (the cluster-wide values now come from
+/// the Cluster; the kubeadm type metadata is written by the bootstrap provider).
+fn kubeadm_config_spec_only(p: &str) -> Vec<(String, Value)> {
+    let mut out = vec![(
+        format!("{p}useExperimentalRetryJoin"),
+        json!({"type": "boolean"}),
+    )];
+    for f in [
+        "apiVersion",
+        "kind",
+        "clusterName",
+        "controlPlaneEndpoint",
+        "kubernetesVersion",
+    ] {
+        out.push((format!("{p}clusterConfiguration.{f}"), string()));
+    }
+    out.push((
+        format!("{p}clusterConfiguration.networking"),
+        json!({"type": "object", "properties": {
+            "dnsDomain": string(), "podSubnet": string(), "serviceSubnet": string()}}),
+    ));
+    for c in ["initConfiguration", "joinConfiguration"] {
+        out.push((format!("{p}{c}.apiVersion"), string()));
+        out.push((format!("{p}{c}.kind"), string()));
+    }
+    out.push((
+        format!("{p}initConfiguration.bootstrapTokens[].expires"),
+        time(),
+    ));
+    out.push((format!("{p}files[].contentFormat"), string()));
+    for c in ["initConfiguration", "joinConfiguration"] {
+        out.push((
+            format!("{p}{c}.nodeRegistration.taints[].timeAdded"),
+            time(),
+        ));
+    }
+    out
 }
 
 /// v1beta1 `status.conditions` (with severity) and failure fields move under

@@ -488,3 +488,125 @@ impl Moto {
             .unwrap()
     }
 }
+
+/// The instance profiles CAPA's templates name (`iamInstanceProfile`), which
+/// `clusterawsadm bootstrap iam` creates in an account: moto refuses `RunInstances` naming a
+/// profile it does not have.
+pub const CAPA_INSTANCE_PROFILES: &[&str] = &[
+    "control-plane.cluster-api-provider-aws.sigs.k8s.io",
+    "nodes.cluster-api-provider-aws.sigs.k8s.io",
+    "controllers.cluster-api-provider-aws.sigs.k8s.io",
+];
+
+const EC2_TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+impl Moto {
+    /// Creates [`CAPA_INSTANCE_PROFILES`] as `clusterawsadm bootstrap iam` would: for each, a
+    /// role EC2 may assume and an instance profile of the same name holding it.
+    pub fn create_capa_instance_profiles(&self) {
+        for name in CAPA_INSTANCE_PROFILES {
+            self.iam(&[
+                ("Action", "CreateRole"),
+                ("RoleName", name),
+                ("AssumeRolePolicyDocument", EC2_TRUST_POLICY),
+            ]);
+            self.iam(&[
+                ("Action", "CreateInstanceProfile"),
+                ("InstanceProfileName", name),
+            ]);
+            self.iam(&[
+                ("Action", "AddRoleToInstanceProfile"),
+                ("InstanceProfileName", name),
+                ("RoleName", name),
+            ]);
+        }
+    }
+
+    /// One IAM Query API call (a SigV4-signed form POST, as the SDK sends it); panics with
+    /// moto's answer unless it is a 200. Returns the response body.
+    pub fn iam(&self, params: &[(&str, &str)]) -> String {
+        use std::io::{Read, Write};
+
+        let mut all = params.to_vec();
+        all.push(("Version", "2010-05-08"));
+        let body = all
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let host = self.url.trim_start_matches("http://").to_string();
+        let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+        let auth = sign_iam(&format!("{}/", self.url), &host, content_type, &body);
+        let mut req = format!(
+            "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for (k, v) in auth {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.push_str(&body);
+        let mut stream = std::net::TcpStream::connect(&host).expect("moto is listening");
+        stream
+            .write_all(req.as_bytes())
+            .expect("request sent to moto");
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .expect("moto answers the request");
+        let status = answer.split_whitespace().nth(1).unwrap_or_default();
+        assert_eq!(status, "200", "IAM {params:?} failed at moto: {answer}");
+        answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// `application/x-www-form-urlencoded` of one key or value (unreserved characters kept).
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The headers signing an IAM POST of `body` to `url` with [`CREDENTIALS`] (IAM signs in
+/// us-east-1).
+fn sign_iam(url: &str, host: &str, content_type: &str, body: &str) -> Vec<(String, String)> {
+    use aws_sigv4::{
+        http_request::{SignableBody, SignableRequest, SigningSettings, sign},
+        sign::v4,
+    };
+    let identity: aws_smithy_runtime_api::client::identity::Identity =
+        aws_credential_types::Credentials::new(CREDENTIALS.0, CREDENTIALS.1, None, None, "test")
+            .into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name("iam")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing parameters")
+        .into();
+    let headers = [("host", host), ("content-type", content_type)];
+    let signable = SignableRequest::new(
+        "POST",
+        url,
+        headers.into_iter(),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .expect("a signable request");
+    let (instructions, _) = sign(signable, &params)
+        .expect("the request signs")
+        .into_parts();
+    instructions
+        .headers()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

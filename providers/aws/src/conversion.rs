@@ -26,16 +26,19 @@ pub fn kinds() -> Vec<Registered> {
             group: INFRA,
             kind: "AWSCluster",
             table: aws_cluster,
+            spoke_only,
         },
         Registered {
             group: INFRA,
             kind: "AWSMachine",
             table: aws_machine,
+            spoke_only,
         },
         Registered {
             group: INFRA,
             kind: "AWSMachineTemplate",
             table: aws_machine_template,
+            spoke_only,
         },
         Registered {
             group: INFRA,
@@ -46,11 +49,13 @@ pub fn kinds() -> Vec<Registered> {
             group: CONTROLPLANE,
             kind: "AWSManagedControlPlane",
             table: aws_managed_control_plane,
+            spoke_only: managed_control_plane_only,
         },
         Registered {
             group: INFRA,
             kind: "AWSManagedMachinePool",
             table: aws_managed_machine_pool,
+            spoke_only,
         },
         Registered {
             group: INFRA,
@@ -63,6 +68,20 @@ pub fn kinds() -> Vec<Registered> {
 /// Registers [`kinds`] with the conversion code (idempotent).
 pub fn register() {
     slipway_api::conversion::register(&kinds());
+}
+
+/// Fields of CAPA's v1beta1 kinds that slipway's v1beta2 kinds have no place for, beside what
+/// the tables' moves bring (CAPA fields slipway does not implement at either version are not
+/// served at either).
+fn spoke_only() -> Vec<(String, serde_json::Value)> {
+    vec![]
+}
+
+fn managed_control_plane_only() -> Vec<(String, serde_json::Value)> {
+    vec![(
+        "status.ready".into(),
+        serde_json::json!({"type": "boolean"}),
+    )]
 }
 
 fn failure_domains() -> Op {
