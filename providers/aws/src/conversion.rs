@@ -44,6 +44,7 @@ pub fn kinds() -> Vec<Registered> {
             group: INFRA,
             kind: "AWSClusterTemplate",
             table: aws_cluster_template,
+            spoke_only,
         },
         Registered {
             group: CONTROLPLANE,
@@ -61,6 +62,7 @@ pub fn kinds() -> Vec<Registered> {
             group: INFRA,
             kind: "AWSMachinePool",
             table: aws_machine_pool,
+            spoke_only,
         },
     ]
 }
