@@ -393,6 +393,15 @@ fn v1beta1_schemas_are_closed_and_structural_with_upstreams_names() {
             serde_json::to_value(v.schema.as_ref().unwrap().open_api_v3_schema.as_ref()).unwrap();
         let mut errs = vec![];
         closed_and_structural(&s["properties"]["spec"], ".spec", &mut errs);
+        // A v1beta1 schema can be no closer than the v1beta2 one it is derived from: what the
+        // hub leaves open (arbitrary JSON values such as a patch's `value` or a variable's
+        // schema, and ClusterClass fields slipway does not type yet) is not a v1beta1 fault.
+        let hub = crd.spec.versions.iter().find(|v| v.storage).unwrap();
+        let hub =
+            serde_json::to_value(hub.schema.as_ref().unwrap().open_api_v3_schema.as_ref()).unwrap();
+        let mut open_in_hub = vec![];
+        closed_and_structural(&hub["properties"]["spec"], ".spec", &mut open_in_hub);
+        errs.retain(|e| !open_in_hub.contains(e));
         assert!(errs.is_empty(), "{kind}: {errs:#?}");
         let at = |p: &str| slipway_api::conversion::derive::node(&s, p).cloned();
         // A sample of upstream's v1beta1 names per kind.
