@@ -77,7 +77,14 @@ pub struct Observed {
     pub up_to_date: Option<Result<(), String>>,
 }
 
-fn from_ref(type_: &str, view: Option<&RefView>, waiting: &str, what: &str) -> conditions::Desired {
+/// A condition mirrored from a referenced object (bootstrap config, infrastructure): missing,
+/// done, its own False reason, or waiting; shared by Machine and MachinePool.
+pub(crate) fn from_ref(
+    type_: &str,
+    view: Option<&RefView>,
+    waiting: &str,
+    what: &str,
+) -> conditions::Desired {
     match view {
         None => desired(
             type_,

@@ -75,34 +75,6 @@ pub struct Observed {
     pub nodes: Vec<PoolNode>,
 }
 
-fn ref_condition(
-    type_: &str,
-    view: Option<&RefView>,
-    waiting: &str,
-    what: &str,
-) -> conditions::Desired {
-    match view {
-        None => desired(
-            type_,
-            Status::False,
-            reasons::REFERENCE_NOT_FOUND,
-            format!("the {what} does not exist"),
-        ),
-        Some(v) if v.done => desired(type_, Status::True, reasons::READY, ""),
-        Some(v) => match &v.ready {
-            Some(c) if c.status == "False" => {
-                desired(type_, Status::False, &c.reason, c.message.clone())
-            }
-            _ => desired(
-                type_,
-                Status::False,
-                waiting,
-                format!("waiting for the {what}"),
-            ),
-        },
-    }
-}
-
 /// The status a MachinePool should have; `old` keeps transition times and set-once flags.
 pub fn desired_status(o: &Observed, old: &MachinePoolStatus, now: Timestamp) -> MachinePoolStatus {
     let mut status = old.clone();
@@ -126,7 +98,7 @@ pub fn desired_status(o: &Observed, old: &MachinePoolStatus, now: Timestamp) -> 
     });
     conditions::set(
         &mut conds,
-        ref_condition(
+        crate::machine::from_ref(
             ct::BOOTSTRAP_CONFIG_READY,
             o.bootstrap.as_ref(),
             reasons::WAITING_FOR_BOOTSTRAP_DATA,
@@ -137,7 +109,7 @@ pub fn desired_status(o: &Observed, old: &MachinePoolStatus, now: Timestamp) -> 
     );
     conditions::set(
         &mut conds,
-        ref_condition(
+        crate::machine::from_ref(
             ct::INFRASTRUCTURE_READY,
             o.infra.as_ref(),
             reasons::WAITING_FOR_INFRASTRUCTURE,
