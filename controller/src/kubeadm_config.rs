@@ -455,6 +455,7 @@ async fn render(
                 &Patch::Merge(&json!({"metadata": {"annotations": {TOKEN_ID_ANNOTATION: id}}})),
             )
             .await?;
+        slipway_runtime::stale::superseded(&cfg.metadata);
         patched = Some(Box::new(p.metadata));
     }
     let secret = Secret {

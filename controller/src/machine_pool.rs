@@ -287,6 +287,7 @@ async fn ensure_metadata(
             &Patch::Merge(&patch),
         )
         .await?;
+    slipway_runtime::stale::superseded(&pool.metadata);
     Ok(Some(patched.metadata))
 }
 
@@ -394,6 +395,7 @@ async fn apply(pool: &MachinePool, ctx: &Context, api: &Api<MachinePool>) -> Res
                     &Patch::Merge(&json!({ "spec": spec_patch })),
                 )
                 .await?;
+            slipway_runtime::stale::superseded(&meta);
             o.generation = patched.metadata.generation;
             meta = patched.metadata;
         }

@@ -10,7 +10,8 @@
 //! currentHealthy, remediationsAllowed, targets, conditions, written only on change.
 //!
 //! Nothing in the management cluster announces a Node turning NotReady, so the check polls
-//! the workload cluster while it has targets ([`POLL`]), sooner when a timeout is due.
+//! the workload cluster while it has targets ([`crate::plan::health::poll_period`]: once per
+//! shortest Node condition timeout), sooner when a timeout is due.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -38,8 +39,8 @@ use crate::plan::health::{
     gate, selector_matches,
 };
 
-/// How often a check with targets looks at the workload cluster again.
-pub const POLL: Duration = Duration::from_secs(5);
+/// How long a poll trusts a workload client without re-reading its kubeconfig Secret.
+const KUBECONFIG_MAX_AGE: Duration = Duration::from_secs(120);
 
 fn since(conds: &[Condition], type_: &str) -> Option<Timestamp> {
     conditions::get(conds, type_)
@@ -102,13 +103,20 @@ pub async fn set_machine_conditions(
             })),
         )
         .await?;
+        slipway_runtime::stale::superseded(&m.metadata);
     }
     Ok(changed)
 }
 
 /// Nodes of the workload cluster by name; `None` when it does not answer.
 async fn nodes(ctx: &Context, ns: &str, cluster: &str) -> Option<BTreeMap<String, Node>> {
-    let client = ctx.remote.client(&ctx.client, ns, cluster).await.ok()??;
+    // A poll need not re-read the kubeconfig Secret each time: a renewed kubeconfig leaves the
+    // old one valid for a long while, and a failing client is rebuilt on the next read.
+    let client = ctx
+        .remote
+        .recent(&ctx.client, ns, cluster, KUBECONFIG_MAX_AGE)
+        .await
+        .ok()??;
     match Api::<Node>::all(client).list(&ListParams::default()).await {
         Ok(l) => Some(l.items.into_iter().map(|n| (n.name_any(), n)).collect()),
         Err(e) => {
@@ -354,7 +362,8 @@ pub async fn reconcile(mhc: Arc<MachineHealthCheck>, ctx: Arc<Context>) -> Resul
     Ok(if verdicts.is_empty() {
         Action::requeue(Duration::from_secs(30))
     } else {
-        Action::requeue(next.map_or(POLL, |n| n.min(POLL)))
+        let poll = crate::plan::health::poll_period(&checks);
+        Action::requeue(next.map_or(poll, |n| n.min(poll)))
     })
 }
 
@@ -387,5 +396,6 @@ async fn ensure_owner(
         }})),
     )
     .await?;
+    slipway_runtime::stale::superseded(&mhc.metadata);
     Ok(true)
 }

@@ -20,6 +20,7 @@ pub mod reconcile;
 pub mod refs;
 pub mod remote;
 pub mod runner;
+pub mod stale;
 
 use std::sync::Arc;
 

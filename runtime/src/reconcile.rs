@@ -47,14 +47,69 @@ where
     if obj.annotations().contains_key(annotations::DELETE_FOR_MOVE) {
         return Ok(Action::await_change());
     }
-    finalizer(api, finalizer_name, obj, |event| async move {
+    if obj.meta().deletion_timestamp.is_none()
+        && !obj.finalizers().iter().any(|f| f == finalizer_name)
+    {
+        return add_finalizer(api, finalizer_name, obj.as_ref()).await;
+    }
+    let (meta, deleting) = (obj.meta().clone(), obj.meta().deletion_timestamp.is_some());
+    let out = finalizer(api, finalizer_name, obj, |event| async move {
         match event {
             Event::Apply(o) => apply(o).await,
             Event::Cleanup(o) => cleanup(o).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if deleting && out.is_ok() {
+        crate::stale::forget(&meta);
+    }
+    out
+}
+
+/// Adds the finalizer as kube's finalizer helper does (a JSON patch that tests the list it
+/// extends, so a concurrent change fails instead of being overwritten), and records the version
+/// it read as superseded: the watch brings the new version, which triggers the next pass.
+async fn add_finalizer<K>(api: &Api<K>, finalizer_name: &str, obj: &K) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    use json_patch::{AddOperation, PatchOperation, TestOperation, jsonptr::PointerBuf};
+    let pointer = |p: &str| p.parse::<PointerBuf>().expect("a valid JSON pointer");
+    let current = obj.finalizers();
+    let ops = if current.is_empty() {
+        vec![
+            PatchOperation::Test(TestOperation {
+                path: pointer("/metadata/finalizers"),
+                value: serde_json::Value::Null,
+            }),
+            PatchOperation::Add(AddOperation {
+                path: pointer("/metadata/finalizers"),
+                value: serde_json::json!([finalizer_name]),
+            }),
+        ]
+    } else {
+        vec![
+            PatchOperation::Test(TestOperation {
+                path: pointer("/metadata/finalizers"),
+                value: serde_json::json!(current),
+            }),
+            PatchOperation::Add(AddOperation {
+                path: pointer("/metadata/finalizers/-"),
+                value: finalizer_name.into(),
+            }),
+        ]
+    };
+    let name = obj.meta().name.as_deref().unwrap_or_default();
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::<()>::Json(json_patch::Patch(ops)),
+    )
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(kube::runtime::finalizer::Error::AddFinalizer(e))))?;
+    crate::stale::superseded(obj.meta());
+    Ok(Action::await_change())
 }
 
 /// Whether work on an object of `cluster` is paused: the Cluster's `spec.paused`, or the
@@ -104,6 +159,7 @@ where
     };
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
+    crate::stale::superseded(meta);
     Ok(true)
 }
 

@@ -20,7 +20,7 @@ use kube::{
 use serde::{Serialize, de::DeserializeOwned};
 use slipway_api::{Cluster, Machine, names::labels};
 
-use crate::{Context, Error, metrics, objects};
+use crate::{Context, Error, metrics, objects, stale};
 
 /// Bounds a kind must meet to be run by the [`Runner`]: a namespaced custom resource with a
 /// static type.
@@ -157,8 +157,15 @@ impl Runner {
             move |o, c| {
                 let key = key_of(o.as_ref());
                 let failures = failures.clone();
-                let fut = metrics::timed(metric, key.clone(), reconcile(o, c));
+                // A copy this process already wrote over: the watch brings the written
+                // version, which triggers the real pass (see `stale`).
+                let fut = (!stale::is_superseded(o.meta()))
+                    .then(|| metrics::timed(metric, key.clone(), reconcile(o, c)));
                 async move {
+                    let Some(fut) = fut else {
+                        tracing::trace!(kind = metric, %key, "skipped a stale copy");
+                        return Ok(Action::requeue(STALE_RETRY));
+                    };
                     let out = resync(fut).await;
                     if let Ok((_, due)) = &out {
                         failures.reset(&key);
@@ -174,8 +181,17 @@ impl Runner {
                     tracing::debug!(kind = metric, name = %o.name_any(), "gone before its finalizer was removed");
                     return Action::await_change();
                 }
-                if e.waiting().is_some() || e.is_conflict() {
+                if e.waiting().is_some() {
                     return error_policy(o.as_ref(), e);
+                }
+                if e.is_conflict() {
+                    // Routine (a stale cache, two writers on one object): the watch brings
+                    // the newer version and triggers the retry; the backoff only bounds how
+                    // often an object whose trigger never comes is tried again.
+                    let key = key_of(o.as_ref());
+                    let delay = conflict_backoff(f2.record(&key));
+                    tracing::debug!(kind = metric, name = %o.name_any(), error = %e, retry_in_seconds = delay.as_secs_f64(), "conflict; retrying");
+                    return Action::requeue(delay);
                 }
                 let key = key_of(o.as_ref());
                 let n = f2.record(&key);
@@ -278,6 +294,18 @@ pub fn backoff(transient: bool, n: u32) -> Duration {
     let base = if transient { 2 } else { 5 };
     let secs = base * 2u64.saturating_pow(n.saturating_sub(1).min(16));
     Duration::from_secs(secs).min(MAX_BACKOFF)
+}
+
+/// Fallback requeue of a skipped stale copy, should the watch event of the written version
+/// not trigger a pass first.
+pub const STALE_RETRY: Duration = Duration::from_secs(5);
+
+/// The wait before retry `n` (1-based) after consecutive write conflicts: from 250 ms doubling,
+/// at most 8 s. A conflict means a newer version exists, whose watch event usually triggers
+/// the retry long before this.
+pub fn conflict_backoff(n: u32) -> Duration {
+    let ms = 250 * 2u64.saturating_pow(n.saturating_sub(1).min(16));
+    Duration::from_millis(ms).min(Duration::from_secs(8))
 }
 
 /// An object at rest is requeued after the jittered [`SYNC_PERIOD`]; returns the action and,
@@ -388,5 +416,7 @@ mod tests {
         );
         f.reset("a/b");
         assert_eq!(f.record("a/b"), 1);
+        let ms: Vec<u128> = (1..=7).map(|n| conflict_backoff(n).as_millis()).collect();
+        assert_eq!(ms, [250, 500, 1000, 2000, 4000, 8000, 8000]);
     }
 }

@@ -77,6 +77,25 @@ pub struct Checks {
     pub machine: Vec<UnhealthyCondition>,
 }
 
+/// Shortest and longest wait between looks at a workload cluster's Nodes.
+pub const POLL_BOUNDS: (u64, u64) = (5, 60);
+
+/// How often a check looks at its workload cluster's Nodes while its targets are healthy:
+/// the shortest Node condition timeout, within [`POLL_BOUNDS`]. Looking more often gains
+/// nothing: a condition seen up to one timeout late is still judged from its
+/// `lastTransitionTime`, and once it is seen the check requeues itself for the moment it
+/// expires. So remediation is not delayed, while a fleet at rest costs a fraction of the
+/// requests (the bench's checks time out after 5 minutes: one look a minute, not twelve).
+pub fn poll_period(checks: &Checks) -> std::time::Duration {
+    let shortest = checks
+        .node
+        .iter()
+        .map(|c| u64::try_from(c.timeout_seconds).unwrap_or(0))
+        .min()
+        .unwrap_or(POLL_BOUNDS.1);
+    std::time::Duration::from_secs(shortest.clamp(POLL_BOUNDS.0, POLL_BOUNDS.1))
+}
+
 /// A verdict on one target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Health {
@@ -559,5 +578,35 @@ mod tests {
         assert!(selector_matches(&sel("Exists", None), &labels));
         assert!(!selector_matches(&sel("DoesNotExist", None), &labels));
         assert!(!selector_matches(&sel("Near", None), &labels));
+    }
+
+    #[test]
+    fn healthy_targets_are_looked_at_once_per_shortest_node_timeout_within_bounds() {
+        let checks = |timeouts: &[i32]| Checks {
+            node_startup_timeout: 600,
+            node: timeouts
+                .iter()
+                .map(|t| UnhealthyCondition {
+                    type_: "Ready".into(),
+                    status: "False".into(),
+                    timeout_seconds: *t,
+                })
+                .collect(),
+            machine: vec![],
+        };
+        let table: &[(&[i32], u64)] = &[
+            (&[], 60),
+            (&[300, 300], 60),
+            (&[300, 30], 30),
+            (&[3], 5),
+            (&[0], 5),
+        ];
+        for (timeouts, secs) in table {
+            assert_eq!(
+                poll_period(&checks(timeouts)).as_secs(),
+                *secs,
+                "{timeouts:?}"
+            );
+        }
     }
 }
