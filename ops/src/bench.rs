@@ -25,7 +25,11 @@ use slipway_generate::{self as generate, Infrastructure, Request, vars::Sources}
 use slipway_providers::Plugins;
 use slipway_runtime::refs::Resolver;
 
-use crate::{OpsError, bench_plane, requests};
+use crate::{
+    OpsError,
+    bench_plane::{self, WriteTally, breakdown, idle_breakdown},
+    requests,
+};
 
 /// Tags of the bench's clients: the controllers; the user's creates and deletes of the
 /// clusters (the workload, counted with the controllers); the bench watching progress (its own
@@ -255,81 +259,6 @@ async fn report_stuck(client: &kube::Client) {
     for (r, n) in reasons {
         println!("  {n} machines not Ready: {r}");
     }
-}
-
-/// Counts the management plane's writes by resource and event type as they happen (a
-/// subscriber that falls behind reports how many it missed instead of guessing).
-struct WriteTally {
-    counts: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl WriteTally {
-    fn start(store: &Arc<slipway_apiserver::store::Store>) -> Self {
-        let counts: Arc<std::sync::Mutex<BTreeMap<String, u64>>> = Arc::default();
-        // The newest resourceVersion is never older than the history.
-        let (_, mut rx) = store
-            .watch_from(store.current_rv())
-            .expect("the current resourceVersion is in the history");
-        let c = counts.clone();
-        let task = tokio::spawn(async move {
-            use tokio::sync::broadcast::error::RecvError;
-            loop {
-                let key = match rx.recv().await {
-                    Ok(e) => format!("{} {}", e.key.gr, e.kind.as_str()),
-                    Err(RecvError::Lagged(n)) => {
-                        *c.lock()
-                            .expect("tally")
-                            .entry("(missed)".into())
-                            .or_default() += n;
-                        continue;
-                    }
-                    Err(RecvError::Closed) => return,
-                };
-                *c.lock().expect("tally").entry(key).or_default() += 1;
-            }
-        });
-        Self { counts, task }
-    }
-
-    fn summary(&self) -> String {
-        breakdown(self.counts())
-    }
-
-    /// Per `resource EVENT`, so far.
-    fn counts(&self) -> BTreeMap<String, u64> {
-        self.counts.lock().expect("tally").clone()
-    }
-}
-
-impl Drop for WriteTally {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// `resource EVENT=n` pairs, most first.
-fn breakdown(counts: BTreeMap<String, u64>) -> String {
-    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v.iter()
-        .map(|(k, n)| format!("{k}={n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The writes after `since`, from the store's history, by resource, event type and name.
-fn idle_breakdown(store: &slipway_apiserver::store::Store, since: u64) -> String {
-    let Ok((events, _)) = store.watch_from(since) else {
-        return "(older than the history)".into();
-    };
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for e in events {
-        *counts
-            .entry(format!("{} {} {}", e.key.gr, e.kind.as_str(), e.key.name))
-            .or_default() += 1;
-    }
-    breakdown(counts)
 }
 
 /// `verb=n` of the workload's requests, most first.
