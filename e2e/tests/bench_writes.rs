@@ -173,16 +173,19 @@ fn the_bench_counts_requests_by_resource_and_verb_consistently_with_the_writes()
             .and_then(Value::as_u64)
             .unwrap_or(0)
     };
+    // The window closes while the last status writes may be in flight: the store may count a
+    // write whose response has not reached the client yet, or the other way round.
+    const IN_FLIGHT: u64 = 2;
     let mut added_total = 0;
     for (resource, [created, changed]) in &base {
         let (added, modified) = (event(resource, "ADDED"), event(resource, "MODIFIED"));
         added_total += added;
         assert!(
-            *created <= added && added <= created + changed,
+            *created <= added + IN_FLIGHT && added <= created + changed + IN_FLIGHT,
             "{resource}: {created} successful creates and {changed} updates and patches, {added} objects added:\n{stdout}"
         );
         assert!(
-            added + modified <= created + changed,
+            added + modified <= created + changed + IN_FLIGHT,
             "{resource}: {added} added and {modified} modified from {created} successful creates and {changed} updates and patches:\n{stdout}"
         );
     }
