@@ -2,7 +2,8 @@
 //! `slipway up --no-controller` in another process), with the controllers and the in-memory
 //! provider in the bench's process. The plane really holds the clusters, the requests are
 //! counted by verb on the bench's clients, a CRD missing from the plane is installed, and an
-//! unreadable kubeconfig or an unreachable plane is a clear error naming the flag.
+//! unreadable kubeconfig, an unreachable plane or a plane holding an earlier run's clusters is a
+//! clear error naming the flag.
 //! Needs `kubectl` on PATH (`.ci/run` installs it).
 
 use std::{
@@ -129,6 +130,17 @@ fn the_bench_runs_against_an_external_plane_given_by_kubeconfig() {
     assert!(
         m.items(&["get", "clusters"]).is_empty(),
         "--delete removed the clusters from the external plane"
+    );
+    // A Cluster left by an earlier run would be taken for one just created: refused.
+    m.ok(
+        &["apply", "-f", "-"],
+        Some("apiVersion: cluster.x-k8s.io/v1beta2\nkind: Cluster\nmetadata: {name: bench-00000, namespace: default}\nspec: {}\n"),
+    );
+    let err = bench_error(&m.kubeconfig);
+    assert!(
+        err.contains(&format!("--kubeconfig {}", m.kubeconfig.display()))
+            && err.contains("already holds 1 Clusters of an earlier bench"),
+        "{err}"
     );
 }
 

@@ -305,6 +305,10 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         requests::counted_client(target.config.clone(), &requests, CONTROLLERS)?;
     let user = requests::counted_client(target.config.clone(), &requests, USER)?;
     let observer = requests::counted_client(target.config.clone(), &requests, OBSERVER)?;
+    if let Some(path) = &cfg.kubeconfig {
+        let flag = format!("--kubeconfig {}", path.display());
+        bench_plane::refuse_leftovers(&observer, "default", &flag).await?;
+    }
     let data_dir = std::env::temp_dir().join(format!("slipway-bench-{}", std::process::id()));
     let opts = manager::Options {
         data_dir: data_dir.clone(),

@@ -182,6 +182,35 @@ async fn install_missing_crds(
     Ok(())
 }
 
+/// Refuses a plane that already holds Clusters of an earlier run (`bench-*` in `namespace`):
+/// creating them again would be a conflict taken for a success, and their figures would be
+/// another run's.
+pub(crate) async fn refuse_leftovers(
+    client: &kube::Client,
+    namespace: &str,
+    flag: &str,
+) -> Result<(), OpsError> {
+    let clusters: Api<slipway_api::Cluster> = Api::namespaced(client.clone(), namespace);
+    let left: Vec<String> = clusters
+        .list_metadata(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .filter(|n| n.starts_with("bench-"))
+        .collect();
+    match left.first() {
+        None => Ok(()),
+        Some(first) => Err(OpsError::invalid(
+            flag,
+            format!(
+                "the plane already holds {} Clusters of an earlier bench ({namespace}/{first}, ...): delete them (kubectl delete clusters -n {namespace} --all) or use a fresh plane",
+                left.len()
+            ),
+        )),
+    }
+}
+
 /// What is left of the bench's clusters in `namespace`, by kind (kinds with none left are
 /// absent): Clusters and every object made for them, down to the simulated machines and the
 /// Secrets labelled with a cluster's name.
