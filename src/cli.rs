@@ -47,7 +47,7 @@ enum Command {
     Delete(crate::clusterctl::DeleteCommand),
     /// Install slipway (CRDs, RBAC, controller Deployment) into the current cluster.
     Init(crate::clusterctl::InitArgs),
-    /// Measure how many clusters one slipway runs (embedded plane + in-memory provider).
+    /// Measure how many clusters one slipway runs (embedded plane, or --kubeconfig's, + in-memory provider).
     Bench(crate::clusterctl::BenchArgs),
     /// Move a namespace's clusters to another management cluster (or to/from a directory),
     /// as `clusterctl move`: `slipway move --to-kubeconfig target.kubeconfig`.

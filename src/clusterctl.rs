@@ -187,6 +187,11 @@ pub struct BenchArgs {
     /// After the idle window, delete every Cluster and time until all are gone.
     #[arg(long)]
     delete: bool,
+    /// Run the workload against the management plane of this kubeconfig (its current
+    /// context; slipway's CRDs are installed if missing) instead of an embedded one. The
+    /// controllers and the in-memory provider still run in this process.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
 }
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
@@ -208,6 +213,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         infrastructure,
         topology: a.topology,
         delete: a.delete,
+        kubeconfig: a.kubeconfig,
     };
     let figures = runtime()?
         .block_on(slipway_ops::bench::run(cfg))

@@ -1,13 +1,14 @@
-//! `slipway bench`: how many clusters one slipway runs. Starts an embedded management plane,
-//! the controllers and the in-memory provider (zero simulated delays) in this process, creates
-//! N clusters of one shape, and measures: time until all are Available, per-cluster time to
-//! Available (p50/p99), CPU seconds, peak RSS, management API writes per cluster, then idle
-//! CPU and writes over a quiet window. Also a scale mode: one cluster from 0 to W workers.
+//! `slipway bench`: how many clusters one slipway runs. Starts an embedded management plane
+//! (or uses the external one of `--kubeconfig`, see [`crate::bench_plane`]), the controllers
+//! and the in-memory provider (zero simulated delays) in this process, creates N clusters of
+//! one shape, and measures: time until all are Available, per-cluster time to Available
+//! (p50/p99), CPU seconds, peak RSS, management API writes and requests per cluster (requests
+//! by resource and verb, counted on the clients: [`crate::requests`]), then idle CPU, writes
+//! and requests over a quiet window. Also a scale mode: one cluster from 0 to W workers.
 //! The last line printed is one JSON object with the figures.
 
 use std::{
     collections::BTreeMap,
-    net::{IpAddr, Ipv4Addr},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -19,14 +20,24 @@ use kube::{
 };
 use serde_json::{Value, json};
 use slipway_api::{Cluster, MachineDeployment, common::ContractVersionedObjectReference};
-use slipway_apiserver::plane::{Options as PlaneOptions, Plane};
-
 use slipway_controller::manager;
 use slipway_generate::{self as generate, Infrastructure, Request, vars::Sources};
 use slipway_providers::Plugins;
 use slipway_runtime::refs::Resolver;
 
-use crate::OpsError;
+use crate::{
+    OpsError,
+    bench_plane::{self, WriteTally, breakdown, idle_breakdown},
+    requests,
+};
+
+/// Tags of the bench's clients: the controllers; the user's creates and deletes of the
+/// clusters (the workload, counted with the controllers); the bench watching progress (its own
+/// polling, reported apart since it depends on time, not on clusters).
+const CONTROLLERS: &str = "controllers";
+const USER: &str = "user";
+const OBSERVER: &str = "observer";
+const WORKLOAD: &[&str] = &[CONTROLLERS, USER];
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -53,6 +64,8 @@ pub struct Config {
     pub topology: bool,
     /// After the idle window, delete every Cluster and time until all are gone.
     pub delete: bool,
+    /// Run against the management plane of this kubeconfig instead of an embedded one.
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 /// The ClusterClass (and its templates) of the topology mode, in-memory kinds, no delays.
@@ -248,79 +261,15 @@ async fn report_stuck(client: &kube::Client) {
     }
 }
 
-/// Counts the management plane's writes by resource and event type as they happen (a
-/// subscriber that falls behind reports how many it missed instead of guessing).
-struct WriteTally {
-    counts: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl WriteTally {
-    fn start(store: &Arc<slipway_apiserver::store::Store>) -> Self {
-        let counts: Arc<std::sync::Mutex<BTreeMap<String, u64>>> = Arc::default();
-        // The newest resourceVersion is never older than the history.
-        let (_, mut rx) = store
-            .watch_from(store.current_rv())
-            .expect("the current resourceVersion is in the history");
-        let c = counts.clone();
-        let task = tokio::spawn(async move {
-            use tokio::sync::broadcast::error::RecvError;
-            loop {
-                let key = match rx.recv().await {
-                    Ok(e) => format!("{} {}", e.key.gr, e.kind.as_str()),
-                    Err(RecvError::Lagged(n)) => {
-                        *c.lock()
-                            .expect("tally")
-                            .entry("(missed)".into())
-                            .or_default() += n;
-                        continue;
-                    }
-                    Err(RecvError::Closed) => return,
-                };
-                *c.lock().expect("tally").entry(key).or_default() += 1;
-            }
-        });
-        Self { counts, task }
-    }
-
-    fn summary(&self) -> String {
-        breakdown(self.counts())
-    }
-
-    /// Per `resource EVENT`, so far.
-    fn counts(&self) -> BTreeMap<String, u64> {
-        self.counts.lock().expect("tally").clone()
-    }
-}
-
-impl Drop for WriteTally {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// `resource EVENT=n` pairs, most first.
-fn breakdown(counts: BTreeMap<String, u64>) -> String {
-    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v.iter()
-        .map(|(k, n)| format!("{k}={n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The writes after `since`, from the store's history, by resource, event type and name.
-fn idle_breakdown(store: &slipway_apiserver::store::Store, since: u64) -> String {
-    let Ok((events, _)) = store.watch_from(since) else {
-        return "(older than the history)".into();
-    };
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for e in events {
-        *counts
-            .entry(format!("{} {} {}", e.key.gr, e.kind.as_str(), e.key.name))
-            .or_default() += 1;
-    }
-    breakdown(counts)
+/// `verb=n` of the workload's requests, most first.
+fn requests_summary(s: &requests::Snapshot) -> String {
+    let by_verb = requests::by_verb(s, WORKLOAD);
+    breakdown(
+        by_verb
+            .into_iter()
+            .map(|(v, n)| (v.to_string(), n))
+            .collect(),
+    )
 }
 
 /// Runs the benchmark, printing progress and figures to stdout.
@@ -337,42 +286,37 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
     crate::fds::check_fits(u64::from(bench_clusters), per_cluster_machines, soft, hard)?;
     let mut crds = slipway_api::crds::core();
     crds.extend(cfg.plugins.crds());
-    let crds = crds
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<Vec<_>, _>>()?;
-    let plane = Plane::start(PlaneOptions {
-        data_dir: None,
-        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        port: 0,
-        crds,
-        version_from_nodes: false,
-        encryption_key_file: None,
-        auth: Default::default(),
-    })
-    .await?;
-    println!(
-        "management plane at {} (inspect with KUBECONFIG={})",
-        plane.url(),
-        plane.kubeconfig_path.display()
-    );
-    let store = plane.server.api.store.clone();
-    let writes = {
-        let store = store.clone();
-        move || store.current_rv()
+    let target = match &cfg.kubeconfig {
+        None => bench_plane::embedded(&crds).await?,
+        Some(path) => bench_plane::external(path, &crds).await?,
     };
-    let tally = WriteTally::start(&store);
-    let kc = kube::config::Kubeconfig::from_yaml(&plane.kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-    let client = crate::process::client(config, 0.0, 0)?;
+    match &target.plane {
+        Some(plane) => println!(
+            "management plane at {} (inspect with KUBECONFIG={})",
+            target.url,
+            plane.kubeconfig_path.display()
+        ),
+        None => println!("external management plane at {}", target.url),
+    }
+    let store = target.plane.as_ref().map(|p| p.server.api.store.clone());
+    let tally = store.as_ref().map(WriteTally::start);
+    let requests = requests::Tally::default();
+    let controller_client =
+        requests::counted_client(target.config.clone(), &requests, CONTROLLERS)?;
+    let user = requests::counted_client(target.config.clone(), &requests, USER)?;
+    let observer = requests::counted_client(target.config.clone(), &requests, OBSERVER)?;
+    if let Some(path) = &cfg.kubeconfig {
+        let flag = format!("--kubeconfig {}", path.display());
+        bench_plane::refuse_leftovers(&observer, "default", &flag).await?;
+    }
     let data_dir = std::env::temp_dir().join(format!("slipway-bench-{}", std::process::id()));
     let opts = manager::Options {
         data_dir: data_dir.clone(),
         concurrency: cfg.concurrency,
         ..Default::default()
     };
-    let controllers = tokio::spawn(manager::run(client.clone(), opts, cfg.plugins.clone()));
-    let resolver = Arc::new(Resolver::new(client.clone()));
+    let controllers = tokio::spawn(manager::run(controller_client, opts, cfg.plugins.clone()));
+    let resolver = Arc::new(Resolver::new(user.clone()));
     let (n, workers) = match cfg.scale_workers {
         Some(_) => (1, 0),
         None => (cfg.clusters, cfg.workers),
@@ -384,8 +328,10 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
     );
     // Descriptors of the plane and the controllers' watches are not per cluster.
     let fds0 = crate::fds::open_fds();
-    let fds_plane0 = crate::fds::sockets_on_port(plane.server.addr.port());
-    let (cpu0, writes0, start) = (cpu_seconds(), writes(), Instant::now());
+    let fds_plane0 = crate::fds::sockets_on_port(target.port);
+    let writes0 = target.committed(&observer).await?;
+    let requests0 = requests.snapshot();
+    let (cpu0, start) = (cpu_seconds(), Instant::now());
     let mut created_at: BTreeMap<String, Instant> = BTreeMap::new();
     let names: Vec<String> = (0..n).map(|i| format!("bench-{i:05}")).collect();
     let mut docs = vec![];
@@ -425,13 +371,13 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
     }
     let seconds_created = start.elapsed().as_secs_f64();
     println!("created in {seconds_created:.1}s");
-    let clusters: Api<Cluster> = Api::namespaced(client.clone(), "default");
+    let clusters: Api<Cluster> = Api::namespaced(observer.clone(), "default");
     let mut done: BTreeMap<String, f64> = BTreeMap::new();
     let (mut infra_at, mut initialized_at) = (None, None);
     while done.len() < names.len() {
         if start.elapsed() > cfg.timeout {
             controllers.abort();
-            report_stuck(&client).await;
+            report_stuck(&observer).await;
             return Err(OpsError::Timeout {
                 what: format!("only {} of {} clusters Available", done.len(), names.len()),
                 after: cfg.timeout,
@@ -477,7 +423,7 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
     // Registration (ClusterProfile, first health probe) follows availability; the idle
     // window starts once every cluster is registered healthy.
     let profiles: Api<slipway_api::registry::ClusterProfile> =
-        Api::namespaced(client.clone(), "default");
+        Api::namespaced(observer.clone(), "default");
     loop {
         let healthy = count_true(&profiles, "ControlPlaneHealthy", |p| {
             p.status.as_ref().and_then(|s| s.conditions.as_deref())
@@ -503,20 +449,21 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
     );
     // The idle window needs everything at rest: Cluster Available does not wait for workers.
     let ready_machines = n * (cfg.control_plane + workers);
-    wait_machines_ready(&client, ready_machines, start, cfg.timeout).await?;
+    wait_machines_ready(&observer, ready_machines, start, cfg.timeout).await?;
     let seconds_machines = start.elapsed().as_secs_f64();
     println!("all {ready_machines} machines Ready at {seconds_machines:.1}s");
     let mut scale_seconds = None;
     if let Some(w) = cfg.scale_workers {
-        let mds: Api<MachineDeployment> = Api::namespaced(client.clone(), "default");
+        let mds: Api<MachineDeployment> = Api::namespaced(observer.clone(), "default");
         let name = format!("{}-md-0", names[0]);
         let scale_start = Instant::now();
-        mds.patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"spec": {"replicas": w}})),
-        )
-        .await?;
+        Api::<MachineDeployment>::namespaced(user.clone(), "default")
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": {"replicas": w}})),
+            )
+            .await?;
         loop {
             if scale_start.elapsed() > cfg.timeout {
                 return Err(OpsError::Timeout {
@@ -537,15 +484,16 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         );
     }
     let busy_cpu = cpu_seconds() - cpu0;
-    let busy_writes = writes() - writes0;
+    let busy_writes = target.committed(&observer).await? - writes0;
+    let busy_requests = requests::since(&requests0, &requests.snapshot());
     let fds_at_rest = crate::fds::open_fds();
-    let plane_port = plane.server.addr.port();
+    let plane_port = target.port;
     // Connections to the management plane are per process (watches, pooled requests).
     let fds_plane = crate::fds::sockets_on_port(plane_port);
     let fds_plane0 = fds_plane0.min(fds_plane);
     let fds_per_workload =
         (fds_at_rest.saturating_sub(fds0) as f64 - (fds_plane - fds_plane0) as f64) / f64::from(n);
-    let busy_counts = tally.counts();
+    let busy_counts = tally.as_ref().map(WriteTally::counts);
     let fds_per_cluster = fds_at_rest.saturating_sub(fds0) as f64 / f64::from(n);
     let rss = peak_rss_mib();
     let mut per: Vec<f64> = done.values().copied().collect();
@@ -557,50 +505,65 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         peak_rss_mib(),
         busy_writes as f64 / f64::from(n)
     );
-    println!("writes by resource while busy: {}", tally.summary());
+    if let Some(tally) = &tally {
+        println!("writes by resource while busy: {}", tally.summary());
+    }
+    let busy_workload_requests = requests::total(&busy_requests, WORKLOAD);
+    println!(
+        "{:.1} API requests per cluster by the controllers and the user ({}); the bench's own polling: {}",
+        busy_workload_requests as f64 / f64::from(n),
+        requests_summary(&busy_requests),
+        requests::total(&busy_requests, &[OBSERVER])
+    );
     println!(
         "{fds_at_rest} open file descriptors at rest ({fds_per_cluster:.1} per cluster; {fds_plane} of them both ends of connections to the management plane, {fds_per_workload:.1} per cluster without those; soft limit {soft}); {:.3} CPU-seconds and {:.2} MiB peak RSS per cluster",
         busy_cpu / f64::from(n),
         rss / f64::from(n)
     );
-    let (cpu1, writes1, idle_start) = (cpu_seconds(), writes(), Instant::now());
+    let writes1 = target.committed(&observer).await?;
+    let idle_requests0 = requests.snapshot();
+    let (cpu1, idle_start) = (cpu_seconds(), Instant::now());
     tokio::time::sleep(Duration::from_secs(cfg.idle_seconds)).await;
     let idle_elapsed = idle_start.elapsed().as_secs_f64().max(0.001);
     let idle_cpu_percent = (cpu_seconds() - cpu1) / idle_elapsed * 100.0;
-    let idle_writes = writes() - writes1;
-    if idle_writes > 0 {
+    let idle_requests = requests::since(&idle_requests0, &requests.snapshot());
+    let idle_writes = target.committed(&observer).await? - writes1;
+    if let (true, Some(store)) = (idle_writes > 0, &store) {
         println!(
             "idle writes by resource: {}",
-            idle_breakdown(&plane.server.api.store, writes1)
+            idle_breakdown(store, writes1)
         );
     }
+    let idle_workload_requests = requests::total(&idle_requests, WORKLOAD);
+    if idle_workload_requests > 0 {
+        println!("idle requests: {}", requests_summary(&idle_requests));
+    }
     println!(
-        "idle for {:.0}s: {idle_cpu_percent:.2}% of one core, {idle_writes} API writes",
+        "idle for {:.0}s: {idle_cpu_percent:.2}% of one core, {idle_writes} API writes, {idle_workload_requests} API requests",
         idle_elapsed
     );
     let mut seconds_deleted = None;
     let mut fds_after_delete = None;
+    let mut delete_requests = None;
     if cfg.delete {
+        let delete_requests0 = requests.snapshot();
         let t = Instant::now();
+        let user_clusters: Api<Cluster> = Api::namespaced(user.clone(), "default");
         for name in &names {
-            match clusters.delete(name, &Default::default()).await {
+            match user_clusters.delete(name, &Default::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        let machines: Api<slipway_api::Machine> = Api::namespaced(client.clone(), "default");
         loop {
-            let left_clusters = clusters.list(&ListParams::default()).await?.items.len();
-            let left_machines = machines.list(&ListParams::default()).await?.items.len();
-            if left_clusters == 0 && left_machines == 0 {
+            let left = bench_plane::objects_left(&observer, "default").await?;
+            if left.is_empty() {
                 break;
             }
             if t.elapsed() > cfg.timeout {
                 return Err(OpsError::Timeout {
-                    what: format!(
-                        "{left_clusters} Clusters and {left_machines} Machines still exist after deleting"
-                    ),
+                    what: format!("still there after deleting the Clusters: {left:?}"),
                     after: cfg.timeout,
                 });
             }
@@ -608,8 +571,12 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         }
         seconds_deleted = Some((t.elapsed().as_secs_f64() * 100.0).round() / 100.0);
         fds_after_delete = Some(crate::fds::open_fds());
+        delete_requests = Some(requests::total(
+            &requests::since(&delete_requests0, &requests.snapshot()),
+            WORKLOAD,
+        ));
         println!(
-            "deleted all {n} clusters (Clusters and Machines gone) in {:.1}s; {} open file descriptors left",
+            "deleted all {n} clusters (Clusters, machines, control planes, configs, infrastructure, labelled Secrets gone) in {:.1}s; {} open file descriptors left",
             seconds_deleted.unwrap_or(0.0),
             fds_after_delete.unwrap_or(0)
         );
@@ -618,6 +585,15 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
     let _ = std::fs::remove_dir_all(&data_dir);
     let round = |x: f64| (x * 100.0).round() / 100.0;
     Ok(json!({
+        "plane": target.mode(),
+        "requests_per_cluster": (busy_workload_requests as f64 / f64::from(n) * 10.0).round() / 10.0,
+        "requests_by_resource_verb": requests::by_resource_verb(&busy_requests, WORKLOAD, false),
+        "requests_by_verb": requests::by_verb(&busy_requests, WORKLOAD),
+        "failed_requests_by_resource_verb": requests::by_resource_verb(&busy_requests, WORKLOAD, true),
+        "requests_by_client": requests::by_client(&busy_requests),
+        "idle_requests": idle_workload_requests,
+        "idle_requests_by_resource_verb": requests::by_resource_verb(&idle_requests, WORKLOAD, false),
+        "requests_while_deleting": delete_requests,
         "seconds_created": round(seconds_created),
         "seconds_to_all_infrastructure_ready": infra_at.map(round),
         "seconds_to_all_control_planes_initialized": initialized_at.map(round),
