@@ -2,7 +2,8 @@
 //! once the Cluster allows it and stores it in the Secret named after the config (keys `value`
 //! and `format`).
 //!
-//! - The first control-plane machine runs `kubeadm init`, behind a single-init lock (a
+//! - The first control-plane machine runs `kubeadm init`; unless a KubeadmControlPlane
+//!   controls it (it makes one machine until initialized), behind a single-init lock (a
 //!   ConfigMap `<cluster>-lock` naming the holder) so two machines never both init.
 //! - Everything else waits for `controlPlaneInitialized`, then joins with a bootstrap token
 //!   this reconciler creates in the workload cluster (`kube-system/bootstrap-token-<id>`,
@@ -220,6 +221,15 @@ fn is_control_plane(m: &Machine) -> bool {
     m.labels().contains_key(labels::CONTROL_PLANE)
 }
 
+/// Whether a KubeadmControlPlane controls `m`.
+fn controlled_by_kcp(m: &Machine) -> bool {
+    m.owner_references().iter().any(|o| {
+        o.controller == Some(true)
+            && o.kind == "KubeadmControlPlane"
+            && o.api_version.starts_with("controlplane.cluster.x-k8s.io/")
+    })
+}
+
 /// Takes the single-init lock for `machine`; false while another machine holds it.
 async fn init_lock(
     cfg: &KubeadmConfig,
@@ -377,7 +387,12 @@ async fn render(
                 "workers join once the control plane is initialized".into(),
             ));
         }
-        if !init_lock(cfg, ctx, &ns, &cluster_name, &machine_name).await? {
+        // A KubeadmControlPlane creates one machine and no other until the control plane is
+        // initialized, so its machine needs no lock (two writes fewer per cluster); the lock
+        // keeps hand-made control-plane Machines from both running `kubeadm init`.
+        if !controlled_by_kcp(machine)
+            && !init_lock(cfg, ctx, &ns, &cluster_name, &machine_name).await?
+        {
             return Ok(Step::Wait(
                 reasons::WAITING_FOR_CONTROL_PLANE,
                 "another control-plane machine holds the init lock and is running kubeadm init"

@@ -346,6 +346,9 @@ async fn create_set(
                 (annotations::MAX_REPLICAS.into(), max_replicas.to_string()),
             ])),
             owner_references: Some(vec![controller_ref(md)?]),
+            // As upstream's MachineDeployment: created with the MachineSet controller's
+            // finalizer, so that controller has no metadata write of its own to make.
+            finalizers: Some(vec![finalizers::MACHINE_SET.to_string()]),
             ..Default::default()
         },
         spec: MachineSetSpec {

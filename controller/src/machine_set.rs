@@ -317,6 +317,9 @@ async fn create_machine(ctx: &Context, ms: &MachineSet, cluster: &str) -> Result
             labels: Some(labels),
             annotations: tpl.metadata.as_ref().and_then(|m| m.annotations.clone()),
             owner_references: Some(vec![owner]),
+            // As upstream's MachineSet: created with the Machine controller's finalizer, so
+            // that controller has no metadata write of its own to make.
+            finalizers: Some(vec![finalizers::MACHINE.to_string()]),
             ..Default::default()
         },
         spec,
