@@ -18,7 +18,7 @@ use slipway_api::{
     names::{annotations, conditions as ct, finalizers, labels, reasons},
 };
 
-use slipway_runtime::reconcile::{dispatch, write_status};
+use slipway_runtime::{hold, reconcile::dispatch};
 
 use slipway_runtime::{
     Context, Error,
@@ -297,7 +297,10 @@ async fn apply(
         }
     }
     status.conditions = Some(conds);
-    write_status(api, &md.metadata, Some(&old), &status).await?;
+    if let Some(wait) = hold::write_status_or_hold(api, &md.metadata, &old, &status).await? {
+        // Only the wording of conditions changed: it waits for the next real change.
+        return Ok(Action::requeue(wait));
+    }
     Ok(action)
 }
 

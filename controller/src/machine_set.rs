@@ -16,7 +16,7 @@ use slipway_api::{
     names::{annotations, conditions as ct, finalizers, labels, reasons},
 };
 
-use slipway_runtime::reconcile::{dispatch, write_status};
+use slipway_runtime::{hold, reconcile::dispatch};
 
 use slipway_runtime::{
     Context, Error,
@@ -256,7 +256,10 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
         }
     }
     status.conditions = Some(conds);
-    write_status(api, &ms.metadata, Some(&old), &status).await?;
+    if let Some(wait) = hold::write_status_or_hold(api, &ms.metadata, &old, &status).await? {
+        // Only the wording of conditions changed: it waits for the next real change.
+        return Ok(Action::requeue(wait));
+    }
     Ok(action)
 }
 
