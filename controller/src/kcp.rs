@@ -23,7 +23,7 @@ use slipway_api::{
 };
 use slipway_pki::{self as tls, CertKey};
 
-use slipway_runtime::reconcile::{dispatch, write_status};
+use slipway_runtime::{hold, reconcile::dispatch};
 
 use slipway_bootstrap::pki::admin_kubeconfig;
 use slipway_runtime::{
@@ -350,7 +350,10 @@ async fn apply(
         // pass read a stale copy, since no later pass sees that machine again.
         meta.resource_version = None;
     }
-    write_status(api, &meta, Some(&old), &status).await?;
+    if let Some(wait) = hold::write_status_or_hold(api, &meta, &old, &status).await? {
+        // Only the wording of conditions changed: it waits for the next real change.
+        return Ok(Action::requeue(wait));
+    }
     Ok(action)
 }
 

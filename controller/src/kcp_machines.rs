@@ -19,7 +19,7 @@ use slipway_api::{
     common::{Condition, ContractVersionedObjectReference},
     controlplane::{ControlPlaneInitializationStatus, KubeadmControlPlaneStatus},
     machine::{Bootstrap, MachineSpec},
-    names::{conditions as ct, labels, reasons},
+    names::{conditions as ct, finalizers, labels, reasons},
 };
 
 use slipway_runtime::{
@@ -240,6 +240,11 @@ async fn create_machine(
             namespace: Some(ns.clone()),
             labels: Some(labels.clone()),
             owner_references: Some(vec![owner.clone()]),
+            finalizers: slipway_runtime::objects::own_finalizer(
+                "bootstrap.cluster.x-k8s.io",
+                "KubeadmConfig",
+            )
+            .map(|f| vec![f]),
             ..Default::default()
         },
         spec: kcp.spec.kubeadm_config_spec.clone(),
@@ -263,6 +268,9 @@ async fn create_machine(
             labels: Some(labels),
             annotations: Some(annotations),
             owner_references: Some(vec![owner]),
+            // Created with the Machine controller's finalizer (as upstream's MachineSet
+            // does), so that controller has no metadata write of its own to make.
+            finalizers: Some(vec![finalizers::MACHINE.to_string()]),
             ..Default::default()
         },
         spec: MachineSpec {

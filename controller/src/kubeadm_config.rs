@@ -2,7 +2,8 @@
 //! once the Cluster allows it and stores it in the Secret named after the config (keys `value`
 //! and `format`).
 //!
-//! - The first control-plane machine runs `kubeadm init`, behind a single-init lock (a
+//! - The first control-plane machine runs `kubeadm init`; unless a KubeadmControlPlane
+//!   controls it (it makes one machine until initialized), behind a single-init lock (a
 //!   ConfigMap `<cluster>-lock` naming the holder) so two machines never both init.
 //! - Everything else waits for `controlPlaneInitialized`, then joins with a bootstrap token
 //!   this reconciler creates in the workload cluster (`kube-system/bootstrap-token-<id>`,
@@ -46,7 +47,8 @@ use slipway_runtime::{
 
 /// Lifetime of join tokens.
 pub const TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
-/// Annotation with the id (not the secret) of the join token, so it can be refreshed.
+/// Annotation with the id (not the secret) of the join token, so it can be refreshed: on the
+/// bootstrap data Secret, written with it (a config written before that carries it itself).
 pub const TOKEN_ID_ANNOTATION: &str = "bootstrap.cluster.x-k8s.io/token-id";
 
 /// Entry point: finalizer dispatch. Cleanup has nothing to release: the data Secret and the
@@ -80,8 +82,8 @@ pub fn new_token() -> String {
 enum Step {
     /// Not yet: condition reason and message.
     Wait(&'static str, String),
-    /// Rendered; the config's metadata when this pass wrote it (the join token's id).
-    Done(Option<Box<ObjectMeta>>),
+    /// Rendered (the data Secret exists).
+    Done,
 }
 
 async fn apply(
@@ -113,17 +115,12 @@ async fn apply(
         now,
     );
     let mut action = Action::await_change();
-    // The version the status write is guarded by: this pass's own writes move it.
-    let mut meta = cfg.metadata.clone();
     if !paused {
         if old.data_secret_name.is_some() {
             action = refresh_token(cfg, &machine, &cluster, ctx).await?;
         } else {
-            match render(cfg, &machine, &cluster, ctx, api).await? {
-                Step::Done(patched) => {
-                    if let Some(m) = patched {
-                        meta = *m;
-                    }
+            match render(cfg, &machine, &cluster, ctx).await? {
+                Step::Done => {
                     status.data_secret_name = Some(cfg.name_any());
                     status.initialization = Some(KubeadmConfigInitializationStatus {
                         data_secret_created: Some(true),
@@ -156,7 +153,7 @@ async fn apply(
         status.observed_generation = generation;
     }
     status.conditions = Some(conds);
-    write_status(api, &meta, Some(&old), &status).await?;
+    write_status(api, &cfg.metadata, Some(&old), &status).await?;
     Ok(action)
 }
 
@@ -218,6 +215,15 @@ async fn owner(cfg: &KubeadmConfig, ctx: &Context, ns: &str) -> Result<Option<Ma
 
 fn is_control_plane(m: &Machine) -> bool {
     m.labels().contains_key(labels::CONTROL_PLANE)
+}
+
+/// Whether a KubeadmControlPlane controls `m`.
+fn controlled_by_kcp(m: &Machine) -> bool {
+    m.owner_references().iter().any(|o| {
+        o.controller == Some(true)
+            && o.kind == "KubeadmControlPlane"
+            && o.api_version.starts_with("controlplane.cluster.x-k8s.io/")
+    })
 }
 
 /// Takes the single-init lock for `machine`; false while another machine holds it.
@@ -290,13 +296,22 @@ async fn refresh_token(
         .status
         .as_ref()
         .is_some_and(|s| s.node_ref.is_some());
-    let Some(id) = cfg.annotations().get(TOKEN_ID_ANNOTATION) else {
-        return Ok(Action::await_change());
-    };
     if joined {
         return Ok(Action::await_change());
     }
     let ns = cfg.namespace().unwrap_or_default();
+    let id = match cfg.annotations().get(TOKEN_ID_ANNOTATION) {
+        Some(id) => id.clone(),
+        None => {
+            let data = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&cfg.name_any())
+                .await?;
+            match data.and_then(|s| s.annotations().get(TOKEN_ID_ANNOTATION).cloned()) {
+                Some(id) => id,
+                None => return Ok(Action::await_change()),
+            }
+        }
+    };
     let Some(client) = ctx
         .remote
         .client(&ctx.client, &ns, &cluster.name_any())
@@ -332,7 +347,6 @@ async fn render(
     machine: &Machine,
     cluster: &Cluster,
     ctx: &Context,
-    api: &Api<KubeadmConfig>,
 ) -> Result<Step, Error> {
     let ns = cfg.namespace().unwrap_or_default();
     let cluster_name = cluster.name_any();
@@ -363,7 +377,7 @@ async fn render(
     // Read from the API, not the cache: a pass that rendered but whose status write is not
     // in the cache yet must not render again (and mint a second token).
     if secrets_api.get_opt(&cfg.name_any()).await?.is_some() {
-        return Ok(Step::Done(None));
+        return Ok(Step::Done);
     }
     let initialized = init.control_plane_initialized.unwrap_or(false);
     let cp = is_control_plane(machine);
@@ -377,7 +391,12 @@ async fn render(
                 "workers join once the control plane is initialized".into(),
             ));
         }
-        if !init_lock(cfg, ctx, &ns, &cluster_name, &machine_name).await? {
+        // A KubeadmControlPlane creates one machine and no other until the control plane is
+        // initialized, so its machine needs no lock (two writes fewer per cluster); the lock
+        // keeps hand-made control-plane Machines from both running `kubeadm init`.
+        if !controlled_by_kcp(machine)
+            && !init_lock(cfg, ctx, &ns, &cluster_name, &machine_name).await?
+        {
             return Ok(Step::Wait(
                 reasons::WAITING_FOR_CONTROL_PLANE,
                 "another control-plane machine holds the init lock and is running kubeadm init"
@@ -446,21 +465,11 @@ async fn render(
         Ok(d) => d,
         Err(e) => return Ok(Step::Wait("InvalidConfiguration", e.to_string())),
     };
-    let mut patched = None;
-    if let Some(id) = &token_id {
-        let p = api
-            .patch(
-                &cfg.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"metadata": {"annotations": {TOKEN_ID_ANNOTATION: id}}})),
-            )
-            .await?;
-        slipway_runtime::stale::superseded(&cfg.metadata);
-        patched = Some(Box::new(p.metadata));
-    }
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(cfg.name_any()),
+            // The token's id rides on the Secret written anyway, not on a write of the config.
+            annotations: token_id.map(|id| BTreeMap::from([(TOKEN_ID_ANNOTATION.to_string(), id)])),
             namespace: Some(ns.clone()),
             labels: Some(BTreeMap::from([(
                 labels::CLUSTER_NAME.into(),
@@ -481,5 +490,5 @@ async fn render(
     };
     // Already there: written by an earlier pass that crashed before its status write; kept.
     create_once(&secrets_api, &secret).await?;
-    Ok(Step::Done(patched))
+    Ok(Step::Done)
 }

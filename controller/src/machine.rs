@@ -1,7 +1,9 @@
 //! Machine reconciler. Thin entry: finalizer dispatch to [`apply`] / [`cleanup`].
 //!
-//! apply: the cluster-name label and a Cluster owner reference; the bootstrap config and the
-//! infrastructure machine become owned (controller) by the Machine; their contract fields are
+//! apply: the cluster-name label and, for a stand-alone Machine, a Cluster owner reference
+//! (as upstream: a Machine of a MachineSet or control plane is owned through it); the
+//! bootstrap config and the infrastructure machine become owned (controller) by the Machine;
+//! their contract fields are
 //! copied (`spec.bootstrap.dataSecretName`, `spec.providerID`, `status.addresses`,
 //! `failureDomain`); the Node with the Machine's providerID is found through the workload
 //! kubeconfig and becomes `status.nodeRef`. Status (phase, conditions) is computed by the pure
@@ -301,10 +303,12 @@ async fn ensure_metadata(
     add_finalizer: bool,
 ) -> Result<Option<kube::api::ObjectMeta>, Error> {
     let cluster_uid = cluster.uid().unwrap_or_default();
+    // Upstream adopts only a stand-alone Machine: one controlled by a MachineSet or a control
+    // plane is owned through its controller, not by the Cluster directly.
     let has_owner = machine
         .owner_references()
         .iter()
-        .any(|o| o.uid == cluster_uid);
+        .any(|o| o.uid == cluster_uid || o.controller == Some(true));
     let labelled = machine.labels().get(labels::CLUSTER_NAME) == Some(&cluster.name_any());
     if has_owner && labelled && !add_finalizer {
         return Ok(None);
@@ -317,8 +321,7 @@ async fn ensure_metadata(
                 kind: "Cluster".into(),
                 name: cluster.name_any(),
             })?;
-        // Upstream: the Cluster owns every Machine, but only its set or control plane controls it.
-        r.controller = Some(refs.iter().all(|o| o.controller != Some(true)));
+        r.controller = Some(true);
         refs.push(r);
     }
     let mut patch = json!({"metadata": {

@@ -18,7 +18,7 @@ use slipway_api::{
     names::{annotations, conditions as ct, finalizers, labels, reasons},
 };
 
-use slipway_runtime::reconcile::{dispatch, write_status};
+use slipway_runtime::{hold, reconcile::dispatch};
 
 use slipway_runtime::{
     Context, Error,
@@ -297,7 +297,10 @@ async fn apply(
         }
     }
     status.conditions = Some(conds);
-    write_status(api, &md.metadata, Some(&old), &status).await?;
+    if let Some(wait) = hold::write_status_or_hold(api, &md.metadata, &old, &status).await? {
+        // Only the wording of conditions changed: it waits for the next real change.
+        return Ok(Action::requeue(wait));
+    }
     Ok(action)
 }
 
@@ -346,6 +349,9 @@ async fn create_set(
                 (annotations::MAX_REPLICAS.into(), max_replicas.to_string()),
             ])),
             owner_references: Some(vec![controller_ref(md)?]),
+            // As upstream's MachineDeployment: created with the MachineSet controller's
+            // finalizer, so that controller has no metadata write of its own to make.
+            finalizers: Some(vec![finalizers::MACHINE_SET.to_string()]),
             ..Default::default()
         },
         spec: MachineSetSpec {

@@ -16,7 +16,7 @@ use slipway_api::{
     names::{annotations, conditions as ct, finalizers, labels, reasons},
 };
 
-use slipway_runtime::reconcile::{dispatch, write_status};
+use slipway_runtime::{hold, reconcile::dispatch};
 
 use slipway_runtime::{
     Context, Error,
@@ -256,7 +256,10 @@ async fn apply(ms: &MachineSet, ctx: &Context, api: &Api<MachineSet>) -> Result<
         }
     }
     status.conditions = Some(conds);
-    write_status(api, &ms.metadata, Some(&old), &status).await?;
+    if let Some(wait) = hold::write_status_or_hold(api, &ms.metadata, &old, &status).await? {
+        // Only the wording of conditions changed: it waits for the next real change.
+        return Ok(Action::requeue(wait));
+    }
     Ok(action)
 }
 
@@ -317,6 +320,9 @@ async fn create_machine(ctx: &Context, ms: &MachineSet, cluster: &str) -> Result
             labels: Some(labels),
             annotations: tpl.metadata.as_ref().and_then(|m| m.annotations.clone()),
             owner_references: Some(vec![owner]),
+            // As upstream's MachineSet: created with the Machine controller's finalizer, so
+            // that controller has no metadata write of its own to make.
+            finalizers: Some(vec![finalizers::MACHINE.to_string()]),
             ..Default::default()
         },
         spec,

@@ -190,6 +190,11 @@ async fn control_planes(runner: &Runner) {
 }
 
 async fn kubeadm_configs(runner: &Runner) {
+    slipway_runtime::objects::register_finalizer(
+        "bootstrap.cluster.x-k8s.io",
+        "KubeadmConfig",
+        slipway_api::names::finalizers::KUBEADM_CONFIG,
+    );
     let c = runner.controller::<KubeadmConfig>().watches(
         runner.api::<Machine>(),
         runner.trigger_config(),

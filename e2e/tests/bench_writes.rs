@@ -8,11 +8,16 @@ use serde_json::Value;
 
 /// Writes per 1+1 cluster (every create and update from apply to every Machine Ready, the
 /// bench's own creates included), debug build, 2 clusters: 145 when a pass that read a stale
-/// cache rewrote its status, about 123 since status writes are guarded by resourceVersion.
-const MAX_WRITES_PER_CLUSTER: f64 = 135.0;
-/// Updates per Machine: finalizer, adoption, a status per step it passes through, its
-/// bootstrap Secret name and providerID, the health check's verdict.
-const MAX_MACHINE_UPDATES_PER_MACHINE: f64 = 11.0;
+/// cache rewrote its status, about 123 since status writes are guarded by resourceVersion,
+/// about 101 since objects slipway creates carry their finalizers, KubeadmControlPlane
+/// machines skip the init lock, the registry probes before its first write, the join token's
+/// id rides on the bootstrap Secret and wording-only status changes wait for company. The
+/// budget leaves about 10 % for timing.
+const MAX_WRITES_PER_CLUSTER: f64 = 112.0;
+/// Updates per Machine: a status per step it passes through (4), its bootstrap Secret name
+/// and providerID, the health check's verdict; created with its finalizer, and owned
+/// through its MachineSet or control plane (no adoption write).
+const MAX_MACHINE_UPDATES_PER_MACHINE: f64 = 8.0;
 
 #[test]
 fn a_small_bench_stays_within_its_write_budget_and_deletes_cleanly() {

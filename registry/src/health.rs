@@ -192,6 +192,23 @@ impl Prober {
             .collect()
     }
 
+    /// Probes a cluster once now (`/version` too) and records it, unless it has a reported
+    /// state already: the registry's first write then carries the cluster's health instead of
+    /// "not probed yet" followed by a second write a probe interval later.
+    pub async fn probe_first(&self, ctx: &slipway_runtime::Context, ns: &str, name: &str) {
+        let key = (ns.to_string(), name.to_string());
+        if self.state(ns, name).is_some_and(|s| s.reported.is_some()) {
+            return;
+        }
+        let outcome = match ctx.remote.client(&ctx.client, ns, name).await {
+            Ok(Some(c)) => probe(c, self.timeout, true).await,
+            // The periodic probe reports these; this first look only saves a write.
+            Ok(None) | Err(_) => return,
+        };
+        slipway_runtime::metrics::probe(outcome.label());
+        self.record(&key, outcome);
+    }
+
     /// Records a probe; returns whether the reported state changed.
     fn record(&self, key: &(String, String), probe: Outcome) -> bool {
         let mut states = self.states.lock().expect("prober");

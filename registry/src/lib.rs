@@ -276,6 +276,7 @@ async fn apply(cluster: &Cluster, ctx: &RegistryContext) -> Result<Action, Error
     let access = access_of(&kubeconfig)
         .map_err(|e| Error::invalid(format!("Secret {ns}/{name}-kubeconfig"), e.to_string()))?;
     ctx.prober.register(&ns, &name);
+    ctx.prober.probe_first(&ctx.base, &ns, &name).await;
     let health = ctx.prober.state(&ns, &name).unwrap_or_default();
     write_profile(cluster, ctx, &access, &health).await?;
     if let Some(argo_ns) = &ctx.options.argocd_namespace {

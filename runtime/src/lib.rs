@@ -13,6 +13,7 @@
 pub mod conditions;
 mod error;
 pub mod events;
+pub mod hold;
 pub mod merge;
 pub mod metrics;
 pub mod objects;

@@ -20,6 +20,31 @@ pub const CLONED_FROM_NAME: &str = "cluster.x-k8s.io/cloned-from-name";
 /// Annotation recording the template kind an object was cloned from.
 pub const CLONED_FROM_KIND: &str = "cluster.x-k8s.io/cloned-from-groupkind";
 
+/// The finalizers of the kinds this process reconciles, by `group/Kind`: an object slipway
+/// clones from a template is created with its controller's finalizer already in place, so
+/// that controller makes no metadata write of its own to add it. A kind reconciled elsewhere
+/// (another process, an external provider) is not registered, and its controller adds its
+/// finalizer itself as before.
+static OWN_FINALIZERS: std::sync::LazyLock<std::sync::RwLock<BTreeMap<String, String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Records that this process reconciles `group`/`kind` under `finalizer`.
+pub fn register_finalizer(group: &str, kind: &str, finalizer: &str) {
+    OWN_FINALIZERS
+        .write()
+        .expect("finalizer registry")
+        .insert(format!("{group}/{kind}"), finalizer.to_string());
+}
+
+/// The finalizer of `group`/`kind` when this process reconciles it.
+pub fn own_finalizer(group: &str, kind: &str) -> Option<String> {
+    OWN_FINALIZERS
+        .read()
+        .expect("finalizer registry")
+        .get(&format!("{group}/{kind}"))
+        .cloned()
+}
+
 /// `<prefix>-<5 random lowercase alphanumerics>`, as generateName does.
 pub fn random_name(prefix: &str) -> String {
     const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -115,6 +140,7 @@ pub async fn clone_template(
     obj.metadata.labels = Some(all_labels);
     obj.metadata.annotations = Some(annotations);
     obj.metadata.owner_references = Some(vec![owner]);
+    obj.metadata.finalizers = own_finalizer(&target.api_group, &target.kind).map(|f| vec![f]);
     obj.data = json!({ "spec": spec });
     create_once(&api, &obj).await?;
     Ok(target)

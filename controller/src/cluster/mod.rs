@@ -29,7 +29,10 @@ use slipway_api::{
     names::{conditions as ct, finalizers, labels, reasons},
 };
 
-use slipway_runtime::reconcile::{dispatch, write_status};
+use slipway_runtime::{
+    hold,
+    reconcile::{dispatch, write_status},
+};
 use status::{
     ControlPlaneView, Counters, InfraView, MachineView, Observed, Probe, WorkerSetView,
     desired_status,
@@ -297,7 +300,9 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     }
     let old = cluster.status.clone().unwrap_or_default();
     let new = desired_status(&observed, &old, ctx.now());
-    write_status(&api, &meta, Some(&old), &new).await?;
+    // Only the wording of conditions changed (an aggregate quoting a Machine's step): it
+    // waits for the next real change.
+    let held = hold::write_status_or_hold(&api, &meta, &old, &new).await?;
     slipway_runtime::metrics::state(
         StateKind::Cluster,
         &ns,
@@ -321,6 +326,9 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
     if let Some(why) = unserved {
         // Retried with the runner's backoff until a provider serving the kind is installed.
         return Err(Error::invalid(format!("Cluster {ns}/{name}"), why));
+    }
+    if let Some(wait) = held {
+        return Ok(Action::requeue(wait.min(PROBE_RETRY)));
     }
     Ok(match observed.probe {
         Probe::Failed(_) => Action::requeue(PROBE_RETRY),

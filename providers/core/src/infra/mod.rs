@@ -90,6 +90,11 @@ where
     P::Machine: Watched,
 {
     let kind = P::Machine::kind(&()).to_string();
+    slipway_runtime::objects::register_finalizer(
+        &P::Machine::group(&()),
+        &kind,
+        P::MACHINE_FINALIZER,
+    );
     let c = runner.controller::<P::Machine>().watches(
         runner.api::<Machine>(),
         runner.trigger_config(),
