@@ -31,6 +31,21 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
+/// The fewest and the most descriptors this process holds while sleeping `d`, sampled every
+/// 100 ms (at least once).
+pub async fn fewest_and_most_while_sleeping(d: std::time::Duration) -> (usize, usize) {
+    let end = tokio::time::Instant::now() + d;
+    let (mut fewest, mut most) = (usize::MAX, 0);
+    loop {
+        let n = open_fds();
+        (fewest, most) = (fewest.min(n), most.max(n));
+        if tokio::time::Instant::now() >= end {
+            return (fewest, most);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Sockets of this process with either end on `port` (127.0.0.1 or ::1): with the plane's
 /// port, both ends of the controllers' and the bench's own connections to the management
 /// plane, which are per process, not per simulated cluster. 0 where there is no /proc.
