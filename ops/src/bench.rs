@@ -557,9 +557,9 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         crate::fds::fewest_and_most_while_sleeping(Duration::from_secs(cfg.idle_seconds)).await;
     // Connections to the management plane are per process (watches, pooled requests).
     let fds_plane = crate::fds::sockets_on_port(plane.server.addr.port());
-    let fds_plane0 = fds_plane0.min(fds_plane);
-    let fds_per_workload =
-        (fds_at_rest.saturating_sub(fds0) as f64 - (fds_plane - fds_plane0) as f64) / f64::from(n);
+    let fds_per_workload = (fds_at_rest.saturating_sub(fds0) as f64
+        - fds_plane.saturating_sub(fds_plane0) as f64)
+        / f64::from(n);
     let fds_per_cluster = fds_at_rest.saturating_sub(fds0) as f64 / f64::from(n);
     println!(
         "{fds_at_rest} open file descriptors at rest, {fds_idle_peak} at most while idle ({fds_per_cluster:.1} per cluster; {fds_plane} of them both ends of connections to the management plane, {fds_per_workload:.1} per cluster without those; {fds0} before creating; soft limit {soft}); {:.3} CPU-seconds and {:.2} MiB peak RSS per cluster",
@@ -581,6 +581,7 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
     );
     let mut seconds_deleted = None;
     let mut fds_after_delete = None;
+    let mut fds_left_by_deleted = None;
     if cfg.delete {
         let t = Instant::now();
         for name in &names {
@@ -611,6 +612,10 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         // Idle connections to the deleted servers close a few seconds after their last use.
         fds_after_delete =
             Some(crate::fds::fewest_and_most_while_sleeping(Duration::from_secs(4)).await.0);
+        // Beside connections to the management plane, which the deletes may have added to.
+        let plane_after = crate::fds::sockets_on_port(plane.server.addr.port());
+        fds_left_by_deleted = fds_after_delete
+            .map(|f| f.saturating_sub(plane_after) as i64 - fds0.saturating_sub(fds_plane0) as i64);
         println!(
             "deleted all {n} clusters (Clusters and Machines gone) in {:.1}s; {} open file descriptors left",
             seconds_deleted.unwrap_or(0.0),
@@ -630,6 +635,7 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         "open_fds_at_rest": fds_at_rest,
         "open_fds_before_create": fds0,
         "open_fds_idle_peak": fds_idle_peak,
+        "fds_left_by_deleted_clusters": fds_left_by_deleted,
         "fds_per_cluster": (fds_per_cluster * 10.0).round() / 10.0,
         "fds_plane_connections": fds_plane,
         "fds_per_cluster_without_plane_connections": (fds_per_workload * 10.0).round() / 10.0,

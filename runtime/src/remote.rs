@@ -27,13 +27,15 @@ use slipway_api::names::secrets;
 
 use crate::Error;
 
-/// Read timeout of workload clients: a stalled request is abandoned after this long, and an
-/// idle pooled connection closed. Several probe periods long.
+/// Read timeout of workload clients: a stalled request is abandoned after this long. Far above
+/// [`POOL_IDLE`], so it never closes a pooled connection the pool may hand out.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a workload client keeps an idle pooled connection: long enough for the requests
-/// of one reconcile pass, well below the 10 s health-probe period.
-pub const POOL_IDLE: Duration = Duration::from_secs(2);
+/// of one reconcile pass, far below the 10 s health-probe period (at 2 s, the connections of
+/// the periodic passes at rest, probes and health checks, still averaged about 0.6 per
+/// cluster).
+pub const POOL_IDLE: Duration = Duration::from_secs(1);
 
 /// A client for `config` (as [`kube::Client::try_from`] builds, without its retry, tracing
 /// and decompression layers) whose pooled connections close after `idle` without a request.
@@ -144,9 +146,9 @@ impl Remote {
                 .await
                 .map_err(|e| bad(e.to_string()))?;
         // One unreachable cluster must not hold a reconcile worker for long. The read timeout
-        // also ends pooled connections that stay idle that long, so it is kept well above the
-        // health-probe period: at 10 s every probe found its connection closed and paid a
-        // new TLS handshake (and some raced the close and failed).
+        // would also end a pooled connection idle that long, racing a request sent on it (at
+        // 10 s some probes failed so); the pool closes idle connections itself after
+        // POOL_IDLE, before the read timeout could.
         config.connect_timeout = Some(std::time::Duration::from_secs(3));
         config.read_timeout = Some(READ_TIMEOUT);
         // Nor may a 429 or 503 hold it: kube's default retry backs off up to 1000 s, and a
