@@ -110,6 +110,13 @@ impl Endpoints {
         )))
     }
 
+    /// Whether this process listens on `port` of the loopback device: then no other process
+    /// can serve an address on it (the port is this process's), though the connect of a
+    /// liveness check succeeds for every address.
+    pub fn listens_on(&self, port: u16) -> bool {
+        self.listeners.lock().expect("listeners").contains_key(&port)
+    }
+
     /// Releases the endpoint of a deleted cluster.
     pub fn release(&self, host: &str, port: i32) {
         let _ = std::fs::remove_file(self.claims().join(format!("{host}:{port}")));

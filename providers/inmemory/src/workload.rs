@@ -121,7 +121,12 @@ impl Workloads {
         // this cluster was moved from (`slipway move`), until that one stops. Use its server
         // rather than fight over the port and the data; not kept, so the next call after it
         // stops starts the server here.
-        if let Some(w) = served_elsewhere(&dir, addr).await? {
+        let elsewhere = if self.endpoints.listens_on(port) {
+            None
+        } else {
+            served_elsewhere(&dir, addr).await?
+        };
+        if let Some(w) = elsewhere {
             self.take_over_when_gone(key, dir, addr);
             return Ok(Some(Arc::new(w)));
         }
@@ -146,7 +151,7 @@ impl Workloads {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                if accepting(addr).await {
+                if !endpoints.listens_on(addr.port()) && accepting(addr).await {
                     continue;
                 }
                 let mut r = running.lock().await;
