@@ -48,9 +48,8 @@ async fn list_namespaces(
         .connect(name, tcp)
         .await
         .map_err(|e| format!("handshake: {e}"))?;
-    let req = format!(
-        "GET /api/v1/namespaces HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    );
+    let req =
+        format!("GET /api/v1/namespaces HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     tls.write_all(req.as_bytes())
         .await
         .map_err(|e| format!("write: {e}"))?;
@@ -83,9 +82,8 @@ async fn plane_at(listener: &Arc<Loopback>, ip: [u8; 4]) -> Plane {
 
 #[tokio::test]
 async fn connections_are_routed_by_address_each_with_its_own_ca_and_client_trust() {
-    let listener = Loopback::bind(0).expect(
-        "binding to the loopback device (SO_BINDTODEVICE needs Linux 5.7 or CAP_NET_RAW)",
-    );
+    let listener = Loopback::bind(0)
+        .expect("binding to the loopback device (SO_BINDTODEVICE needs Linux 5.7 or CAP_NET_RAW)");
     let a = plane_at(&listener, [127, 77, 0, 1]).await;
     let b = plane_at(&listener, [127, 77, 0, 2]).await;
     assert_eq!(listener.servers(), 2);

@@ -610,8 +610,11 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         }
         seconds_deleted = Some((t.elapsed().as_secs_f64() * 100.0).round() / 100.0);
         // Idle connections to the deleted servers close a few seconds after their last use.
-        fds_after_delete =
-            Some(crate::fds::fewest_and_most_while_sleeping(Duration::from_secs(4)).await.0);
+        fds_after_delete = Some(
+            crate::fds::fewest_and_most_while_sleeping(Duration::from_secs(4))
+                .await
+                .0,
+        );
         // Beside connections to the management plane, which the deletes may have added to.
         let plane_after = crate::fds::sockets_on_port(plane.server.addr.port());
         fds_left_by_deleted = fds_after_delete

@@ -232,7 +232,11 @@ fn a_one_file_store_holds_one_descriptor_at_rest_and_keeps_a_wal_stores_data() {
     let s = Store::open_with(&path, None, Journal::OneFile).unwrap();
     assert_eq!(s.len(), 20, "what the WAL store committed is there");
     put(&s, 20..40);
-    assert_eq!(fds_under(&dir), 1, "one file at rest: the journal is closed");
+    assert_eq!(
+        fds_under(&dir),
+        1,
+        "one file at rest: the journal is closed"
+    );
     drop(s);
     let s = Store::open_with(&path, None, Journal::OneFile).unwrap();
     assert_eq!(s.len(), 40, "every commit survives reopening");

@@ -94,13 +94,25 @@ impl Endpoints {
         // 127.1.0.0 - 127.255.255.255 minus .0 and .255 hosts: about 16.6 million addresses.
         for i in 0..1_000_000u64 {
             let h = seed.wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let ip = Ipv4Addr::new(127, 1 + (h % 255) as u8, (h >> 8) as u8, 1 + ((h >> 16) % 254) as u8);
+            let ip = Ipv4Addr::new(
+                127,
+                1 + (h % 255) as u8,
+                (h >> 8) as u8,
+                1 + ((h >> 16) % 254) as u8,
+            );
             let claim = dir.join(format!("{ip}:{port}"));
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&claim) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&claim)
+            {
                 Ok(_) => return Ok((IpAddr::V4(ip), port)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
-                    return Err(ProviderError::transient(format!("{}: {e}", claim.display())));
+                    return Err(ProviderError::transient(format!(
+                        "{}: {e}",
+                        claim.display()
+                    )));
                 }
             }
         }
@@ -114,7 +126,10 @@ impl Endpoints {
     /// can serve an address on it (the port is this process's), though the connect of a
     /// liveness check succeeds for every address.
     pub fn listens_on(&self, port: u16) -> bool {
-        self.listeners.lock().expect("listeners").contains_key(&port)
+        self.listeners
+            .lock()
+            .expect("listeners")
+            .contains_key(&port)
     }
 
     /// Releases the endpoint of a deleted cluster.

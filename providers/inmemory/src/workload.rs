@@ -276,9 +276,9 @@ async fn start(
 ) -> Result<Workload, ProviderError> {
     // When a machine of this process no longer serves on this port, an older server
     // elsewhere (a process still running) or another program does; both are transient.
-    let listener = endpoints
-        .listener(addr.ip(), addr.port())
-        .map_err(|e| ProviderError::transient(format!("the simulated API server at {addr}: {e}")))?;
+    let listener = endpoints.listener(addr.ip(), addr.port()).map_err(|e| {
+        ProviderError::transient(format!("the simulated API server at {addr}: {e}"))
+    })?;
     let plane = Plane::start_with(
         Options {
             data_dir: Some(dir.to_path_buf()),
