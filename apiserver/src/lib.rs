@@ -21,6 +21,7 @@ pub mod error;
 pub mod eviction;
 pub mod fields;
 pub mod gc;
+pub mod listener;
 pub mod meta;
 pub mod patch;
 pub mod plane;

@@ -4,7 +4,8 @@
 //! Data dir layout: `state.db` (SQLite), `ca.crt`/`ca.key` (signs the serving certificate and
 //! client certificates), `serving.crt`/`serving.key`, `token` (bearer token of the admin user,
 //! `slipway-admin` in `system:masters`), `sa-signing.key` (signs service-account tokens) and
-//! `kubeconfig`. The dir is 0700; the database (with its `-wal` and `-shm` files), keys,
+//! `kubeconfig`. The dir is 0700; the database (with its `-wal` and `-shm` files, or its
+//! `-journal` with [`crate::store::Journal::OneFile`]), keys,
 //! token and kubeconfig are 0600, and are made so at every start (a dir made by an older
 //! slipway was world-readable). With an encryption key file, Secrets are encrypted at rest
 //! (see [`crate::encryption`]).
@@ -102,11 +103,23 @@ impl Default for Options {
     }
 }
 
+/// How a plane embedded by thousands in one process (a simulated workload cluster) saves
+/// descriptors; the default is what `slipway up` runs.
+#[derive(Clone, Default)]
+pub struct Embedding {
+    /// Serve through this shared listener (at [`Options::address`], on its port) instead of a
+    /// listener of its own.
+    pub listener: Option<Arc<crate::listener::Loopback>>,
+    /// How SQLite journals commits (with a data dir).
+    pub journal: crate::store::Journal,
+}
+
 /// Files of the data dir only their owner may read.
 const PRIVATE_FILES: &[&str] = &[
     "state.db",
     "state.db-wal",
     "state.db-shm",
+    "state.db-journal",
     "ca.key",
     "serving.key",
     "sa-signing.key",
@@ -161,6 +174,11 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> PlaneError + '_ {
 impl Plane {
     /// Starts a plane.
     pub async fn start(opts: Options) -> Result<Self, PlaneError> {
+        Self::start_with(opts, Embedding::default()).await
+    }
+
+    /// Starts a plane embedded as `embedding` says.
+    pub async fn start_with(opts: Options, embedding: Embedding) -> Result<Self, PlaneError> {
         let (dir, temp) = match &opts.data_dir {
             Some(d) => (d.clone(), None),
             None => {
@@ -186,7 +204,7 @@ impl Plane {
                 if !db.exists() {
                     tls::write_private(&db, b"").map_err(io(&db))?;
                 }
-                let store = Store::open_encrypted(&db, keys)?;
+                let store = Store::open_with(&db, keys, embedding.journal)?;
                 restrict(&dir)?;
                 store
             }
@@ -246,7 +264,9 @@ impl Plane {
         };
         let gc = crate::gc::spawn(api.clone());
         let disruption = crate::disruption::spawn(api.clone());
-        let server = server::serve(api, config).await.map_err(io(&dir))?;
+        let server = server::serve_on(api, config, embedding.listener.as_ref())
+            .await
+            .map_err(io(&dir))?;
         let kubeconfig = kubeconfig(&server.addr, &ca.cert_pem, &token);
         let kubeconfig_path = dir.join("kubeconfig");
         tls::write_private(&kubeconfig_path, kubeconfig.as_bytes())

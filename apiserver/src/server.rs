@@ -50,18 +50,24 @@ pub struct Server {
     /// Its state.
     pub api: Arc<Api>,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    /// The accept loop of its own listener (`None` on a shared one).
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// Its route on a shared listener, removed at shutdown.
+    route: Option<crate::listener::Registration>,
 }
 
 impl Server {
     /// Stops accepting, closes every connection (watches end) and waits for the accept loop.
     pub async fn shutdown(self) {
+        drop(self.route);
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        if let Some(task) = self.task {
+            let _ = task.await;
+        }
     }
 }
 
-struct Shared {
+pub(crate) struct Shared {
     api: Arc<Api>,
     auth: Arc<crate::authz::Auth>,
     address: String,
@@ -70,18 +76,49 @@ struct Shared {
 
 /// Binds and serves until [`Server::shutdown`].
 pub async fn serve(api: Arc<Api>, config: Config) -> std::io::Result<Server> {
+    serve_on(api, config, None).await
+}
+
+/// Like [`serve`]; with `shared`, served at `config.listen` through that shared listener
+/// (whose port it must be) instead of a listener of its own.
+pub async fn serve_on(
+    api: Arc<Api>,
+    config: Config,
+    shared: Option<&Arc<crate::listener::Loopback>>,
+) -> std::io::Result<Server> {
     let tls_config = tls::server_config(&config.serving, &config.client_ca_pem)
         .map_err(std::io::Error::other)?;
-    let listener = TcpListener::bind(config.listen).await?;
-    let addr = listener.local_addr()?;
-    let shared = Arc::new(Shared {
-        api: api.clone(),
-        auth: config.auth,
-        address: addr.to_string(),
-        version_from_nodes: config.version_from_nodes,
-    });
     let acceptor = TlsAcceptor::from(tls_config);
     let (stop, mut stopped) = watch::channel(false);
+    let state = |addr: SocketAddr| {
+        Arc::new(Shared {
+            api: api.clone(),
+            auth: config.auth.clone(),
+            address: addr.to_string(),
+            version_from_nodes: config.version_from_nodes,
+        })
+    };
+    if let Some(listener) = shared {
+        let addr = config.listen;
+        let route = listener.register(
+            addr,
+            crate::listener::Route {
+                acceptor,
+                shared: state(addr),
+                stopped,
+            },
+        )?;
+        return Ok(Server {
+            addr,
+            api,
+            stop,
+            task: None,
+            route: Some(route),
+        });
+    }
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let shared = state(addr);
     let task = tokio::spawn(async move {
         let mut conns = JoinSet::new();
         loop {
@@ -89,18 +126,7 @@ pub async fn serve(api: Arc<Api>, config: Config) -> std::io::Result<Server> {
                 _ = stopped.changed() => break,
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
-                    let _ = stream.set_nodelay(true);
-                    let (acceptor, shared) = (acceptor.clone(), shared.clone());
-                    conns.spawn(async move {
-                        let Ok(tls) = acceptor.accept(stream).await else { return };
-                        let peer = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| tls::identity_of(c));
-                        let peer = peer.map(|(user, groups)| Identity::new(user, groups));
-                        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                            let (shared, peer) = (shared.clone(), peer.clone());
-                            async move { Ok::<_, Infallible>(handle(shared, peer, req).await) }
-                        });
-                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tls), svc).await;
-                    });
+                    conns.spawn(connection(stream, acceptor.clone(), shared.clone()));
                 }
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
@@ -111,8 +137,36 @@ pub async fn serve(api: Arc<Api>, config: Config) -> std::io::Result<Server> {
         addr,
         api,
         stop,
-        task,
+        task: Some(task),
+        route: None,
     })
+}
+
+/// Serves one accepted connection: TLS (the client certificate, if any, names the user),
+/// then HTTP/1.1 or HTTP/2 until the client closes it.
+pub(crate) async fn connection(
+    stream: tokio::net::TcpStream,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+) {
+    let _ = stream.set_nodelay(true);
+    let Ok(tls) = acceptor.accept(stream).await else {
+        return;
+    };
+    let peer = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| tls::identity_of(c));
+    let peer = peer.map(|(user, groups)| Identity::new(user, groups));
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let (shared, peer) = (shared.clone(), peer.clone());
+        async move { Ok::<_, Infallible>(handle(shared, peer, req).await) }
+    });
+    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(tls), svc)
+        .await;
 }
 
 fn json_response(code: u16, v: &Value) -> Response<Body> {

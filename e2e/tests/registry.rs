@@ -61,6 +61,10 @@ fn clusters_are_registered_probed_and_deregistered_first() {
             endpoint["port"]
         )
     );
+    // Fleet tools key clusters by server URL: every simulated cluster has its own endpoint,
+    // even where their servers share a port.
+    let beta = m.json(&["get", "cluster", "beta"])["spec"]["controlPlaneEndpoint"].clone();
+    assert_ne!(endpoint, beta, "alpha and beta have distinct endpoints");
 
     // ClusterProfile: Joined, ControlPlaneHealthy, version, labels, access provider.
     let profile = eventually(60, "alpha's ClusterProfile healthy", || {

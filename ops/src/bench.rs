@@ -486,15 +486,7 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
     let busy_cpu = cpu_seconds() - cpu0;
     let busy_writes = target.committed(&observer).await? - writes0;
     let busy_requests = requests::since(&requests0, &requests.snapshot());
-    let fds_at_rest = crate::fds::open_fds();
-    let plane_port = target.port;
-    // Connections to the management plane are per process (watches, pooled requests).
-    let fds_plane = crate::fds::sockets_on_port(plane_port);
-    let fds_plane0 = fds_plane0.min(fds_plane);
-    let fds_per_workload =
-        (fds_at_rest.saturating_sub(fds0) as f64 - (fds_plane - fds_plane0) as f64) / f64::from(n);
     let busy_counts = tally.as_ref().map(WriteTally::counts);
-    let fds_per_cluster = fds_at_rest.saturating_sub(fds0) as f64 / f64::from(n);
     let rss = peak_rss_mib();
     let mut per: Vec<f64> = done.values().copied().collect();
     per.sort_by(f64::total_cmp);
@@ -515,15 +507,26 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         requests_summary(&busy_requests),
         requests::total(&busy_requests, &[OBSERVER])
     );
-    println!(
-        "{fds_at_rest} open file descriptors at rest ({fds_per_cluster:.1} per cluster; {fds_plane} of them both ends of connections to the management plane, {fds_per_workload:.1} per cluster without those; soft limit {soft}); {:.3} CPU-seconds and {:.2} MiB peak RSS per cluster",
-        busy_cpu / f64::from(n),
-        rss / f64::from(n)
-    );
     let writes1 = target.committed(&observer).await?;
     let idle_requests0 = requests.snapshot();
     let (cpu1, idle_start) = (cpu_seconds(), Instant::now());
-    tokio::time::sleep(Duration::from_secs(cfg.idle_seconds)).await;
+    // At rest: the fewest descriptors seen while idle (between health-probe rounds, whose
+    // connections close a few seconds after them); the most is a probe round's.
+    let (fds_at_rest, fds_idle_peak) =
+        crate::fds::fewest_and_most_while_sleeping(Duration::from_secs(cfg.idle_seconds)).await;
+    let plane_port = target.port;
+    // Connections to the management plane are per process (watches, pooled requests).
+    let fds_plane = crate::fds::sockets_on_port(plane_port);
+    let fds_plane0 = fds_plane0.min(fds_plane);
+    let fds_per_workload = (fds_at_rest.saturating_sub(fds0) as f64
+        - fds_plane.saturating_sub(fds_plane0) as f64)
+        / f64::from(n);
+    let fds_per_cluster = fds_at_rest.saturating_sub(fds0) as f64 / f64::from(n);
+    println!(
+        "{fds_at_rest} open file descriptors at rest, {fds_idle_peak} at most while idle ({fds_per_cluster:.1} per cluster; {fds_plane} of them both ends of connections to the management plane, {fds_per_workload:.1} per cluster without those; {fds0} before creating; soft limit {soft}); {:.3} CPU-seconds and {:.2} MiB peak RSS per cluster",
+        busy_cpu / f64::from(n),
+        rss / f64::from(n)
+    );
     let idle_elapsed = idle_start.elapsed().as_secs_f64().max(0.001);
     let idle_cpu_percent = (cpu_seconds() - cpu1) / idle_elapsed * 100.0;
     let idle_requests = requests::since(&idle_requests0, &requests.snapshot());
@@ -545,6 +548,7 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
     let mut seconds_deleted = None;
     let mut fds_after_delete = None;
     let mut delete_requests = None;
+    let mut fds_left_by_deleted = None;
     if cfg.delete {
         let delete_requests0 = requests.snapshot();
         let t = Instant::now();
@@ -570,11 +574,20 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         seconds_deleted = Some((t.elapsed().as_secs_f64() * 100.0).round() / 100.0);
-        fds_after_delete = Some(crate::fds::open_fds());
         delete_requests = Some(requests::total(
             &requests::since(&delete_requests0, &requests.snapshot()),
             WORKLOAD,
         ));
+        // Idle connections to the deleted servers close a few seconds after their last use.
+        fds_after_delete = Some(
+            crate::fds::fewest_and_most_while_sleeping(Duration::from_secs(4))
+                .await
+                .0,
+        );
+        // Beside connections to the management plane, which the deletes may have added to.
+        let plane_after = crate::fds::sockets_on_port(target.port);
+        fds_left_by_deleted = fds_after_delete
+            .map(|f| f.saturating_sub(plane_after) as i64 - fds0.saturating_sub(fds_plane0) as i64);
         println!(
             "deleted all {n} clusters (Clusters, machines, control planes, configs, infrastructure, labelled Secrets gone) in {:.1}s; {} open file descriptors left",
             seconds_deleted.unwrap_or(0.0),
@@ -601,6 +614,9 @@ pub async fn run(cfg: Config) -> Result<Value, OpsError> {
         "cpu_seconds_per_cluster": (busy_cpu / f64::from(n) * 1000.0).round() / 1000.0,
         "peak_rss_mib_per_cluster": round(rss / f64::from(n)),
         "open_fds_at_rest": fds_at_rest,
+        "open_fds_before_create": fds0,
+        "open_fds_idle_peak": fds_idle_peak,
+        "fds_left_by_deleted_clusters": fds_left_by_deleted,
         "fds_per_cluster": (fds_per_cluster * 10.0).round() / 10.0,
         "fds_plane_connections": fds_plane,
         "fds_per_cluster_without_plane_connections": (fds_per_workload * 10.0).round() / 10.0,

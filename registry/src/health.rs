@@ -1,6 +1,7 @@
 //! Health of registered workload clusters: a probe loop (`GET /readyz` judged by its status
 //! code, `GET /version` for the Kubernetes version) every interval with a timeout, every
-//! cluster probed concurrently so one unreachable cluster never delays another, and a
+//! cluster probed concurrently (each at its own [`offset`] into the interval) so one
+//! unreachable cluster never delays another, and a
 //! debounced state ([`next`], pure and table-tested): turning unhealthy takes
 //! `failure_threshold` consecutive failures, recovering takes one success. A change of state
 //! wakes the registry reconciler of that cluster, which writes it.
@@ -249,6 +250,19 @@ pub async fn probe(client: kube::Client, timeout: Duration, version: bool) -> Ou
     }
 }
 
+/// Where in the interval a cluster is probed: fixed per cluster and spread evenly over the
+/// first 90 % of it, so probes of thousands of clusters do not hold their connections (two
+/// descriptors each when the simulated server is in this process, and a TLS handshake each
+/// since workload clients close idle connections) all at the same instant.
+pub fn offset(key: &(String, String), interval: Duration) -> Duration {
+    let h = format!("{}/{}", key.0, key.1)
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    interval.mul_f64((h % 1000) as f64 / 1000.0 * 0.9)
+}
+
 /// Probes every registered cluster each interval, concurrently, and sends the clusters whose
 /// reported state changed to `wake`. Runs until dropped.
 pub async fn run(
@@ -263,6 +277,13 @@ pub async fn run(
         for key in prober.keys() {
             let (prober, ctx, mut wake) = (prober.clone(), ctx.clone(), wake.clone());
             tokio::spawn(async move {
+                // A cluster not probed yet is probed now: registration waits for its health.
+                let probed = prober
+                    .state(&key.0, &key.1)
+                    .is_some_and(|s| s.reported.is_some());
+                if probed {
+                    tokio::time::sleep(offset(&key, prober.interval)).await;
+                }
                 let state = prober.state(&key.0, &key.1).unwrap_or_default();
                 let client = if state.trusts_cached_client() {
                     let age = KUBECONFIG_MAX_AGE;
@@ -298,6 +319,28 @@ mod tests {
                 s.reported.clone()
             })
             .collect()
+    }
+
+    #[test]
+    fn probes_are_spread_over_the_interval() {
+        let interval = Duration::from_secs(10);
+        let offsets: Vec<Duration> = (0..1000)
+            .map(|i| offset(&("ns".into(), format!("c{i}")), interval))
+            .collect();
+        assert!(offsets.iter().all(|o| *o < interval.mul_f64(0.9)));
+        let first_second = offsets
+            .iter()
+            .filter(|o| **o < Duration::from_secs(1))
+            .count();
+        assert!(
+            (60..=170).contains(&first_second),
+            "about a ninth start in each second: {first_second}"
+        );
+        assert_eq!(
+            offset(&("ns".into(), "c1".into()), interval),
+            offsets[1],
+            "fixed per cluster"
+        );
     }
 
     #[test]

@@ -6,6 +6,14 @@
 //! every registered cluster) where one management-plane read per call is most of their cost.
 //! A kubeconfig is renewed well before its certificate expires, so a client up to that age
 //! old still authenticates.
+//!
+//! Descriptors against CPU: a workload client closes a pooled connection idle for
+//! [`POOL_IDLE`] ([`idle_closing_client`]), shorter than the health-probe period, so a cluster
+//! at rest holds no connection (each is two descriptors when the simulated server is in this
+//! process, and ten thousand clusters share one open-file limit). The price: every probe of
+//! a cluster at rest opens a connection and pays a TLS handshake. Clients of clusters whose
+//! kubeconfig Secret is gone are dropped from the cache ([`Remote::forget`] and every read
+//! that finds no Secret).
 
 use std::{
     collections::HashMap,
@@ -19,9 +27,41 @@ use slipway_api::names::secrets;
 
 use crate::Error;
 
-/// Read timeout of workload clients: a stalled request is abandoned after this long, and an
-/// idle pooled connection closed. Several probe periods long.
+/// Read timeout of workload clients: a stalled request is abandoned after this long. Far above
+/// [`POOL_IDLE`], so it never closes a pooled connection the pool may hand out.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a workload client keeps an idle pooled connection: long enough for the requests
+/// of one reconcile pass, far below the 10 s health-probe period (at 2 s, the connections of
+/// the periodic passes at rest, probes and health checks, still averaged about 0.6 per
+/// cluster).
+pub const POOL_IDLE: Duration = Duration::from_secs(1);
+
+/// A client for `config` (as [`kube::Client::try_from`] builds, without its retry, tracing
+/// and decompression layers) whose pooled connections close after `idle` without a request.
+pub fn idle_closing_client(config: kube::Config, idle: Duration) -> Result<Client, kube::Error> {
+    use kube::client::ConfigExt;
+    use tower::ServiceBuilder;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    let https = config.rustls_https_connector_with_connector(http)?;
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    let client: hyper_util::client::legacy::Client<_, kube::client::Body> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(idle)
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .build(connector);
+    let service = ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(client);
+    Ok(kube::client::ClientBuilder::new(service, config.default_namespace.clone()).build())
+}
 
 /// The cache.
 #[derive(Default)]
@@ -38,6 +78,14 @@ struct Cached {
 }
 
 impl Remote {
+    /// Drops the cached client of a cluster (deleted): its pooled connections close.
+    pub fn forget(&self, ns: &str, cluster: &str) {
+        self.cache
+            .lock()
+            .expect("remote cache")
+            .remove(&(ns.to_string(), cluster.to_string()));
+    }
+
     /// Like [`Remote::client`], without reading the Secret when it was read less than
     /// `max_age` ago.
     pub async fn recent(
@@ -98,16 +146,16 @@ impl Remote {
                 .await
                 .map_err(|e| bad(e.to_string()))?;
         // One unreachable cluster must not hold a reconcile worker for long. The read timeout
-        // also ends pooled connections that stay idle that long, so it is kept well above the
-        // health-probe period: at 10 s every probe found its connection closed and paid a
-        // new TLS handshake (and some raced the close and failed).
+        // would also end a pooled connection idle that long, racing a request sent on it (at
+        // 10 s some probes failed so); the pool closes idle connections itself after
+        // POOL_IDLE, before the read timeout could.
         config.connect_timeout = Some(std::time::Duration::from_secs(3));
         config.read_timeout = Some(READ_TIMEOUT);
         // Nor may a 429 or 503 hold it: kube's default retry backs off up to 1000 s, and a
         // 429 is an answer here (an eviction a PodDisruptionBudget forbids), which the
         // reconcilers retry on their own schedule.
         config.default_retry = false;
-        let client = Client::try_from(config).map_err(|e| bad(e.to_string()))?;
+        let client = idle_closing_client(config, POOL_IDLE).map_err(|e| bad(e.to_string()))?;
         self.cache.lock().expect("remote cache").insert(
             key,
             Cached {

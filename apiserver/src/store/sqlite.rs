@@ -7,7 +7,7 @@ use std::{
     sync::Arc,
 };
 
-use super::{Entry, Event, EventType, ObjKey, StoreError};
+use super::{Entry, Event, EventType, Journal, ObjKey, StoreError};
 use crate::encryption::{self, Keys};
 
 /// The resource whose objects are encrypted at rest when keys are configured.
@@ -29,13 +29,16 @@ fn seal<'a>(
     }
 }
 
-/// Opens (creating if absent) the SQLite file at `path` with the store's tables.
-pub(super) fn open(path: &Path) -> Result<rusqlite::Connection, StoreError> {
+/// Opens (creating if absent) the SQLite file at `path` with the store's tables, in the
+/// journal mode `journal` (an existing file is switched to it).
+pub(super) fn open(path: &Path, journal: Journal) -> Result<rusqlite::Connection, StoreError> {
     let db = rusqlite::Connection::open(path)?;
+    db.execute_batch(match journal {
+        Journal::Wal => "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        Journal::OneFile => "PRAGMA journal_mode=TRUNCATE; PRAGMA synchronous=OFF;",
+    })?;
     db.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=NORMAL;
-             PRAGMA busy_timeout=5000;
+        "PRAGMA busy_timeout=5000;
              CREATE TABLE IF NOT EXISTS objects (gr TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL,
                  rv INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (gr, ns, name)) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS events (rv INTEGER PRIMARY KEY, type INTEGER NOT NULL, gr TEXT NOT NULL,

@@ -192,3 +192,55 @@ fn a_reopened_file_has_every_object_with_its_resource_version_and_the_history() 
         52
     );
 }
+
+/// Descriptors of this process open on files under `dir`.
+fn fds_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter(|l| l.starts_with(dir))
+        .count()
+}
+
+#[test]
+fn a_one_file_store_holds_one_descriptor_at_rest_and_keeps_a_wal_stores_data() {
+    let dir = std::env::temp_dir().join(format!(
+        "slipway-store-onefile-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("db.sqlite");
+    let put = |s: &Store, range: std::ops::Range<i64>| {
+        for i in range {
+            let k = ObjKey::new("g/things", "ns", &format!("o{i}"));
+            s.commit(
+                &k,
+                Precondition::Absent,
+                Change::Put(obj(&format!("o{i}"), i)),
+            )
+            .unwrap();
+        }
+    };
+    {
+        let s = Store::open(&path).unwrap();
+        put(&s, 0..20);
+        assert_eq!(fds_under(&dir), 3, "WAL: database, -wal and -shm");
+    }
+    let s = Store::open_with(&path, None, Journal::OneFile).unwrap();
+    assert_eq!(s.len(), 20, "what the WAL store committed is there");
+    put(&s, 20..40);
+    assert_eq!(
+        fds_under(&dir),
+        1,
+        "one file at rest: the journal is closed"
+    );
+    drop(s);
+    let s = Store::open_with(&path, None, Journal::OneFile).unwrap();
+    assert_eq!(s.len(), 40, "every commit survives reopening");
+    assert_eq!(s.current_rv(), 40);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

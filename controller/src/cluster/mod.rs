@@ -453,6 +453,8 @@ async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
             return Err(waiting(&api, cluster, reason, message, ctx).await);
         }
     }
+    // Its cached workload client would keep its pooled connections (descriptors) for good.
+    ctx.remote.forget(&ns, &name);
     tracing::info!(cluster = %name, namespace = %ns, "cluster deleted: its workers, control plane and infrastructure are gone");
     Ok(Action::await_change())
 }

@@ -2,7 +2,8 @@
 //! nothing faked above the machine. This crate owns its kinds ([`api`]), its `generate
 //! cluster` flavors and its [`Plugin`].
 //!
-//! - Clusters: an InMemoryCluster gets an endpoint on 127.0.0.1 with a free port (or keeps the
+//! - Clusters: an InMemoryCluster gets an endpoint of its own on the loopback device
+//!   (`127.a.b.c` on the port the process's clusters share, see [`endpoint`]; or keeps the
 //!   one in its spec) once its simulated provisioning delay has passed.
 //! - Machines boot after their simulated delays by executing their bootstrap data ([`boot`]):
 //!   files written under `<root>/<namespace>/<cluster>/machines/<machine>/rootfs`, the kubeadm
@@ -22,6 +23,7 @@
 pub mod api;
 pub mod boot;
 pub mod dev;
+pub mod endpoint;
 mod plugin;
 pub mod pods;
 pub mod pool;
@@ -54,16 +56,18 @@ use slipway_providers::{
 pub struct InMemory {
     root: PathBuf,
     workloads: std::sync::Arc<workload::Workloads>,
-    ports: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<u16>>>,
+    endpoints: std::sync::Arc<endpoint::Endpoints>,
 }
 
 impl InMemory {
     /// A provider keeping its machines and workload clusters under `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let endpoints = std::sync::Arc::new(endpoint::Endpoints::new(root.clone()));
         Self {
-            root: root.into(),
-            workloads: Default::default(),
-            ports: Default::default(),
+            root,
+            workloads: std::sync::Arc::new(workload::Workloads::new(endpoints.clone())),
+            endpoints,
         }
     }
 
@@ -93,41 +97,6 @@ fn remaining(created: Option<Timestamp>, delay: f64, now: Timestamp) -> Option<D
     let created = created?;
     let elapsed = (now.as_millisecond() - created.as_millisecond()) as f64 / 1000.0;
     (elapsed < delay).then(|| Duration::from_secs_f64(delay - elapsed))
-}
-
-/// A free port for a cluster endpoint, outside the kernel's ephemeral range: a port handed
-/// out there could be taken as the local port of some outgoing connection before the
-/// workload API server binds it. Ports handed out by this process are never reused.
-fn free_port(
-    taken: &std::sync::Mutex<std::collections::HashSet<u16>>,
-) -> Result<u16, ProviderError> {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let (first, last) = if low > 11_000 {
-        (10_000, low - 1)
-    } else {
-        (low, u16::MAX)
-    };
-    let span = u32::from(last - first) + 1;
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mut taken = taken.lock().expect("ports");
-    for i in 0..span {
-        let port = first + ((seed.wrapping_add(i.wrapping_mul(7919))) % span) as u16;
-        if taken.contains(&port) {
-            continue;
-        }
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            taken.insert(port);
-            return Ok(port);
-        }
-    }
-    Err(ProviderError::transient(format!(
-        "no free port on 127.0.0.1 between {first} and {last}"
-    )))
 }
 
 impl InfrastructureProvider for InMemory {
@@ -168,6 +137,7 @@ impl InfrastructureProvider for InMemory {
                 status: json!({}),
             }));
         }
+        let (ns, name) = cluster_key(scope.infra.as_ref());
         let endpoint = match scope
             .infra
             .spec
@@ -176,13 +146,15 @@ impl InfrastructureProvider for InMemory {
             .filter(ApiEndpoint::is_valid)
         {
             Some(ep) => ep,
-            None => ApiEndpoint {
-                host: "127.0.0.1".into(),
-                port: i32::from(free_port(&self.ports)?),
-            },
+            None => {
+                let (host, port) = self.endpoints.allocate(&format!("{ns}/{name}"))?;
+                ApiEndpoint {
+                    host: host.to_string(),
+                    port: i32::from(port),
+                }
+            }
         };
         // After a restart, a cluster whose init machine booted gets its API server back.
-        let (ns, name) = cluster_key(scope.infra.as_ref());
         let outage = scope
             .infra
             .spec
@@ -210,6 +182,9 @@ impl InfrastructureProvider for InMemory {
         let (ns, name) = cluster_key(scope.infra.as_ref());
         self.workloads.stop(&format!("{ns}/{name}")).await;
         remove_dir(&self.cluster_dir(&ns, &name))?;
+        if let Some(ep) = &scope.infra.spec.control_plane_endpoint {
+            self.endpoints.release(&ep.host, ep.port);
+        }
         Ok(Deletion::Gone)
     }
 
@@ -341,7 +316,15 @@ impl InfrastructureProvider for InMemory {
                 let port = u16::try_from(endpoint.port).map_err(|_| {
                     refuse(format!("endpoint port {} is out of range", endpoint.port))
                 })?;
-                let w = self.workloads.init(&key, &cluster_dir, &ca, port).await?;
+                // A host name (not an address) is served on 127.0.0.1, as it always was.
+                let ip = endpoint
+                    .host
+                    .parse()
+                    .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+                let w = self
+                    .workloads
+                    .init(&key, &cluster_dir, &ca, (ip, port))
+                    .await?;
                 workload::seed_init(&w, tokens, cluster_configuration).await?;
                 (w, true)
             }

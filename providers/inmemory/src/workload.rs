@@ -4,10 +4,15 @@
 //! certificates, so the kubeconfig slipway generates authenticates exactly as it would against
 //! kubeadm's API server. Data lives under the cluster's directory and survives a restart: the
 //! server is resumed the next time anything of the cluster is reconciled.
+//!
+//! Descriptors, since thousands of these share one process's open-file limit: servers listen
+//! through the process's shared loopback listener at their own address ([`crate::endpoint`]),
+//! and their SQLite file uses a rollback journal that is open only during a commit
+//! ([`Journal::OneFile`]), so a server at rest holds one descriptor (its database).
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -19,7 +24,8 @@ use kube::{
 };
 use serde_json::json;
 use slipway_apiserver::{
-    plane::{Options, Plane},
+    plane::{Embedding, Options, Plane},
+    store::Journal,
     tls::{self, CertKey},
 };
 
@@ -40,8 +46,8 @@ pub struct Workload {
 }
 
 /// The workload servers of this process, by `<namespace>/<cluster>`.
-#[derive(Default)]
 pub struct Workloads {
+    endpoints: Arc<crate::endpoint::Endpoints>,
     running: Arc<tokio::sync::Mutex<HashMap<String, Arc<Workload>>>>,
     /// Clusters whose server another process serves, watched so this one takes over when
     /// that process stops.
@@ -65,10 +71,22 @@ async fn client_for(kubeconfig: &str) -> Result<Client, ProviderError> {
         kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
             .await
             .map_err(|e| ProviderError::transient(format!("workload kubeconfig: {e}")))?;
-    Client::try_from(config).map_err(|e| ProviderError::transient(format!("workload client: {e}")))
+    // Closes its connections when idle, so a server at rest has none open from this client.
+    slipway_runtime::remote::idle_closing_client(config, slipway_runtime::remote::POOL_IDLE)
+        .map_err(|e| ProviderError::transient(format!("workload client: {e}")))
 }
 
 impl Workloads {
+    /// No servers yet; their listeners come from `endpoints`.
+    pub fn new(endpoints: Arc<crate::endpoint::Endpoints>) -> Self {
+        Self {
+            endpoints,
+            running: Default::default(),
+            watched: Default::default(),
+            outages: Default::default(),
+        }
+    }
+
     /// The running server of a cluster, resuming it from disk when its init machine booted
     /// before this process started. `None`: no init machine has booted.
     pub async fn get(
@@ -91,22 +109,35 @@ impl Workloads {
             .trim()
             .parse()
             .map_err(|_| ProviderError::terminal(format!("{}: not a port", dir.display())))?;
+        // Written since servers share a port; before, every server was on 127.0.0.1.
+        let ip = match std::fs::read_to_string(dir.join("address")) {
+            Ok(a) => a.trim().parse().map_err(|_| {
+                ProviderError::terminal(format!("{}/address: not an IP address", dir.display()))
+            })?,
+            Err(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        let addr = SocketAddr::new(ip, port);
         // Another process may serve it already: the controller of the management cluster
         // this cluster was moved from (`slipway move`), until that one stops. Use its server
         // rather than fight over the port and the data; not kept, so the next call after it
         // stops starts the server here.
-        if let Some(w) = served_elsewhere(&dir, port).await? {
-            self.take_over_when_gone(key, dir, port);
+        let elsewhere = if self.endpoints.listens_on(port) {
+            None
+        } else {
+            served_elsewhere(&dir, addr).await?
+        };
+        if let Some(w) = elsewhere {
+            self.take_over_when_gone(key, dir, addr);
             return Ok(Some(Arc::new(w)));
         }
-        let w = Arc::new(start(&dir, port).await?);
+        let w = Arc::new(start(&dir, addr, &self.endpoints).await?);
         running.insert(key.to_string(), w.clone());
         Ok(Some(w))
     }
 
     /// Watches the port of a server another process serves; once nothing answers there, starts
     /// it here (nothing else would: a Ready cluster at rest is not reconciled for minutes).
-    fn take_over_when_gone(&self, key: &str, dir: PathBuf, port: u16) {
+    fn take_over_when_gone(&self, key: &str, dir: PathBuf, addr: SocketAddr) {
         if !self
             .watched
             .lock()
@@ -116,19 +147,20 @@ impl Workloads {
             return;
         }
         let (running, watched, key) = (self.running.clone(), self.watched.clone(), key.to_string());
+        let endpoints = self.endpoints.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                if accepting(port).await {
+                if !endpoints.listens_on(addr.port()) && accepting(addr).await {
                     continue;
                 }
                 let mut r = running.lock().await;
                 if r.contains_key(&key) {
                     break;
                 }
-                match start(&dir, port).await {
+                match start(&dir, addr, &endpoints).await {
                     Ok(w) => {
-                        tracing::info!(cluster = %key, port, "took over the simulated API server");
+                        tracing::info!(cluster = %key, %addr, "took over the simulated API server");
                         r.insert(key.clone(), Arc::new(w));
                         break;
                     }
@@ -147,7 +179,7 @@ impl Workloads {
         key: &str,
         cluster_dir: &Path,
         ca: &CertKey,
-        port: u16,
+        (ip, port): (IpAddr, u16),
     ) -> Result<Arc<Workload>, ProviderError> {
         if let Some(w) = self.get(key, cluster_dir).await? {
             return Ok(w);
@@ -159,7 +191,9 @@ impl Workloads {
             .map_err(|e| transient("workload CA")(e.to_string()))?;
         tls::write_private(&dir.join("ca.key"), ca.key_pem.as_bytes())
             .map_err(|e| transient("workload CA")(e.to_string()))?;
-        let w = Arc::new(start(&dir, port).await?);
+        let w = Arc::new(start(&dir, SocketAddr::new(ip, port), &self.endpoints).await?);
+        std::fs::write(dir.join("address"), ip.to_string())
+            .map_err(|e| transient("workload address")(e.to_string()))?;
         // Written last: a crash before this point retries init instead of resuming half a server.
         std::fs::write(dir.join("port"), port.to_string())
             .map_err(|e| transient("workload port")(e.to_string()))?;
@@ -202,9 +236,8 @@ impl Workloads {
     }
 }
 
-/// Whether something accepts connections on 127.0.0.1:`port`.
-async fn accepting(port: u16) -> bool {
-    let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+/// Whether something accepts connections on `addr`.
+async fn accepting(addr: SocketAddr) -> bool {
     let probe = tokio::time::timeout(
         std::time::Duration::from_millis(500),
         tokio::net::TcpStream::connect(addr),
@@ -216,9 +249,8 @@ async fn accepting(port: u16) -> bool {
 /// A handle on the server of `dir` when something already accepts connections on its port
 /// (`None`: nothing does). The handle's client is the server's own admin kubeconfig, so a
 /// stranger on that port fails every request instead of being mistaken for the cluster.
-async fn served_elsewhere(dir: &Path, port: u16) -> Result<Option<Workload>, ProviderError> {
-    let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    if !accepting(port).await {
+async fn served_elsewhere(dir: &Path, addr: SocketAddr) -> Result<Option<Workload>, ProviderError> {
+    if !accepting(addr).await {
         return Ok(None);
     }
     let read = |f: &str| {
@@ -237,21 +269,34 @@ async fn served_elsewhere(dir: &Path, port: u16) -> Result<Option<Workload>, Pro
     }))
 }
 
-async fn start(dir: &Path, port: u16) -> Result<Workload, ProviderError> {
-    let plane = Plane::start(Options {
-        data_dir: Some(dir.to_path_buf()),
-        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        port,
-        crds: vec![],
-        version_from_nodes: true,
-        encryption_key_file: None,
-        auth: Default::default(),
-    })
+async fn start(
+    dir: &Path,
+    addr: SocketAddr,
+    endpoints: &crate::endpoint::Endpoints,
+) -> Result<Workload, ProviderError> {
+    // When a machine of this process no longer serves on this port, an older server
+    // elsewhere (a process still running) or another program does; both are transient.
+    let listener = endpoints.listener(addr.ip(), addr.port()).map_err(|e| {
+        ProviderError::transient(format!("the simulated API server at {addr}: {e}"))
+    })?;
+    let plane = Plane::start_with(
+        Options {
+            data_dir: Some(dir.to_path_buf()),
+            address: addr.ip(),
+            port: addr.port(),
+            crds: vec![],
+            version_from_nodes: true,
+            encryption_key_file: None,
+            auth: Default::default(),
+        },
+        Embedding {
+            listener,
+            journal: Journal::OneFile,
+        },
+    )
     .await
     .map_err(|e| {
-        ProviderError::transient(format!(
-            "starting the simulated API server on port {port}: {e}"
-        ))
+        ProviderError::transient(format!("starting the simulated API server at {addr}: {e}"))
     })?;
     let ca_hash = tls::spki_sha256(&plane.ca.cert_pem)
         .map_err(|e| ProviderError::transient(e.to_string()))?;
