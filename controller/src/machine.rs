@@ -341,7 +341,7 @@ async fn ensure_metadata(
             &Patch::Merge(&patch),
         )
         .await?;
-    slipway_runtime::stale::superseded(&machine.metadata);
+    slipway_runtime::stale::superseded(&machine.metadata, &patched.metadata);
     Ok(Some(patched.metadata))
 }
 
@@ -436,7 +436,7 @@ async fn apply(machine: &Machine, ctx: &Context, api: &Api<Machine>) -> Result<A
                     &Patch::Merge(&json!({ "spec": spec_patch })),
                 )
                 .await?;
-            slipway_runtime::stale::superseded(&meta);
+            slipway_runtime::stale::superseded(&meta, &patched.metadata);
             // The status below is computed from what that spec change was made from, so it
             // observes the new generation (one status write, not a second one to catch up).
             o.generation = patched.metadata.generation;

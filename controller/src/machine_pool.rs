@@ -287,7 +287,7 @@ async fn ensure_metadata(
             &Patch::Merge(&patch),
         )
         .await?;
-    slipway_runtime::stale::superseded(&pool.metadata);
+    slipway_runtime::stale::superseded(&pool.metadata, &patched.metadata);
     Ok(Some(patched.metadata))
 }
 
@@ -395,7 +395,7 @@ async fn apply(pool: &MachinePool, ctx: &Context, api: &Api<MachinePool>) -> Res
                     &Patch::Merge(&json!({ "spec": spec_patch })),
                 )
                 .await?;
-            slipway_runtime::stale::superseded(&meta);
+            slipway_runtime::stale::superseded(&meta, &patched.metadata);
             o.generation = patched.metadata.generation;
             meta = patched.metadata;
         }

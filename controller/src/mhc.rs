@@ -94,16 +94,17 @@ pub async fn set_machine_conditions(
         }
     }
     if changed {
-        api.patch_status(
-            &m.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&json!({
-                "metadata": {"resourceVersion": m.resource_version()},
-                "status": {"conditions": conds},
-            })),
-        )
-        .await?;
-        slipway_runtime::stale::superseded(&m.metadata);
+        let written = api
+            .patch_status(
+                &m.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&json!({
+                    "metadata": {"resourceVersion": m.resource_version()},
+                    "status": {"conditions": conds},
+                })),
+            )
+            .await?;
+        slipway_runtime::stale::superseded(&m.metadata, &written.metadata);
     }
     Ok(changed)
 }
@@ -387,15 +388,16 @@ async fn ensure_owner(
     r.controller = None;
     r.block_owner_deletion = None;
     refs.push(r);
-    api.patch(
-        &mhc.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"metadata": {
-            "ownerReferences": refs,
-            "resourceVersion": mhc.resource_version(),
-        }})),
-    )
-    .await?;
-    slipway_runtime::stale::superseded(&mhc.metadata);
+    let written = api
+        .patch(
+            &mhc.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {
+                "ownerReferences": refs,
+                "resourceVersion": mhc.resource_version(),
+            }})),
+        )
+        .await?;
+    slipway_runtime::stale::superseded(&mhc.metadata, &written.metadata);
     Ok(true)
 }

@@ -101,14 +101,17 @@ where
         ]
     };
     let name = obj.meta().name.as_deref().unwrap_or_default();
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::<()>::Json(json_patch::Patch(ops)),
-    )
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(kube::runtime::finalizer::Error::AddFinalizer(e))))?;
-    crate::stale::superseded(obj.meta());
+    let written = api
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::<()>::Json(json_patch::Patch(ops)),
+        )
+        .await
+        .map_err(|e| {
+            Error::Finalizer(Box::new(kube::runtime::finalizer::Error::AddFinalizer(e)))
+        })?;
+    crate::stale::superseded(obj.meta(), written.meta());
     Ok(Action::await_change())
 }
 
@@ -157,9 +160,10 @@ where
         Some(rv) => serde_json::json!({ "metadata": {"resourceVersion": rv}, "status": new }),
         None => serde_json::json!({ "status": new }),
     };
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+    let written = api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
-    crate::stale::superseded(meta);
+    crate::stale::superseded(meta, written.meta());
     Ok(true)
 }
 

@@ -31,12 +31,18 @@ const PER_OBJECT: usize = 4;
 static SUPERSEDED: LazyLock<Mutex<HashMap<String, Vec<String>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-/// Records that a write computed from the version in `meta` succeeded: that version is now
-/// stale.
-pub fn superseded(meta: &ObjectMeta) {
-    let (Some(uid), Some(rv)) = (&meta.uid, &meta.resource_version) else {
+/// Records that a write computed from the version in `before` succeeded and produced
+/// `after` (the object the server returned): `before`'s version is now stale. A write the
+/// server found to change nothing keeps the version (a merge patch of values already there,
+/// fields the schema prunes): then nothing is recorded, since no newer version will come and
+/// the object's next passes must run, not wait for it.
+pub fn superseded(before: &ObjectMeta, after: &ObjectMeta) {
+    let (Some(uid), Some(rv)) = (&before.uid, &before.resource_version) else {
         return;
     };
+    if after.resource_version.as_deref().is_none_or(|a| a == rv) {
+        return;
+    }
     let mut m = SUPERSEDED.lock().expect("superseded versions");
     let versions = m.entry(uid.clone()).or_default();
     if !versions.contains(rv) {
@@ -75,6 +81,11 @@ pub fn forget(meta: &ObjectMeta) {
 mod tests {
     use super::*;
 
+    /// Records a write of `uid` from version `from` that the server answered with `to`.
+    fn wrote(uid: &str, from: &str, to: &str) {
+        superseded(&meta(uid, from), &meta(uid, to));
+    }
+
     fn meta(uid: &str, rv: &str) -> ObjectMeta {
         ObjectMeta {
             uid: Some(uid.into()),
@@ -87,7 +98,7 @@ mod tests {
     fn a_written_over_version_is_stale_until_a_newer_copy_is_seen() {
         let uid = "stale-test-1";
         assert!(!is_superseded(&meta(uid, "10")), "nothing written yet");
-        superseded(&meta(uid, "10"));
+        wrote(uid, "10", "11");
         assert!(is_superseded(&meta(uid, "10")));
         assert!(
             is_superseded(&meta(uid, "10")),
@@ -101,8 +112,8 @@ mod tests {
     #[test]
     fn several_writes_of_one_pass_are_all_stale_and_objects_never_mix() {
         let (a, b) = ("stale-test-2a", "stale-test-2b");
-        superseded(&meta(a, "5"));
-        superseded(&meta(a, "6"));
+        wrote(a, "5", "6");
+        wrote(a, "6", "7");
         assert!(is_superseded(&meta(a, "5")) && is_superseded(&meta(a, "6")));
         assert!(
             !is_superseded(&meta(b, "5")),
@@ -116,7 +127,7 @@ mod tests {
     fn versions_kept_per_object_are_bounded() {
         let uid = "stale-test-3";
         for rv in 1..=10 {
-            superseded(&meta(uid, &rv.to_string()));
+            wrote(uid, &rv.to_string(), &(rv + 1).to_string());
         }
         let n = SUPERSEDED.lock().unwrap().get(uid).map_or(0, Vec::len);
         assert_eq!(n, PER_OBJECT);
@@ -125,7 +136,18 @@ mod tests {
 
     #[test]
     fn metadata_without_uid_or_version_is_never_stale() {
-        superseded(&ObjectMeta::default());
+        superseded(&ObjectMeta::default(), &meta("x", "2"));
         assert!(!is_superseded(&ObjectMeta::default()));
+    }
+
+    #[test]
+    fn a_write_that_changed_nothing_leaves_the_version_current() {
+        // The server kept version 7 (nothing changed): no newer copy will ever arrive, so
+        // a copy at 7 must still be reconciled.
+        let uid = "stale-test-4";
+        wrote(uid, "7", "7");
+        assert!(!is_superseded(&meta(uid, "7")));
+        superseded(&meta(uid, "7"), &ObjectMeta::default());
+        assert!(!is_superseded(&meta(uid, "7")), "no version returned");
     }
 }

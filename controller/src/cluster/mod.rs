@@ -245,7 +245,7 @@ async fn apply(cluster: &Cluster, ctx: &Context) -> Result<Action, Error> {
                     &Patch::Merge(&json!({"spec": {"controlPlaneEndpoint": ep}})),
                 )
                 .await?;
-            slipway_runtime::stale::superseded(&meta);
+            slipway_runtime::stale::superseded(&meta, &patched.metadata);
             // The status below covers the endpoint just written: one write at the new
             // generation, not one more on the next pass.
             observed.generation = patched.metadata.generation;

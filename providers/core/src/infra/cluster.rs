@@ -172,7 +172,7 @@ where
     // This pass wrote the object's own spec: its status covers the new generation.
     let meta = match patched {
         Some(m) => {
-            slipway_runtime::stale::superseded(obj.meta());
+            slipway_runtime::stale::superseded(obj.meta(), &m);
             slipway_runtime::reconcile::restamp_generation(&mut conds, m.generation);
             m
         }
