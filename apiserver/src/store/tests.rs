@@ -153,15 +153,7 @@ fn a_reopened_file_has_every_object_with_its_resource_version_and_the_history() 
     let _ = std::fs::remove_file(&path);
     {
         let s = Store::open(&path).unwrap();
-        for i in 0..50 {
-            let k = ObjKey::new("g/things", "ns", &format!("o{i}"));
-            s.commit(
-                &k,
-                Precondition::Absent,
-                Change::Put(obj(&format!("o{i}"), i)),
-            )
-            .unwrap();
-        }
+        put_things(&s, 0..50);
         let k = ObjKey::new("g/things", "ns", "o0");
         s.commit(&k, Precondition::At(1), Change::Delete).unwrap();
     }
@@ -193,6 +185,19 @@ fn a_reopened_file_has_every_object_with_its_resource_version_and_the_history() 
     );
 }
 
+/// Creates `g/things` objects `o<i>` in namespace `ns` for every `i` of `range`.
+fn put_things(s: &Store, range: std::ops::Range<i64>) {
+    for i in range {
+        let k = ObjKey::new("g/things", "ns", &format!("o{i}"));
+        s.commit(
+            &k,
+            Precondition::Absent,
+            Change::Put(obj(&format!("o{i}"), i)),
+        )
+        .unwrap();
+    }
+}
+
 /// Descriptors of this process open on files under `dir`.
 fn fds_under(dir: &std::path::Path) -> usize {
     std::fs::read_dir("/proc/self/fd")
@@ -213,25 +218,14 @@ fn a_one_file_store_holds_one_descriptor_at_rest_and_keeps_a_wal_stores_data() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("db.sqlite");
-    let put = |s: &Store, range: std::ops::Range<i64>| {
-        for i in range {
-            let k = ObjKey::new("g/things", "ns", &format!("o{i}"));
-            s.commit(
-                &k,
-                Precondition::Absent,
-                Change::Put(obj(&format!("o{i}"), i)),
-            )
-            .unwrap();
-        }
-    };
     {
         let s = Store::open(&path).unwrap();
-        put(&s, 0..20);
+        put_things(&s, 0..20);
         assert_eq!(fds_under(&dir), 3, "WAL: database, -wal and -shm");
     }
     let s = Store::open_with(&path, None, Journal::OneFile).unwrap();
     assert_eq!(s.len(), 20, "what the WAL store committed is there");
-    put(&s, 20..40);
+    put_things(&s, 20..40);
     assert_eq!(
         fds_under(&dir),
         1,
